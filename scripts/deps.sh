@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hardway's build, tests, lab and benchmarks use. Idempotent.
+# Used by .ci/run and scripts/lab.sh; run it yourself once on a new machine (as root).
+set -euo pipefail
+
+packages=(
+  # build: virt needs libvirt-dev and pkg-config, ssh2 needs libssl-dev, etcd-client's
+  # generated gRPC code needs nothing extra
+  build-essential pkg-config libssl-dev libvirt-dev protobuf-compiler
+  # tests with real components
+  etcd-server etcd-client
+  iproute2 iputils-ping nftables
+  openssh-server openssh-client
+  haproxy keepalived containernetworking-plugins
+  libvirt-daemon-system libvirt-clients qemu-system-x86 dnsmasq-base
+  mmdebstrap systemd
+  openssl jq
+  # benchmarks
+  hyperfine
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: error: run as root (it installs Debian packages)" >&2
+  exit 2
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+export DEBIAN_FRONTEND=noninteractive
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The machine image ships a newer qemu-utils than Debian 12's qemu-system; libvirt wants the pair
+# to match (DESIGN.md). Install the matching one when they differ.
+want=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
+have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+if [ -n "$want" ] && [ "$want" != "$have" ]; then
+  apt-get install -y -qq --allow-downgrades "qemu-utils=$want" || apt-get install -y -qq --allow-downgrades qemu-utils
+fi

@@ -1,0 +1,14 @@
+//! hardway's common crate: the cluster document, reading and writing it, errors and exit codes,
+//! atomic file writes, validation of names and ranges, and report tables. No tool logic lives here.
+
+pub mod doc;
+pub mod error;
+pub mod fsutil;
+pub mod io;
+pub mod paths;
+pub mod table;
+pub mod tool;
+pub mod validate;
+
+pub use doc::{Document, Node, Role};
+pub use error::{Error, Exit, Failure};

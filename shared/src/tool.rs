@@ -1,0 +1,46 @@
+//! What every tool's `main` does: run, print the one error line, exit with its code.
+
+use std::process::ExitCode;
+
+use crate::error::{Exit, Failure};
+
+/// Runs a tool's body and turns its result into the process exit code.
+///
+/// Errors print as one line, `tool: error: message`, however many lines the message had, so a
+/// script can `grep` or log them. A closed stdout (`tool | head`) is not an error.
+pub fn main<E: Failure>(tool: &str, run: impl FnOnce() -> Result<Exit, E>) -> ExitCode {
+    match run() {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(error) => {
+            let message = one_line(&error.to_string());
+            if message.ends_with("Broken pipe (os error 32)") {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("{tool}: error: {message}");
+            ExitCode::from(error.exit().code())
+        }
+    }
+}
+
+/// Folds a multi-line message into one line.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One plain progress or log line on stderr, prefixed with the tool's name.
+pub fn log(tool: &str, message: impl std::fmt::Display) {
+    eprintln!("{tool}: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_folds_lines() {
+        assert_eq!(super::one_line("a\n  b\n\nc"), "a; b; c");
+    }
+}

@@ -1,0 +1,53 @@
+//! Support for tests that use real components: they start etcd, sshd, libvirtd and network
+//! namespaces themselves, clean up in `Drop`, and fail (never skip) when they cannot run.
+//!
+//! Each module starts what one kind of test needs; tests across tools use [`bin`] to find the
+//! workspace's binaries (`make test` builds them first).
+
+use std::path::PathBuf;
+
+/// Panics unless running as root: real-component tests need it, and a silent skip would count
+/// as a pass.
+pub fn require_root() {
+    // SAFETY-free check: /proc/self/status holds the effective uid.
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?");
+    assert_eq!(
+        uid, "0",
+        "this test needs root (make test runs as root in CI)"
+    );
+}
+
+/// The directory cargo puts the workspace's debug binaries in.
+pub fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("debug");
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit sits in the workspace")
+        .join("target/debug")
+}
+
+/// The path of a workspace binary; panics with what to do when it is not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// The workspace's root directory (for fixtures and examples).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit sits in the workspace")
+        .to_path_buf()
+}

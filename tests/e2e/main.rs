@@ -1,0 +1,2 @@
+//! End-to-end tests: the tools run together, as a user would, against real components.
+//! Each test is a module; add yours with one `mod` line.

@@ -1,0 +1,1 @@
+//! Cross-tool tests live in e2e/; this crate has no library code.
