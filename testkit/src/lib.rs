@@ -4,6 +4,8 @@
 //! Each module starts what one kind of test needs; tests across tools use [`bin`] to find the
 //! workspace's binaries (`make test` builds them first).
 
+pub mod netns;
+
 use std::path::PathBuf;
 
 /// Panics unless running as root: real-component tests need it, and a silent skip would count
