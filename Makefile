@@ -40,7 +40,8 @@ install: release
 bench: release
 	bash scripts/bench.sh
 
-lab: build
+## lab: installs packages, builds, and runs the whole pipeline in network namespaces (root).
+lab:
 	bash scripts/lab.sh up
 
 lab-down:
