@@ -6,6 +6,8 @@
 
 pub mod netns;
 
+pub mod etcd;
+
 use std::path::PathBuf;
 
 /// Panics unless running as root: real-component tests need it, and a silent skip would count
