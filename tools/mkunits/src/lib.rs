@@ -1,9 +1,287 @@
-//! mkunits: Render every node's systemd units and configuration files.
+//! mkunits: every node's systemd units and configuration files, rendered from the document.
+//!
+//! [`render::render`] turns the document and [`Options`] into each node's files and services
+//! (pure, no I/O); [`apply`] writes them under `OUT/nodes/<node>/` all together or not at all,
+//! copies the route-sync binary once to `OUT/bin/`, and records every file in the node's `files`
+//! and the units in its `services`. `run` is the command line around both.
 
 pub mod cli;
+pub mod layout;
+pub mod ports;
+pub mod render;
+pub mod unit;
 
-use hardway::{Error, Exit};
+use std::path::{Path, PathBuf};
 
-pub fn run(_matches: &clap::ArgMatches) -> Result<Exit, Error> {
-    Err(Error::invalid("mkunits", "not implemented yet"))
+use clap::ArgMatches;
+use hardway::doc::{Document, FileEntry, PodNetwork};
+use hardway::fsutil::{sha256_hex, FileSet};
+use hardway::paths::mode;
+use hardway::table::Format;
+use hardway::{Error, Exit, Failure};
+use serde::Serialize;
+
+pub use render::{EtcdTuning, NodeFile, NodePlan};
+
+/// Prefix of the files mkunits owns in every node's `files`, relative to the output directory.
+pub const NODES_PREFIX: &str = "nodes/";
+/// Prefix of the binaries mkunits copies for nodes.
+pub const BIN_PREFIX: &str = "bin/";
+const ROUTE_SYNC_SRC: &str = "bin/route-sync";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MkunitsError {
+    #[error(transparent)]
+    Shared(#[from] Error),
+    #[error(
+        "{path}: no route-sync binary there, which every node needs for its pod routes: \
+         build it (cargo build -p route-sync) or give its directory with --bin-dir"
+    )]
+    MissingBinary { path: String },
+}
+
+impl Failure for MkunitsError {
+    fn exit(&self) -> Exit {
+        match self {
+            MkunitsError::Shared(e) => e.exit(),
+            MkunitsError::MissingBinary { .. } => Exit::Usage,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Containerd,
+    CriO,
+}
+
+/// The choices users make; everything else comes from the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub runtime: Runtime,
+    /// `None`: the document's `cluster.pod_network`.
+    pub pod_network: Option<PodNetwork>,
+    pub etcd: EtcdTuning,
+    /// Where the CNI plugins are on the nodes.
+    pub cni_bin_dir: String,
+    /// The interface keepalived puts the VIP on.
+    pub vrrp_interface: String,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            runtime: Runtime::Containerd,
+            pod_network: None,
+            etcd: EtcdTuning::DEFAULT,
+            cni_bin_dir: "/usr/lib/cni".into(),
+            vrrp_interface: "eth0".into(),
+        }
+    }
+}
+
+impl Options {
+    pub fn from_matches(m: &ArgMatches) -> Options {
+        let text = |id: &str| m.get_one::<String>(id).cloned();
+        let profile = text(cli::ETCD_PROFILE).unwrap_or_else(|| "default".into());
+        let mut etcd = EtcdTuning::profile(&profile).expect("clap checked the profile");
+        if let Some(&ms) = m.get_one::<u32>(cli::ETCD_HEARTBEAT) {
+            etcd.heartbeat_ms = ms;
+        }
+        if let Some(&ms) = m.get_one::<u32>(cli::ETCD_ELECTION_TIMEOUT) {
+            etcd.election_timeout_ms = ms;
+        }
+        if let Some(&n) = m.get_one::<u64>(cli::ETCD_SNAPSHOT_COUNT) {
+            etcd.snapshot_count = n;
+        }
+        Options {
+            runtime: match text(cli::CONTAINER_RUNTIME).as_deref() {
+                Some("cri-o") => Runtime::CriO,
+                _ => Runtime::Containerd,
+            },
+            pod_network: text(cli::POD_NETWORK).map(|p| match p.as_str() {
+                "flannel" => PodNetwork::Flannel,
+                _ => PodNetwork::Routes,
+            }),
+            etcd,
+            cni_bin_dir: text(cli::CNI_BIN_DIR).unwrap_or_else(|| "/usr/lib/cni".into()),
+            vrrp_interface: text(cli::VRRP_INTERFACE).unwrap_or_else(|| "eth0".into()),
+        }
+    }
+}
+
+/// What a run did (or, with `--dry-run`, would do) to the files under the output directory.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
+    if let Some(m) = matches.subcommand_matches(cli::PORTS) {
+        let doc = hardway::doc::read(m.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
+        let rows = ports::ports(&doc, &Options::from_matches(m))?;
+        let format = m
+            .get_one::<String>(cli::OUTPUT)
+            .and_then(|f| Format::parse(f))
+            .unwrap_or_default();
+        match format {
+            Format::Json => hardway::io::print_json(&rows)?,
+            Format::Table => hardway::io::print(&ports::table(&rows))?,
+        }
+        return Ok(Exit::Ok);
+    }
+    let mut doc = hardway::doc::read(matches.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
+    let opts = Options::from_matches(matches);
+    let out = matches
+        .get_one::<PathBuf>(cli::DIR)
+        .expect("clap requires --dir");
+    let bin_dir = match matches.get_one::<PathBuf>(cli::BIN_DIR) {
+        Some(dir) => dir.clone(),
+        None => own_dir()?,
+    };
+    let dry_run = matches.get_flag(cli::DRY_RUN);
+    let report = apply(&mut doc, &opts, out, &bin_dir, dry_run)?;
+    if dry_run {
+        hardway::io::print_json(&report)?;
+    } else {
+        hardway::tool::log(
+            "mkunits",
+            format!(
+                "{} files created, {} updated, {} unchanged in {}",
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len(),
+                out.display()
+            ),
+        );
+        hardway::doc::write(&doc, std::io::stdout().lock())?;
+    }
+    Ok(Exit::Ok)
+}
+
+/// The directory of the running executable: where `cargo build` and `make install` put the
+/// other hardway binaries.
+fn own_dir() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::input("the mkunits executable", e))?;
+    Ok(exe
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".")))
+}
+
+/// Renders every node, writes the files under `out` (unless `dry_run`) and records them and the
+/// services in `doc`. On any error neither the directory nor the document has changed.
+pub fn apply(
+    doc: &mut Document,
+    opts: &Options,
+    out: &Path,
+    bin_dir: &Path,
+    dry_run: bool,
+) -> Result<Report, MkunitsError> {
+    let plans = render::render(doc, opts)?;
+    let route_sync = if plans.iter().any(|p| p.needs_route_sync) {
+        let path = bin_dir.join("route-sync");
+        let bytes = std::fs::read(&path).map_err(|_| MkunitsError::MissingBinary {
+            path: path.display().to_string(),
+        })?;
+        Some(bytes)
+    } else {
+        None
+    };
+
+    let mut set = FileSet::new();
+    let mut staged: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+    let mut entries = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let mut files = Vec::with_capacity(plan.files.len());
+        for file in &plan.files {
+            let src = format!("{NODES_PREFIX}{}{}", plan.name, file.dest);
+            files.push(entry(&src, &file.dest, file.mode, &file.contents));
+            staged.push((out.join(&src), file.contents.clone(), octal(file.mode)));
+        }
+        let mut bins = Vec::new();
+        if let (true, Some(bytes)) = (plan.needs_route_sync, &route_sync) {
+            bins.push(entry(
+                ROUTE_SYNC_SRC,
+                &format!("{}/route-sync", hardway::paths::hardway::BIN_DIR),
+                mode::EXECUTABLE,
+                bytes,
+            ));
+        }
+        entries.push((files, bins, plan.services.clone()));
+    }
+    if let Some(bytes) = route_sync {
+        staged.push((out.join(ROUTE_SYNC_SRC), bytes, 0o755));
+    }
+
+    let report = if dry_run {
+        preview(&staged, out)?
+    } else {
+        for (path, contents, file_mode) in staged {
+            set.add(path, contents, file_mode, 0o755);
+        }
+        let done = set.commit()?;
+        let names = |paths: Vec<PathBuf>| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| p.strip_prefix(out).unwrap_or(p).display().to_string())
+                .collect()
+        };
+        Report {
+            created: names(done.created),
+            updated: names(done.updated),
+            unchanged: names(done.unchanged),
+        }
+    };
+
+    if let Some(network) = opts.pod_network {
+        doc.cluster.pod_network = network;
+    }
+    for (node, (files, bins, services)) in doc.nodes.iter_mut().zip(entries) {
+        node.replace_files(NODES_PREFIX, files);
+        node.replace_files(BIN_PREFIX, bins);
+        node.services = services;
+    }
+    Ok(report)
+}
+
+fn entry(src: &str, dest: &str, file_mode: &str, contents: &[u8]) -> FileEntry {
+    FileEntry {
+        src: src.to_string(),
+        dest: dest.to_string(),
+        mode: file_mode.to_string(),
+        owner: mode::ROOT.to_string(),
+        sha256: sha256_hex(contents),
+        extra: Default::default(),
+    }
+}
+
+fn octal(text: &str) -> u32 {
+    u32::from_str_radix(text, 8).expect("modes are octal constants")
+}
+
+/// What committing these files would do, without writing.
+fn preview(staged: &[(PathBuf, Vec<u8>, u32)], out: &Path) -> Result<Report, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut report = Report::default();
+    for (path, contents, file_mode) in staged {
+        let name = path.strip_prefix(out).unwrap_or(path).display().to_string();
+        match std::fs::read(path) {
+            Ok(bytes) if &bytes == contents => {
+                let meta = std::fs::metadata(path)
+                    .map_err(|e| Error::io(path.display().to_string(), e))?;
+                if meta.permissions().mode() & 0o7777 == *file_mode {
+                    report.unchanged.push(name);
+                } else {
+                    report.updated.push(name);
+                }
+            }
+            Ok(_) => report.updated.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.created.push(name),
+            Err(e) => return Err(Error::io(path.display().to_string(), e)),
+        }
+    }
+    Ok(report)
 }

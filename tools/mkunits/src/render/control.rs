@@ -1,0 +1,147 @@
+//! The control plane: kube-apiserver, kube-controller-manager and kube-scheduler, with flags
+//! current for Kubernetes v1.31–v1.33 (nothing removed or deprecated; the scheduler through its
+//! v1 configuration file).
+
+use hardway::doc::Node;
+use hardway::paths::kubernetes as k8s;
+use hardway::{Error, Role};
+use serde_json::json;
+
+use super::{join, yaml, Builder, Ctx};
+use crate::layout;
+use crate::unit::{ExecLine, Unit};
+
+pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
+pub const SCHEDULER_PORT: u16 = 10259;
+
+pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
+    let cluster = &ctx.doc.cluster;
+    let nets = &cluster.networks;
+    let ip = ctx.primary_ip(node)?;
+    let service_ranges = join(&nets.service);
+
+    b.file(layout::AUDIT_POLICY, audit_policy());
+    let mut apiserver = ExecLine::new(layout::bin::KUBE_APISERVER)
+        .flag("advertise-address", ip)
+        .flag("allow-privileged", true)
+        .flag("audit-log-maxage", 30)
+        .flag("audit-log-maxbackup", 3)
+        .flag("audit-log-maxsize", 100)
+        .flag("audit-log-path", k8s::AUDIT_LOG)
+        .flag("audit-policy-file", layout::AUDIT_POLICY)
+        .flag("authorization-mode", "Node,RBAC")
+        .flag("bind-address", "0.0.0.0")
+        .flag("client-ca-file", k8s::CA)
+        .flag("enable-admission-plugins", "NodeRestriction")
+        .flag("encryption-provider-config", k8s::ENCRYPTION_CONFIG)
+        .flag("etcd-cafile", k8s::ETCD_CA)
+        .flag("etcd-certfile", k8s::APISERVER_ETCD_CLIENT_CERT)
+        .flag("etcd-keyfile", k8s::APISERVER_ETCD_CLIENT_KEY)
+        .flag("etcd-servers", ctx.etcd_client_urls()?)
+        .flag("event-ttl", "1h")
+        .flag("kubelet-certificate-authority", k8s::CA)
+        .flag(
+            "kubelet-client-certificate",
+            k8s::APISERVER_KUBELET_CLIENT_CERT,
+        )
+        .flag("kubelet-client-key", k8s::APISERVER_KUBELET_CLIENT_KEY)
+        .flag("kubelet-preferred-address-types", "InternalIP,Hostname")
+        .flag("proxy-client-cert-file", k8s::FRONT_PROXY_CLIENT_CERT)
+        .flag("proxy-client-key-file", k8s::FRONT_PROXY_CLIENT_KEY)
+        .flag("requestheader-allowed-names", "front-proxy-client")
+        .flag("requestheader-client-ca-file", k8s::FRONT_PROXY_CA)
+        .flag("requestheader-extra-headers-prefix", "X-Remote-Extra-")
+        .flag("requestheader-group-headers", "X-Remote-Group")
+        .flag("requestheader-username-headers", "X-Remote-User")
+        .flag("secure-port", cluster.api.port)
+        .flag("service-account-issuer", ctx.api_endpoint()?)
+        .flag("service-account-key-file", k8s::SA_PUB)
+        .flag("service-account-signing-key-file", k8s::SA_KEY)
+        .flag("service-cluster-ip-range", &service_ranges)
+        .flag("service-node-port-range", "30000-32767")
+        .flag("tls-cert-file", k8s::APISERVER_CERT)
+        .flag("tls-private-key-file", k8s::APISERVER_KEY);
+    if !node.has_role(Role::Worker) {
+        // No kube-proxy here to reach Service IPs: send aggregated API calls to endpoints.
+        apiserver = apiserver.flag("enable-aggregator-routing", true);
+    }
+    let apiserver = Unit::daemon(
+        "kube-apiserver.service",
+        "Kubernetes API Server",
+        "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/",
+        apiserver.flag("v", 2),
+    )
+    .wants(&["network-online.target"])
+    .after(&["network-online.target", "etcd.service"])
+    .set("LogsDirectory", "kubernetes");
+    b.service(&apiserver);
+
+    let controller_manager = ExecLine::new(layout::bin::KUBE_CONTROLLER_MANAGER)
+        // Pod CIDRs are decided up front by cidr-alloc and given to each kubelet (seed 000).
+        .flag("allocate-node-cidrs", false)
+        .flag(
+            "authentication-kubeconfig",
+            k8s::CONTROLLER_MANAGER_KUBECONFIG,
+        )
+        .flag(
+            "authorization-kubeconfig",
+            k8s::CONTROLLER_MANAGER_KUBECONFIG,
+        )
+        .flag("bind-address", "0.0.0.0")
+        .flag("client-ca-file", k8s::CA)
+        .flag("cluster-cidr", join(&nets.pod))
+        .flag("cluster-name", &cluster.name)
+        .flag("cluster-signing-cert-file", k8s::CA)
+        .flag("cluster-signing-key-file", k8s::CA_KEY)
+        .flag("kubeconfig", k8s::CONTROLLER_MANAGER_KUBECONFIG)
+        .flag("leader-elect", true)
+        .flag("requestheader-client-ca-file", k8s::FRONT_PROXY_CA)
+        .flag("root-ca-file", k8s::CA)
+        .flag("service-account-private-key-file", k8s::SA_KEY)
+        .flag("service-cluster-ip-range", &service_ranges)
+        .flag("use-service-account-credentials", true)
+        .flag("v", 2);
+    let controller_manager = Unit::daemon(
+        "kube-controller-manager.service",
+        "Kubernetes Controller Manager",
+        "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-controller-manager/",
+        controller_manager,
+    )
+    .after(&["kube-apiserver.service"]);
+    b.service(&controller_manager);
+
+    b.file(
+        k8s::SCHEDULER_CONFIG,
+        yaml(&json!({
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {"kubeconfig": k8s::SCHEDULER_KUBECONFIG},
+            "leaderElection": {"leaderElect": true},
+        })),
+    );
+    let scheduler = ExecLine::new(layout::bin::KUBE_SCHEDULER)
+        .flag("authentication-kubeconfig", k8s::SCHEDULER_KUBECONFIG)
+        .flag("authorization-kubeconfig", k8s::SCHEDULER_KUBECONFIG)
+        .flag("bind-address", "0.0.0.0")
+        .flag("config", k8s::SCHEDULER_CONFIG)
+        .flag("v", 2);
+    let scheduler = Unit::daemon(
+        "kube-scheduler.service",
+        "Kubernetes Scheduler",
+        "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/",
+        scheduler,
+    )
+    .after(&["kube-apiserver.service"]);
+    b.service(&scheduler);
+    Ok(())
+}
+
+/// Request metadata for everything, bodies for nothing: who did what, without Secrets in the log.
+fn audit_policy() -> Vec<u8> {
+    yaml(&json!({
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived"],
+        "rules": [{"level": "Metadata"}],
+    }))
+}
