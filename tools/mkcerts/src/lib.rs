@@ -1,9 +1,229 @@
-//! mkcerts: Make the cluster's whole PKI and kubeconfigs.
+//! mkcerts: the cluster's whole PKI and kubeconfigs from the cluster document, made with rcgen,
+//! idempotently (see `pki`), placed on nodes by `hardway::paths`.
+//!
+//! `run` maps the command line to options, lets `pki::make` decide and stage everything in memory,
+//! then commits the staged files all together (or prints the plan for `--dry-run`) and prints the
+//! document. Nothing is written before every certificate has been made.
 
+pub mod algo;
+pub mod check;
 pub mod cli;
+pub mod error;
+pub mod kubeconfig;
+pub mod pki;
+pub mod plan;
 
-use hardway::{Error, Exit};
+use std::path::{Path, PathBuf};
 
-pub fn run(_matches: &clap::ArgMatches) -> Result<Exit, Error> {
-    Err(Error::invalid("mkcerts", "not implemented yet"))
+use clap::ArgMatches;
+use hardway::fsutil::{ensure_dir, FileSet};
+use hardway::table::Format;
+use hardway::tool::log;
+use hardway::Exit;
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+pub use error::MkcertsError;
+
+use crate::algo::KeyAlgorithm;
+
+const TOOL: &str = "mkcerts";
+
+pub fn run(matches: &ArgMatches) -> Result<Exit, MkcertsError> {
+    match matches.subcommand() {
+        Some(("check", sub)) => run_check(sub),
+        Some(("renew", sub)) => run_make(sub, true),
+        _ => run_make(matches, false),
+    }
+}
+
+/// Parses `--renew-before`: `30d`, `72h`, or a plain number of days.
+pub fn parse_duration(text: &str) -> Result<Duration, MkcertsError> {
+    let bad = || {
+        MkcertsError::bad(
+            "--renew-before",
+            format!("{text:?} is not a duration: write e.g. 30d or 72h"),
+        )
+    };
+    let (number, unit) = match text.strip_suffix('d') {
+        Some(n) => (n, Duration::DAY),
+        None => match text.strip_suffix('h') {
+            Some(n) => (n, Duration::HOUR),
+            None => (text, Duration::DAY),
+        },
+    };
+    let n: i32 = number.parse().map_err(|_| bad())?;
+    if n < 0 {
+        return Err(bad());
+    }
+    Ok(unit * n)
+}
+
+/// Options from the command line and the document.
+pub fn options(
+    matches: &ArgMatches,
+    doc: &hardway::Document,
+    renew: bool,
+) -> Result<pki::Options, MkcertsError> {
+    let algorithm = match matches.get_one::<String>("key-algorithm") {
+        Some(name) => KeyAlgorithm::parse(name).expect("clap checked the name"),
+        None => match doc.pki.as_ref().map(|p| p.algorithm.as_str()) {
+            Some(name) => KeyAlgorithm::parse(name).ok_or_else(|| {
+                MkcertsError::bad(
+                    "pki.algorithm",
+                    format!(
+                        "{name:?} is not a key algorithm: use one of {}",
+                        KeyAlgorithm::NAMES.join(", ")
+                    ),
+                )
+            })?,
+            None => KeyAlgorithm::EcdsaP256,
+        },
+    };
+    let pair = |cert: &str, key: &str| {
+        matches
+            .get_one::<PathBuf>(cert)
+            .cloned()
+            .zip(matches.get_one::<PathBuf>(key).cloned())
+    };
+    Ok(pki::Options {
+        dir: matches.get_one::<PathBuf>("dir").expect("required").clone(),
+        algorithm,
+        ca_days: i64::from(*matches.get_one::<u32>("ca-days").expect("defaulted")),
+        days: i64::from(*matches.get_one::<u32>("days").expect("defaulted")),
+        renew_before: parse_duration(
+            matches
+                .get_one::<String>("renew-before")
+                .expect("defaulted"),
+        )?,
+        external_ca: [
+            pair("ca-cert", "ca-key"),
+            pair("etcd-ca-cert", "etcd-ca-key"),
+            pair("front-proxy-ca-cert", "front-proxy-ca-key"),
+        ],
+        renew,
+        plan: plan::PlanOptions {
+            extra_sans: matches
+                .get_many::<String>("extra-san")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+        },
+        now: OffsetDateTime::now_utc(),
+    })
+}
+
+/// The `--dry-run` report.
+#[derive(Debug, Serialize)]
+pub struct DryRun {
+    pub dir: String,
+    pub algorithm: String,
+    pub certificates: Vec<pki::Decision>,
+    pub files: Vec<FilePlan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilePlan {
+    pub path: String,
+    /// `create`, `update` or `unchanged`.
+    pub action: &'static str,
+}
+
+fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
+    let doc = hardway::doc::read(matches.get_one::<PathBuf>("file").map(PathBuf::as_path))?;
+    let options = options(matches, &doc, renew)?;
+    let made = pki::make(&doc, &options)?;
+    for warning in &made.warnings {
+        log(TOOL, format!("warning: {warning}"));
+    }
+    if matches.get_flag("dry-run") {
+        let report = DryRun {
+            dir: options.dir.display().to_string(),
+            algorithm: options.algorithm.to_string(),
+            certificates: made.decisions,
+            files: made
+                .files
+                .iter()
+                .map(|f| FilePlan {
+                    path: f.rel.clone(),
+                    action: file_action(&options.dir.join(&f.rel), &f.contents, f.mode),
+                })
+                .collect(),
+        };
+        hardway::io::print_json(&report)?;
+        return Ok(Exit::Ok);
+    }
+    let mut set = FileSet::new();
+    for file in &made.files {
+        set.add(
+            options.dir.join(&file.rel),
+            file.contents.clone(),
+            file.mode,
+            pki::DIR_MODE,
+        );
+    }
+    let committed = set.commit()?;
+    ensure_dir(&options.dir.join("pki"), pki::DIR_MODE)?;
+    for decision in made.decisions.iter().filter(|d| d.action != "reuse") {
+        let who = match &decision.node {
+            Some(node) => format!("{} for {node}", decision.name),
+            None => decision.name.clone(),
+        };
+        let why = decision
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        log(TOOL, format!("{} {who}{why}", decision.action));
+    }
+    log(
+        TOOL,
+        format!(
+            "{}: {} files created, {} updated, {} unchanged",
+            options.dir.join("pki").display(),
+            committed.created.len(),
+            committed.updated.len(),
+            committed.unchanged.len()
+        ),
+    );
+    hardway::doc::write(&made.document, std::io::stdout().lock())?;
+    Ok(Exit::Ok)
+}
+
+fn file_action(path: &Path, contents: &[u8], mode: u32) -> &'static str {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::read(path) {
+        Ok(bytes) if bytes == contents => {
+            let same_mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o7777 == mode)
+                .unwrap_or(false);
+            if same_mode {
+                "unchanged"
+            } else {
+                "update"
+            }
+        }
+        Ok(_) => "update",
+        Err(_) => "create",
+    }
+}
+
+fn run_check(matches: &ArgMatches) -> Result<Exit, MkcertsError> {
+    let dir = matches.get_one::<PathBuf>("dir").expect("defaulted");
+    let warn_days = *matches.get_one::<u32>("warn-days").expect("defaulted");
+    let format = Format::parse(matches.get_one::<String>("output").expect("defaulted"))
+        .expect("clap checked the format");
+    let rows = check::check(dir, warn_days, OffsetDateTime::now_utc())?;
+    match format {
+        Format::Json => hardway::io::print_json(&rows)?,
+        Format::Table => hardway::io::print(&check::table(&rows))?,
+    }
+    let problems = rows.iter().filter(|r| !r.ok()).count();
+    if problems > 0 {
+        log(
+            TOOL,
+            format!("{problems} of {} certificates have problems", rows.len()),
+        );
+        return Ok(Exit::Problem);
+    }
+    Ok(Exit::Ok)
 }
