@@ -1,9 +1,169 @@
 //! The `route-sync` command line: the clap `Command` that main, the man page and completions share.
 
-use clap::Command;
+use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
+
+/// The protocol number route-sync marks its routes with unless `--proto` says otherwise.
+///
+/// 200 (0xc8) is free: the kernel and iproute2 name 0–4, 8–18, 42, 99 and 186–192
+/// (`/etc/iproute2/rt_protos`); FRR's zebra uses 186–198 for its daemons; Calico's felix marks
+/// its routes 80, BIRD 12, keepalived 18, DHCP and RA clients 16 and 9.
+pub const DEFAULT_PROTO: u8 = 200;
+/// The name route-sync gives [`DEFAULT_PROTO`]; `--proto hardway` means it.
+pub const PROTO_NAME: &str = "hardway";
+
+pub mod options {
+    pub const FILE: &str = "file";
+    pub const NODE: &str = "node";
+    pub const HOST: &str = "host";
+    pub const PROTO: &str = "proto";
+    pub const TABLE: &str = "table";
+    pub const OUTPUT: &str = "output";
+    pub const DRY_RUN: &str = "dry-run";
+    pub const CHECK: &str = "check";
+    pub const WATCH: &str = "watch";
+}
 
 pub fn command() -> Command {
     Command::new("route-sync")
         .about("Make the kernel's pod routes match the cluster document, via netlink")
+        .long_about(
+            "Make the kernel's routes to the nodes' pod CIDRs match the cluster document, via \
+             netlink.\n\n\
+             On a node (--node NAME) it routes every other node's pod CIDRs via that node's \
+             address of the same family; on the hypervisor (--host) it routes every node's pod \
+             CIDRs. It reads the kernel's routes in one dump, diffs them against the document, \
+             and adds, replaces (wrong gateway or device) and deletes (stale) routes, many \
+             requests in flight at once. It owns only the routes that carry its protocol number \
+             (--proto) in its table (--table): routes of any other protocol are never changed, \
+             and one for a prefix it wants is reported as a conflict (exit 1).\n\n\
+             The device of each route is the one whose directly connected subnet holds the \
+             gateway; a gateway on no connected subnet is an error (exit 3) and nothing is \
+             changed.\n\n\
+             Prints a JSON report {added, replaced, removed, unchanged, conflicts} (unchanged is \
+             a count), or a table with -o table.",
+        )
         .version(env!("CARGO_PKG_VERSION"))
+        .arg(
+            Arg::new(options::FILE)
+                .short('f')
+                .long("file")
+                .value_name("FILE")
+                .value_parser(value_parser!(std::path::PathBuf))
+                .help("Read the cluster document from FILE instead of stdin ('-' is stdin)"),
+        )
+        .arg(
+            Arg::new(options::NODE)
+                .long("node")
+                .value_name("NAME")
+                .help("Run on node NAME: route the other nodes' pod CIDRs, never its own"),
+        )
+        .arg(
+            Arg::new(options::HOST)
+                .long("host")
+                .action(ArgAction::SetTrue)
+                .help("Run on the hypervisor: route every node's pod CIDRs via the node"),
+        )
+        .group(
+            ArgGroup::new("scope")
+                .args([options::NODE, options::HOST])
+                .required(true),
+        )
+        .arg(
+            Arg::new(options::PROTO)
+                .long("proto")
+                .value_name("PROTO")
+                .default_value(PROTO_NAME)
+                .help(format!(
+                    "Protocol number that marks the routes route-sync owns: 5-255, or a name from \
+                     /etc/iproute2/rt_protos{{,.d/*.conf}}; '{PROTO_NAME}' is {DEFAULT_PROTO} \
+                     (0xc8), used by no common routing daemon. Add \
+                     '{DEFAULT_PROTO} {PROTO_NAME}' to /etc/iproute2/rt_protos.d/hardway.conf \
+                     for `ip route` to show the name"
+                )),
+        )
+        .arg(
+            Arg::new(options::TABLE)
+                .long("table")
+                .value_name("TABLE")
+                .default_value("main")
+                .help(
+                    "Routing table of the routes: 1-4294967295, 'main' (254) or 'default' \
+                     (253). A table other than main needs an `ip rule` to be used",
+                ),
+        )
+        .arg(
+            Arg::new(options::OUTPUT)
+                .short('o')
+                .long("output")
+                .value_name("FORMAT")
+                .value_parser(hardway::table::Format::NAMES)
+                .default_value("json")
+                .help("Report format: json, or table for people"),
+        )
+        .arg(
+            Arg::new(options::DRY_RUN)
+                .long("dry-run")
+                .action(ArgAction::SetTrue)
+                .help("Print the plan and change nothing"),
+        )
+        .arg(
+            Arg::new(options::CHECK)
+                .long("check")
+                .action(ArgAction::SetTrue)
+                .conflicts_with(options::WATCH)
+                .help("Change nothing; exit 1 when anything would change or conflicts"),
+        )
+        .arg(
+            Arg::new(options::WATCH)
+                .long("watch")
+                .value_name("SECONDS")
+                .value_parser(value_parser!(u64).range(1..))
+                .help(
+                    "Keep running: re-sync every SECONDS and soon after a link or address \
+                     changes; re-reads -f FILE on each pass. Reports print when a pass changed \
+                     something; errors are logged and retried. Stops on SIGINT or SIGTERM",
+                ),
+        )
+        .after_help(
+            "Examples:\n  \
+             route-sync --host -f out/cluster.json                 # on the hypervisor\n  \
+             route-sync --node worker-1 < /etc/hardway/cluster.json  # on a node\n  \
+             route-sync --host --check -o table < out/cluster.json # exit 1 when out of sync\n  \
+             ip route show proto 200                               # what route-sync owns\n\n\
+             Exit status: 0 in sync (or synced), 1 conflicts or --check found changes, 2 bad \
+             input, 3 netlink failed or a gateway is on no connected subnet.",
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn node_or_host_is_required() {
+        assert!(command().try_get_matches_from(["route-sync"]).is_err());
+        assert!(command()
+            .try_get_matches_from(["route-sync", "--host", "--node", "a"])
+            .is_err());
+        let m = command()
+            .try_get_matches_from(["route-sync", "--node", "a"])
+            .unwrap();
+        assert_eq!(m.get_one::<String>(options::NODE).unwrap(), "a");
+        assert_eq!(m.get_one::<String>(options::PROTO).unwrap(), PROTO_NAME);
+    }
+
+    #[test]
+    fn watch_needs_positive_seconds() {
+        assert!(command()
+            .try_get_matches_from(["route-sync", "--host", "--watch", "0"])
+            .is_err());
+        assert!(command()
+            .try_get_matches_from(["route-sync", "--host", "--watch", "5", "--check"])
+            .is_err());
+    }
 }

@@ -1,9 +1,426 @@
-//! route-sync: Make the kernel's pod routes match the cluster document, via netlink.
+//! route-sync: make the kernel's routes to the nodes' pod CIDRs match the cluster document, via
+//! netlink — the `ip route add <pod cidr> via <node ip>` of Kubernetes the Hard Way, done once,
+//! owned by a protocol number, and diffed so that a second run touches nothing.
+//!
+//! [`plan`] computes the diff from plain data, [`netlink`] dumps and applies it; this file maps
+//! the command line to [`Options`] and runs one pass or a watch loop.
 
 pub mod cli;
+pub mod error;
+pub mod netlink;
+pub mod plan;
 
-use hardway::{Error, Exit};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub fn run(_matches: &clap::ArgMatches) -> Result<Exit, Error> {
-    Err(Error::invalid("route-sync", "not implemented yet"))
+use clap::ArgMatches;
+use hardway::table::Format;
+use hardway::{Document, Exit};
+
+pub use error::Error;
+use plan::{Owner, Plan, Scope};
+
+const TOOL: &str = "route-sync";
+
+/// What to do, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub file: Option<PathBuf>,
+    pub scope: Scope,
+    pub owner: Owner,
+    pub format: Format,
+    pub dry_run: bool,
+    pub check: bool,
+    pub watch: Option<Duration>,
+}
+
+impl Options {
+    pub fn from_matches(m: &ArgMatches) -> Result<Options, Error> {
+        use cli::options as o;
+        let scope = match m.get_one::<String>(o::NODE) {
+            Some(name) => Scope::Node(name.clone()),
+            None => Scope::Host,
+        };
+        let proto = m.get_one::<String>(o::PROTO).expect("has a default");
+        let table = m.get_one::<String>(o::TABLE).expect("has a default");
+        let format = m.get_one::<String>(o::OUTPUT).expect("has a default");
+        Ok(Options {
+            file: m.get_one::<PathBuf>(o::FILE).cloned(),
+            scope,
+            owner: Owner {
+                proto: parse_proto(proto)?,
+                table: parse_table(table)?,
+            },
+            format: Format::parse(format).expect("clap checked the value"),
+            dry_run: m.get_flag(o::DRY_RUN),
+            check: m.get_flag(o::CHECK),
+            watch: m.get_one::<u64>(o::WATCH).map(|s| Duration::from_secs(*s)),
+        })
+    }
+}
+
+/// Looks `name` up in iproute2's `NUMBER NAME` files (`/etc/iproute2/FILE` and `FILE.d/*.conf`).
+fn iproute2_name(file: &str, name: &str) -> Option<u32> {
+    let base = Path::new("/etc/iproute2");
+    let mut files = vec![base.join(file)];
+    if let Ok(dir) = std::fs::read_dir(base.join(format!("{file}.d"))) {
+        let mut conf: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .collect();
+        conf.sort();
+        files.extend(conf);
+    }
+    files.iter().find_map(|path| {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines().find_map(|line| {
+            let mut words = line.split('#').next()?.split_whitespace();
+            let number = words.next()?;
+            (words.next()? == name)
+                .then(|| parse_number(number))
+                .flatten()
+        })
+    })
+}
+
+/// A decimal or `0x` hexadecimal number.
+fn parse_number(text: &str) -> Option<u32> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// `--proto`: `hardway`, a number, or an iproute2 name. The kernel's own (0–2) and the
+/// administrator's (boot 3, static 4) are refused: owning them would delete routes route-sync
+/// did not make.
+pub fn parse_proto(text: &str) -> Result<u8, Error> {
+    let number = if text == cli::PROTO_NAME {
+        Some(u32::from(cli::DEFAULT_PROTO))
+    } else {
+        parse_number(text).or_else(|| iproute2_name("rt_protos", text))
+    };
+    match number.map(u8::try_from) {
+        Some(Ok(n)) if n >= 5 => Ok(n),
+        Some(Ok(n)) => Err(Error::invalid(
+            "--proto",
+            format!(
+                "{text} ({n}) belongs to the kernel or the administrator; route-sync would \
+                 delete routes it did not make. Use a number of its own, e.g. the default {}",
+                cli::DEFAULT_PROTO
+            ),
+        )),
+        _ => Err(Error::invalid(
+            "--proto",
+            format!(
+                "{text:?} is not a protocol number (5-255) nor a name in /etc/iproute2/rt_protos"
+            ),
+        )),
+    }
+}
+
+/// `--table`: `main`, `default`, a number, or an iproute2 name; not `local` (255) nor 0.
+pub fn parse_table(text: &str) -> Result<u32, Error> {
+    let number = match text {
+        "main" => Some(254),
+        "default" => Some(253),
+        _ => parse_number(text).or_else(|| iproute2_name("rt_tables", text)),
+    };
+    match number {
+        Some(n) if n != 0 && n != 255 => Ok(n),
+        _ => Err(Error::invalid(
+            "--table",
+            format!(
+                "{text:?} is not a routing table route-sync can use: give main, a number \
+                 1-4294967295 other than 255 (local), or a name in /etc/iproute2/rt_tables"
+            ),
+        )),
+    }
+}
+
+/// The routes `document` asks for, diffed against the kernel's; changes nothing.
+pub async fn diff(
+    handle: &rtnetlink::Handle,
+    document: &Document,
+    options: &Options,
+) -> Result<Plan, Error> {
+    let wants = plan::wanted(document, &options.scope)?;
+    let kernel = netlink::snapshot(handle, options.owner.table).await?;
+    plan::plan(&wants, &kernel, options.owner)
+}
+
+/// One pass: dump, diff, and (unless a dry run or a check) apply. Returns the plan as done.
+pub async fn sync(
+    handle: &rtnetlink::Handle,
+    document: &Document,
+    options: &Options,
+) -> Result<Plan, Error> {
+    let plan = diff(handle, document, options).await?;
+    if options.dry_run || options.check || plan.changes() == 0 {
+        return Ok(plan);
+    }
+    let failed = netlink::apply(handle, &plan, options.owner).await;
+    if let Some(first) = failed.first() {
+        return Err(Error::Apply {
+            first: format!("{}: {}", first.what, first.error),
+            others: failed.len() - 1,
+        });
+    }
+    Ok(plan)
+}
+
+/// The exit status a pass ends with: 1 for conflicts, or for `--check` when out of sync.
+pub fn exit_of(plan: &Plan, options: &Options) -> Exit {
+    if !plan.conflicts.is_empty() || (options.check && plan.changes() > 0) {
+        Exit::Problem
+    } else {
+        Exit::Ok
+    }
+}
+
+/// The report for people: one row per change or conflict, then the count of unchanged routes.
+pub fn render_table(plan: &Plan) -> String {
+    let mut rows = Vec::new();
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for r in &plan.added {
+        rows.push(vec![
+            "add".into(),
+            r.dst.to_string(),
+            r.gateway.to_string(),
+            r.dev.clone(),
+            r.node.clone(),
+            String::new(),
+        ]);
+    }
+    for r in &plan.replaced {
+        let was = format!(
+            "was {} dev {}",
+            r.was
+                .gateway
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "-".into()),
+            opt(&r.was.dev)
+        );
+        let r2 = &r.route;
+        rows.push(vec![
+            "replace".into(),
+            r2.dst.to_string(),
+            r2.gateway.to_string(),
+            r2.dev.clone(),
+            r2.node.clone(),
+            was,
+        ]);
+    }
+    for r in &plan.removed {
+        rows.push(vec![
+            "remove".into(),
+            r.dst.to_string(),
+            r.hop
+                .gateway
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "-".into()),
+            opt(&r.hop.dev),
+            "-".into(),
+            "stale".into(),
+        ]);
+    }
+    for c in &plan.conflicts {
+        let proto = match c.foreign.proto_name {
+            Some(name) => format!("{name}({})", c.foreign.proto),
+            None => c.foreign.proto.to_string(),
+        };
+        rows.push(vec![
+            "conflict".into(),
+            c.dst.to_string(),
+            c.gateway.to_string(),
+            opt(&c.foreign.hop.dev),
+            c.node.clone(),
+            format!(
+                "held by proto {proto} via {}, left alone",
+                c.foreign
+                    .hop
+                    .gateway
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "-".into())
+            ),
+        ]);
+    }
+    let mut text = String::new();
+    if !rows.is_empty() {
+        text = hardway::table::render(
+            &["action", "destination", "gateway", "dev", "node", "note"],
+            rows,
+        );
+    }
+    text.push_str(&format!("{} routes unchanged\n", plan.unchanged));
+    text
+}
+
+fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
+    match format {
+        Format::Json => hardway::io::print_json(plan)?,
+        Format::Table => hardway::io::print(&render_table(plan))?,
+    }
+    Ok(())
+}
+
+/// One line on stderr: what a pass did, and each conflict.
+fn log_pass(plan: &Plan, options: &Options) {
+    let verb = if options.dry_run || options.check {
+        "would be "
+    } else {
+        ""
+    };
+    hardway::tool::log(
+        TOOL,
+        format!(
+            "{} {verb}added, {} {verb}replaced, {} {verb}removed, {} unchanged, {} conflicts \
+             (proto {}, table {})",
+            plan.added.len(),
+            plan.replaced.len(),
+            plan.removed.len(),
+            plan.unchanged,
+            plan.conflicts.len(),
+            options.owner.proto,
+            options.owner.table
+        ),
+    );
+    for c in &plan.conflicts {
+        hardway::tool::log(
+            TOOL,
+            format!(
+                "conflict: {} (node {}) is held by a route of proto {}{}; left alone — remove it \
+                 (`ip route del {} proto {}`) for route-sync to take over",
+                c.dst,
+                c.node,
+                c.foreign.proto,
+                c.foreign
+                    .hop
+                    .gateway
+                    .map(|g| format!(" via {g}"))
+                    .unwrap_or_default(),
+                c.dst,
+                c.foreign.proto
+            ),
+        );
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Netlink {
+            what: "cannot start the async runtime".into(),
+            source,
+        })
+}
+
+pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
+    let options = Options::from_matches(matches)?;
+    let document = hardway::doc::read(options.file.as_deref())?;
+    // Input errors come out before any socket is opened.
+    plan::wanted(&document, &options.scope)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let handle = netlink::connect()?;
+        match options.watch {
+            None => {
+                let plan = sync(&handle, &document, &options).await?;
+                log_pass(&plan, &options);
+                print_report(&plan, options.format)?;
+                Ok(exit_of(&plan, &options))
+            }
+            Some(interval) => watch(&handle, document, &options, interval).await,
+        }
+    })
+}
+
+/// Re-syncs every `interval`, and shortly after a link or address changes, until SIGINT or
+/// SIGTERM. Errors are logged and retried on the next pass: a link that is down now may be up
+/// in a minute. Prints a report for each pass that changed something or found conflicts.
+async fn watch(
+    handle: &rtnetlink::Handle,
+    mut document: Document,
+    options: &Options,
+    interval: Duration,
+) -> Result<Exit, Error> {
+    use rtnetlink::MulticastGroup as G;
+    let (connection, _, mut events) =
+        rtnetlink::new_multicast_connection(&[G::Link, G::Ipv4Ifaddr, G::Ipv6Ifaddr]).map_err(
+            |source| Error::Netlink {
+                what: "cannot subscribe to link and address changes".into(),
+                source,
+            },
+        )?;
+    tokio::spawn(connection);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::Netlink {
+            what: "cannot catch SIGTERM".into(),
+            source: e,
+        })?;
+    let mut last_printed: Option<Plan> = None;
+    loop {
+        if let Some(path) = options
+            .file
+            .as_deref()
+            .filter(|p| !hardway::io::is_stdin(Some(p)))
+        {
+            match hardway::doc::read(Some(path)) {
+                Ok(fresh) => document = fresh,
+                Err(e) => hardway::tool::log(TOOL, format!("keeping the last good document: {e}")),
+            }
+        }
+        match sync(handle, &document, options).await {
+            Ok(plan) => {
+                let news = plan.changes() > 0 || !plan.conflicts.is_empty();
+                if last_printed.is_none() || (news && last_printed.as_ref() != Some(&plan)) {
+                    log_pass(&plan, options);
+                    print_report(&plan, options.format)?;
+                    last_printed = Some(plan);
+                }
+            }
+            Err(e) => hardway::tool::log(
+                TOOL,
+                format!("error: {}", hardway::tool::one_line(&e.to_string())),
+            ),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            Some(_) = events.next() => {
+                // Let a burst of changes settle, then sync once for all of them.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, events.next()).await {}
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(Exit::Ok),
+            _ = term.recv() => return Ok(Exit::Ok),
+        }
+    }
+}
+
+use futures::StreamExt as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proto_names_and_numbers() {
+        assert_eq!(parse_proto("hardway").unwrap(), 200);
+        assert_eq!(parse_proto("0xc8").unwrap(), 200);
+        assert_eq!(parse_proto("201").unwrap(), 201);
+        assert_eq!(parse_proto("bgp").unwrap(), 186);
+        assert!(parse_proto("static").is_err());
+        assert!(parse_proto("2").is_err());
+        assert!(parse_proto("300").is_err());
+        assert!(parse_proto("nonsense").is_err());
+    }
+
+    #[test]
+    fn tables() {
+        assert_eq!(parse_table("main").unwrap(), 254);
+        assert_eq!(parse_table("100").unwrap(), 100);
+        assert!(parse_table("local").is_err());
+        assert!(parse_table("0").is_err());
+    }
 }

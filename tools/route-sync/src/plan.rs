@@ -1,0 +1,580 @@
+//! What route-sync wants and what it will do, as plain data: the routes the document asks for,
+//! the kernel's routes as dumped, and the diff between them. No syscalls here, so every rule
+//! of ownership (never touch another protocol's route, a conflict is reported) is testable
+//! without a kernel.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use hardway::Document;
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// Where route-sync runs: on one node, or on the hypervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// On this node: every other node's pod CIDRs.
+    Node(String),
+    /// On the hypervisor: every node's pod CIDRs.
+    Host,
+}
+
+/// The routes route-sync owns: those with this protocol number in this table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub proto: u8,
+    pub table: u32,
+}
+
+/// A route the document asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    pub dst: IpNet,
+    pub gateway: IpAddr,
+    /// The node whose pod CIDR this is.
+    pub node: String,
+}
+
+/// A route as the kernel's dump shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRoute {
+    pub dst: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub proto: u8,
+    pub table: u32,
+    pub priority: Option<u32>,
+    pub tos: u8,
+    /// RTN_* type; 1 is unicast.
+    pub kind: u8,
+    /// Several next hops (RTA_MULTIPATH): never what route-sync installs.
+    pub multipath: bool,
+}
+
+/// RTN_UNICAST: a gateway or direct route.
+pub const RTN_UNICAST: u8 = 1;
+
+impl KernelRoute {
+    /// Whether the route has the priority route-sync installs with (none): 0 for IPv4, and the
+    /// kernel's default metric 1024 for IPv6. A replace only ever hits a route with this key.
+    fn has_default_priority(&self) -> bool {
+        let default = if self.dst.addr().is_ipv6() { 1024 } else { 0 };
+        self.priority.unwrap_or(default) == default && self.tos == 0
+    }
+}
+
+/// One address of one interface, with its prefix length: a directly connected subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub ifindex: u32,
+    pub net: IpNet,
+}
+
+/// What the kernel holds, from one dump each of routes (in the owner's table), addresses and
+/// links.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub routes: Vec<KernelRoute>,
+    pub addresses: Vec<Address>,
+    /// Interface index → name.
+    pub links: BTreeMap<u32, String>,
+}
+
+impl Snapshot {
+    fn dev(&self, ifindex: Option<u32>) -> Option<String> {
+        ifindex.map(|i| {
+            self.links
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| format!("if{i}"))
+        })
+    }
+}
+
+/// A route route-sync installs, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub dst: IpNet,
+    pub gateway: IpAddr,
+    pub dev: String,
+    #[serde(skip)]
+    pub ifindex: u32,
+    pub node: String,
+}
+
+/// A route of route-sync's that pointed elsewhere and is replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replaced {
+    #[serde(flatten)]
+    pub route: Route,
+    pub was: Hop,
+}
+
+/// Where a kernel route points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    pub gateway: Option<IpAddr>,
+    pub dev: Option<String>,
+}
+
+/// A route of route-sync's that the document no longer asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    pub dst: IpNet,
+    #[serde(flatten)]
+    pub hop: Hop,
+    #[serde(skip)]
+    pub route: KernelRoute,
+}
+
+/// A prefix the document wants that a route of another protocol already holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub dst: IpNet,
+    pub node: String,
+    /// The gateway route-sync would use.
+    pub gateway: IpAddr,
+    pub foreign: Foreign,
+}
+
+/// The other protocol's route that holds a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Foreign {
+    pub proto: u8,
+    pub proto_name: Option<&'static str>,
+    #[serde(flatten)]
+    pub hop: Hop,
+}
+
+/// The diff: what to add, replace and remove, what is already right, and what conflicts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub added: Vec<Route>,
+    pub replaced: Vec<Replaced>,
+    pub removed: Vec<Removed>,
+    /// How many wanted routes are already in place.
+    pub unchanged: usize,
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Plan {
+    /// Whether applying the plan writes anything to the kernel.
+    pub fn changes(&self) -> usize {
+        self.added.len() + self.replaced.len() + self.removed.len()
+    }
+}
+
+/// The routes the document asks for in `scope`, sorted by destination. Checks that every pod
+/// CIDR is a network address, appears once, and has a node address of its family to route via.
+pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
+    if let Scope::Node(name) = scope {
+        if doc.node(name).is_none() {
+            let names: Vec<&str> = doc.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(Error::invalid(
+                "--node",
+                format!(
+                    "no node {name:?} in the document (nodes: {}); pass one of them, or --host \
+                     on the hypervisor",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut seen: BTreeMap<IpNet, &str> = BTreeMap::new();
+    let mut wants = Vec::new();
+    for (i, node) in doc.nodes.iter().enumerate() {
+        for (j, cidr) in node.pod_cidrs.iter().enumerate() {
+            let at = format!("nodes[{i}].pod_cidrs[{j}]");
+            if cidr.trunc() != *cidr {
+                return Err(Error::invalid(
+                    at,
+                    format!("{cidr} has host bits set; the network is {}", cidr.trunc()),
+                ));
+            }
+            if let Some(other) = seen.insert(*cidr, &node.name) {
+                return Err(Error::invalid(
+                    at,
+                    format!(
+                        "{cidr} is also node {other:?}'s pod CIDR; give each node its own \
+                         (cidr-alloc does)"
+                    ),
+                ));
+            }
+            if matches!(scope, Scope::Node(me) if *me == node.name) {
+                continue;
+            }
+            let v6 = cidr.addr().is_ipv6();
+            let gateway = node.ip_of_family(v6).ok_or_else(|| {
+                Error::invalid(
+                    format!("nodes[{i}].ips"),
+                    format!(
+                        "node {:?} has no {} address to route its pod CIDR {cidr} via",
+                        node.name,
+                        hardway::validate::family(v6)
+                    ),
+                )
+            })?;
+            wants.push(Want {
+                dst: *cidr,
+                gateway,
+                node: node.name.clone(),
+            });
+        }
+    }
+    wants.sort_by(|a, b| a.dst.cmp(&b.dst));
+    Ok(wants)
+}
+
+/// The interface whose connected subnet holds `gateway`: the longest matching prefix, then the
+/// lowest interface index. `Err(Some(ifindex))` when the gateway is this machine's own address.
+fn device_for(gateway: IpAddr, addresses: &[Address]) -> Result<u32, Option<u32>> {
+    if let Some(own) = addresses.iter().find(|a| a.net.addr() == gateway) {
+        return Err(Some(own.ifindex));
+    }
+    addresses
+        .iter()
+        .filter(|a| a.net.contains(&gateway) && a.net.prefix_len() < a.net.max_prefix_len())
+        .max_by(|a, b| {
+            (a.net.prefix_len(), std::cmp::Reverse(a.ifindex))
+                .cmp(&(b.net.prefix_len(), std::cmp::Reverse(b.ifindex)))
+        })
+        .map(|a| a.ifindex)
+        .ok_or(None)
+}
+
+/// Diffs the wanted routes against the kernel's. Checks every gateway before anything is
+/// planned, so a bad one changes nothing.
+pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Error> {
+    let mut resolved = Vec::with_capacity(wants.len());
+    for want in wants {
+        let ifindex = device_for(want.gateway, &kernel.addresses).map_err(|own| match own {
+            Some(ifindex) => Error::invalid(
+                format!("route {} via {}", want.dst, want.gateway),
+                format!(
+                    "the gateway, node {:?}'s address, is this machine's own (on {}); run with \
+                     --node {} here, or fix the node's address in the document",
+                    want.node,
+                    kernel.dev(Some(ifindex)).unwrap_or_default(),
+                    want.node
+                ),
+            ),
+            None => Error::Unreachable {
+                dst: want.dst.to_string(),
+                gateway: want.gateway.to_string(),
+                node: want.node.clone(),
+                connected: connected(kernel),
+            },
+        })?;
+        resolved.push(Route {
+            dst: want.dst,
+            gateway: want.gateway,
+            dev: kernel.dev(Some(ifindex)).unwrap_or_default(),
+            ifindex,
+            node: want.node.clone(),
+        });
+    }
+
+    let mut ours: BTreeMap<IpNet, Vec<&KernelRoute>> = BTreeMap::new();
+    let mut foreign: BTreeMap<IpNet, Vec<&KernelRoute>> = BTreeMap::new();
+    for route in kernel.routes.iter().filter(|r| r.table == owner.table) {
+        let map = if route.proto == owner.proto {
+            &mut ours
+        } else {
+            &mut foreign
+        };
+        map.entry(route.dst).or_default().push(route);
+    }
+
+    let hop = |r: &KernelRoute| Hop {
+        gateway: r.gateway,
+        dev: kernel.dev(r.oif),
+    };
+    let removed = |r: &KernelRoute| Removed {
+        dst: r.dst,
+        hop: hop(r),
+        route: r.clone(),
+    };
+
+    let mut plan = Plan::default();
+    let mut handled = BTreeSet::new();
+    for route in resolved {
+        handled.insert(route.dst);
+        if let Some(theirs) = foreign.get(&route.dst) {
+            // Another protocol holds the prefix: leave it, and ours if any, alone.
+            let first = theirs[0];
+            plan.conflicts.push(Conflict {
+                dst: route.dst,
+                node: route.node,
+                gateway: route.gateway,
+                foreign: Foreign {
+                    proto: first.proto,
+                    proto_name: proto_name(first.proto),
+                    hop: hop(first),
+                },
+            });
+            continue;
+        }
+        let mine = ours.get(&route.dst).map(Vec::as_slice).unwrap_or_default();
+        let exact = mine.iter().position(|r| {
+            r.gateway == Some(route.gateway)
+                && r.oif == Some(route.ifindex)
+                && r.kind == RTN_UNICAST
+                && !r.multipath
+                && r.has_default_priority()
+        });
+        // A route to keep (exact) or to replace in place (same key, wrong hop).
+        let keep = exact.or_else(|| mine.iter().position(|r| r.has_default_priority()));
+        for (k, r) in mine.iter().enumerate() {
+            if Some(k) != keep {
+                plan.removed.push(removed(r));
+            }
+        }
+        match (exact, keep) {
+            (Some(_), _) => plan.unchanged += 1,
+            (None, Some(k)) => plan.replaced.push(Replaced {
+                route,
+                was: hop(mine[k]),
+            }),
+            (None, None) => plan.added.push(route),
+        }
+    }
+    for (dst, mine) in &ours {
+        if !handled.contains(dst) {
+            plan.removed.extend(mine.iter().map(|r| removed(r)));
+        }
+    }
+    Ok(plan)
+}
+
+/// This machine's connected subnets, for an error message.
+fn connected(kernel: &Snapshot) -> String {
+    let nets: Vec<String> = kernel
+        .addresses
+        .iter()
+        .filter(|a| !a.net.addr().is_loopback() && a.net.prefix_len() < a.net.max_prefix_len())
+        .filter(|a| !matches!(a.net.addr(), IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+        .map(|a| {
+            format!(
+                "{} {}",
+                kernel.dev(Some(a.ifindex)).unwrap_or_default(),
+                a.net.trunc()
+            )
+        })
+        .collect();
+    if nets.is_empty() {
+        "none".into()
+    } else {
+        nets.join(", ")
+    }
+}
+
+/// The kernel's and iproute2's name of a well-known protocol number.
+pub fn proto_name(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        0 => "unspec",
+        1 => "redirect",
+        2 => "kernel",
+        3 => "boot",
+        4 => "static",
+        8 => "gated",
+        9 => "ra",
+        10 => "mrt",
+        11 => "zebra",
+        12 => "bird",
+        13 => "dnrouted",
+        14 => "xorp",
+        15 => "ntk",
+        16 => "dhcp",
+        17 => "mrouted",
+        18 => "keepalived",
+        42 => "babel",
+        99 => "openr",
+        186 => "bgp",
+        187 => "isis",
+        188 => "ospf",
+        189 => "rip",
+        192 => "eigrp",
+        crate::cli::DEFAULT_PROTO => crate::cli::PROTO_NAME,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: Owner = Owner {
+        proto: 200,
+        table: 254,
+    };
+
+    fn lab() -> Document {
+        let text =
+            std::fs::read_to_string(testkit::workspace_root().join("tests/fixtures/lab.json"))
+                .unwrap();
+        hardway::doc::from_str(&text, "lab.json").unwrap()
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn snapshot(routes: Vec<KernelRoute>) -> Snapshot {
+        Snapshot {
+            routes,
+            addresses: vec![
+                Address {
+                    ifindex: 1,
+                    net: net("127.0.0.1/8"),
+                },
+                Address {
+                    ifindex: 2,
+                    net: net("10.240.0.1/24"),
+                },
+            ],
+            links: [(1, "lo".to_string()), (2, "br0".to_string())].into(),
+        }
+    }
+
+    fn kroute(dst: &str, gw: &str, proto: u8) -> KernelRoute {
+        KernelRoute {
+            dst: net(dst),
+            gateway: Some(ip(gw)),
+            oif: Some(2),
+            proto,
+            table: 254,
+            priority: None,
+            tos: 0,
+            kind: RTN_UNICAST,
+            multipath: false,
+        }
+    }
+
+    #[test]
+    fn node_skips_its_own_range_and_host_takes_all() {
+        let doc = lab();
+        let host = wanted(&doc, &Scope::Host).unwrap();
+        assert_eq!(host.len(), doc.nodes.len());
+        let node = wanted(&doc, &Scope::Node("node-1".into())).unwrap();
+        assert_eq!(node.len(), doc.nodes.len() - 1);
+        assert!(node.iter().all(|w| w.node != "node-1"));
+        let n2 = doc.node("node-2").unwrap();
+        let w = node.iter().find(|w| w.node == "node-2").unwrap();
+        assert_eq!((w.dst, w.gateway), (n2.pod_cidrs[0], n2.ips[0]));
+    }
+
+    #[test]
+    fn unknown_node_and_bad_cidrs_are_input_errors() {
+        let mut doc = lab();
+        let e = wanted(&doc, &Scope::Node("nope".into())).unwrap_err();
+        assert!(e.to_string().contains("no node \"nope\""), "{e}");
+        doc.nodes[1].pod_cidrs = vec![net("10.200.1.7/24")];
+        let e = wanted(&doc, &Scope::Host).unwrap_err();
+        assert!(e.to_string().starts_with("nodes[1].pod_cidrs[0]"), "{e}");
+        doc.nodes[1].pod_cidrs = doc.nodes[0].pod_cidrs.clone();
+        assert!(wanted(&doc, &Scope::Host).is_err());
+        doc.nodes[1].pod_cidrs = vec![net("fd00:200:1::/64")];
+        let e = wanted(&doc, &Scope::Host).unwrap_err();
+        assert!(e.to_string().contains("no IPv6 address"), "{e}");
+        assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
+    }
+
+    #[test]
+    fn diff_adds_replaces_removes_keeps_and_reports_conflicts() {
+        let wants = vec![
+            Want {
+                dst: net("10.200.0.0/24"),
+                gateway: ip("10.240.0.11"),
+                node: "a".into(),
+            },
+            Want {
+                dst: net("10.200.1.0/24"),
+                gateway: ip("10.240.0.12"),
+                node: "b".into(),
+            },
+            Want {
+                dst: net("10.200.2.0/24"),
+                gateway: ip("10.240.0.13"),
+                node: "c".into(),
+            },
+            Want {
+                dst: net("10.200.3.0/24"),
+                gateway: ip("10.240.0.14"),
+                node: "d".into(),
+            },
+        ];
+        let kernel = snapshot(vec![
+            kroute("10.200.0.0/24", "10.240.0.11", 200), // right: unchanged
+            kroute("10.200.1.0/24", "10.240.0.99", 200), // wrong gateway: replaced
+            kroute("10.200.2.0/24", "10.240.0.13", 4),   // static: conflict
+            kroute("10.200.9.0/24", "10.240.0.19", 200), // stale: removed
+            kroute("10.200.8.0/24", "10.240.0.18", 3),   // boot, unrelated: untouched
+        ]);
+        let plan = plan(&wants, &kernel, OWNER).unwrap();
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(plan.replaced.len(), 1);
+        assert_eq!(plan.replaced[0].was.gateway, Some(ip("10.240.0.99")));
+        assert_eq!(plan.added.len(), 1);
+        assert_eq!(plan.added[0].dst, net("10.200.3.0/24"));
+        assert_eq!(plan.added[0].dev, "br0");
+        assert_eq!(plan.removed.len(), 1);
+        assert_eq!(plan.removed[0].dst, net("10.200.9.0/24"));
+        assert_eq!(plan.conflicts.len(), 1);
+        assert_eq!(plan.conflicts[0].foreign.proto_name, Some("static"));
+    }
+
+    #[test]
+    fn other_tables_are_not_ours() {
+        let mut elsewhere = kroute("10.200.9.0/24", "10.240.0.19", 200);
+        elsewhere.table = 100;
+        let plan = plan(&[], &snapshot(vec![elsewhere]), OWNER).unwrap();
+        assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn unreachable_gateway_fails_before_any_change() {
+        let wants = vec![Want {
+            dst: net("10.200.1.0/24"),
+            gateway: ip("192.0.2.7"),
+            node: "b".into(),
+        }];
+        let e = plan(&wants, &snapshot(vec![]), OWNER).unwrap_err();
+        assert_eq!(hardway::Failure::exit(&e), hardway::Exit::External);
+        let text = e.to_string();
+        assert!(text.contains("10.200.1.0/24 via 192.0.2.7"), "{text}");
+        assert!(text.contains("br0 10.240.0.0/24"), "{text}");
+    }
+
+    #[test]
+    fn own_address_as_gateway_is_an_input_error() {
+        let wants = vec![Want {
+            dst: net("10.200.1.0/24"),
+            gateway: ip("10.240.0.1"),
+            node: "b".into(),
+        }];
+        let e = plan(&wants, &snapshot(vec![]), OWNER).unwrap_err();
+        assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
+    }
+
+    #[test]
+    fn duplicate_and_odd_routes_of_ours_are_cleaned() {
+        let wants = vec![Want {
+            dst: net("10.200.1.0/24"),
+            gateway: ip("10.240.0.12"),
+            node: "b".into(),
+        }];
+        let mut metric = kroute("10.200.1.0/24", "10.240.0.12", 200);
+        metric.priority = Some(50);
+        let kernel = snapshot(vec![metric, kroute("10.200.1.0/24", "10.240.0.12", 200)]);
+        let plan = plan(&wants, &kernel, OWNER).unwrap();
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(plan.removed.len(), 1);
+        assert_eq!(plan.removed[0].route.priority, Some(50));
+    }
+}
