@@ -22,6 +22,22 @@ pub fn main<E: Failure>(tool: &str, run: impl FnOnce() -> Result<Exit, E>) -> Ex
     }
 }
 
+/// Prints a command-line parser's usage error (clap's rendered text) as one `tool: error:` line
+/// and returns exit code 2, so bad flags look like every other error.
+pub fn usage(tool: &str, rendered: &str) -> ExitCode {
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    let message = message.join("; ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("{tool}: error: {message} (see {tool} --help)");
+    ExitCode::from(Exit::Usage.code())
+}
+
 /// Folds a multi-line message into one line.
 pub fn one_line(message: &str) -> String {
     message

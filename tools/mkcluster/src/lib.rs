@@ -1,9 +1,349 @@
-//! mkcluster: Turn a CSV or machines.txt inventory into a hardway cluster document.
+//! mkcluster: turn a CSV or machines.txt inventory into a hardway cluster document.
+//!
+//! The inventory says which nodes exist and what they are; the flags say how the cluster is
+//! addressed. Everything is checked here, where a line and column can still be named; addresses
+//! the inventory leaves empty are left for cidr-alloc, the next tool in the pipeline.
 
 pub mod cli;
+pub mod error;
+pub mod inventory;
+pub mod size;
 
-use hardway::{Error, Exit};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
 
-pub fn run(_matches: &clap::ArgMatches) -> Result<Exit, Error> {
-    Err(Error::invalid("mkcluster", "not implemented yet"))
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use hardway::doc::{Api, Cluster, Extra, Hypervisor, Networks, PodNetwork};
+use hardway::{validate, Document, Exit, Node, Role};
+use ipnet::IpNet;
+
+pub use error::Error;
+pub use inventory::Entry;
+
+/// The inventory's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Machines,
+}
+
+/// The cluster-wide settings the flags give; defaults are seed 003's plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub format: Format,
+    pub name: String,
+    pub domain: String,
+    /// False when --domain was not given: machines.txt's FQDNs then say the domain.
+    pub domain_given: bool,
+    pub cluster_domain: String,
+    pub kubernetes_version: String,
+    pub node_networks: Vec<IpNet>,
+    pub pod_networks: Vec<IpNet>,
+    /// One per entry of `pod_networks`, same order.
+    pub pod_prefix: Vec<u8>,
+    pub service_networks: Vec<IpNet>,
+    pub pod_routing: PodNetwork,
+    pub api_vip: Option<IpAddr>,
+    pub controller_vip: Option<IpAddr>,
+    pub api_port: u16,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        let net = |text: &str| text.parse::<IpNet>().expect("a valid default");
+        Options {
+            format: Format::Csv,
+            name: "kubernetes".into(),
+            domain: "example.com".into(),
+            domain_given: false,
+            cluster_domain: "cluster.local".into(),
+            kubernetes_version: "v1.32.3".into(),
+            node_networks: vec![net("10.240.0.0/24")],
+            pod_networks: vec![net("10.200.0.0/16")],
+            pod_prefix: vec![24],
+            service_networks: vec![net("10.32.0.0/24")],
+            pod_routing: PodNetwork::Routes,
+            api_vip: None,
+            controller_vip: None,
+            api_port: 6443,
+        }
+    }
+}
+
+/// Default size of a node of one role: (vCPUs, MiB of memory, GiB of disk), from seed 003.
+pub fn default_size(role: Role) -> (u32, u64, u64) {
+    match role {
+        Role::Worker => (1, 1536, 20),
+        Role::Etcd | Role::Controller | Role::Lb => (1, 512, 4),
+    }
+}
+
+impl Options {
+    /// Reads and checks the flags.
+    pub fn from_matches(matches: &ArgMatches) -> Result<Options, Error> {
+        use cli::options::*;
+        let text = |id: &str| matches.get_one::<String>(id).cloned().unwrap_or_default();
+        let flag = |flag: &'static str, message: String| Error::Flag { flag, message };
+
+        let name = text(NAME);
+        validate::node_name(&name).map_err(|why| {
+            flag(
+                NAME,
+                format!(
+                    "the cluster name is a DNS label: {}",
+                    why.replace("node name", "name")
+                ),
+            )
+        })?;
+        let domain = text(DOMAIN).trim_end_matches('.').to_ascii_lowercase();
+        validate::dns_name(&domain).map_err(|why| flag(DOMAIN, why))?;
+        let cluster_domain = text(CLUSTER_DOMAIN)
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        validate::dns_name(&cluster_domain).map_err(|why| flag(CLUSTER_DOMAIN, why))?;
+        let kubernetes_version = text(KUBERNETES_VERSION);
+        let version_ok = kubernetes_version
+            .strip_prefix('v')
+            .is_some_and(|v| !v.is_empty() && v.split('.').all(|p| p.parse::<u32>().is_ok()));
+        if !version_ok {
+            return Err(flag(
+                KUBERNETES_VERSION,
+                format!("{kubernetes_version:?} is not a version like v1.32.3"),
+            ));
+        }
+
+        let networks = |id: &'static str| -> Result<Vec<IpNet>, Error> {
+            let nets = matches
+                .get_many::<String>(id)
+                .into_iter()
+                .flatten()
+                .map(|t| validate::network(t).map_err(|why| flag(id, why)))
+                .collect::<Result<Vec<_>, _>>()?;
+            validate::one_per_family(&nets).map_err(|why| flag(id, why))?;
+            Ok(nets)
+        };
+        let mut node_networks = networks(NODE_NETWORK)?;
+        let pod_given = networks(POD_NETWORK)?;
+        let mut service_networks = networks(SERVICE_NETWORK)?;
+        let prefixes: Vec<u8> = matches
+            .get_many::<u8>(POD_PREFIX)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        if prefixes.len() > pod_given.len() {
+            return Err(flag(
+                POD_PREFIX,
+                format!(
+                    "{} prefixes for {} pod networks: give one per --pod-network, in the same order",
+                    prefixes.len(),
+                    pod_given.len()
+                ),
+            ));
+        }
+        let mut pods: Vec<(IpNet, u8)> = pod_given
+            .iter()
+            .enumerate()
+            .map(|(i, net)| {
+                let default = if matches!(net, IpNet::V4(_)) { 24 } else { 64 };
+                (*net, prefixes.get(i).copied().unwrap_or(default))
+            })
+            .collect();
+        for (net, prefix) in &pods {
+            if *prefix <= net.prefix_len() || *prefix > net.max_prefix_len() {
+                return Err(flag(
+                    POD_PREFIX,
+                    format!(
+                        "/{prefix} does not split pod network {net}: give a prefix between /{} and /{}",
+                        net.prefix_len() + 1,
+                        net.max_prefix_len()
+                    ),
+                ));
+            }
+        }
+        // IPv4 first everywhere, so ips[0] and networks[0] agree on the family.
+        node_networks.sort_by_key(|n| matches!(n, IpNet::V6(_)));
+        service_networks.sort_by_key(|n| matches!(n, IpNet::V6(_)));
+        pods.sort_by_key(|(n, _)| matches!(n, IpNet::V6(_)));
+
+        let ip = |id: &'static str| -> Result<Option<IpAddr>, Error> {
+            matches
+                .get_one::<String>(id)
+                .map(|t| validate::ip(t).map_err(|why| flag(id, why)))
+                .transpose()
+        };
+        Ok(Options {
+            format: match text(FORMAT).as_str() {
+                "machines" => Format::Machines,
+                _ => Format::Csv,
+            },
+            name,
+            domain,
+            domain_given: matches.value_source(DOMAIN) == Some(ValueSource::CommandLine),
+            cluster_domain,
+            kubernetes_version,
+            node_networks,
+            pod_networks: pods.iter().map(|p| p.0).collect(),
+            pod_prefix: pods.iter().map(|p| p.1).collect(),
+            service_networks,
+            pod_routing: match text(POD_ROUTING).as_str() {
+                "flannel" => PodNetwork::Flannel,
+                _ => PodNetwork::Routes,
+            },
+            api_vip: ip(API_VIP)?,
+            controller_vip: ip(CONTROLLER_VIP)?,
+            api_port: *matches.get_one::<u16>(API_PORT).unwrap_or(&6443),
+        })
+    }
+}
+
+/// Builds the document from an inventory's text; `source` names it in errors.
+pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Error> {
+    let entries = match options.format {
+        Format::Csv => inventory::parse_csv(text, source)?,
+        Format::Machines => inventory::parse_machines(text, source)?,
+    };
+    if entries.is_empty() {
+        return Err(error::Position { line: 1, column: 1 }.error(
+            source,
+            "the inventory lists no node: add a row like `worker-1,worker` under the header",
+        ));
+    }
+    let domain = match (&options.format, options.domain_given) {
+        (Format::Machines, false) => {
+            let first = &entries[0];
+            first
+                .fqdn
+                .as_deref()
+                .and_then(|f| f.strip_prefix(&format!("{}.", first.name)))
+                .unwrap_or(&options.domain)
+                .to_string()
+        }
+        _ => options.domain.clone(),
+    };
+
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    let mut nodes = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        if let Some(line) = seen.insert(&entry.name, entry.at.line) {
+            return Err(entry.at.error(
+                source,
+                format!(
+                    "node name {:?} is already used on line {line}: names are unique",
+                    entry.name
+                ),
+            ));
+        }
+        for ip in &entry.ips {
+            if !options.node_networks.iter().any(|n| n.contains(ip)) {
+                return Err(entry.ip_at.error(
+                    source,
+                    format!(
+                        "{ip} is outside the node network ({}): change the address or --node-network",
+                        list(&options.node_networks)
+                    ),
+                ));
+            }
+        }
+        for cidr in &entry.pod_cidrs {
+            if !options.pod_networks.iter().any(|n| n.contains(cidr)) {
+                return Err(entry.pod_cidr_at.error(
+                    source,
+                    format!(
+                        "{cidr} is outside the pod network ({}): change it or --pod-network",
+                        list(&options.pod_networks)
+                    ),
+                ));
+            }
+        }
+        let sizes = entry.roles.iter().map(|r| default_size(*r));
+        let vcpus = sizes.clone().map(|s| s.0).max().unwrap_or(1);
+        let memory = sizes.clone().map(|s| s.1).max().unwrap_or(512);
+        let disk = sizes.map(|s| s.2).max().unwrap_or(4);
+        nodes.push(Node {
+            name: entry.name.clone(),
+            fqdn: Some(
+                entry
+                    .fqdn
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.{domain}", entry.name)),
+            ),
+            roles: entry.roles.clone(),
+            ips: entry.ips.clone(),
+            pod_cidrs: entry.pod_cidrs.clone(),
+            mac: None,
+            vcpus: entry.vcpus.unwrap_or(vcpus),
+            memory_mib: entry.memory_mib.unwrap_or(memory),
+            disk_gib: entry.disk_gib.unwrap_or(disk),
+            host: entry.host.clone(),
+            files: Vec::new(),
+            services: Vec::new(),
+            vm: None,
+            extra: Extra::new(),
+        });
+    }
+
+    let mut cluster_extra = Extra::new();
+    if let Some(vip) = options.controller_vip {
+        cluster_extra.insert("controller_vip".into(), vip.to_string().into());
+    }
+    let gateway = options
+        .node_networks
+        .first()
+        .and_then(|n| validate::nth_host(*n, 1));
+    let document = Document {
+        version: hardway::doc::VERSION,
+        cluster: Cluster {
+            name: options.name.clone(),
+            domain,
+            cluster_domain: options.cluster_domain.clone(),
+            kubernetes_version: options.kubernetes_version.clone(),
+            networks: Networks {
+                node: options.node_networks.clone(),
+                pod: options.pod_networks.clone(),
+                pod_prefix: options.pod_prefix.clone(),
+                service: options.service_networks.clone(),
+                extra: Extra::new(),
+            },
+            api: Api {
+                vip: options.api_vip,
+                port: options.api_port,
+                endpoint: None,
+                extra: Extra::new(),
+            },
+            service_ips: None,
+            pod_network: options.pod_routing,
+            extra: cluster_extra,
+        },
+        hypervisor: Some(Hypervisor {
+            uri: "qemu:///system".into(),
+            network: options.name.clone(),
+            gateway,
+            pool: "hardway".into(),
+            extra: Extra::new(),
+        }),
+        nodes,
+        pki: None,
+        extra: Extra::new(),
+    };
+    document.validate()?;
+    Ok(document)
+}
+
+fn list(nets: &[IpNet]) -> String {
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
+    let options = Options::from_matches(matches)?;
+    let path = matches.get_one::<std::path::PathBuf>(cli::options::FILE);
+    let (source, text) = hardway::io::read_input(path.map(|p| p as &Path))?;
+    let document = build(&text, &source, &options)?;
+    hardway::io::print(&hardway::doc::to_string(&document))?;
+    Ok(Exit::Ok)
 }
