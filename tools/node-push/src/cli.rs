@@ -1,9 +1,248 @@
 //! The `node-push` command line: the clap `Command` that main, the man page and completions share.
 
-use clap::Command;
+use std::path::PathBuf;
+
+use clap::{value_parser, Arg, ArgAction, Command};
+
+pub const FILE: &str = "file";
+pub const DIR: &str = "dir";
+pub const USER: &str = "user";
+pub const IDENTITY: &str = "identity";
+pub const KNOWN_HOSTS: &str = "known-hosts";
+pub const ACCEPT_NEW: &str = "accept-new";
+pub const PORT: &str = "port";
+pub const ADDRESS_FROM: &str = "address-from";
+pub const ADDRESS: &str = "address";
+pub const PARALLEL: &str = "parallel";
+pub const TIMEOUT: &str = "timeout";
+pub const NO_START: &str = "no-start";
+pub const DRY_RUN: &str = "dry-run";
+pub const ONLY: &str = "only";
+pub const ROLES: &str = "roles";
+pub const OUTPUT: &str = "output";
+pub const REPORT: &str = "report";
+
+const AFTER_HELP: &str = "\
+Output:
+  stdout carries the document, unchanged, so node-push sits in the pipeline
+  (`... | node-push --dir out > out/cluster.json.new`); it is printed only when every
+  node succeeded. The report (one entry per node: files changed and unchanged, services
+  started and restarted, error) goes to stderr after the log lines, or to --report FILE;
+  `--report -` prints the report on stdout instead of the document.
+
+What it does on each node:
+  Checks the host key against --known-hosts (a changed key is refused with both SHA256
+  fingerprints and nothing is sent), logs in, hashes every destination with one
+  `sha256sum`, uploads only the files whose content differs (over SFTP to
+  `.NAME.node-push-tmp` in the same directory, created 0600, fsynced, then chown, chmod
+  and `mv -f` over the target, so a reader never sees half a file), fixes mode and owner of
+  the others, then `systemctl daemon-reload` when a unit changed and, for each service in
+  order, `systemctl enable --now` or, when one of its files changed, `systemctl enable` and
+  `systemctl restart`. A service's files are its unit, its drop-ins, the files the unit
+  mentions by path (and the files those mention), and any file whose entry lists it in
+  `restart: [\"unit\"]`.
+
+Addresses:
+  A node's address is its first IP (`--address-from ip`) or `vm.address` written by mkvm
+  (`--address-from vm`), on --port. `--address NODE=HOST[:PORT]` overrides one node (for
+  tests and jump setups); IPv6 with a port as `[fd00::1]:2222`.
+
+Exit status: 0 every node done, 2 bad input (nothing was contacted), 3 any node failed
+(the others are still done).
+
+Example:
+  node-push --dir out --identity ~/.ssh/id_ed25519 --accept-new < out/cluster.json \\
+    > out/cluster.json.new && mv out/cluster.json.new out/cluster.json
+  node-push --dir out --dry-run --report - -o table < out/cluster.json
+  node-push --dir out --only controller-1 --roles worker < out/cluster.json >/dev/null";
 
 pub fn command() -> Command {
     Command::new("node-push")
         .about("Install each node's files and start its services over SSH")
+        .long_about(
+            "Install each node's files (atomic rename, mode, owner, skipped when the sha256 \
+             matches) and enable and start its services in order, over SSH, nodes in parallel.",
+        )
         .version(env!("CARGO_PKG_VERSION"))
+        .after_help(AFTER_HELP)
+        .arg(
+            Arg::new(FILE)
+                .short('f')
+                .long("file")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("Read the document from FILE instead of stdin"),
+        )
+        .arg(
+            Arg::new(DIR)
+                .long("dir")
+                .value_name("DIR")
+                .default_value(".")
+                .value_parser(value_parser!(PathBuf))
+                .help("Output directory of mkcerts and mkunits: files[].src is relative to it"),
+        )
+        .arg(
+            Arg::new(USER)
+                .long("user")
+                .short('u')
+                .value_name("USER")
+                .default_value("root")
+                .help("Log in as USER (owners can only be set as root)"),
+        )
+        .arg(
+            Arg::new(IDENTITY)
+                .long("identity")
+                .short('i')
+                .value_name("KEY")
+                .value_parser(value_parser!(PathBuf))
+                .help(
+                    "Private key to log in with (no passphrase); default: the SSH agent, \
+                     then ~/.ssh/id_ed25519, id_ecdsa, id_rsa",
+                ),
+        )
+        .arg(
+            Arg::new(KNOWN_HOSTS)
+                .long("known-hosts")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("known_hosts file to check host keys against [default: ~/.ssh/known_hosts]"),
+        )
+        .arg(
+            Arg::new(ACCEPT_NEW)
+                .long("accept-new")
+                .action(ArgAction::SetTrue)
+                .help("Record the key of a host not yet in known_hosts (a changed key is still refused)"),
+        )
+        .arg(
+            Arg::new(PORT)
+                .long("port")
+                .short('p')
+                .value_name("PORT")
+                .default_value("22")
+                .value_parser(value_parser!(u16).range(1..))
+                .help("SSH port of every node"),
+        )
+        .arg(
+            Arg::new(ADDRESS_FROM)
+                .long("address-from")
+                .value_name("SOURCE")
+                .default_value("ip")
+                .value_parser(["ip", "vm"])
+                .help("Where a node's address comes from: its first IP, or vm.address (mkvm)"),
+        )
+        .arg(
+            Arg::new(ADDRESS)
+                .long("address")
+                .value_name("NODE=HOST[:PORT]")
+                .action(ArgAction::Append)
+                .help("Connect to NODE at HOST[:PORT] instead (repeatable)"),
+        )
+        .arg(
+            Arg::new(PARALLEL)
+                .long("parallel")
+                .short('j')
+                .value_name("N")
+                .default_value("8")
+                .value_parser(value_parser!(u16).range(1..))
+                .help("Push to at most N nodes at once"),
+        )
+        .arg(
+            Arg::new(TIMEOUT)
+                .long("timeout")
+                .value_name("SECONDS")
+                .default_value("120")
+                .value_parser(value_parser!(u64).range(1..))
+                .help("Give up on a node after SECONDS (connect, transfer and commands together)"),
+        )
+        .arg(
+            Arg::new(NO_START)
+                .long("no-start")
+                .action(ArgAction::SetTrue)
+                .help("Install files only: no daemon-reload, enable, start or restart"),
+        )
+        .arg(
+            Arg::new(DRY_RUN)
+                .long("dry-run")
+                .action(ArgAction::SetTrue)
+                .help("Connect and compare hashes; report what would change, change nothing"),
+        )
+        .arg(
+            Arg::new(ONLY)
+                .long("only")
+                .value_name("NODE")
+                .action(ArgAction::Append)
+                .help("Push to this node only (repeatable)"),
+        )
+        .arg(
+            Arg::new(ROLES)
+                .long("roles")
+                .value_name("ROLE")
+                .action(ArgAction::Append)
+                .value_delimiter(',')
+                .help("Push to nodes with one of these roles (etcd, controller, worker, lb)"),
+        )
+        .arg(
+            Arg::new(OUTPUT)
+                .long("output")
+                .short('o')
+                .value_name("FORMAT")
+                .default_value("json")
+                .value_parser(hardway::table::Format::NAMES)
+                .help("Report format"),
+        )
+        .arg(
+            Arg::new(REPORT)
+                .long("report")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("Write the report to FILE instead of stderr; `-` prints it on stdout instead of the document"),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_typical_command_line() {
+        let m = command()
+            .try_get_matches_from([
+                "node-push",
+                "--dir",
+                "out",
+                "--only",
+                "a",
+                "--only",
+                "b",
+                "--roles",
+                "etcd,worker",
+                "--address",
+                "a=127.0.0.1:2222",
+                "-o",
+                "table",
+                "--dry-run",
+            ])
+            .unwrap();
+        let only: Vec<&String> = m.get_many(ONLY).unwrap().collect();
+        assert_eq!(only, ["a", "b"]);
+        let roles: Vec<&String> = m.get_many(ROLES).unwrap().collect();
+        assert_eq!(roles, ["etcd", "worker"]);
+        assert_eq!(m.get_one::<u16>(PORT), Some(&22));
+        assert!(m.get_flag(DRY_RUN));
+    }
+
+    #[test]
+    fn rejects_zero_parallel_and_unknown_format() {
+        assert!(command()
+            .try_get_matches_from(["node-push", "-j", "0"])
+            .is_err());
+        assert!(command()
+            .try_get_matches_from(["node-push", "-o", "xml"])
+            .is_err());
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        command().debug_assert();
+    }
 }

@@ -1,0 +1,108 @@
+//! The per-node report: what changed, what was started, what failed, as JSON or a table.
+
+use serde::Serialize;
+
+/// What node-push did (or, with `--dry-run`, would do) on one node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub address: String,
+    pub ok: bool,
+    /// The host key's fingerprint, once seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// True when `--accept-new` recorded this host's key in known_hosts.
+    pub host_key_recorded: bool,
+    /// Destinations uploaded or whose mode or owner was fixed.
+    pub files_changed: Vec<String>,
+    pub files_unchanged: Vec<String>,
+    pub bytes_uploaded: u64,
+    pub daemon_reload: bool,
+    /// Services given `systemctl enable --now` (a no-op for an enabled, running unit).
+    pub services_started: Vec<String>,
+    /// Services restarted because one of their files changed.
+    pub services_restarted: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+/// The whole run's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    pub nodes: Vec<NodeReport>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.nodes.iter().filter(|n| !n.ok).count()
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("reports always serialize");
+        text.push('\n');
+        text
+    }
+
+    pub fn to_table(&self) -> String {
+        let headers = [
+            "node",
+            "address",
+            "status",
+            "changed",
+            "unchanged",
+            "started",
+            "restarted",
+            "error",
+        ];
+        let rows = self.nodes.iter().map(|n| {
+            vec![
+                n.node.clone(),
+                n.address.clone(),
+                match (n.ok, self.dry_run) {
+                    (false, _) => "failed".into(),
+                    (true, true) => "dry-run".into(),
+                    (true, false) => "ok".into(),
+                },
+                n.files_changed.len().to_string(),
+                n.files_unchanged.len().to_string(),
+                n.services_started.len().to_string(),
+                n.services_restarted.join(","),
+                n.error.clone().unwrap_or_default(),
+            ]
+        });
+        hardway::table::render(&headers, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_a_row_per_node() {
+        let report = Report {
+            dry_run: false,
+            nodes: vec![
+                NodeReport {
+                    node: "a".into(),
+                    ok: true,
+                    files_changed: vec!["/x".into()],
+                    ..Default::default()
+                },
+                NodeReport {
+                    node: "b".into(),
+                    error: Some("cannot connect".into()),
+                    ..Default::default()
+                },
+            ],
+        };
+        let table = report.to_table();
+        assert_eq!(table.lines().count(), 3, "{table}");
+        assert!(table.contains("failed"));
+        assert_eq!(report.failed(), 1);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["nodes"][0]["files_changed"][0], "/x");
+    }
+}
