@@ -22,6 +22,21 @@ pub fn main<E: Failure>(tool: &str, run: impl FnOnce() -> Result<Exit, E>) -> Ex
     }
 }
 
+/// A tool's whole `main`: parse the command line (usage errors as one line, exit 2; `--help` and
+/// `--version` to stdout, exit 0), run the tool, print its error once, exit with its code.
+pub fn run<E: Failure>(
+    command: clap::Command,
+    run: impl FnOnce(&clap::ArgMatches) -> Result<Exit, E>,
+) -> ExitCode {
+    let tool = command.get_name().to_string();
+    let matches = match command.try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) if e.use_stderr() => return usage(&tool, &e.to_string()),
+        Err(e) => e.exit(),
+    };
+    main(&tool, || run(&matches))
+}
+
 /// Prints a command-line parser's usage error (clap's rendered text) as one `tool: error:` line
 /// and returns exit code 2, so bad flags look like every other error.
 pub fn usage(tool: &str, rendered: &str) -> ExitCode {
