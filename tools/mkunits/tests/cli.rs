@@ -1,0 +1,419 @@
+//! The command as a user runs it: files and document, idempotence, errors, options, `ports`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use assert_cmd::Command;
+use common::*;
+use serde_json::Value;
+
+fn mtimes(dir: &Path) -> BTreeMap<String, SystemTime> {
+    let mut all = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                all.insert(e.path().display().to_string(), meta.modified().unwrap());
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn every_file_is_recorded_with_its_checksum_and_exists() {
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    for node in doc["nodes"].as_array().unwrap() {
+        let name = node["name"].as_str().unwrap();
+        for f in node["files"].as_array().unwrap() {
+            let src = f["src"].as_str().unwrap();
+            let bytes = std::fs::read(out.join(src)).unwrap();
+            assert_eq!(f["sha256"], hardway::fsutil::sha256_hex(&bytes), "{src}");
+            assert_eq!(f["owner"], "root:root");
+            if src.starts_with("nodes/") {
+                // The path under OUT mirrors the node's filesystem.
+                assert_eq!(src, format!("nodes/{name}{}", f["dest"].as_str().unwrap()));
+            } else {
+                assert_eq!(src, "bin/route-sync");
+                assert_eq!(f["dest"], "/usr/local/bin/route-sync");
+                assert_eq!(f["mode"], "0755");
+            }
+        }
+        let dests: Vec<_> = files(node).into_iter().map(|(d, _)| d).collect();
+        for unit in services(node) {
+            if unit == "haproxy.service" || unit == "keepalived.service" {
+                continue; // Debian's units; mkunits writes their configs
+            }
+            assert!(
+                dests.contains(&format!("/etc/systemd/system/{unit}")),
+                "{name}: {unit} is enabled but not written"
+            );
+        }
+    }
+}
+
+#[test]
+fn services_start_in_dependency_order() {
+    let (_tmp, _out, doc) = render("lab.json", &[]);
+    let order = services(node(&doc, "node-1"));
+    let at = |u: &str| order.iter().position(|s| s == u).unwrap();
+    assert_eq!(order[0], "hardway-kernel.service");
+    assert!(at("etcd.service") < at("kube-apiserver.service"));
+    assert!(at("kube-apiserver.service") < at("kube-controller-manager.service"));
+    assert!(at("containerd.service") < at("kubelet.service"));
+    assert!(at("route-sync.service") < at("kubelet.service"));
+    // lab.json has no lb node and a VIP that no node has: the controllers hold it themselves.
+    assert!(order.contains(&"keepalived.service".to_string()));
+    assert!(!order.contains(&"haproxy.service".to_string()));
+}
+
+#[test]
+fn second_run_writes_nothing_and_prints_the_same_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let first = mkunits(&fixture("ebook-dualstack.json"), &out, bin.path(), &[]);
+    let before = mtimes(&out);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let second = mkunits(&fixture("ebook-dualstack.json"), &out, bin.path(), &[]);
+    assert_eq!(first.out.stdout, second.out.stdout);
+    assert_eq!(before, mtimes(&out), "a second run rewrote files");
+    let log = String::from_utf8_lossy(&second.out.stderr);
+    assert!(log.contains("0 files created, 0 updated"), "{log}");
+    // Its own output as input changes nothing either.
+    let doc_file = tmp.path().join("doc.json");
+    std::fs::write(&doc_file, &first.out.stdout).unwrap();
+    let third = mkunits(&doc_file, &out, bin.path(), &[]);
+    assert_eq!(first.out.stdout, third.out.stdout);
+    assert_eq!(before, mtimes(&out));
+}
+
+#[test]
+fn other_tools_files_and_fields_survive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
+    let pki_file = serde_json::json!({"src": "pki/node-1/ca.pem", "dest": "/etc/etcd/ca.pem",
+        "mode": "0644", "owner": "root:root", "sha256": "00"});
+    doc["nodes"][0]["files"] = Value::Array(vec![pki_file.clone()]);
+    doc["nodes"][0]["rack"] = Value::from(7);
+    doc["mine"] = Value::from("kept");
+    let input = tmp.path().join("in.json");
+    std::fs::write(&input, serde_json::to_string(&doc).unwrap()).unwrap();
+    let bin = bin_dir();
+    let run = mkunits(&input, &tmp.path().join("out"), bin.path(), &[]);
+    assert_eq!(run.doc["nodes"][0]["files"][0], pki_file);
+    assert_eq!(run.doc["nodes"][0]["rack"], 7);
+    assert_eq!(run.doc["mine"], "kept");
+}
+
+#[test]
+fn node_copy_of_the_document_is_trimmed_and_readable() {
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    let w = node(&doc, "worker1");
+    let text = read_dest(&out, w, "/etc/hardway/cluster.json");
+    let copy = hardway::doc::from_str(&text, "copy").unwrap();
+    copy.validate().unwrap();
+    assert_eq!(copy.nodes.len(), 9);
+    assert!(copy.pki.is_none());
+    assert!(copy
+        .nodes
+        .iter()
+        .all(|n| n.files.is_empty() && n.services.is_empty()));
+    assert_eq!(copy.node("worker2").unwrap().pod_cidrs.len(), 2);
+    let unit = read_dest(&out, w, "/etc/systemd/system/route-sync.service");
+    assert_eq!(
+        exec_start(&unit),
+        [
+            "/usr/local/bin/route-sync",
+            "--node",
+            "worker1",
+            "-f",
+            "/etc/hardway/cluster.json"
+        ]
+    );
+    assert!(unit.contains("Type=oneshot") && unit.contains("RemainAfterExit=yes"));
+    assert!(unit.contains("After=network-online.target"));
+}
+
+#[test]
+fn etcd_profile_slow_and_overrides() {
+    let (_tmp, out, doc) = render("lab.json", &["--etcd-profile", "slow"]);
+    let unit = read_dest(
+        &out,
+        node(&doc, "node-2"),
+        "/etc/systemd/system/etcd.service",
+    );
+    let args = exec_start(&unit);
+    for flag in [
+        "--heartbeat-interval=1000",
+        "--election-timeout=5000",
+        "--snapshot-count=5000",
+        "--name=node-2",
+        "--client-cert-auth=true",
+        "--peer-client-cert-auth=true",
+        "--listen-client-urls=https://10.240.0.12:2379,https://127.0.0.1:2379",
+        "--advertise-client-urls=https://10.240.0.12:2379",
+        "--initial-cluster=node-1=https://10.240.0.11:2380,node-2=https://10.240.0.12:2380,node-3=https://10.240.0.13:2380",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} missing: {args:?}");
+    }
+    assert!(unit.contains("Type=notify"));
+    let (_tmp, out, doc) = render(
+        "lab.json",
+        &["--etcd-profile", "slow", "--etcd-snapshot-count", "777"],
+    );
+    let unit = read_dest(
+        &out,
+        node(&doc, "node-1"),
+        "/etc/systemd/system/etcd.service",
+    );
+    assert!(unit.contains("--snapshot-count=777") && unit.contains("--heartbeat-interval=1000"));
+}
+
+#[test]
+fn cri_o_replaces_containerd() {
+    let (_tmp, out, doc) = render("lab.json", &["--container-runtime", "cri-o"]);
+    let n = node(&doc, "node-1");
+    let order = services(n);
+    assert!(
+        order.contains(&"crio.service".into()) && !order.contains(&"containerd.service".into())
+    );
+    let conf = read_dest(&out, n, "/etc/crio/crio.conf.d/10-hardway.conf");
+    assert!(conf.contains("cgroup_manager = \"systemd\""));
+    let kubelet = read_dest(&out, n, "/var/lib/kubelet/kubelet-config.yaml");
+    assert!(kubelet.contains("unix:///run/crio/crio.sock"));
+    let unit = read_dest(&out, n, "/etc/systemd/system/kubelet.service");
+    assert!(unit.contains("Requires=crio.service"));
+}
+
+#[test]
+fn flannel_stores_its_config_and_replaces_routes() {
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &["--pod-network", "flannel"]);
+    assert_eq!(doc["cluster"]["pod_network"], "flannel");
+    let e1 = node(&doc, "etcd1");
+    assert!(services(e1).contains(&"flannel-config.service".into()));
+    assert!(!services(node(&doc, "etcd2")).contains(&"flannel-config.service".into()));
+    let config: Value =
+        serde_json::from_str(&read_dest(&out, e1, "/etc/flannel/network.json")).unwrap();
+    assert_eq!(config["Network"], "10.200.0.0/16");
+    assert_eq!(config["SubnetLen"], 24);
+    assert_eq!(config["Backend"]["Type"], "vxlan");
+    assert_eq!(config["IPv6Network"], "fd00:10:200::/56");
+    let w = node(&doc, "worker1");
+    let order = services(w);
+    assert!(order.contains(&"flanneld.service".into()));
+    assert!(!order.contains(&"route-sync.service".into()));
+    let dests: Vec<_> = files(w).into_iter().map(|(d, _)| d).collect();
+    assert!(dests.contains(&"/etc/cni/net.d/10-flannel.conflist".into()));
+    assert!(!dests.contains(&"/etc/cni/net.d/10-bridge.conflist".into()));
+    assert!(!dests.contains(&"/usr/local/bin/route-sync".into()));
+    let unit = read_dest(&out, w, "/etc/systemd/system/flanneld.service");
+    assert!(unit.contains("--etcd-certfile=/etc/flannel/etcd-client.pem"));
+    assert!(unit.contains("--etcd-endpoints=https://10.240.0.11:2379,https://10.240.0.12:2379,https://10.240.0.13:2379"));
+}
+
+#[test]
+fn switching_back_to_routes_drops_flannel_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let flannel = mkunits(
+        &fixture("lab.json"),
+        &out,
+        bin.path(),
+        &["--pod-network", "flannel"],
+    );
+    let input = tmp.path().join("flannel.json");
+    std::fs::write(&input, &flannel.out.stdout).unwrap();
+    let routes = mkunits(&input, &out, bin.path(), &["--pod-network", "routes"]);
+    let n = node(&routes.doc, "node-1");
+    let dests: Vec<_> = files(n).into_iter().map(|(d, _)| d).collect();
+    assert!(!dests.iter().any(|d| d.contains("flannel")), "{dests:?}");
+    assert_eq!(
+        dests
+            .iter()
+            .filter(|d| *d == "/usr/local/bin/route-sync")
+            .count(),
+        1
+    );
+}
+
+fn fails(args: &[&str], stdin: Option<String>) -> (i32, String, String) {
+    let mut cmd = Command::cargo_bin("mkunits").unwrap();
+    cmd.args(args);
+    if let Some(input) = stdin {
+        cmd.write_stdin(input);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    let bin_arg = bin.path().to_str().unwrap();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
+    doc["nodes"][2]["pod_cidrs"] = Value::Array(vec![]);
+    let (code, stdout, stderr) = fails(
+        &["--dir", out_arg, "--bin-dir", bin_arg],
+        Some(doc.to_string()),
+    );
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("mkunits: error: nodes[2].pod_cidrs: worker \"node-3\""),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a failed run left files");
+
+    let lab = std::fs::read_to_string(fixture("lab.json")).unwrap();
+    let (code, _, stderr) = fails(
+        &["--dir", out_arg, "--bin-dir", tmp.path().to_str().unwrap()],
+        Some(lab.clone()),
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no route-sync binary"), "{stderr}");
+    let (code, _, stderr) = fails(
+        &[
+            "--dir",
+            out_arg,
+            "--bin-dir",
+            bin_arg,
+            "--etcd-heartbeat",
+            "500",
+            "--etcd-election-timeout",
+            "1000",
+        ],
+        Some(lab),
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--etcd-election-timeout"), "{stderr}");
+    let (code, _, stderr) = fails(&["--dir", out_arg], Some("{\"version\": 1,".into()));
+    assert_eq!(code, 2);
+    assert!(stderr.starts_with("mkunits: error: <stdin>:1:"), "{stderr}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn dry_run_reports_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--dir",
+            out.to_str().unwrap(),
+            "--bin-dir",
+            bin.path().to_str().unwrap(),
+            "-f",
+        ];
+        let f = fixture("lab.json");
+        let f = f.to_str().unwrap().to_string();
+        args.push(&f);
+        args.extend_from_slice(extra);
+        let o = Command::cargo_bin("mkunits")
+            .unwrap()
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let plan = run(&["--dry-run"]);
+    assert!(!out.exists());
+    let created = plan["created"].as_array().unwrap();
+    assert!(created
+        .iter()
+        .any(|p| p == "nodes/node-1/etc/systemd/system/etcd.service"));
+    assert!(created.iter().any(|p| p == "bin/route-sync"));
+    run(&[]);
+    let plan = run(&["--dry-run"]);
+    assert!(plan["created"].as_array().unwrap().is_empty());
+    assert!(plan["updated"].as_array().unwrap().is_empty());
+    assert_eq!(plan["unchanged"].as_array().unwrap().len(), created.len());
+}
+
+#[test]
+fn ports_json_and_table() {
+    let f = fixture("ebook-dualstack.json");
+    let out = Command::cargo_bin("mkunits")
+        .unwrap()
+        .args(["ports", "-f", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let has = |node: &str, component: &str, port: &str| {
+        rows.iter()
+            .any(|r| r["node"] == node && r["component"] == component && r["port"] == port)
+    };
+    assert!(has("etcd1", "etcd", "2379"));
+    assert!(has("etcd1", "etcd", "2380"));
+    assert!(has("controller1", "kube-apiserver", "6443"));
+    assert!(has("worker2", "kubelet", "10250"));
+    assert!(has("worker2", "kube-proxy", "30000-32767"));
+    assert!(has("lb1", "haproxy", "6443"));
+    assert!(rows
+        .iter()
+        .any(|r| r["node"] == "lb2" && r["protocol"] == "vrrp"));
+    assert!(!rows
+        .iter()
+        .any(|r| r["node"] == "etcd1" && r["component"] == "kubelet"));
+    assert!(rows.iter().all(|r| !r["from"].as_str().unwrap().is_empty()));
+
+    let out = Command::cargo_bin("mkunits")
+        .unwrap()
+        .args(["ports", "-o", "table", "--pod-network", "flannel", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("NODE") && header.contains("FROM"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("worker1") && l.contains("flanneld") && l.contains("8472")),
+        "{table}"
+    );
+}
+
+#[test]
+fn help_has_an_example_and_version_works() {
+    let out = Command::cargo_bin("mkunits")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Examples:") && help.contains("mkunits --dir out"));
+    let out = Command::cargo_bin("mkunits")
+        .unwrap()
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("mkunits "));
+}

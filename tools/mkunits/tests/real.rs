@@ -1,0 +1,610 @@
+//! The generated files checked by the programs that will read them: systemd-analyze, haproxy,
+//! keepalived, Debian's CNI plugins in network namespaces, a YAML parser, and mkcerts' file list.
+//! These need root and Debian's packages (scripts/deps.sh); they fail, never skip, without them.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn require(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+        || Path::new(program).is_file();
+    assert!(
+        found,
+        "{program} is missing: install Debian's {package} (scripts/deps.sh does)"
+    );
+}
+
+/// A root for `systemd-analyze --root`: systemd's own units (else it cannot find
+/// sysinit.target), the node's files at their destinations, and a stub for every program a unit
+/// runs. Returns the unit paths inside it.
+fn systemd_root(root: &Path, out: &Path, node: &Value) -> Vec<PathBuf> {
+    std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+    let status = Command::new("cp")
+        .args(["-a", "/usr/lib/systemd/system"])
+        .arg(root.join("usr/lib/systemd/"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot copy /usr/lib/systemd/system");
+    let mut units = Vec::new();
+    for (dest, src) in files(node) {
+        let target = root.join(dest.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(out.join(&src), &target).unwrap();
+        if dest.starts_with("/etc/systemd/system/") {
+            let text = std::fs::read_to_string(&target).unwrap();
+            for program in exec_programs(&text) {
+                let stub = root.join(program.trim_start_matches('/'));
+                if !stub.exists() {
+                    std::fs::create_dir_all(stub.parent().unwrap()).unwrap();
+                    std::fs::write(&stub, "#!/bin/sh\nexit 0\n").unwrap();
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
+                }
+            }
+            units.push(target);
+        }
+    }
+    units
+}
+
+fn verify_all_units(fixture_name: &str, extra: &[&str]) {
+    require("systemd-analyze", "systemd");
+    let (tmp, out, doc) = render(fixture_name, extra);
+    let mut checked = 0;
+    for node in doc["nodes"].as_array().unwrap() {
+        let root = tmp.path().join("root").join(node["name"].as_str().unwrap());
+        let units = systemd_root(&root, &out, node);
+        assert!(!units.is_empty());
+        let output = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg("--man=no")
+            .arg(format!("--root={}", root.display()))
+            .args(&units)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stderr.trim().is_empty(),
+            "systemd-analyze verify on {} ({extra:?}): {}\n{stderr}",
+            node["name"],
+            output.status
+        );
+        checked += units.len();
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn systemd_verifies_every_unit_lab() {
+    verify_all_units("lab.json", &[]);
+}
+
+#[test]
+fn systemd_verifies_every_unit_dual_stack() {
+    verify_all_units("ebook-dualstack.json", &[]);
+}
+
+#[test]
+fn systemd_verifies_every_unit_cri_o_and_flannel() {
+    verify_all_units(
+        "ebook-dualstack.json",
+        &["--container-runtime", "cri-o", "--pod-network", "flannel"],
+    );
+}
+
+#[test]
+fn haproxy_and_keepalived_accept_their_configs() {
+    require("haproxy", "haproxy");
+    require("keepalived", "keepalived");
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    let mut checked = 0;
+    for name in ["lb1", "lb2"] {
+        let n = node(&doc, name);
+        let haproxy = out.join(format!("nodes/{name}/etc/haproxy/haproxy.cfg"));
+        let o = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&haproxy)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && !stderr.contains("WARNING"),
+            "haproxy -c on {name}: {stderr}{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let text = read_dest(&out, n, "/etc/haproxy/haproxy.cfg");
+        assert!(text.contains("bind 10.240.0.40:6443"));
+        assert!(text.contains("server controller1 10.240.0.21:6443"));
+        assert!(text.contains("server controller2 10.240.0.22:6443"));
+
+        let keepalived = out.join(format!("nodes/{name}/etc/keepalived/keepalived.conf"));
+        let o = Command::new("keepalived")
+            .args(["-t", "-l", "-f"])
+            .arg(&keepalived)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success() && said.trim().is_empty(),
+            "keepalived -t on {name}: {said}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+    // The first lb in document order wins the VIP.
+    let prio = |name: &str| {
+        let text = read_dest(&out, node(&doc, name), "/etc/keepalived/keepalived.conf");
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("priority "))
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert!(prio("lb1") > prio("lb2"));
+    // Controllers holding the VIP themselves (no lb node): keepalived tracks the apiserver.
+    let (_tmp, out, doc) = render("lab.json", &[]);
+    let conf = out.join("nodes/node-1/etc/keepalived/keepalived.conf");
+    let o = Command::new("keepalived")
+        .args(["-t", "-l", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty());
+    let text = read_dest(
+        &out,
+        node(&doc, "node-1"),
+        "/etc/keepalived/keepalived.conf",
+    );
+    let vip = doc["cluster"]["api"]["vip"].as_str().unwrap();
+    assert!(text.contains("process kube-apiserver") && text.contains(&format!("{vip}/24")));
+}
+
+/// Every YAML file parses and has the apiVersion and kind its reader expects.
+#[test]
+fn every_yaml_parses_with_the_right_kind() {
+    let expected = [
+        (
+            "/var/lib/kubelet/kubelet-config.yaml",
+            "kubelet.config.k8s.io/v1beta1",
+            "KubeletConfiguration",
+        ),
+        (
+            "/var/lib/kube-proxy/kube-proxy-config.yaml",
+            "kubeproxy.config.k8s.io/v1alpha1",
+            "KubeProxyConfiguration",
+        ),
+        (
+            "/var/lib/kubernetes/kube-scheduler.yaml",
+            "kubescheduler.config.k8s.io/v1",
+            "KubeSchedulerConfiguration",
+        ),
+        (
+            "/var/lib/kubernetes/audit-policy.yaml",
+            "audit.k8s.io/v1",
+            "Policy",
+        ),
+    ];
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    let mut seen = BTreeSet::new();
+    for n in doc["nodes"].as_array().unwrap() {
+        for (dest, src) in files(n) {
+            if !dest.ends_with(".yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(out.join(&src)).unwrap();
+            let value: Value =
+                serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{src} is not YAML: {e}"));
+            let (_, api, kind) = expected
+                .iter()
+                .find(|(d, _, _)| *d == dest)
+                .unwrap_or_else(|| panic!("unexpected YAML file {dest}"));
+            assert_eq!(value["apiVersion"], *api, "{src}");
+            assert_eq!(value["kind"], *kind, "{src}");
+            seen.insert(dest);
+        }
+        for (dest, src) in files(n) {
+            if dest.ends_with(".conflist") || dest.ends_with(".conf") && dest.contains("/cni/") {
+                let _: Value = serde_json::from_slice(&std::fs::read(out.join(&src)).unwrap())
+                    .unwrap_or_else(|e| panic!("{src} is not JSON: {e}"));
+            }
+        }
+    }
+    assert_eq!(seen.len(), expected.len(), "{seen:?}");
+    let w = node(&doc, "worker2");
+    let kubelet: Value =
+        serde_yaml_ng::from_str(&read_dest(&out, w, "/var/lib/kubelet/kubelet-config.yaml"))
+            .unwrap();
+    assert_eq!(kubelet["authentication"]["anonymous"]["enabled"], false);
+    assert_eq!(kubelet["authentication"]["webhook"]["enabled"], true);
+    assert_eq!(kubelet["authorization"]["mode"], "Webhook");
+    assert_eq!(kubelet["cgroupDriver"], "systemd");
+    assert_eq!(
+        kubelet["clusterDNS"],
+        json!(["10.32.0.10", "fd00:10:32::a"])
+    );
+    assert_eq!(kubelet["podCIDR"], "10.200.1.0/24,fd00:10:200:1::/64");
+    let proxy: Value = serde_yaml_ng::from_str(&read_dest(
+        &out,
+        w,
+        "/var/lib/kube-proxy/kube-proxy-config.yaml",
+    ))
+    .unwrap();
+    assert_eq!(proxy["clusterCIDR"], "10.200.0.0/16,fd00:10:200::/56");
+}
+
+/// Flags that Kubernetes v1.31–v1.33 removed or deprecated never appear.
+#[test]
+fn no_removed_or_deprecated_flags() {
+    let forbidden = [
+        "--container-runtime=",
+        "--network-plugin",
+        "--pod-cidr",
+        "--api-servers",
+        "--insecure-bind-address",
+        "--insecure-port",
+        "--apiserver-count",
+        "--master=",
+        "--address=",
+        "--port=",
+        "--cluster-dns",
+        "--cgroup-driver",
+        "--anonymous-auth",
+        "--client-ca-file=/var/lib/kubelet",
+        "--tls-cert-file=/var/lib/kubelet",
+        "--container-runtime-endpoint",
+        "--reconcile-cidr",
+        "--cloud-provider",
+        "--service_account",
+    ];
+    for (fixture_name, extra) in [
+        ("lab.json", vec![]),
+        ("ebook-dualstack.json", vec!["--container-runtime", "cri-o"]),
+    ] {
+        let (_tmp, out, doc) = render(fixture_name, &extra);
+        for n in doc["nodes"].as_array().unwrap() {
+            for (dest, src) in files(n) {
+                if !dest.starts_with("/etc/systemd/system/") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(out.join(&src)).unwrap();
+                for flag in forbidden {
+                    assert!(!text.contains(flag), "{src} uses {flag}");
+                }
+            }
+        }
+    }
+    let (_tmp, out, doc) = render("lab.json", &[]);
+    let cm = read_dest(
+        &out,
+        node(&doc, "node-1"),
+        "/etc/systemd/system/kube-controller-manager.service",
+    );
+    assert!(cm.contains("--allocate-node-cidrs=false"));
+    assert!(cm.contains("--cluster-signing-key-file=/var/lib/kubernetes/ca-key.pem"));
+    assert!(cm.contains("--use-service-account-credentials=true"));
+    let api = read_dest(
+        &out,
+        node(&doc, "node-1"),
+        "/etc/systemd/system/kube-apiserver.service",
+    );
+    for flag in [
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        "--etcd-servers=https://10.240.0.11:2379,https://10.240.0.12:2379,https://10.240.0.13:2379",
+        "--requestheader-client-ca-file=/var/lib/kubernetes/front-proxy-ca.pem",
+        "--audit-log-path=/var/log/kubernetes/audit.log",
+    ] {
+        assert!(api.contains(flag), "{flag} missing");
+    }
+    let endpoint = doc["cluster"]["api"]["endpoint"].as_str().unwrap();
+    assert!(api.contains(&format!("--service-account-issuer={endpoint}")));
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    let api = read_dest(
+        &out,
+        node(&doc, "controller2"),
+        "/etc/systemd/system/kube-apiserver.service",
+    );
+    assert!(api.contains("--service-cluster-ip-range=10.32.0.0/24,fd00:10:32::/112"));
+}
+
+/// Every certificate, key and kubeconfig a unit or config names is one of `hardway::paths`
+/// (mkcerts writes exactly those) and, when mkcerts is built next to this test, is in the node's
+/// `files` after `mkcerts | mkunits`.
+#[test]
+fn every_credential_path_is_mkcerts_or_ours() {
+    use ::hardway::paths::{etcd, flannel, kube_proxy, kubelet, kubernetes};
+    let known: BTreeSet<&str> = [
+        etcd::CA,
+        etcd::SERVER_CERT,
+        etcd::SERVER_KEY,
+        etcd::PEER_CERT,
+        etcd::PEER_KEY,
+        etcd::HEALTHCHECK_CERT,
+        etcd::HEALTHCHECK_KEY,
+        kubernetes::CA,
+        kubernetes::CA_KEY,
+        kubernetes::APISERVER_CERT,
+        kubernetes::APISERVER_KEY,
+        kubernetes::ETCD_CA,
+        kubernetes::APISERVER_ETCD_CLIENT_CERT,
+        kubernetes::APISERVER_ETCD_CLIENT_KEY,
+        kubernetes::APISERVER_KUBELET_CLIENT_CERT,
+        kubernetes::APISERVER_KUBELET_CLIENT_KEY,
+        kubernetes::FRONT_PROXY_CA,
+        kubernetes::FRONT_PROXY_CLIENT_CERT,
+        kubernetes::FRONT_PROXY_CLIENT_KEY,
+        kubernetes::SA_KEY,
+        kubernetes::SA_PUB,
+        kubernetes::ENCRYPTION_CONFIG,
+        kubernetes::CONTROLLER_MANAGER_KUBECONFIG,
+        kubernetes::SCHEDULER_KUBECONFIG,
+        kubelet::CA,
+        kubelet::CERT,
+        kubelet::KEY,
+        kubelet::KUBECONFIG,
+        kube_proxy::KUBECONFIG,
+        flannel::ETCD_CA,
+        flannel::ETCD_CERT,
+        flannel::ETCD_KEY,
+    ]
+    .into_iter()
+    .collect();
+    let mkcerts = testkit::target_dir().join("mkcerts");
+    for network in ["routes", "flannel"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        // The pod network is the document's (as mkcluster sets it), so mkcerts makes flannel's
+        // etcd client certificate when flannel is chosen.
+        let mut source: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture("ebook-dualstack.json")).unwrap(),
+        )
+        .unwrap();
+        source["cluster"]["pod_network"] = json!(network);
+        let source_path = tmp.path().join("source.json");
+        std::fs::write(&source_path, source.to_string()).unwrap();
+        let input = if mkcerts.exists() {
+            // The real pipeline: mkcerts' files are then in the document.
+            let o = Command::new(&mkcerts)
+                .arg("--dir")
+                .arg(&out)
+                .arg("-f")
+                .arg(&source_path)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "mkcerts: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let path = tmp.path().join("with-pki.json");
+            std::fs::write(&path, &o.stdout).unwrap();
+            path
+        } else {
+            source_path
+        };
+        let bin = bin_dir();
+        let run = mkunits(&input, &out, bin.path(), &[]);
+        let mut named = 0;
+        for n in run.doc["nodes"].as_array().unwrap() {
+            let dests: BTreeSet<String> = files(n).into_iter().map(|(d, _)| d).collect();
+            for (dest, src) in files(n) {
+                if !src.starts_with("nodes/") || dest.ends_with("cluster.json") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(out.join(&src)).unwrap();
+                for path in credential_paths(&text) {
+                    named += 1;
+                    if dests.contains(&path) {
+                        continue;
+                    }
+                    assert!(
+                        known.contains(path.as_str()),
+                        "{src} names {path}, which neither mkunits nor mkcerts (hardway::paths) makes"
+                    );
+                    assert!(
+                        !mkcerts.exists(),
+                        "{src} names {path}, but after mkcerts node {} has no such file",
+                        n["name"]
+                    );
+                }
+            }
+        }
+        assert!(named > 50, "only {named} credential paths found");
+    }
+}
+
+/// Absolute paths of certificates, keys, kubeconfigs and credential-bearing configs in a text.
+fn credential_paths(text: &str) -> Vec<String> {
+    let roots = [
+        "/etc/etcd/",
+        "/var/lib/kubernetes/",
+        "/var/lib/kubelet/",
+        "/var/lib/kube-proxy/",
+        "/etc/flannel/",
+    ];
+    let mut found = Vec::new();
+    for token in text.split(|c: char| c.is_whitespace() || "=,\"'<>:".contains(c)) {
+        if roots.iter().any(|r| token.starts_with(r))
+            && (token.ends_with(".pem")
+                || token.ends_with(".key")
+                || token.ends_with(".pub")
+                || token.contains("kubeconfig")
+                || token.ends_with("encryption-config.yaml"))
+        {
+            found.push(token.to_string());
+        }
+    }
+    found
+}
+
+/// Runs one CNI plugin: `conf` on stdin, CNI_* in the environment, inside `ns` (the node).
+fn cni(
+    ns: &testkit::netns::Netns,
+    command: &str,
+    conf: &Value,
+    netns_path: &str,
+    id: &str,
+) -> Value {
+    let plugin = format!("/usr/lib/cni/{}", conf["type"].as_str().unwrap());
+    require(&plugin, "containernetworking-plugins");
+    let mut child = ns
+        .command(&plugin)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", netns_path)
+        .env(
+            "CNI_IFNAME",
+            if conf["type"] == "loopback" {
+                "lo"
+            } else {
+                "eth0"
+            },
+        )
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "CNI {command} {plugin}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// The plugins of a conflist run in order, each given the previous one's result, as a runtime
+/// (libcni) runs them; host-local keeps its leases in `data_dir` instead of /var/lib/cni.
+fn run_conflist(
+    ns: &testkit::netns::Netns,
+    command: &str,
+    list: &Value,
+    netns_path: &str,
+    id: &str,
+    data_dir: &Path,
+    prev: Option<&Value>,
+) -> Value {
+    let mut plugins: Vec<Value> = list["plugins"].as_array().unwrap().clone();
+    if command == "DEL" {
+        plugins.reverse();
+    }
+    let mut result = prev.cloned().unwrap_or(Value::Null);
+    for mut conf in plugins {
+        conf["cniVersion"] = list["cniVersion"].clone();
+        conf["name"] = list["name"].clone();
+        if conf.get("ipam").is_some() {
+            conf["ipam"]["dataDir"] = json!(data_dir.display().to_string());
+        }
+        if !result.is_null() {
+            conf["prevResult"] = result.clone();
+        }
+        let out = cni(ns, command, &conf, netns_path, id);
+        if command == "ADD" {
+            result = out;
+        }
+    }
+    result
+}
+
+#[test]
+fn cni_bridge_conflist_gives_an_address_in_the_pod_cidr_and_del_releases_it() {
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    let w = node(&doc, "worker2");
+    let list: Value =
+        serde_json::from_str(&read_dest(&out, w, "/etc/cni/net.d/10-bridge.conflist")).unwrap();
+    let loopback: Value =
+        serde_json::from_str(&read_dest(&out, w, "/etc/cni/net.d/99-loopback.conf")).unwrap();
+    let cidrs: Vec<ipnet::IpNet> = w["pod_cidrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse().unwrap())
+        .collect();
+
+    let node_ns = testkit::netns::Netns::new("mkun");
+    let pod_ns = testkit::netns::Netns::new("mkup");
+    let pod_path = format!("/var/run/netns/{}", pod_ns.name());
+    let data = tempfile::tempdir().unwrap();
+    let id = format!("mkunits-test-{}", std::process::id());
+
+    let lo = cni(&node_ns, "ADD", &loopback, &pod_path, &id);
+    assert!(!lo.is_null());
+    let result = run_conflist(&node_ns, "ADD", &list, &pod_path, &id, data.path(), None);
+    let ips: Vec<ipnet::IpNet> = result["ips"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ips in {result}"))
+        .iter()
+        .map(|ip| ip["address"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 2, "{result}");
+    for cidr in &cidrs {
+        let ip = ips
+            .iter()
+            .find(|ip| ip.addr().is_ipv6() == cidr.addr().is_ipv6())
+            .unwrap_or_else(|| panic!("no address for {cidr} in {result}"));
+        assert!(cidr.contains(&ip.addr()), "{ip} is not in {cidr}");
+        assert_eq!(ip.prefix_len(), cidr.prefix_len());
+        let shown = pod_ns.ip(&["addr", "show", "dev", "eth0"]);
+        assert!(shown.contains(&ip.addr().to_string()), "{shown}");
+        // The lease is on disk under the network's name.
+        assert!(data
+            .path()
+            .join("bridge")
+            .join(ip.addr().to_string())
+            .exists());
+    }
+    // The node side: cni0 holds the gateway of the pod CIDR, as route-sync expects.
+    let bridge = node_ns.ip(&["addr", "show", "dev", "cni0"]);
+    assert!(bridge.contains("10.200.1.1/24"), "{bridge}");
+
+    run_conflist(
+        &node_ns,
+        "DEL",
+        &list,
+        &pod_path,
+        &id,
+        data.path(),
+        Some(&result),
+    );
+    for ip in &ips {
+        assert!(
+            !data
+                .path()
+                .join("bridge")
+                .join(ip.addr().to_string())
+                .exists(),
+            "DEL left the lease of {ip}"
+        );
+    }
+    let links = pod_ns.ip(&["link", "show"]);
+    assert!(!links.contains("eth0"), "DEL left eth0: {links}");
+    cni(&node_ns, "DEL", &loopback, &pod_path, &id);
+}
