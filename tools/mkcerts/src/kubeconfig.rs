@@ -121,18 +121,32 @@ struct EncryptedResources {
     providers: Vec<Provider>,
 }
 
-/// `secretbox` (XSalsa20-Poly1305) first, `identity` last so Secrets written before encryption
-/// was turned on can still be read. secretbox over aescbc: Kubernetes' docs rate aescbc as weak
-/// (CBC padding-oracle attacks) and secretbox as strong and fast; both take a 32-byte key and need
-/// no KMS plugin, which a hard-way cluster does not have.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Provider {
-    Secretbox { keys: Vec<Key> },
-    Aescbc { keys: Vec<Key> },
-    Aesgcm { keys: Vec<Key> },
-    Identity {},
+/// One provider: exactly one of the fields is set (a YAML map with one key, as Kubernetes reads it).
+///
+/// mkcerts writes `secretbox` (XSalsa20-Poly1305) first and `identity` last, so Secrets written
+/// before encryption was turned on can still be read. secretbox over aescbc: Kubernetes' docs
+/// rate aescbc as weak (CBC is open to padding-oracle attacks) and secretbox as strong and fast;
+/// both take a 32-byte key and need no KMS plugin, which a hard-way cluster does not have.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Provider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secretbox: Option<Keys>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aescbc: Option<Keys>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aesgcm: Option<Keys>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity: Option<Identity>,
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Keys {
+    keys: Vec<Key>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Identity {}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Key {
@@ -147,13 +161,19 @@ pub fn encryption_config(key: &[u8; 32]) -> Result<String, MkcertsError> {
         resources: vec![EncryptedResources {
             resources: vec!["secrets".into()],
             providers: vec![
-                Provider::Secretbox {
-                    keys: vec![Key {
-                        name: "key1".into(),
-                        secret: STANDARD.encode(key),
-                    }],
+                Provider {
+                    secretbox: Some(Keys {
+                        keys: vec![Key {
+                            name: "key1".into(),
+                            secret: STANDARD.encode(key),
+                        }],
+                    }),
+                    ..Provider::default()
                 },
-                Provider::Identity {},
+                Provider {
+                    identity: Some(Identity {}),
+                    ..Provider::default()
+                },
             ],
         }],
     };
@@ -168,13 +188,8 @@ pub fn check_encryption_config(bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("not an EncryptionConfiguration ({e}): fix or move it away"))?;
     for resource in &config.resources {
         for provider in &resource.providers {
-            let keys = match provider {
-                Provider::Secretbox { keys }
-                | Provider::Aescbc { keys }
-                | Provider::Aesgcm { keys } => keys,
-                Provider::Identity {} => continue,
-            };
-            for key in keys {
+            let keyed = [&provider.secretbox, &provider.aescbc, &provider.aesgcm];
+            for key in keyed.into_iter().flatten().flat_map(|k| &k.keys) {
                 let len = decode(&key.secret).map(|k| k.len()).unwrap_or(0);
                 if !matches!(len, 16 | 24 | 32) {
                     return Err(format!(
