@@ -1,0 +1,463 @@
+//! Talking to the members: every member at once, each over its own connections, all under one
+//! deadline.
+//!
+//! Per member: a TCP connect, then our own TLS handshake (tokio-rustls) — the gRPC client does
+//! not expose the server's certificate, and a client certificate the server refuses only shows
+//! up after a TLS 1.3 handshake "succeeded", so this probe writes the HTTP/2 preface and waits
+//! for the server's first frame to tell "accepted" from "refused" with the server's own alert.
+//! Then a plain (not load-balanced) tonic channel to that one endpoint and, in parallel: status,
+//! a serializable read, a linearizable read, the alarm list and the member list.
+//!
+//! Answers are written into the member's [`MemberReport`] as they arrive. At the deadline the
+//! unfinished futures are dropped and what is left under way is reported as "no answer".
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    AlarmAction, AlarmType, Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout_at;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::TlsConnector;
+
+use crate::error::Error;
+use crate::input::{Credentials, Host, Options, Target};
+use crate::report::{self, steps, CertInfo, ListedMember, MemberReport};
+
+/// The key read to test a member, as `etcdctl endpoint health` reads it.
+const HEALTH_KEY: &str = "health";
+
+/// TLS configuration for both connections, built once (bad credentials are exit 2 before any
+/// connection is tried).
+pub struct Tls {
+    rustls: Arc<rustls::ClientConfig>,
+    tonic: TlsOptions,
+}
+
+impl Tls {
+    pub fn new(credentials: &Credentials) -> Result<Option<Tls>, Error> {
+        let Some(ca) = &credentials.ca else {
+            return Ok(None);
+        };
+        let bad = |path: &std::path::Path, message: String| Error::Credential {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&ca.pem) {
+            let cert = cert.map_err(|e| bad(&ca.path, e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(&ca.path, format!("not a usable CA certificate: {e}")))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots);
+        let mut tonic = TlsOptions::new().ca_certificate(Certificate::from_pem(&ca.pem));
+        let mut config = match &credentials.client {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(&cert.pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(&cert.path, e.to_string()))?;
+                let private = PrivateKeyDer::from_pem_slice(&key.pem)
+                    .map_err(|e| bad(&key.path, e.to_string()))?;
+                tonic = tonic.identity(Identity::from_pem(&cert.pem, &key.pem));
+                builder.with_client_auth_cert(chain, private).map_err(|e| {
+                    bad(
+                        &key.path,
+                        format!("does not go with {}: {e}", cert.path.display()),
+                    )
+                })?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(Tls {
+            rustls: Arc::new(config),
+            tonic: tonic.assume_http2(true),
+        }))
+    }
+}
+
+/// The deadline for a check that must end within `timeout`: a little is kept back for printing
+/// the report, so the command as a whole stays within it.
+pub fn deadline(start: Instant, timeout: Duration) -> Instant {
+    let reserve = (timeout / 20).min(Duration::from_millis(100));
+    start + timeout - reserve
+}
+
+/// Checks every member in parallel and returns their finalized reports, in the targets' order.
+pub async fn check_all(
+    options: &Options,
+    tls: Option<&Arc<Tls>>,
+    deadline: Instant,
+) -> Vec<MemberReport> {
+    let records: Vec<Arc<Mutex<MemberReport>>> = options
+        .targets
+        .iter()
+        .map(|t| Arc::new(Mutex::new(MemberReport::new(t.name.clone(), t.url.clone()))))
+        .collect();
+    let probes = options
+        .targets
+        .iter()
+        .zip(&records)
+        .map(|(target, record)| {
+            probe(
+                target,
+                tls.cloned(),
+                record.clone(),
+                options.connect_timeout,
+                deadline.into(),
+            )
+        });
+    // Dropping the unfinished probes at the deadline is what bounds the command's time.
+    let _ = timeout_at(deadline.into(), futures::future::join_all(probes)).await;
+    records
+        .iter()
+        .map(|r| {
+            let mut member = lock(r).clone();
+            member.finalize();
+            member
+        })
+        .collect()
+}
+
+fn lock(record: &Mutex<MemberReport>) -> std::sync::MutexGuard<'_, MemberReport> {
+    // A probe never panics while holding the lock; recover the data if one did.
+    record.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `future` as step `name` of the member, recording its outcome; `None` when it failed.
+async fn step<T>(
+    record: &Mutex<MemberReport>,
+    name: &'static str,
+    future: impl std::future::Future<Output = Result<T, String>>,
+) -> Option<T> {
+    let index = lock(record).begin(name);
+    let result = future.await;
+    let mut member = lock(record);
+    match result {
+        Ok(value) => {
+            member.finish(index, Ok(()));
+            Some(value)
+        }
+        Err(e) => {
+            member.finish(index, Err(e));
+            None
+        }
+    }
+}
+
+async fn probe(
+    target: &Target,
+    tls: Option<Arc<Tls>>,
+    record: Arc<Mutex<MemberReport>>,
+    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
+) {
+    let start = Instant::now();
+    let connect_deadline = (tokio::time::Instant::now() + connect_timeout).min(deadline);
+    let no_answer = |what: &str| format!("no answer within {connect_timeout:?} ({what})");
+    let address = format!("{}:{}", target.host, target.port);
+    let Some(tcp) = step(&record, steps::TCP, async {
+        match timeout_at(connect_deadline, TcpStream::connect(address.as_str())).await {
+            Err(_) => Err(no_answer("host down or packets dropped?")),
+            Ok(Err(e)) => Err(format!("{address}: {e}")),
+            Ok(Ok(stream)) => Ok(stream),
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let _ = tcp.set_nodelay(true);
+
+    if target.tls {
+        let tls = tls.as_ref().expect("https targets have TLS settings");
+        let server_name = match &target.host {
+            Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
+            Host::Name(name) => match ServerName::try_from(name.clone()) {
+                Ok(n) => n,
+                Err(e) => {
+                    let index = lock(&record).begin(steps::TLS);
+                    lock(&record).finish(index, Err(e.to_string()));
+                    return;
+                }
+            },
+        };
+        let connector = TlsConnector::from(tls.rustls.clone());
+        let Some(mut stream) = step(&record, steps::TLS, async {
+            match timeout_at(connect_deadline, connector.connect(server_name, tcp)).await {
+                Err(_) => Err(no_answer(
+                    "the member accepts connections but does not answer: stopped or overloaded?",
+                )),
+                Ok(Err(e)) => Err(explain_tls(&e)),
+                Ok(Ok(stream)) => Ok(stream),
+            }
+        })
+        .await
+        else {
+            return;
+        };
+        if let Some(cert) = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        {
+            lock(&record).cert = cert_info(cert);
+        }
+        let accepted = step(&record, steps::CLIENT_CERT, async {
+            let exchange = async {
+                // The HTTP/2 client preface and an empty SETTINGS frame; a server that accepted
+                // our certificate answers with its SETTINGS, one that refused it with an alert.
+                stream
+                    .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+                    .await?;
+                let mut buf = [0u8; 9];
+                stream.read(&mut buf).await
+            };
+            match timeout_at(connect_deadline, exchange).await {
+                Err(_) => Err(no_answer("no HTTP/2 settings after the TLS handshake")),
+                Ok(Ok(0)) => Err(
+                    "the member closed the connection after the TLS handshake: it refused our client certificate (is it signed by the etcd CA? give --cert and --key)"
+                        .to_string(),
+                ),
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(explain_tls(&e)),
+            }
+        })
+        .await;
+        if accepted.is_none() {
+            return;
+        }
+    } else {
+        drop(tcp);
+    }
+
+    let Some(channel) = step(&record, steps::GRPC, async {
+        let mut endpoint = tonic::transport::Endpoint::from_shared(target.url.clone())
+            .map_err(|e| e.to_string())?
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true);
+        if let Some(tls) = &tls {
+            endpoint = endpoint
+                .tls_config(tls.tonic.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        match timeout_at(connect_deadline, endpoint.connect()).await {
+            Err(_) => Err(no_answer("gRPC connection")),
+            Ok(Err(e)) => Err(error_chain(&e)),
+            Ok(Ok(channel)) => Ok(channel),
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let Ok(client) = Client::from_channel(etcd_client::Channel::Tonic(channel.clone()), None).await
+    else {
+        return;
+    };
+    // Quorum reads carry etcd's "require leader" flag: a member without a leader says so at
+    // once instead of holding the request until the deadline.
+    let Ok(leader_client) = Client::from_channel(
+        etcd_client::Channel::Tonic(channel),
+        Some(ConnectOptions::new().with_require_leader(true)),
+    )
+    .await
+    else {
+        return;
+    };
+
+    let status = {
+        let mut maintenance = client.maintenance_client();
+        let record = record.clone();
+        async move {
+            if let Some(s) = step(&record, steps::STATUS, async {
+                maintenance.status().await.map_err(|e| grpc_error(&e))
+            })
+            .await
+            {
+                let mut m = lock(&record);
+                let header = s.header();
+                let id = header.map(|h| h.member_id()).unwrap_or(0);
+                m.cluster_id = header.map(|h| h.cluster_id());
+                m.member_id = Some(format!("{id:016x}"));
+                m.version = Some(s.version().to_string());
+                m.leader = Some(format!("{:016x}", s.leader()));
+                m.is_leader = Some(id != 0 && s.leader() == id);
+                m.is_learner = Some(s.is_learner());
+                m.raft_term = Some(s.raft_term());
+                m.raft_index = Some(s.raft_index());
+                m.raft_applied_index = Some(s.raft_applied_index());
+                m.db_size = Some(s.db_size());
+                m.db_size_in_use = Some(s.raft_used_db_size());
+                m.errors = s.errors().to_vec();
+            }
+        }
+    };
+    let serializable = {
+        let mut kv = client.kv_client();
+        let record = record.clone();
+        async move {
+            let started = Instant::now();
+            let ok = step(&record, steps::SERIALIZABLE, async {
+                kv.get(HEALTH_KEY, Some(GetOptions::new().with_serializable()))
+                    .await
+                    .map_err(|e| grpc_error(&e))
+            })
+            .await;
+            if ok.is_some() {
+                lock(&record).rtt_ms = Some(report::millis(started.elapsed()));
+            }
+        }
+    };
+    let linearizable = {
+        let mut kv = leader_client.kv_client();
+        let record = record.clone();
+        async move {
+            step(&record, steps::LINEARIZABLE, async {
+                loop {
+                    match kv.get(HEALTH_KEY, None).await {
+                        Ok(_) => return Ok(()),
+                        // Mid-election a member has no leader for a moment: ask again until
+                        // the deadline (which drops this future) rather than call it down.
+                        Err(e) if is_no_leader(&e) => {
+                            lock(&record).leader = Some(format!("{:016x}", 0));
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            if tokio::time::Instant::now() + Duration::from_millis(100) >= deadline
+                            {
+                                return Err(format!(
+                                    "{} (the member has no leader: quorum lost?)",
+                                    grpc_error(&e)
+                                ));
+                            }
+                        }
+                        Err(e) => return Err(grpc_error(&e)),
+                    }
+                }
+            })
+            .await;
+        }
+    };
+    let alarms = {
+        let mut maintenance = client.maintenance_client();
+        let record = record.clone();
+        async move {
+            if let Some(list) = step(&record, steps::ALARMS, async {
+                maintenance
+                    .alarm(AlarmAction::Get, AlarmType::None, None)
+                    .await
+                    .map_err(|e| grpc_error(&e))
+            })
+            .await
+            {
+                let seen = list
+                    .alarms()
+                    .iter()
+                    .filter(|a| a.alarm() != AlarmType::None)
+                    .map(|a| (a.member_id(), alarm_name(a.alarm()).to_string()))
+                    .collect();
+                lock(&record).seen_alarms = Some(seen);
+            }
+        }
+    };
+    let members = {
+        let mut cluster = client.cluster_client();
+        let record = record.clone();
+        async move {
+            if let Some(list) = step(&record, steps::MEMBERS, async {
+                cluster.member_list().await.map_err(|e| grpc_error(&e))
+            })
+            .await
+            {
+                let listed = list
+                    .members()
+                    .iter()
+                    .map(|m| ListedMember {
+                        id: format!("{:016x}", m.id()),
+                        name: m.name().to_string(),
+                        client_urls: m.client_urls().to_vec(),
+                        is_learner: m.is_learner(),
+                    })
+                    .collect();
+                lock(&record).seen_members = Some(listed);
+            }
+        }
+    };
+    tokio::join!(status, serializable, linearizable, alarms, members);
+    lock(&record).took_ms = Some(report::millis(start.elapsed()));
+}
+
+fn alarm_name(alarm: AlarmType) -> &'static str {
+    match alarm {
+        AlarmType::Nospace => "NOSPACE",
+        AlarmType::Corrupt => "CORRUPT",
+        AlarmType::None => "NONE",
+    }
+}
+
+fn is_no_leader(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(s) if (s.message().contains("no leader") || s.message().contains("leader changed")))
+}
+
+/// A gRPC error as one line: the server's message for a status, else the transport's chain.
+fn grpc_error(error: &etcd_client::Error) -> String {
+    match error {
+        etcd_client::Error::GRpcStatus(s) => format!("{:?}: {}", s.code(), s.message()),
+        other => error_chain(other),
+    }
+}
+
+/// An error with its sources, joined by ": ", as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// A TLS failure with what it most likely means.
+fn explain_tls(error: &std::io::Error) -> String {
+    let detail = error_chain(error);
+    let hint = if detail.contains("UnknownIssuer") || detail.contains("BadSignature") {
+        " (the member's certificate is not signed by the CA given: check --cacert or the document's etcd-ca)"
+    } else if detail.contains("NotValidForName") {
+        " (the member's certificate does not name this address: check its SANs)"
+    } else if detail.contains("Expired") {
+        " (the member's certificate has expired: renew it, e.g. mkcerts renew)"
+    } else if detail.contains("alert") {
+        " (the member refused our client certificate: is it signed by the etcd CA? check --cert and --key)"
+    } else {
+        ""
+    };
+    format!("{detail}{hint}")
+}
+
+fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let not_after = cert.validity().not_after.to_datetime();
+    let now = time::OffsetDateTime::now_utc();
+    Some(CertInfo {
+        subject: cert.subject().to_string(),
+        not_after: not_after
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        days_left: (not_after - now).whole_days(),
+    })
+}
