@@ -159,7 +159,7 @@ pub async fn sync(
     if options.dry_run || options.check || plan.changes() == 0 {
         return Ok(plan);
     }
-    let failed = netlink::apply(handle, &plan, options.owner).await;
+    let failed = netlink::apply(&plan, options.owner)?;
     if let Some(first) = failed.first() {
         return Err(Error::Apply {
             first: format!("{}: {}", first.what, first.error),

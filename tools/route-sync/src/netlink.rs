@@ -1,29 +1,30 @@
-//! The kernel side, through rtnetlink: one dump each of routes, addresses and links, and the
-//! plan's adds, replaces and deletes sent with many requests in flight on one socket.
+//! The kernel side: one dump each of routes, addresses and links through rtnetlink, and the
+//! plan's adds, replaces and deletes built as netlink-packet-route messages and sent many to a
+//! datagram on a plain netlink socket, answers collected by sequence number.
 //!
 //! Everything here speaks the plain types of [`crate::plan`]; nothing else in route-sync knows
 //! netlink.
 
 use std::net::IpAddr;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
-use futures::FutureExt;
+use futures::stream::TryStreamExt;
 use ipnet::IpNet;
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST,
+};
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::sys::AsyncSocket;
+use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rtnetlink::Handle;
 
 use crate::error::Error;
 use crate::plan::{Address, KernelRoute, Owner, Plan, Snapshot};
-
-/// How many route requests are in flight at once. The kernel answers each with an ack on our
-/// socket; far more than this and the acks could overrun its receive buffer.
-const IN_FLIGHT: usize = 256;
 
 /// Receive buffer asked for, so a dump of many routes and a window of acks fit.
 const RECV_BUFFER: usize = 4 << 20;
@@ -202,25 +203,40 @@ pub struct Failed {
     pub error: std::io::Error,
 }
 
-/// Sends the plan's requests, up to [`IN_FLIGHT`] at once, and collects every ack. Returns the
-/// requests that failed; the others are done.
-pub async fn apply(handle: &Handle, plan: &Plan, owner: Owner) -> Vec<Failed> {
-    let routes = handle.route();
-    let adds = plan.added.iter().map(|r| {
-        let request = routes.add(unicast(r.dst, r.gateway, r.ifindex, owner));
-        let what = format!("add {} via {} dev {}", r.dst, r.gateway, r.dev);
-        async move { (what, request.execute().await) }.boxed()
-    });
-    let replaces = plan.replaced.iter().map(|r| {
-        let r = &r.route;
-        let request = routes
-            .add(unicast(r.dst, r.gateway, r.ifindex, owner))
-            .replace();
-        let what = format!("replace {} via {} dev {}", r.dst, r.gateway, r.dev);
-        async move { (what, request.execute().await) }.boxed()
-    });
-    let deletes = plan.removed.iter().map(|r| {
-        let request = routes.del(deletion(&r.route));
+/// Route requests per datagram. The kernel handles a datagram's messages one after the other
+/// under one lock, so a batch costs one `sendmsg` instead of one round trip per route.
+const BATCH: usize = 256;
+
+/// Sends the plan's requests in batches and collects every answer; returns those that failed
+/// (the rest are done).
+///
+/// Within a batch only the last request asks for an ack: the kernel answers a failing request
+/// whatever its flags, in order, so when the last ack arrives every earlier request of the batch
+/// has been handled, and each error names its request by sequence number. A batch of successes
+/// thus costs one `sendmsg` and one `recvmsg`.
+pub fn apply(plan: &Plan, owner: Owner) -> Result<Vec<Failed>, Error> {
+    let mut requests: Vec<(String, NetlinkMessage<RouteNetlinkMessage>)> =
+        Vec::with_capacity(plan.changes());
+    for r in &plan.added {
+        let mut m = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(unicast(
+            r.dst, r.gateway, r.ifindex, owner,
+        )));
+        m.header.flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+        requests.push((format!("add {} via {} dev {}", r.dst, r.gateway, r.dev), m));
+    }
+    for r in plan.replaced.iter().map(|r| &r.route) {
+        let mut m = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(unicast(
+            r.dst, r.gateway, r.ifindex, owner,
+        )));
+        m.header.flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
+        requests.push((
+            format!("replace {} via {} dev {}", r.dst, r.gateway, r.dev),
+            m,
+        ));
+    }
+    for r in &plan.removed {
+        let mut m = NetlinkMessage::from(RouteNetlinkMessage::DelRoute(deletion(&r.route)));
+        m.header.flags = NLM_F_REQUEST;
         let what = format!(
             "delete {}{}{}",
             r.dst,
@@ -234,18 +250,79 @@ pub async fn apply(handle: &Handle, plan: &Plan, owner: Owner) -> Vec<Failed> {
                 .map(|d| format!(" dev {d}"))
                 .unwrap_or_default()
         );
-        async move { (what, request.execute().await) }.boxed()
-    });
-    stream::iter(adds.chain(replaces).chain(deletes))
-        .buffer_unordered(IN_FLIGHT)
-        .filter_map(|(what, result)| async move {
-            result.err().map(|e| Failed {
-                what: format!("{what} proto {} table {}", owner.proto, owner.table),
-                error: to_io(&e),
-            })
-        })
-        .collect()
-        .await
+        requests.push((what, m));
+    }
+
+    let socket_error = |what: &str| {
+        let what = what.to_string();
+        move |source| Error::Netlink {
+            what: what.clone(),
+            source,
+        }
+    };
+    let mut socket =
+        Socket::new(NETLINK_ROUTE).map_err(socket_error("cannot open a netlink route socket"))?;
+    socket
+        .bind_auto()
+        .map_err(socket_error("cannot bind a netlink route socket"))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(socket_error("cannot connect to the kernel's netlink"))?;
+    // Errors then carry only the failed request's header, not all of it.
+    let _ = socket.set_cap_ack(true);
+    let _ = socket.set_rx_buf_sz(RECV_BUFFER);
+
+    let mut failed = Vec::new();
+    let mut out = Vec::with_capacity(BATCH * 128);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    for (b, batch) in requests.chunks_mut(BATCH).enumerate() {
+        out.clear();
+        let first_seq = (b * BATCH + 1) as u32;
+        let last = batch.len() - 1;
+        for (i, (_, m)) in batch.iter_mut().enumerate() {
+            m.header.sequence_number = first_seq + i as u32;
+            if i == last {
+                m.header.flags |= NLM_F_ACK;
+            }
+            m.finalize();
+            let at = out.len();
+            out.resize(at + m.buffer_len(), 0);
+            m.serialize(&mut out[at..]);
+        }
+        socket
+            .send(&out, 0)
+            .map_err(socket_error("sending route requests"))?;
+        let last_seq = first_seq + last as u32;
+        'batch: loop {
+            buf.clear();
+            let n = socket
+                .recv(&mut buf, 0)
+                .map_err(socket_error("reading the kernel's answers"))?;
+            let mut at = 0;
+            while at + 16 <= n {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[at..n])
+                    .map_err(|e| Error::Netlink {
+                        what: "reading the kernel's answers".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+                at += (reply.header.length as usize).max(16).next_multiple_of(4);
+                let seq = reply.header.sequence_number;
+                if let NetlinkPayload::Error(e) = &reply.payload {
+                    if e.code.is_some() && (first_seq..=last_seq).contains(&seq) {
+                        let (what, _) = &batch[(seq - first_seq) as usize];
+                        failed.push(Failed {
+                            what: format!("{what} proto {} table {}", owner.proto, owner.table),
+                            error: e.to_io(),
+                        });
+                    }
+                    if seq == last_seq {
+                        break 'batch;
+                    }
+                }
+            }
+        }
+    }
+    Ok(failed)
 }
 
 /// The errno of a netlink error as an `io::Error` ("File exists (os error 17)").
