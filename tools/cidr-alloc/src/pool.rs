@@ -73,8 +73,11 @@ impl Pool {
 
     /// Marks a slot as not for nodes (network, gateway, broadcast); a no-op when already taken.
     pub fn reserve(&mut self, slot: u128, what: &'static str) {
-        if slot < self.size && self.taken.insert(slot, Owner::Reserved(what)).is_none() {
-            self.reserved += 1;
+        if slot < self.size {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.taken.entry(slot) {
+                e.insert(Owner::Reserved(what));
+                self.reserved += 1;
+            }
         }
     }
 

@@ -182,7 +182,7 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
             match column {
                 Column::Name | Column::Roles => {}
                 Column::Ip => {
-                    entry.ips = parse_pair(value, |v| validate::ip(v)).map_err(fail)?;
+                    entry.ips = parse_pair(value, validate::ip).map_err(fail)?;
                     entry.ip_at = value_at;
                 }
                 Column::PodCidr => {

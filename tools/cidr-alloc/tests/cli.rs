@@ -1,0 +1,790 @@
+//! The cidr-alloc binary: every refusal exits 2 with exactly one `cidr-alloc: error:` line and
+//! nothing on stdout; the pipeline from mkcluster reproduces seed 003's plan; re-runs and
+//! --previous keep every value.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cidr_alloc() -> Command {
+    Command::cargo_bin("cidr-alloc").expect("the binary is built")
+}
+
+/// A document as mkcluster makes it: the lab's three nodes, nothing allocated.
+fn unallocated() -> Value {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/lab.json")).unwrap();
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    doc["cluster"]["api"] = json!({"port": 6443});
+    doc["cluster"]
+        .as_object_mut()
+        .unwrap()
+        .remove("service_ips");
+    for node in doc["nodes"].as_array_mut().unwrap() {
+        node["ips"] = json!([]);
+        node["pod_cidrs"] = json!([]);
+        node.as_object_mut().unwrap().remove("mac");
+    }
+    doc
+}
+
+/// Runs cidr-alloc on a document and returns the output document.
+fn allocate(doc: &Value, args: &[&str]) -> Value {
+    let out = cidr_alloc()
+        .args(args)
+        .write_stdin(doc.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs cidr-alloc expecting a refusal; returns its one error line.
+fn refuse(stdin: &str, args: &[&str]) -> String {
+    let out = cidr_alloc().args(args).write_stdin(stdin).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("cidr-alloc: error: "), "{stderr}");
+    assert!(stderr.ends_with('\n'));
+    stderr
+}
+
+fn refuse_doc(doc: &Value, args: &[&str], expect: &str) {
+    let line = refuse(&doc.to_string(), args);
+    assert!(line.contains(expect), "expected {expect:?} in {line}");
+}
+
+fn with(mut doc: Value, path: &[&str], value: Value) -> Value {
+    let mut at = &mut doc;
+    for key in path {
+        at = match key.parse::<usize>() {
+            Ok(i) => &mut at[i],
+            Err(_) => &mut at[*key],
+        };
+    }
+    *at = value;
+    doc
+}
+
+#[test]
+fn lab_pipeline_reproduces_the_fixture() {
+    let out = Command::new(mkcluster_bin())
+        .args(["--name", "lab"])
+        .arg(root().join("examples/lab.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let allocated = cidr_alloc().write_stdin(out.stdout).output().unwrap();
+    assert!(allocated.status.success());
+    let fixture = std::fs::read_to_string(root().join("tests/fixtures/lab.json")).unwrap();
+    assert_eq!(String::from_utf8(allocated.stdout).unwrap(), fixture);
+}
+
+/// mkcluster is built beside cidr-alloc when the workspace builds; build it here otherwise.
+fn mkcluster_bin() -> PathBuf {
+    let ours = assert_cmd::cargo::cargo_bin("cidr-alloc");
+    let path = ours.with_file_name("mkcluster");
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "mkcluster"])
+            .current_dir(root())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build -p mkcluster failed");
+    }
+    path
+}
+
+#[test]
+fn ebook_csv_gives_seed_003s_plan() {
+    let out = Command::new(mkcluster_bin())
+        .arg(root().join("examples/ebook-9node.csv"))
+        .args([
+            "--api-vip",
+            "10.240.0.40",
+            "--controller-vip",
+            "10.240.0.20",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(
+        &cidr_alloc()
+            .write_stdin(out.stdout.clone())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let expected = [
+        ("etcd1", "etcd", "10.240.0.11", 512, 4),
+        ("etcd2", "etcd", "10.240.0.12", 512, 4),
+        ("etcd3", "etcd", "10.240.0.13", 512, 4),
+        ("controller1", "controller", "10.240.0.21", 512, 4),
+        ("controller2", "controller", "10.240.0.22", 512, 4),
+        ("worker1", "worker", "10.240.0.31", 1536, 20),
+        ("worker2", "worker", "10.240.0.32", 1536, 20),
+        ("lb1", "lb", "10.240.0.41", 512, 4),
+        ("lb2", "lb", "10.240.0.42", 512, 4),
+    ];
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 9);
+    for (node, (name, role, ip, mib, gib)) in nodes.iter().zip(expected) {
+        assert_eq!(node["name"], name);
+        assert_eq!(node["fqdn"], format!("{name}.example.com"));
+        assert_eq!(node["roles"], json!([role]));
+        assert_eq!(node["ips"], json!([ip]));
+        assert_eq!(node["memory_mib"], mib);
+        assert_eq!(node["disk_gib"], gib);
+        let pods = if role == "worker" { 1 } else { 0 };
+        assert_eq!(node["pod_cidrs"].as_array().unwrap().len(), pods);
+    }
+    assert_eq!(nodes[5]["pod_cidrs"], json!(["10.200.0.0/24"]));
+    assert_eq!(nodes[6]["pod_cidrs"], json!(["10.200.1.0/24"]));
+    let cluster = &doc["cluster"];
+    assert_eq!(cluster["networks"]["node"], json!(["10.240.0.0/24"]));
+    assert_eq!(cluster["networks"]["pod"], json!(["10.200.0.0/16"]));
+    assert_eq!(cluster["networks"]["service"], json!(["10.32.0.0/24"]));
+    assert_eq!(cluster["api"]["vip"], "10.240.0.40");
+    assert_eq!(cluster["api"]["endpoint"], "https://10.240.0.40:6443");
+    assert_eq!(cluster["controller_vip"], "10.240.0.20");
+    assert_eq!(cluster["service_ips"]["kubernetes"], json!(["10.32.0.1"]));
+    assert_eq!(cluster["service_ips"]["dns"], json!(["10.32.0.10"]));
+    assert_eq!(cluster["domain"], "example.com");
+
+    let table = cidr_alloc()
+        .args(["-o", "table"])
+        .write_stdin(out.stdout)
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("worker1      worker      10.240.0.31  10.200.0.0/24  52:54:00:"),
+        "{table}"
+    );
+}
+
+#[test]
+fn every_example_runs_as_its_comment_says() {
+    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "csv") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut command = String::new();
+        for line in text.lines().take_while(|l| l.starts_with('#')) {
+            let line = line.trim_start_matches('#').trim();
+            if command.is_empty() && !line.starts_with("mkcluster ") {
+                continue;
+            }
+            command.push_str(line.trim_end_matches('\\'));
+            command.push(' ');
+            if !line.ends_with('\\') {
+                break;
+            }
+        }
+        let (make, alloc) = command
+            .split_once('|')
+            .unwrap_or_else(|| panic!("{}: no `mkcluster … | cidr-alloc` comment", path.display()));
+        let make: Vec<&str> = make.split_whitespace().skip(1).collect();
+        let alloc: Vec<&str> = alloc.split_whitespace().skip(1).collect();
+        let out = Command::new(mkcluster_bin())
+            .args(make)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let done = cidr_alloc()
+            .args(alloc)
+            .write_stdin(out.stdout)
+            .output()
+            .unwrap();
+        assert!(
+            done.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+}
+
+#[test]
+fn allocates_the_lowest_free_slots_and_derives_values() {
+    let doc = allocate(&unallocated(), &[]);
+    let nodes = doc["nodes"].as_array().unwrap();
+    // Three controllers: the VIP is the first free address, then the nodes.
+    assert_eq!(doc["cluster"]["api"]["vip"], "10.240.0.2");
+    assert_eq!(doc["cluster"]["api"]["endpoint"], "https://10.240.0.2:6443");
+    assert_eq!(nodes[0]["ips"], json!(["10.240.0.3"]));
+    assert_eq!(nodes[2]["ips"], json!(["10.240.0.5"]));
+    assert_eq!(nodes[1]["pod_cidrs"], json!(["10.200.1.0/24"]));
+    assert!(nodes[0]["mac"].as_str().unwrap().starts_with("52:54:00:"));
+    assert_eq!(doc["hypervisor"]["gateway"], "10.240.0.1");
+}
+
+#[test]
+fn one_controller_is_the_api_vip() {
+    let mut doc = unallocated();
+    doc["nodes"].as_array_mut().unwrap().truncate(1);
+    doc["nodes"][0]["ips"] = json!(["10.240.0.50"]);
+    let out = allocate(&doc, &[]);
+    assert_eq!(out["cluster"]["api"]["vip"], "10.240.0.50");
+}
+
+#[test]
+fn ipv6_endpoint_is_bracketed_and_dual_stack_gets_both_families() {
+    let mut doc = unallocated();
+    doc["cluster"]["networks"] = json!({
+        "node": ["10.240.0.0/24", "fd00:10:240::/64"],
+        "pod": ["10.200.0.0/16", "fd00:10:200::/56"],
+        "pod_prefix": [24, 64],
+        "service": ["10.32.0.0/24", "fd00:10:32::/112"]
+    });
+    doc["cluster"]["api"]["vip"] = json!("fd00:10:240::100");
+    let out = allocate(&doc, &[]);
+    assert_eq!(
+        out["cluster"]["api"]["endpoint"],
+        "https://[fd00:10:240::100]:6443"
+    );
+    assert_eq!(
+        out["nodes"][0]["ips"],
+        json!(["10.240.0.2", "fd00:10:240::2"])
+    );
+    assert_eq!(
+        out["nodes"][2]["pod_cidrs"],
+        json!(["10.200.2.0/24", "fd00:10:200:2::/64"])
+    );
+    assert_eq!(
+        out["cluster"]["service_ips"]["dns"],
+        json!(["10.32.0.10", "fd00:10:32::a"])
+    );
+}
+
+#[test]
+fn previous_output_keeps_values_and_a_missing_file_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let previous = dir.path().join("cluster.json");
+    let prev_arg = previous.to_str().unwrap();
+    let first = allocate(&unallocated(), &["--previous", prev_arg]);
+    std::fs::write(&previous, first.to_string()).unwrap();
+    // The inventory changes: node-1 goes, node-4 comes; the others keep everything.
+    let mut doc = unallocated();
+    let nodes = doc["nodes"].as_array_mut().unwrap();
+    let mut newcomer = nodes[0].clone();
+    newcomer["name"] = json!("node-4");
+    nodes.remove(0);
+    nodes.push(newcomer);
+    let second = allocate(&doc, &["--previous", prev_arg]);
+    for name in ["node-2", "node-3"] {
+        let find = |d: &Value| {
+            d["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["name"] == name)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(find(&first), find(&second), "{name} moved");
+    }
+    assert_eq!(
+        second["cluster"]["api"]["vip"],
+        first["cluster"]["api"]["vip"]
+    );
+    // node-4 takes node-1's freed slots: the lowest free.
+    assert_eq!(second["nodes"][2]["ips"], first["nodes"][0]["ips"]);
+    assert_eq!(
+        second["nodes"][2]["pod_cidrs"],
+        first["nodes"][0]["pod_cidrs"]
+    );
+}
+
+#[test]
+fn rerun_on_own_output_is_identical_and_unknown_fields_survive() {
+    let mut doc = unallocated();
+    doc["annotations"] = json!({"team": "blue"});
+    doc["cluster"]["owner"] = json!("ops");
+    doc["cluster"]["networks"]["mine"] = json!(1);
+    doc["cluster"]["api"]["note"] = json!("x");
+    doc["nodes"][0]["rack"] = json!(7);
+    doc["hypervisor"]["zone"] = json!("a");
+    let once = cidr_alloc().write_stdin(doc.to_string()).output().unwrap();
+    let twice = cidr_alloc()
+        .write_stdin(once.stdout.clone())
+        .output()
+        .unwrap();
+    assert_eq!(once.stdout, twice.stdout);
+    let out: Value = serde_json::from_slice(&once.stdout).unwrap();
+    assert_eq!(out["annotations"]["team"], "blue");
+    assert_eq!(out["cluster"]["owner"], "ops");
+    assert_eq!(out["cluster"]["networks"]["mine"], 1);
+    assert_eq!(out["cluster"]["api"]["note"], "x");
+    assert_eq!(out["nodes"][0]["rack"], 7);
+    assert_eq!(out["hypervisor"]["zone"], "a");
+}
+
+#[test]
+fn split_prints_subnets_as_json() {
+    let out = cidr_alloc()
+        .args(["split", "10.200.0.0/16", "--prefix", "24", "--count", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let nets: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        nets,
+        json!(["10.200.0.0/24", "10.200.1.0/24", "10.200.2.0/24"])
+    );
+}
+
+#[test]
+fn table_lists_nodes() {
+    let out = cidr_alloc()
+        .args(["-o", "table"])
+        .write_stdin(unallocated().to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert_eq!(
+        first.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "ROLES", "IPS", "POD", "CIDRS", "MAC"]
+    );
+    assert!(
+        text.contains("node-1  etcd,controller,worker  10.240.0.3"),
+        "{text}"
+    );
+}
+
+// ---- every refusal ----
+
+#[test]
+fn refuses_bad_input_documents() {
+    let line = refuse("{\"version\": 1,", &[]);
+    assert!(line.contains("<stdin>:1:"), "{line}");
+    let line = refuse("", &["-f", "/nonexistent/cluster.json"]);
+    assert!(line.contains("/nonexistent/cluster.json"), "{line}");
+    let mut dup = unallocated();
+    dup["nodes"][1]["name"] = json!("node-1");
+    refuse_doc(&dup, &[], "duplicate node name");
+    refuse_doc(
+        &with(unallocated(), &["version"], json!(2)),
+        &[],
+        "version 2",
+    );
+}
+
+#[test]
+fn refuses_bad_flags() {
+    refuse_doc(&unallocated(), &["--no-such-flag"], "--no-such-flag");
+    refuse_doc(&unallocated(), &["--avoid", "10.0.0.0"], "--avoid");
+    refuse_doc(&unallocated(), &["-o", "yaml"], "yaml");
+}
+
+#[test]
+fn refuses_overlapping_ranges() {
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "pod"],
+        json!(["10.240.0.0/16"]),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "node network 10.240.0.0/24 overlaps pod network 10.240.0.0/16",
+    );
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "service"],
+        json!(["10.200.5.0/24"]),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "pod network 10.200.0.0/16 overlaps service network 10.200.5.0/24",
+    );
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "node"],
+        json!(["192.168.0.0/16"]),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "node network 192.168.0.0/16 overlaps libvirt's default network 192.168.122.0/24",
+    );
+    refuse_doc(
+        &unallocated(),
+        &["--avoid", "10.0.0.0/8"],
+        "node network 10.240.0.0/24 overlaps --avoid 10.0.0.0/8",
+    );
+}
+
+#[test]
+fn refuses_ranges_that_overlap_the_hosts_routes() {
+    // A real kernel routing table: a namespace with a bridge on 10.240.0.0/24 and a route.
+    let ns = testkit::netns::Netns::new("ca");
+    ns.add_bridge("br-ca", &["10.241.0.1/24", "fd00:99:241::1/64"]);
+    ns.ip(&["route", "add", "10.200.128.0/20", "dev", "br-ca"]);
+    let bin = assert_cmd::cargo::cargo_bin("cidr-alloc");
+    let run = |doc: &Value| {
+        let mut cmd = ns.command(&bin);
+        cmd.arg("--avoid-host-routes");
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(doc.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&unallocated());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "cidr-alloc: error: pod network 10.200.0.0/16 overlaps the host's route to 10.200.128.0/20 (dev br-ca): choose ranges that do not share addresses\n"
+    );
+    // IPv6 routes count too.
+    let mut doc = with(
+        unallocated(),
+        &["cluster", "networks", "pod"],
+        json!(["10.199.0.0/16", "fd00:99::/32"]),
+    );
+    doc["cluster"]["networks"]["pod_prefix"] = json!([24, 64]);
+    doc["cluster"]["networks"]["service"] = json!(["10.32.0.0/24", "fd00:32::/112"]);
+    let out = run(&doc);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "pod network fd00:99::/32 overlaps the host's route to fd00:99:241::/64 (dev br-ca)"
+        ),
+        "{stderr}"
+    );
+    // The cluster's own node network on the host is no clash.
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "node"],
+        json!(["10.241.0.0/24"]),
+    );
+    let doc = with(doc, &["hypervisor", "gateway"], json!("10.241.0.1"));
+    let doc = with(
+        doc,
+        &["cluster", "networks", "pod"],
+        json!(["10.202.0.0/16"]),
+    );
+    let out = run(&doc);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn refuses_exhausted_ranges_with_how_many_fit() {
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "node"],
+        json!(["10.240.0.0/29"]),
+    );
+    let doc = with(doc, &["hypervisor", "gateway"], json!("10.240.0.1"));
+    let mut big = doc.clone();
+    for i in 4..=6 {
+        let mut n = big["nodes"][0].clone();
+        n["name"] = json!(format!("node-{i}"));
+        big["nodes"].as_array_mut().unwrap().push(n);
+    }
+    refuse_doc(
+        &big,
+        &[],
+        "node network 10.240.0.0/29 is exhausted: 5 addresses fit, 7 (6 nodes and 1 VIPs) needed",
+    );
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "pod"],
+        json!(["10.200.0.0/23"]),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "pod network 10.200.0.0/23 is exhausted: 2 /24 pod CIDRs fit, 3 (one per node that runs pods) needed",
+    );
+    refuse_doc(
+        &json!(null),
+        &["split", "10.200.0.0/16", "--prefix", "24", "--count", "257"],
+        "256 /24 subnets fit",
+    );
+}
+
+#[test]
+fn refuses_bad_pod_prefixes_and_service_ranges() {
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "pod_prefix"],
+        json!([16]),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "a /16 pod CIDR per node does not split pod network 10.200.0.0/16",
+    );
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "pod_prefix"],
+        json!([24, 64]),
+    );
+    refuse_doc(&doc, &[], "2 prefixes for 1 pod networks");
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "service"],
+        json!(["10.32.0.0/29"]),
+    );
+    refuse_doc(&doc, &[], "service network 10.32.0.0/29 has 8 addresses");
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "service"],
+        json!(["10.32.0.0/24", "fd00:32::/112"]),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "the pod and service networks must have the same families",
+    );
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "node"],
+        json!(["10.240.0.5/24"]),
+    );
+    refuse_doc(&doc, &[], "10.240.0.5/24 has host bits set");
+    let doc = with(
+        unallocated(),
+        &["cluster", "networks", "node"],
+        json!(["10.240.0.0/24", "10.241.0.0/24"]),
+    );
+    refuse_doc(&doc, &[], "at most one IPv4 and one IPv6");
+    refuse_doc(
+        &json!(null),
+        &["split", "10.200.0.0/16", "--prefix", "16", "--count", "1"],
+        "/16 does not split 10.200.0.0/16",
+    );
+    refuse_doc(
+        &json!(null),
+        &["split", "10.200.0.1/16", "--prefix", "24", "--count", "1"],
+        "host bits",
+    );
+    refuse_doc(
+        &json!(null),
+        &["split", "10.200.0.0/16", "--prefix", "24"],
+        "--count",
+    );
+}
+
+#[test]
+fn refuses_pinned_addresses_outside_or_twice() {
+    let doc = with(unallocated(), &["nodes", "0", "ips"], json!(["10.9.0.5"]));
+    refuse_doc(
+        &doc,
+        &[],
+        "nodes[0].ips[0]: 10.9.0.5 of node node-1 is outside the node network (10.240.0.0/24)",
+    );
+    let doc = with(unallocated(), &["nodes", "0", "ips"], json!(["10.240.0.7"]));
+    let doc = with(doc, &["nodes", "2", "ips"], json!(["10.240.0.7"]));
+    refuse_doc(
+        &doc,
+        &[],
+        "10.240.0.7 is the address of both node node-1 and node node-3",
+    );
+    let doc = with(unallocated(), &["nodes", "1", "ips"], json!(["10.240.0.1"]));
+    refuse_doc(
+        &doc,
+        &[],
+        "10.240.0.1 of node node-2 is the gateway (the first host) of node network 10.240.0.0/24",
+    );
+    let doc = with(
+        unallocated(),
+        &["nodes", "1", "ips"],
+        json!(["10.240.0.255"]),
+    );
+    refuse_doc(&doc, &[], "is the broadcast address");
+    let doc = with(
+        unallocated(),
+        &["nodes", "1", "ips"],
+        json!(["10.240.0.7", "10.240.0.8"]),
+    );
+    refuse_doc(&doc, &[], "node node-2 has two IPv4 addresses");
+}
+
+#[test]
+fn refuses_bad_or_duplicate_macs() {
+    let doc = with(
+        unallocated(),
+        &["nodes", "0", "mac"],
+        json!("52:54:00:00:00:01"),
+    );
+    let doc = with(doc, &["nodes", "1", "mac"], json!("52:54:00:00:00:01"));
+    refuse_doc(
+        &doc,
+        &[],
+        "52:54:00:00:00:01 is the MAC of both node node-1 and node node-2",
+    );
+    let doc = with(
+        unallocated(),
+        &["nodes", "0", "mac"],
+        json!("52:54:zz:00:00:01"),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "nodes[0].mac: \"52:54:zz:00:00:01\" is not a MAC address",
+    );
+}
+
+#[test]
+fn refuses_bad_pinned_pod_cidrs() {
+    let doc = with(
+        unallocated(),
+        &["nodes", "0", "pod_cidrs"],
+        json!(["10.201.0.0/24"]),
+    );
+    refuse_doc(
+        &doc,
+        &[],
+        "10.201.0.0/24 of node node-1 is not a subnet of pod network 10.200.0.0/16",
+    );
+    let doc = with(
+        unallocated(),
+        &["nodes", "0", "pod_cidrs"],
+        json!(["10.200.0.0/25"]),
+    );
+    refuse_doc(&doc, &[], "is a /25, the cluster gives each node a /24");
+    let doc = with(
+        unallocated(),
+        &["nodes", "0", "pod_cidrs"],
+        json!(["10.200.7.0/24"]),
+    );
+    let doc = with(doc, &["nodes", "1", "pod_cidrs"], json!(["10.200.7.0/24"]));
+    refuse_doc(
+        &doc,
+        &[],
+        "10.200.7.0/24 is the pod CIDR of both node node-1 and node node-2",
+    );
+    let doc = with(
+        unallocated(),
+        &["nodes", "0", "pod_cidrs"],
+        json!(["fd00::/64"]),
+    );
+    refuse_doc(&doc, &[], "the cluster has no such pod network");
+}
+
+#[test]
+fn refuses_bad_vips() {
+    let doc = with(unallocated(), &["cluster", "api", "vip"], json!("10.9.9.9"));
+    refuse_doc(
+        &doc,
+        &[],
+        "cluster.api.vip: 10.9.9.9 is outside the node network",
+    );
+    let doc = with(
+        unallocated(),
+        &["cluster", "api", "vip"],
+        json!("10.240.0.1"),
+    );
+    refuse_doc(&doc, &[], "cluster.api.vip: 10.240.0.1 is the gateway");
+    // A worker may not hold the VIP as its own address.
+    let mut doc = unallocated();
+    doc["nodes"][0]["roles"] = json!(["worker"]);
+    doc["nodes"][0]["ips"] = json!(["10.240.0.9"]);
+    doc["cluster"]["api"]["vip"] = json!("10.240.0.9");
+    refuse_doc(
+        &doc,
+        &[],
+        "10.240.0.9 of node node-1 is also cluster.api.vip",
+    );
+    let doc = with(
+        unallocated(),
+        &["cluster", "api", "vip"],
+        json!("10.240.0.9"),
+    );
+    let doc = with(doc, &["cluster", "controller_vip"], json!("10.240.0.9"));
+    refuse_doc(
+        &doc,
+        &[],
+        "is both cluster.api.vip and cluster.controller_vip",
+    );
+    let doc = with(unallocated(), &["cluster", "controller_vip"], json!(5));
+    refuse_doc(&doc, &[], "cluster.controller_vip: expected an IP address");
+    let doc = with(unallocated(), &["hypervisor", "gateway"], json!("10.9.9.1"));
+    refuse_doc(
+        &doc,
+        &[],
+        "hypervisor.gateway: 10.9.9.1 is outside the node network",
+    );
+}
+
+#[test]
+fn refuses_a_bad_previous_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let previous = dir.path().join("prev.json");
+    std::fs::write(&previous, "not json").unwrap();
+    refuse_doc(
+        &unallocated(),
+        &["--previous", previous.to_str().unwrap()],
+        "--previous",
+    );
+    // An earlier run in another node network: its values cannot be kept.
+    let mut earlier = allocate(&unallocated(), &[]);
+    earlier["cluster"]["networks"]["node"] = json!(["10.250.0.0/24"]);
+    earlier["nodes"][0]["ips"] = json!(["10.250.0.3"]);
+    std::fs::write(&previous, earlier.to_string()).unwrap();
+    refuse_doc(
+        &unallocated(),
+        &["--previous", previous.to_str().unwrap()],
+        "node node-1 in --previous",
+    );
+    // A directory is not a file.
+    refuse_doc(
+        &unallocated(),
+        &["--previous", dir.path().to_str().unwrap()],
+        "cannot read it",
+    );
+}

@@ -1,0 +1,436 @@
+//! The mkcluster binary: inventories in, a document out; every bad input exits 2 with exactly one
+//! `mkcluster: error:` line naming file:line:column (or the flag) and nothing on stdout.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn mkcluster() -> Command {
+    Command::cargo_bin("mkcluster").expect("the binary is built")
+}
+
+fn document(args: &[&str], stdin: &str) -> Value {
+    let out = mkcluster().args(args).write_stdin(stdin).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs mkcluster expecting a refusal; asserts the error line contains `expect`.
+fn refuse(args: &[&str], stdin: &str, expect: &str) {
+    let out = mkcluster().args(args).write_stdin(stdin).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("mkcluster: error: "), "{stderr}");
+    assert!(stderr.contains(expect), "expected {expect:?} in {stderr}");
+}
+
+const OK: &str = "name,roles\nw1,worker\n";
+
+#[test]
+fn csv_to_document_with_defaults() {
+    let doc = document(
+        &[],
+        "# inventory\nroles,name,memory\ncontroller+etcd,c1,\nworker,w1,2G\n",
+    );
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["cluster"]["name"], "kubernetes");
+    assert_eq!(doc["cluster"]["domain"], "example.com");
+    assert_eq!(doc["cluster"]["cluster_domain"], "cluster.local");
+    assert_eq!(doc["cluster"]["networks"]["node"], json!(["10.240.0.0/24"]));
+    assert_eq!(doc["cluster"]["networks"]["pod"], json!(["10.200.0.0/16"]));
+    assert_eq!(doc["cluster"]["networks"]["pod_prefix"], json!([24]));
+    assert_eq!(
+        doc["cluster"]["networks"]["service"],
+        json!(["10.32.0.0/24"])
+    );
+    assert_eq!(doc["cluster"]["api"], json!({"port": 6443}));
+    assert_eq!(
+        doc["hypervisor"],
+        json!({"uri": "qemu:///system", "network": "kubernetes", "gateway": "10.240.0.1", "pool": "hardway"})
+    );
+    let c1 = &doc["nodes"][0];
+    assert_eq!(c1["fqdn"], "c1.example.com");
+    assert_eq!(c1["roles"], json!(["etcd", "controller"]));
+    assert_eq!(
+        (
+            c1["vcpus"].as_u64(),
+            c1["memory_mib"].as_u64(),
+            c1["disk_gib"].as_u64()
+        ),
+        (Some(1), Some(512), Some(4))
+    );
+    let w1 = &doc["nodes"][1];
+    assert_eq!(
+        (w1["memory_mib"].as_u64(), w1["disk_gib"].as_u64()),
+        (Some(2048), Some(20))
+    );
+}
+
+#[test]
+fn dual_stack_flags_and_values() {
+    let args = [
+        "--name",
+        "ds",
+        "--domain",
+        "lab.test",
+        "--node-network",
+        "fd00:10:240::/64",
+        "--node-network",
+        "10.240.0.0/24",
+        "--pod-network",
+        "10.200.0.0/16",
+        "--pod-network",
+        "fd00:10:200::/56",
+        "--pod-prefix",
+        "25",
+        "--pod-prefix",
+        "64",
+        "--service-network",
+        "10.32.0.0/24",
+        "--service-network",
+        "fd00:10:32::/112",
+        "--api-vip",
+        "10.240.0.20",
+        "--api-port",
+        "8443",
+        "--kubernetes-version",
+        "v1.31.0",
+        "--pod-routing",
+        "flannel",
+    ];
+    let doc = document(&args, "name,roles,ip,pod_cidr\nw1,worker,fd00:10:240::5;10.240.0.5,10.200.0.0/25+fd00:10:200::/64\n");
+    let net = &doc["cluster"]["networks"];
+    assert_eq!(net["node"], json!(["10.240.0.0/24", "fd00:10:240::/64"]));
+    assert_eq!(net["pod_prefix"], json!([25, 64]));
+    assert_eq!(
+        doc["cluster"]["api"],
+        json!({"vip": "10.240.0.20", "port": 8443})
+    );
+    assert_eq!(doc["cluster"]["pod_network"], "flannel");
+    assert_eq!(doc["hypervisor"]["network"], "ds");
+    assert_eq!(
+        doc["nodes"][0]["ips"],
+        json!(["10.240.0.5", "fd00:10:240::5"])
+    );
+    assert_eq!(doc["nodes"][0]["fqdn"], "w1.lab.test");
+}
+
+#[test]
+fn machines_txt_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machines.txt");
+    std::fs::write(
+        &path,
+        "10.240.0.10 server.kubernetes.local server\n\
+         10.240.0.20 node-0.kubernetes.local node-0 10.200.0.0/24\n\
+         10.240.0.21 node-1.kubernetes.local node-1 10.200.1.0/24\n",
+    )
+    .unwrap();
+    let doc = document(&["--format", "machines", path.to_str().unwrap()], "");
+    assert_eq!(doc["cluster"]["domain"], "kubernetes.local");
+    assert_eq!(doc["nodes"][0]["roles"], json!(["etcd", "controller"]));
+    assert_eq!(doc["nodes"][1]["roles"], json!(["worker"]));
+    assert_eq!(doc["nodes"][2]["pod_cidrs"], json!(["10.200.1.0/24"]));
+    assert_eq!(doc["nodes"][2]["fqdn"], "node-1.kubernetes.local");
+    assert_eq!(doc["nodes"][2]["memory_mib"], 1536);
+}
+
+#[test]
+fn controller_vip_is_kept_in_the_cluster() {
+    let doc = document(
+        &[
+            "--api-vip",
+            "10.240.0.40",
+            "--controller-vip",
+            "10.240.0.20",
+        ],
+        OK,
+    );
+    assert_eq!(doc["cluster"]["controller_vip"], "10.240.0.20");
+}
+
+#[test]
+fn help_has_an_example_and_version_works() {
+    let out = mkcluster().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("Examples:") && help.contains("1536 MiB"),
+        "{help}"
+    );
+    assert!(mkcluster()
+        .arg("--version")
+        .output()
+        .unwrap()
+        .status
+        .success());
+}
+
+#[test]
+fn refuses_bad_csv() {
+    refuse(&[], "", "<stdin>:1:1: the inventory is empty");
+    refuse(&[], "# only a comment\n", "the inventory is empty");
+    refuse(
+        &[],
+        "name,roles\n",
+        "<stdin>:1:1: the inventory lists no node",
+    );
+    refuse(
+        &[],
+        "name,rolez\nw1,worker\n",
+        "<stdin>:1:6: unknown column \"rolez\"",
+    );
+    refuse(
+        &[],
+        "name,roles,name\n",
+        "<stdin>:1:12: column \"name\" appears twice",
+    );
+    refuse(
+        &[],
+        "name,ip\nw1,10.240.0.2\n",
+        "<stdin>:1:1: the header row has no \"roles\" column",
+    );
+    refuse(
+        &[],
+        "roles\nworker\n",
+        "the header row has no \"name\" column",
+    );
+    refuse(
+        &[],
+        "name,roles\nw1,worker,extra\n",
+        "<stdin>:2:11: this row has 3 fields, the header names 2",
+    );
+    refuse(
+        &[],
+        "name,roles\n\nW_1,worker\n",
+        "<stdin>:3:1: node name \"W_1\" has 'W'",
+    );
+    refuse(
+        &[],
+        "name,roles\n,worker\n",
+        "<stdin>:2:1: node name is empty",
+    );
+    refuse(
+        &[],
+        "name,roles\nw1,worker\n# c\nw1,etcd\n",
+        "<stdin>:4:1: node name \"w1\" is already used on line 2",
+    );
+    refuse(
+        &[],
+        "name,roles\nw1,worker+chef\n",
+        "<stdin>:2:4: unknown role \"chef\"",
+    );
+    refuse(&[], "name,roles\nw1,\n", "<stdin>:2:4: no roles");
+    refuse(
+        &[],
+        "name,roles,ip\nw1,worker,10.240.0.256\n",
+        "<stdin>:2:11: \"10.240.0.256\" is not an IP address",
+    );
+    refuse(
+        &[],
+        "name,roles,ip\nw1,worker,10.240.0.2+10.240.0.3\n",
+        "one IPv4 and one IPv6",
+    );
+    refuse(
+        &[],
+        "name,roles,ip\nw1,worker,10.9.0.2\n",
+        "<stdin>:2:11: 10.9.0.2 is outside the node network (10.240.0.0/24)",
+    );
+    refuse(
+        &[],
+        "name,roles,ip\nw1,worker,fd00::2\n",
+        "fd00::2 is outside the node network",
+    );
+    refuse(
+        &[],
+        "name,roles,pod_cidr\nw1,worker,10.200.0.1/24\n",
+        "<stdin>:2:11: \"10.200.0.1/24\" has host bits set",
+    );
+    refuse(
+        &[],
+        "name,roles,pod_cidr\nw1,worker,10.9.0.0/24\n",
+        "10.9.0.0/24 is outside the pod network (10.200.0.0/16)",
+    );
+    refuse(
+        &[],
+        "name,roles,vcpus\nw1,worker,0\n",
+        "<stdin>:2:11: vcpus \"0\" is not a whole number above 0",
+    );
+    refuse(&[], "name,roles,vcpus\nw1,worker,two\n", "vcpus \"two\"");
+    refuse(
+        &[],
+        "name,roles,memory\nw1,worker,lots\n",
+        "<stdin>:2:11: memory: \"lots\" is not a size",
+    );
+    refuse(
+        &[],
+        "name,roles,memory\nw1,worker,0.3M\n",
+        "memory: \"0.3M\" is not a whole number of MiB",
+    );
+    refuse(
+        &[],
+        "name,roles,disk\nw1,worker,1.5\n",
+        "disk: \"1.5\" is not a whole number of GiB",
+    );
+    refuse(
+        &[],
+        "name,roles,disk\nw1,worker,0G\n",
+        "disk: \"0G\" is zero",
+    );
+    refuse(
+        &["/nonexistent/nodes.csv"],
+        "",
+        "cannot read /nonexistent/nodes.csv",
+    );
+}
+
+#[test]
+fn refuses_bad_machines_txt() {
+    let m = ["--format", "machines"];
+    refuse(&m, "", "machines.txt lists no machine");
+    refuse(
+        &m,
+        "10.240.0.10 server.x\n",
+        "<stdin>:1:1: expected IP FQDN HOST [POD_SUBNET], found 2 fields",
+    );
+    refuse(
+        &m,
+        "10.240.0.10 a.x a 10.200.0.0/24 more\n",
+        "<stdin>:1:33: expected IP FQDN HOST",
+    );
+    refuse(
+        &m,
+        "10.240.0.1O server.x server\n",
+        "<stdin>:1:1: \"10.240.0.1O\" is not an IP address",
+    );
+    refuse(
+        &m,
+        "10.240.0.10 bad_name.x server\n",
+        "<stdin>:1:13: \"bad_name.x\" is not a valid DNS name",
+    );
+    refuse(
+        &m,
+        "10.240.0.10 server.x Server\n",
+        "<stdin>:1:22: node name \"Server\"",
+    );
+    refuse(
+        &m,
+        "10.240.0.10 a.x a 10.200.0.0/33\n",
+        "<stdin>:1:19: \"10.200.0.0/33\" is not a CIDR range",
+    );
+    refuse(
+        &m,
+        "10.240.0.10 a.x a\n10.240.0.11 a.x a\n",
+        "<stdin>:2:17: node name \"a\" is already used on line 1",
+    );
+}
+
+#[test]
+fn refuses_bad_flags() {
+    refuse(
+        &["--name", "My Cluster"],
+        OK,
+        "--name: the cluster name is a DNS label",
+    );
+    refuse(
+        &["--domain", "ex ample.com"],
+        OK,
+        "--domain: \"ex ample.com\" is not a valid DNS name",
+    );
+    refuse(&["--cluster-domain=-x.local"], OK, "--cluster-domain:");
+    refuse(
+        &["--kubernetes-version", "1.32"],
+        OK,
+        "--kubernetes-version: \"1.32\" is not a version like v1.32.3",
+    );
+    refuse(
+        &["--node-network", "10.240.0.0/33"],
+        OK,
+        "--node-network: \"10.240.0.0/33\" is not a CIDR range",
+    );
+    refuse(
+        &[
+            "--node-network",
+            "10.240.0.0/24",
+            "--node-network",
+            "10.241.0.0/24",
+        ],
+        OK,
+        "--node-network: give at most one IPv4 and one IPv6 range",
+    );
+    refuse(
+        &["--pod-network", "10.200.0.5/16"],
+        OK,
+        "--pod-network: \"10.200.0.5/16\" has host bits set",
+    );
+    refuse(&["--service-network", "x"], OK, "--service-network:");
+    refuse(
+        &["--pod-prefix", "16"],
+        OK,
+        "--pod-prefix: /16 does not split pod network 10.200.0.0/16",
+    );
+    refuse(
+        &["--pod-prefix", "24", "--pod-prefix", "64"],
+        OK,
+        "--pod-prefix: 2 prefixes for 1 pod networks",
+    );
+    refuse(
+        &["--pod-prefix", "x"],
+        OK,
+        "invalid value 'x' for '--pod-prefix <LEN>'",
+    );
+    refuse(
+        &["--api-vip", "10.240.0"],
+        OK,
+        "--api-vip: \"10.240.0\" is not an IP address",
+    );
+    refuse(&["--controller-vip", "vip"], OK, "--controller-vip:");
+    refuse(&["--api-port", "0"], OK, "--api-port");
+    refuse(
+        &["--format", "yaml"],
+        OK,
+        "invalid value 'yaml' for '--format <FORMAT>'",
+    );
+    refuse(&["--no-such-flag"], OK, "--no-such-flag");
+}
+
+#[test]
+fn every_example_parses() {
+    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            let out = mkcluster()
+                .arg(&path)
+                .args(["--node-network", "0.0.0.0/0"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
