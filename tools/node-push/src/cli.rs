@@ -65,6 +65,8 @@ pub fn command() -> Command {
         )
         .version(env!("CARGO_PKG_VERSION"))
         .after_help(AFTER_HELP)
+        // A later flag wins, so a script can append overrides to a common command line.
+        .args_override_self(true)
         .arg(
             Arg::new(FILE)
                 .short('f')

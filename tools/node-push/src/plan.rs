@@ -18,14 +18,9 @@ use sha2::{Digest, Sha256};
 /// Files larger than this are not scanned for paths they mention (they are data, not configs).
 const SCAN_LIMIT: u64 = 1 << 20;
 
-/// Directories whose files are systemd units: a change there needs `systemctl daemon-reload`.
-const UNIT_DIRS: [&str; 5] = [
-    "/etc/systemd/system/",
-    "/run/systemd/system/",
-    "/usr/local/lib/systemd/system/",
-    "/usr/lib/systemd/system/",
-    "/lib/systemd/system/",
-];
+/// A unit or drop-in lives in a `…/systemd/system/` directory (/etc, /run, /usr/lib, /lib, or
+/// the same under another root): a change there needs `systemctl daemon-reload`.
+const UNIT_DIR: &str = "/systemd/system/";
 
 /// Where a node's address comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,7 +306,7 @@ fn address_of(at: &str, node: &Node, selection: &Selection) -> Result<Target, Er
 
 /// True for a path in one of systemd's unit directories.
 pub fn is_unit(dest: &str) -> bool {
-    UNIT_DIRS.iter().any(|dir| dest.starts_with(dir))
+    dest.contains(UNIT_DIR)
 }
 
 /// For each file, the services whose unit, drop-ins or (transitively) mentioned files include

@@ -1,0 +1,702 @@
+//! node-push against real OpenSSH servers (testkit::sshd) on loopback ports: every "node" is an
+//! sshd of its own, and its destinations live under the test's own directory on this machine,
+//! so the test reads what landed directly. The stub systemctl on the sessions' PATH records the
+//! calls in order. Needs root (CI runs `make test` as root).
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use testkit::sshd::{self, Sshd, SshdOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_node-push");
+
+/// One test's world: an output dir with the files to push, a known_hosts, a client key shared by
+/// every sshd, and a destination root per node.
+struct World {
+    tmp: tempfile::TempDir,
+    doc: Value,
+}
+
+impl World {
+    fn new(nodes: &[&str]) -> World {
+        testkit::require_root();
+        let tmp = tempfile::Builder::new()
+            .prefix("node-push-test-")
+            .tempdir()
+            .unwrap();
+        fs::create_dir_all(tmp.path().join("out")).unwrap();
+        sshd::keygen(&tmp.path().join("id_ed25519"), "node-push-test");
+        let fixture = testkit::workspace_root().join("tests/fixtures/lab.json");
+        let mut doc: Value = serde_json::from_str(&fs::read_to_string(fixture).unwrap()).unwrap();
+        let all = doc["nodes"].as_array().unwrap().clone();
+        doc["nodes"] = Value::Array(
+            nodes
+                .iter()
+                .map(|name| {
+                    let mut node = all[0].clone();
+                    node["name"] = json!(name);
+                    node
+                })
+                .collect(),
+        );
+        World { tmp, doc }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn known_hosts(&self) -> PathBuf {
+        self.path("known_hosts")
+    }
+
+    /// A destination under this node's root.
+    fn dest(&self, node: &str, rel: &str) -> PathBuf {
+        self.path(&format!("nodes/{node}/{rel}"))
+    }
+
+    /// Starts an sshd that accepts this world's client key.
+    fn sshd(&self) -> Sshd {
+        Sshd::start_with(SshdOptions {
+            authorized_key: Some(self.path("id_ed25519.pub")),
+            ..Default::default()
+        })
+    }
+
+    /// Writes `out/<src>` and adds it to the node's files (sha256 of the content).
+    fn file(&mut self, node: &str, src: &str, dest: &str, mode: &str, owner: &str, content: &[u8]) {
+        let local = self.path(&format!("out/{src}"));
+        fs::create_dir_all(local.parent().unwrap()).unwrap();
+        fs::write(&local, content).unwrap();
+        let dest = self.dest(node, dest).display().to_string();
+        let sha = hex::encode(Sha256::digest(content));
+        let files = self.node_mut(node)["files"].as_array_mut().unwrap();
+        files.retain(|f| f["src"] != src);
+        files.push(json!({"src": src, "dest": dest, "mode": mode, "owner": owner, "sha256": sha}));
+    }
+
+    fn services(&mut self, node: &str, services: &[&str]) {
+        self.node_mut(node)["services"] = json!(services);
+    }
+
+    fn node_mut(&mut self, node: &str) -> &mut Value {
+        self.doc["nodes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|n| n["name"] == node)
+            .unwrap()
+    }
+
+    fn doc_text(&self) -> String {
+        serde_json::to_string_pretty(&self.doc).unwrap() + "\n"
+    }
+
+    /// The common flags: this world's dir, key and known_hosts, and each node's sshd.
+    fn args(&self, nodes: &[(&str, &Sshd)]) -> Vec<String> {
+        let mut args = vec![
+            "--dir".to_string(),
+            self.path("out").display().to_string(),
+            "--identity".into(),
+            self.path("id_ed25519").display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts().display().to_string(),
+            "--timeout".into(),
+            "60".into(),
+        ];
+        for (node, sshd) in nodes {
+            args.push("--address".into());
+            args.push(format!("{node}={}", sshd.address()));
+        }
+        args
+    }
+
+    fn spawn(&self, args: &[String]) -> std::process::Child {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run node-push");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(self.doc_text().as_bytes())
+            .unwrap();
+        child
+    }
+
+    fn run(&self, args: &[String]) -> Output {
+        self.spawn(args).wait_with_output().unwrap()
+    }
+
+    /// Runs with `--report FILE` and returns the output and the parsed report.
+    fn run_report(&self, args: &[String]) -> (Output, Value) {
+        let report = self.path("report.json");
+        let _ = fs::remove_file(&report);
+        let mut args = args.to_vec();
+        args.extend(["--report".into(), report.display().to_string()]);
+        let out = self.run(&args);
+        let text = fs::read_to_string(&report).unwrap_or_else(|_| {
+            panic!(
+                "no report; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out, serde_json::from_str(&text).unwrap())
+    }
+}
+
+fn node<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const UNIT: &str = "[Service]\nExecStart=/usr/bin/etcd --cert-file=CERT\n";
+
+/// The document's files land with their content, mode and owner; units reload, services start in
+/// order and the one whose files changed restarts; a second run uploads nothing and restarts
+/// nothing; a changed file is the only one uploaded; `--dry-run` changes nothing.
+#[test]
+fn installs_files_then_a_second_run_changes_nothing() {
+    let mut w = World::new(&["node-1"]);
+    let sshd = w.sshd();
+    let cert_dest = w.dest("node-1", "etc/etcd/etcd.pem").display().to_string();
+    w.file(
+        "node-1",
+        "pki/etcd.pem",
+        "etc/etcd/etcd.pem",
+        "0644",
+        "root:root",
+        b"CERT v1\n",
+    );
+    w.file(
+        "node-1",
+        "pki/etcd-key.pem",
+        "etc/etcd/private/etcd-key.pem",
+        "0600",
+        "nobody:nogroup",
+        b"KEY\n",
+    );
+    w.file(
+        "node-1",
+        "nodes/node-1/etcd.service",
+        "etc/systemd/system/etcd.service",
+        "0644",
+        "root:root",
+        UNIT.replace("CERT", &cert_dest).as_bytes(),
+    );
+    w.services("node-1", &["etcd.service", "kubelet.service"]);
+    let mut args = w.args(&[("node-1", &sshd)]);
+    args.push("--accept-new".into());
+
+    let (out, report) = w.run_report(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        sshd.log()
+    );
+    // stdout is the document, untouched, for the pipeline.
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, w.doc);
+    let n = node(&report, "node-1");
+    assert_eq!(n["ok"], true);
+    assert_eq!(n["files_changed"].as_array().unwrap().len(), 3);
+    assert_eq!(n["host_key"], sshd.host_fingerprint());
+    assert_eq!(n["host_key_recorded"], true);
+
+    let cert = w.dest("node-1", "etc/etcd/etcd.pem");
+    let key = w.dest("node-1", "etc/etcd/private/etcd-key.pem");
+    assert_eq!(fs::read(&cert).unwrap(), b"CERT v1\n");
+    assert_eq!(fs::read(&key).unwrap(), b"KEY\n");
+    let meta = fs::metadata(&key).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "nobody:nogroup");
+    let meta = fs::metadata(&cert).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    // No temporary file is left beside the targets.
+    let leftovers: Vec<_> = fs::read_dir(cert.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("node-push-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A unit changed: daemon-reload first. etcd's unit changed and mentions the cert: etcd
+    // restarts; kubelet just starts.
+    assert_eq!(
+        sshd.systemctl_calls(),
+        [
+            "daemon-reload",
+            "enable etcd.service",
+            "restart etcd.service",
+            "enable --now kubelet.service"
+        ]
+    );
+    assert_eq!(n["daemon_reload"], true);
+    assert_eq!(strings(&n["services_restarted"]), ["etcd.service"]);
+    assert_eq!(strings(&n["services_started"]), ["kubelet.service"]);
+    // --accept-new recorded exactly the line OpenSSH would have.
+    assert_eq!(
+        fs::read_to_string(w.known_hosts()).unwrap().trim(),
+        sshd.known_hosts_line()
+    );
+
+    // Second run: nothing uploaded, nothing restarted, files untouched (same inode and mtime).
+    let before = fs::metadata(&cert).unwrap();
+    let calls_before = sshd.systemctl_calls().len();
+    let mut again = w.args(&[("node-1", &sshd)]);
+    again.push("--no-start".into());
+    let (out, report) = w.run_report(&again);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let n = node(&report, "node-1");
+    assert!(n["files_changed"].as_array().unwrap().is_empty(), "{n}");
+    assert_eq!(n["files_unchanged"].as_array().unwrap().len(), 3);
+    assert_eq!(n["bytes_uploaded"], 0);
+    assert_eq!(n["host_key_recorded"], false);
+    let after = fs::metadata(&cert).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+    assert_eq!(
+        sshd.systemctl_calls().len(),
+        calls_before,
+        "--no-start calls nothing"
+    );
+
+    // Without --no-start a clean run only re-asserts enable --now (a no-op in systemd).
+    let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(node(&report, "node-1")["services_restarted"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        sshd.systemctl_calls()[calls_before..],
+        ["enable --now etcd.service", "enable --now kubelet.service"]
+    );
+
+    // A changed cert: --dry-run reports it and touches nothing.
+    w.file(
+        "node-1",
+        "pki/etcd.pem",
+        "etc/etcd/etcd.pem",
+        "0644",
+        "root:root",
+        b"CERT v2\n",
+    );
+    let calls_before = sshd.systemctl_calls().len();
+    let mut dry = w.args(&[("node-1", &sshd)]);
+    dry.push("--dry-run".into());
+    let (out, report) = w.run_report(&dry);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["dry_run"], true);
+    let n = node(&report, "node-1");
+    assert_eq!(strings(&n["files_changed"]), [cert.display().to_string()]);
+    assert_eq!(strings(&n["services_restarted"]), ["etcd.service"]);
+    assert_eq!(fs::read(&cert).unwrap(), b"CERT v1\n");
+    assert_eq!(sshd.systemctl_calls().len(), calls_before);
+
+    // The real run uploads only the cert and restarts etcd, whose unit mentions it.
+    let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let n = node(&report, "node-1");
+    assert_eq!(strings(&n["files_changed"]), [cert.display().to_string()]);
+    assert_eq!(n["bytes_uploaded"], 8);
+    assert_eq!(fs::read(&cert).unwrap(), b"CERT v2\n");
+    assert_eq!(
+        sshd.systemctl_calls()[calls_before..],
+        [
+            "enable etcd.service",
+            "restart etcd.service",
+            "enable --now kubelet.service"
+        ]
+    );
+
+    // A mode changed on the node is put back without an upload.
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let n = node(&report, "node-1");
+    assert_eq!(strings(&n["files_changed"]), [key.display().to_string()]);
+    assert_eq!(n["bytes_uploaded"], 0);
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+}
+
+/// Units in systemd's directory trigger one daemon-reload before the services start, in order.
+#[test]
+fn a_changed_unit_reloads_systemd_before_starting_in_order() {
+    let mut w = World::new(&["node-1"]);
+    let sshd = w.sshd();
+    let name = "hardway-test.service";
+    w.file(
+        "node-1",
+        "unit",
+        &format!("usr/lib/systemd/system/{name}"),
+        "0644",
+        "root:root",
+        b"[Service]\nExecStart=/bin/true\n",
+    );
+    w.file(
+        "node-1",
+        "dropin",
+        "etc/systemd/system/b.service.d/10-x.conf",
+        "0644",
+        "root:root",
+        b"[Service]\n",
+    );
+    w.services("node-1", &["a.service", name, "b.service"]);
+    let mut args = w.args(&[("node-1", &sshd)]);
+    args.push("--accept-new".into());
+    let (out, report) = w.run_report(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(node(&report, "node-1")["daemon_reload"], true);
+    assert_eq!(
+        sshd.systemctl_calls(),
+        [
+            "daemon-reload".to_string(),
+            "enable --now a.service".into(),
+            format!("enable {name}"),
+            format!("restart {name}"),
+            "enable b.service".into(),
+            "restart b.service".into(),
+        ]
+    );
+}
+
+/// A host whose key differs from known_hosts is refused with both fingerprints, and nothing is
+/// written to it; an unknown host without --accept-new is refused too.
+#[test]
+fn a_changed_host_key_is_refused_and_nothing_is_written() {
+    let mut w = World::new(&["node-1"]);
+    let sshd = w.sshd();
+    w.file("node-1", "a.txt", "etc/a.txt", "0644", "root:root", b"A\n");
+    w.services("node-1", &["etcd.service"]);
+    // Record another key for this host:port.
+    let other = w.path("other_host_key");
+    sshd::keygen(&other, "other");
+    let other_pub = fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut fields = other_pub.split_whitespace();
+    let line = format!(
+        "[127.0.0.1]:{} {} {}",
+        sshd.port,
+        fields.next().unwrap(),
+        fields.next().unwrap()
+    );
+    sshd::append_line(&w.known_hosts(), &line);
+    let mut args = w.args(&[("node-1", &sshd)]);
+    args.push("--accept-new".into());
+    let (out, report) = w.run_report(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "no document on failure");
+    let error = node(&report, "node-1")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("HOST KEY CHANGED"), "{error}");
+    assert!(error.contains(&sshd.host_fingerprint()), "{error}");
+    assert!(
+        error.contains(&sshd::fingerprint(&other.with_extension("pub"))),
+        "{error}"
+    );
+    assert!(stderr(&out).contains("node-1"), "{}", stderr(&out));
+    assert!(!w.dest("node-1", "etc").exists(), "nothing was written");
+    assert!(sshd.systemctl_calls().is_empty());
+    assert!(
+        !sshd.log().contains("Accepted publickey"),
+        "never logged in: {}",
+        sshd.log()
+    );
+    // known_hosts was not touched by --accept-new.
+    assert_eq!(fs::read_to_string(w.known_hosts()).unwrap().trim(), line);
+
+    // Unknown host, no --accept-new: refused, known_hosts unchanged.
+    fs::write(w.known_hosts(), "").unwrap();
+    let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
+    assert_eq!(out.status.code(), Some(3));
+    let error = node(&report, "node-1")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("unknown host key"), "{error}");
+    assert!(error.contains(&sshd.host_fingerprint()), "{error}");
+    assert_eq!(fs::read_to_string(w.known_hosts()).unwrap(), "");
+    assert!(!w.dest("node-1", "etc").exists());
+}
+
+/// Hashed entries (`ssh-keygen -H`, Debian's default HashKnownHosts) are matched too.
+#[test]
+fn a_hashed_known_hosts_entry_is_accepted() {
+    let mut w = World::new(&["node-1"]);
+    let sshd = w.sshd();
+    w.file("node-1", "a.txt", "etc/a.txt", "0640", "root:root", b"A\n");
+    fs::write(
+        w.known_hosts(),
+        format!("# comment\n@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIW7ql9FxDQKuUWVzDuA/RWyjW4jCQpo4RvQgV5eGY69\n{}\n", sshd.known_hosts_line()),
+    )
+    .unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-H", "-f"])
+        .arg(w.known_hosts())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = fs::read_to_string(w.known_hosts()).unwrap();
+    assert!(
+        text.contains("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(node(&report, "node-1")["host_key_recorded"], false);
+    assert_eq!(fs::read(w.dest("node-1", "etc/a.txt")).unwrap(), b"A\n");
+}
+
+/// A closed port and a server that never answers fail alone; the other nodes are done; exit 3.
+#[test]
+fn an_unreachable_node_fails_alone() {
+    let mut w = World::new(&["node-1", "node-2", "node-3", "node-4"]);
+    let one = w.sshd();
+    let two = w.sshd();
+    let closed = sshd::free_port();
+    // Accepts TCP but never speaks SSH: only --timeout ends it.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    for n in ["node-1", "node-2", "node-3", "node-4"] {
+        w.file(
+            n,
+            &format!("{n}.txt"),
+            "etc/hosts",
+            "0644",
+            "root:root",
+            n.as_bytes(),
+        );
+    }
+    let mut args = w.args(&[("node-1", &one), ("node-2", &two)]);
+    args.extend([
+        "--address".into(),
+        format!("node-3=127.0.0.1:{closed}"),
+        "--address".into(),
+        format!("node-4=127.0.0.1:{silent_port}"),
+        "--accept-new".into(),
+        "--timeout".into(),
+        "3".into(),
+        "-o".into(),
+        "table".into(),
+    ]);
+    let started = Instant::now();
+    let out = w.run(&args);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("NODE") && err.contains("STATUS"),
+        "table on stderr: {err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("node-3") && l.contains("failed")),
+        "{err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(err.contains("timed out after 3 s"), "{err}");
+    for n in ["node-1", "node-2"] {
+        assert_eq!(fs::read(w.dest(n, "etc/hosts")).unwrap(), n.as_bytes());
+    }
+    assert!(!w.dest("node-3", "etc/hosts").exists());
+    drop(silent);
+}
+
+/// Killing the connection in the middle of a large upload leaves the old file whole; the next
+/// run completes it.
+#[test]
+fn an_interrupted_upload_leaves_the_old_file_and_the_next_run_completes_it() {
+    let mut w = World::new(&["node-1"]);
+    let sshd = w.sshd();
+    w.file(
+        "node-1",
+        "big.bin",
+        "var/lib/big.bin",
+        "0644",
+        "root:root",
+        b"old\n",
+    );
+    let mut args = w.args(&[("node-1", &sshd)]);
+    args.push("--accept-new".into());
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dest = w.dest("node-1", "var/lib/big.bin");
+    assert_eq!(fs::read(&dest).unwrap(), b"old\n");
+
+    // 16 MiB that is not all zeros: 64 chunks of 256 KiB; the cut comes after the first few.
+    let big: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect();
+    w.file(
+        "node-1",
+        "big.bin",
+        "var/lib/big.bin",
+        "0644",
+        "root:root",
+        &big,
+    );
+    let temp = w.dest("node-1", "var/lib/.big.bin.node-push-tmp");
+    let child = w.spawn(&w.args(&[("node-1", &sshd)]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let size = fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
+        if size > 256 << 10 {
+            sshd.kill_connections();
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "killed mid-transfer: {}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(&dest).unwrap(), b"old\n", "the old file is intact");
+
+    let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(node(&report, "node-1")["bytes_uploaded"], big.len() as u64);
+    assert!(fs::read(&dest).unwrap() == big, "the new file landed whole");
+    assert!(!temp.exists());
+}
+
+/// `--only` and `--roles` push to a subset; the others are not contacted.
+#[test]
+fn only_and_roles_select_nodes() {
+    let mut w = World::new(&["node-1", "node-2", "node-3"]);
+    w.node_mut("node-3")["roles"] = json!(["lb"]);
+    let sshd = w.sshd();
+    for n in ["node-1", "node-2", "node-3"] {
+        w.file(
+            n,
+            &format!("{n}.txt"),
+            "etc/motd",
+            "0644",
+            "root:root",
+            n.as_bytes(),
+        );
+    }
+    let mut args = w.args(&[("node-1", &sshd), ("node-2", &sshd), ("node-3", &sshd)]);
+    args.push("--accept-new".into());
+    let mut only = args.clone();
+    only.extend(["--only".into(), "node-2".into()]);
+    let (out, report) = w.run_report(&only);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 1);
+    assert!(w.dest("node-2", "etc/motd").exists());
+    assert!(!w.dest("node-1", "etc/motd").exists());
+
+    let mut roles = args.clone();
+    roles.extend(["--roles".into(), "lb".into()]);
+    let (out, report) = w.run_report(&roles);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["nodes"][0]["node"], "node-3");
+    assert!(!w.dest("node-1", "etc/motd").exists());
+
+    // `--report -` puts the report on stdout instead of the document.
+    let mut to_stdout = args.clone();
+    to_stdout.extend(["--report".into(), "-".into()]);
+    let out = w.run(&to_stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 3);
+}
+
+/// Bad input exits 2 with one line on stderr, nothing on stdout, and contacts no host.
+#[test]
+fn bad_input_exits_2_before_any_connection() {
+    let mut w = World::new(&["node-1"]);
+    w.file("node-1", "a.txt", "etc/a", "0644", "root:root", b"A\n");
+    type Setup = Box<dyn Fn(&mut World)>;
+    let cases: Vec<(Vec<String>, Setup, &str)> = vec![
+        (
+            vec!["--only".into(), "nope".into()],
+            Box::new(|_| {}),
+            "no node named \"nope\"",
+        ),
+        (
+            vec![],
+            Box::new(|w| fs::remove_file(w.path("out/a.txt")).unwrap()),
+            "out/a.txt",
+        ),
+        (
+            vec![],
+            Box::new(|w| fs::write(w.path("out/a.txt"), "changed").unwrap()),
+            "nodes[0].files[0].sha256",
+        ),
+        (
+            vec![],
+            Box::new(|w| w.node_mut("node-1")["files"][0]["dest"] = json!("relative/path")),
+            "nodes[0].files[0].dest",
+        ),
+        (
+            vec!["--roles".into(), "boss".into()],
+            Box::new(|_| {}),
+            "unknown role",
+        ),
+        (
+            vec!["--address".into(), "node-1".into()],
+            Box::new(|_| {}),
+            "--address",
+        ),
+    ];
+    for (extra, setup, expect) in cases {
+        let mut world = World::new(&["node-1"]);
+        world.doc = w.doc.clone();
+        fs::create_dir_all(world.path("out")).unwrap();
+        fs::write(world.path("out/a.txt"), "A\n").unwrap();
+        setup(&mut world);
+        let mut args = world.args(&[]);
+        args.extend(extra);
+        let out = world.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{expect}: {err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("node-push: error: "), "{err}");
+        assert!(err.contains(expect), "{expect}: {err}");
+    }
+}
