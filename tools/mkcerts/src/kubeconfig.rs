@@ -126,7 +126,9 @@ struct EncryptedResources {
 /// mkcerts writes `secretbox` (XSalsa20-Poly1305) first and `identity` last, so Secrets written
 /// before encryption was turned on can still be read. secretbox over aescbc: Kubernetes' docs
 /// rate aescbc as weak (CBC is open to padding-oracle attacks) and secretbox as strong and fast;
-/// both take a 32-byte key and need no KMS plugin, which a hard-way cluster does not have.
+/// both take a 32-byte key and need no KMS plugin, which a hard-way cluster does not have. (Older
+/// CIS benchmarks preferred aescbc, and the docs note secretbox may not pass a FIPS-style review;
+/// [`check_encryption_config`] accepts an aescbc config a user puts in place, and keeps it.)
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Provider {

@@ -1,4 +1,3 @@
 fn main() -> std::process::ExitCode {
-    let matches = mkcerts::cli::command().get_matches();
-    hardway::tool::main("mkcerts", || mkcerts::run(&matches))
+    hardway::tool::run(mkcerts::cli::command(), mkcerts::run)
 }

@@ -200,6 +200,20 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             .collect(),
     };
     let endpoint = api_endpoint(doc)?;
+    let controller_vip = match cluster.extra.get("controller_vip") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_str()
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .ok_or_else(|| {
+                    MkcertsError::bad(
+                        "cluster.controller_vip",
+                        format!("{value} is not an IP address"),
+                    )
+                })?,
+        ),
+    };
 
     let dns = |s: &str| San::Dns(s.to_ascii_lowercase());
     let node_sans = |node: &hardway::Node| {
@@ -282,6 +296,10 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             push_unique(&mut sans, san);
         }
         if let Some(vip) = cluster.api.vip {
+            push_unique(&mut sans, San::Ip(vip));
+        }
+        // The controllers' own VIP (seed 003: the load balancers forward to it).
+        if let Some(vip) = controller_vip {
             push_unique(&mut sans, San::Ip(vip));
         }
         if let Some(host) = &endpoint.host_san {
@@ -597,7 +615,10 @@ mod tests {
 
     #[test]
     fn apiserver_sans_cover_service_ips_vip_lbs_and_loopback() {
-        let doc = fixture("ebook-dualstack.json");
+        let mut doc = fixture("ebook-dualstack.json");
+        doc.cluster
+            .extra
+            .insert("controller_vip".into(), "10.240.0.20".into());
         let options = PlanOptions {
             extra_sans: vec!["api.example.com".into()],
         };
@@ -614,6 +635,7 @@ mod tests {
             "controller1.example.com",
             "10.240.0.21",
             "10.240.0.40",
+            "10.240.0.20",
             "lb1",
             "10.240.0.42",
             "localhost",
