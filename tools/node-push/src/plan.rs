@@ -491,6 +491,45 @@ mod tests {
     }
 
     #[test]
+    fn addresses_come_from_ips_vm_or_overrides() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/lab.json"
+        ))
+        .unwrap();
+        let mut doc = hardway::doc::from_str(&text, "lab.json").unwrap();
+        let mut selection = Selection {
+            dir: ".".into(),
+            port: 2200,
+            address_from: AddressFrom::Ip,
+            addresses: BTreeMap::new(),
+            only: vec![],
+            roles: vec![],
+        };
+        let plans = plan(&doc, &selection).unwrap();
+        assert_eq!(plans[0].target.to_string(), "10.240.0.11:2200");
+        selection.address_from = AddressFrom::Vm;
+        let err = plan(&doc, &selection).unwrap_err().to_string();
+        assert!(err.contains("nodes[0].vm.address"), "{err}");
+        for node in &mut doc.nodes {
+            let mut vm = hardway::doc::VmStatus::default();
+            vm.extra.insert("address".into(), "192.168.122.7".into());
+            node.vm = Some(vm);
+        }
+        selection.addresses.insert(
+            "node-2".into(),
+            Target::parse("127.0.0.1:2222", 22).unwrap(),
+        );
+        selection.only = vec!["node-1".into(), "node-2".into()];
+        let plans = plan(&doc, &selection).unwrap();
+        assert_eq!(plans.len(), 2);
+        assert_eq!(plans[0].target.to_string(), "192.168.122.7:2200");
+        assert_eq!(plans[1].target.to_string(), "127.0.0.1:2222");
+        selection.roles = vec![Role::Lb];
+        assert!(plan(&doc, &selection).unwrap().is_empty());
+    }
+
+    #[test]
     fn modes_owners_and_destinations_are_checked() {
         assert_eq!(parse_mode("0644"), Some(0o644));
         assert_eq!(parse_mode("600"), Some(0o600));

@@ -118,9 +118,15 @@ impl World {
     }
 
     fn spawn(&self, args: &[String]) -> std::process::Child {
+        self.spawn_env(args, &[])
+    }
+
+    /// Runs node-push with no agent unless `env` gives one.
+    fn spawn_env(&self, args: &[String], env: &[(&str, PathBuf)]) -> std::process::Child {
         let mut child = Command::new(BIN)
             .args(args)
             .env_remove("SSH_AUTH_SOCK")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -699,4 +705,78 @@ fn bad_input_exits_2_before_any_connection() {
         assert!(err.starts_with("node-push: error: "), "{err}");
         assert!(err.contains(expect), "{expect}: {err}");
     }
+}
+
+/// Without --identity and --address: the SSH agent logs in, and the node's first IP on --port is
+/// where it connects. Without an agent or a default key, it is bad input (exit 2).
+#[test]
+fn logs_in_with_the_agent_at_the_first_ip_on_port() {
+    let mut w = World::new(&["node-1"]);
+    let sshd = w.sshd();
+    w.node_mut("node-1")["ips"] = json!(["127.0.0.1"]);
+    w.file("node-1", "a.txt", "etc/a.txt", "0600", "root:root", b"A\n");
+    let home = w.path("home");
+    fs::create_dir_all(&home).unwrap();
+    let args = vec![
+        "--dir".to_string(),
+        w.path("out").display().to_string(),
+        "--known-hosts".into(),
+        w.known_hosts().display().to_string(),
+        "--port".into(),
+        sshd.port.to_string(),
+        "--accept-new".into(),
+    ];
+
+    let out = w
+        .spawn_env(&args, &[("HOME", home.clone())])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no SSH identity"), "{}", stderr(&out));
+
+    struct Agent(std::process::Child);
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let sock = w.path("agent.sock");
+    let _agent = Agent(
+        Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run ssh-agent (openssh-client)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "ssh-agent did not make its socket"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let added = Command::new("ssh-add")
+        .arg(w.path("id_ed25519"))
+        .env("SSH_AUTH_SOCK", &sock)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let out = w
+        .spawn_env(&args, &[("HOME", home), ("SSH_AUTH_SOCK", sock)])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        sshd.log()
+    );
+    assert_eq!(fs::read(w.dest("node-1", "etc/a.txt")).unwrap(), b"A\n");
+    assert!(stderr(&out).contains(&format!("127.0.0.1:{}", sshd.port)));
 }
