@@ -1,4 +1,3 @@
 fn main() -> std::process::ExitCode {
-    let matches = mkunits::cli::command().get_matches();
-    hardway::tool::main("mkunits", || mkunits::run(&matches))
+    hardway::tool::run(mkunits::cli::command(), mkunits::run)
 }
