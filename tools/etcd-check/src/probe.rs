@@ -11,6 +11,7 @@
 //! Answers are written into the member's [`MemberReport`] as they arrive. At the deadline the
 //! unfinished futures are dropped and what is left under way is reported as "no answer".
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,10 @@ pub async fn check_all(
         .iter()
         .map(|t| Arc::new(Mutex::new(MemberReport::new(t.name.clone(), t.url.clone()))))
         .collect();
+    let lost = Arc::new(Lost {
+        members: AtomicUsize::new(0),
+        total: options.targets.len(),
+    });
     let probes = options
         .targets
         .iter()
@@ -115,6 +120,7 @@ pub async fn check_all(
                 record.clone(),
                 options.connect_timeout,
                 deadline.into(),
+                lost.clone(),
             )
         });
     // Dropping the unfinished probes at the deadline is what bounds the command's time.
@@ -155,14 +161,14 @@ async fn step<T>(
     }
 }
 
-async fn probe(
+/// TCP, our TLS probe, and the gRPC channel; `None` when the member cannot be talked to.
+async fn connect(
     target: &Target,
     tls: Option<Arc<Tls>>,
     record: Arc<Mutex<MemberReport>>,
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
-) {
-    let start = Instant::now();
+) -> Option<(Client, Client)> {
     let connect_deadline = (tokio::time::Instant::now() + connect_timeout).min(deadline);
     let no_answer = |what: &str| format!("no answer within {connect_timeout:?} ({what})");
     let address = format!("{}:{}", target.host, target.port);
@@ -175,7 +181,7 @@ async fn probe(
     })
     .await
     else {
-        return;
+        return None;
     };
     let _ = tcp.set_nodelay(true);
 
@@ -188,7 +194,7 @@ async fn probe(
                 Err(e) => {
                     let index = lock(&record).begin(steps::TLS);
                     lock(&record).finish(index, Err(e.to_string()));
-                    return;
+                    return None;
                 }
             },
         };
@@ -204,7 +210,7 @@ async fn probe(
         })
         .await
         else {
-            return;
+            return None;
         };
         if let Some(cert) = stream
             .get_ref()
@@ -236,7 +242,7 @@ async fn probe(
         })
         .await;
         if accepted.is_none() {
-            return;
+            return None;
         }
     } else {
         drop(tcp);
@@ -260,11 +266,11 @@ async fn probe(
     })
     .await
     else {
-        return;
+        return None;
     };
     let Ok(client) = Client::from_channel(etcd_client::Channel::Tonic(channel.clone()), None).await
     else {
-        return;
+        return None;
     };
     // Quorum reads carry etcd's "require leader" flag: a member without a leader says so at
     // once instead of holding the request until the deadline.
@@ -274,9 +280,39 @@ async fn probe(
     )
     .await
     else {
+        return None;
+    };
+    Some((client, leader_client))
+}
+
+/// Counts members that cannot be talked to, so a leaderless member stops waiting for an
+/// election once too few members are left for a quorum.
+struct Lost {
+    members: AtomicUsize,
+    total: usize,
+}
+
+impl Lost {
+    fn quorum_impossible(&self) -> bool {
+        self.members.load(Ordering::Relaxed) > self.total - (self.total / 2 + 1)
+    }
+}
+
+async fn probe(
+    target: &Target,
+    tls: Option<Arc<Tls>>,
+    record: Arc<Mutex<MemberReport>>,
+    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
+    lost: Arc<Lost>,
+) {
+    let start = Instant::now();
+    let Some((client, leader_client)) =
+        connect(target, tls, record.clone(), connect_timeout, deadline).await
+    else {
+        lost.members.fetch_add(1, Ordering::Relaxed);
         return;
     };
-
     let status = {
         let mut maintenance = client.maintenance_client();
         let record = record.clone();
@@ -286,21 +322,7 @@ async fn probe(
             })
             .await
             {
-                let mut m = lock(&record);
-                let header = s.header();
-                let id = header.map(|h| h.member_id()).unwrap_or(0);
-                m.cluster_id = header.map(|h| h.cluster_id());
-                m.member_id = Some(format!("{id:016x}"));
-                m.version = Some(s.version().to_string());
-                m.leader = Some(format!("{:016x}", s.leader()));
-                m.is_leader = Some(id != 0 && s.leader() == id);
-                m.is_learner = Some(s.is_learner());
-                m.raft_term = Some(s.raft_term());
-                m.raft_index = Some(s.raft_index());
-                m.raft_applied_index = Some(s.raft_applied_index());
-                m.db_size = Some(s.db_size());
-                m.db_size_in_use = Some(s.raft_used_db_size());
-                m.errors = s.errors().to_vec();
+                apply_status(&mut lock(&record), &s);
             }
         }
     };
@@ -308,33 +330,42 @@ async fn probe(
         let mut kv = client.kv_client();
         let record = record.clone();
         async move {
-            let started = Instant::now();
+            let local = || GetOptions::new().with_serializable();
             let ok = step(&record, steps::SERIALIZABLE, async {
-                kv.get(HEALTH_KEY, Some(GetOptions::new().with_serializable()))
+                kv.get(HEALTH_KEY, Some(local()))
                     .await
                     .map_err(|e| grpc_error(&e))
             })
             .await;
+            // The round trip is timed on a second read: the first one shares the new
+            // connection's start with every other request.
             if ok.is_some() {
-                lock(&record).rtt_ms = Some(report::millis(started.elapsed()));
+                let started = Instant::now();
+                if kv.get(HEALTH_KEY, Some(local())).await.is_ok() {
+                    lock(&record).rtt_ms = Some(report::millis(started.elapsed()));
+                }
             }
         }
     };
     let linearizable = {
         let mut kv = leader_client.kv_client();
+        let lost = lost.clone();
+        let mut maintenance = client.maintenance_client();
         let record = record.clone();
         async move {
-            step(&record, steps::LINEARIZABLE, async {
+            let mut retried = false;
+            let read = step(&record, steps::LINEARIZABLE, async {
                 loop {
                     match kv.get(HEALTH_KEY, None).await {
                         Ok(_) => return Ok(()),
                         // Mid-election a member has no leader for a moment: ask again until
                         // the deadline (which drops this future) rather than call it down.
                         Err(e) if is_no_leader(&e) => {
-                            lock(&record).leader = Some(format!("{:016x}", 0));
+                            retried = true;
                             tokio::time::sleep(Duration::from_millis(100)).await;
-                            if tokio::time::Instant::now() + Duration::from_millis(100) >= deadline
-                            {
+                            let late = tokio::time::Instant::now() + Duration::from_millis(100)
+                                >= deadline;
+                            if late || lost.quorum_impossible() {
                                 return Err(format!(
                                     "{} (the member has no leader: quorum lost?)",
                                     grpc_error(&e)
@@ -346,12 +377,17 @@ async fn probe(
                 }
             })
             .await;
-        }
-    };
-    let alarms = {
-        let mut maintenance = client.maintenance_client();
-        let record = record.clone();
-        async move {
+            if read.is_none() {
+                return;
+            }
+            // The leader changed while we read: the first status is stale, take a fresh one.
+            if retried {
+                if let Ok(s) = maintenance.status().await {
+                    apply_status(&mut lock(&record), &s);
+                }
+            }
+            // The alarm list goes through raft: asked only once a quorum read showed there is
+            // a leader to answer it (a member without one reports its alarms in its status).
             if let Some(list) = step(&record, steps::ALARMS, async {
                 maintenance
                     .alarm(AlarmAction::Get, AlarmType::None, None)
@@ -393,8 +429,50 @@ async fn probe(
             }
         }
     };
-    tokio::join!(status, serializable, linearizable, alarms, members);
+    tokio::join!(status, serializable, linearizable, members);
     lock(&record).took_ms = Some(report::millis(start.elapsed()));
+}
+
+fn apply_status(m: &mut MemberReport, s: &etcd_client::StatusResponse) {
+    let header = s.header();
+    let id = header.map(|h| h.member_id()).unwrap_or(0);
+    m.cluster_id = header.map(|h| h.cluster_id());
+    m.member_id = Some(format!("{id:016x}"));
+    m.version = Some(s.version().to_string());
+    m.leader = Some(format!("{:016x}", s.leader()));
+    m.is_leader = Some(id != 0 && s.leader() == id);
+    m.is_learner = Some(s.is_learner());
+    m.raft_term = Some(s.raft_term());
+    m.raft_index = Some(s.raft_index());
+    m.raft_applied_index = Some(s.raft_applied_index());
+    m.db_size = Some(s.db_size());
+    m.db_size_in_use = Some(s.raft_used_db_size());
+    // etcd 3.4 lists active alarms among the status errors ("memberID:N alarm:NOSPACE "):
+    // known locally, even on a member that lost its leader and cannot serve the alarm list.
+    let (alarms, errors): (Vec<&String>, Vec<&String>) =
+        s.errors().iter().partition(|e| parse_alarm(e).is_some());
+    m.status_alarms = alarms.iter().filter_map(|e| parse_alarm(e)).collect();
+    m.errors = errors.into_iter().cloned().collect();
+}
+
+/// Parses etcd's `memberID:8971179542620195430 alarm:NOSPACE ` (the ID in decimal).
+fn parse_alarm(text: &str) -> Option<(u64, String)> {
+    let mut words = text.split_whitespace();
+    let id = words.next()?.strip_prefix("memberID:")?.parse().ok()?;
+    let alarm = words.next()?.strip_prefix("alarm:")?;
+    Some((id, alarm.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alarms_in_status_errors() {
+        assert_eq!(
+            super::parse_alarm("memberID:8971179542620195430 alarm:NOSPACE "),
+            Some((8971179542620195430, "NOSPACE".to_string()))
+        );
+        assert_eq!(super::parse_alarm("etcdserver: no leader"), None);
+    }
 }
 
 fn alarm_name(alarm: AlarmType) -> &'static str {

@@ -50,7 +50,7 @@ fn opt<T: ToString>(value: &Option<T>) -> String {
 pub fn table(report: &Report) -> String {
     let rows = report.members.iter().map(|m| {
         vec![
-            m.label().to_string(),
+            m.name.clone().unwrap_or_else(|| "-".into()),
             m.endpoint.clone(),
             state_name(m.state).to_string(),
             opt(&m.member_id),

@@ -130,6 +130,8 @@ pub struct MemberReport {
     #[serde(skip)]
     pub seen_alarms: Option<Vec<(u64, String)>>,
     #[serde(skip)]
+    pub status_alarms: Vec<(u64, String)>,
+    #[serde(skip)]
     pub seen_members: Option<Vec<ListedMember>>,
     #[serde(skip)]
     pub cluster_id: Option<u64>,
@@ -163,6 +165,7 @@ impl MemberReport {
             problems: Vec::new(),
             steps: Vec::new(),
             seen_alarms: None,
+            status_alarms: Vec::new(),
             seen_members: None,
             cluster_id: None,
         }
@@ -253,6 +256,24 @@ impl MemberReport {
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.endpoint)
     }
+
+    /// The member in a problem line: `name (endpoint)`, or the endpoint alone.
+    pub fn who(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({})", self.endpoint),
+            None => self.endpoint.clone(),
+        }
+    }
+
+    /// True when the member list entry `listed` is this member: same ID, or for a member that
+    /// did not answer, its client URL.
+    fn is(&self, listed: &ListedMember) -> bool {
+        self.member_id.as_deref() == Some(listed.id.as_str())
+            || listed
+                .client_urls
+                .iter()
+                .any(|u| u.trim_end_matches('/') == self.endpoint)
+    }
 }
 
 /// Thresholds for the verdict.
@@ -308,16 +329,20 @@ pub fn judge(mut members: Vec<MemberReport>, limits: Limits, took: std::time::Du
     // Names from the member list for endpoints given without one.
     for m in &mut members {
         if m.name.is_none() {
-            if let Some(id) = &m.member_id {
-                m.name = listed.iter().find(|l| &l.id == id).map(|l| l.name.clone());
-            }
+            m.name = listed
+                .iter()
+                .find(|l| m.is(l))
+                .map(|l| l.name.clone())
+                .filter(|n| !n.is_empty());
         }
     }
     // Alarms are cluster-wide answers: attribute them to the member they name.
     let mut alarms: Vec<(u64, String)> = members
         .iter()
-        .filter_map(|m| m.seen_alarms.clone())
-        .flatten()
+        .flat_map(|m| {
+            let listed = m.seen_alarms.clone().unwrap_or_default();
+            listed.into_iter().chain(m.status_alarms.clone())
+        })
         .collect();
     alarms.sort();
     alarms.dedup();
@@ -398,7 +423,7 @@ pub fn judge(mut members: Vec<MemberReport>, limits: Limits, took: std::time::Du
 
     for m in &members {
         for p in &m.problems {
-            problems.push(format!("{} ({}): {p}", m.label(), m.endpoint));
+            problems.push(format!("{}: {p}", m.who()));
         }
         for e in &m.errors {
             problems.push(format!("{} reports: {e}", m.label()));
@@ -443,11 +468,7 @@ pub fn judge(mut members: Vec<MemberReport>, limits: Limits, took: std::time::Du
 
     let unchecked_members: Vec<ListedMember> = listed
         .iter()
-        .filter(|l| {
-            !members
-                .iter()
-                .any(|m| m.member_id.as_deref() == Some(&l.id))
-        })
+        .filter(|l| !members.iter().any(|m| m.is(l)))
         .cloned()
         .collect();
 
