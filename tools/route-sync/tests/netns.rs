@@ -1,0 +1,716 @@
+//! route-sync against real kernels: every test builds its own network namespaces with
+//! `testkit::netns`, runs the binary inside them with `ip netns exec`, and checks the routes
+//! with `ip route` and the traffic with `ping`. Needs root (CI runs it as root).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use testkit::netns::{Lab, Netns};
+
+const BIN: &str = env!("CARGO_BIN_EXE_route-sync");
+
+/// The report route-sync prints, parsed strictly so a renamed key fails the test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    added: Vec<Value>,
+    replaced: Vec<Value>,
+    removed: Vec<Value>,
+    unchanged: usize,
+    conflicts: Vec<Value>,
+}
+
+impl Report {
+    fn changes(&self) -> usize {
+        self.added.len() + self.replaced.len() + self.removed.len()
+    }
+}
+
+/// A node of a test document: name, addresses, pod CIDRs.
+struct N<'a>(&'a str, &'a [&'a str], &'a [&'a str]);
+
+/// A cluster document in the shape of tests/fixtures/lab.json with these nodes.
+fn document(nodes: &[N]) -> Value {
+    let text =
+        std::fs::read_to_string(testkit::workspace_root().join("tests/fixtures/lab.json")).unwrap();
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    let template = doc["nodes"][0].clone();
+    doc["cluster"]["networks"]["pod"] = json!(["10.200.0.0/16", "fd00:10:200::/56"]);
+    doc["cluster"]["networks"]["pod_prefix"] = json!([24, 64]);
+    doc["nodes"] = nodes
+        .iter()
+        .map(|N(name, ips, cidrs)| {
+            let mut node = template.clone();
+            node["name"] = json!(name);
+            node["fqdn"] = json!(format!("{name}.example.com"));
+            node["ips"] = json!(ips);
+            node["pod_cidrs"] = json!(cidrs);
+            node
+        })
+        .collect();
+    doc
+}
+
+/// Writes a document into `dir` and returns its path.
+fn write_doc(dir: &Path, name: &str, doc: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(doc).unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Runs route-sync inside `ns`.
+fn route_sync(ns: &Netns, args: &[&str]) -> Output {
+    ns.exec(BIN, args)
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("route-sync ended by a signal")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Parses the report, or fails showing stderr.
+fn report(out: &Output) -> Report {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}); status {}, stderr: {}",
+            out.status,
+            stderr(out)
+        )
+    })
+}
+
+/// Runs route-sync and expects exit `want`; returns the report.
+fn sync_expect(ns: &Netns, args: &[&str], want: i32) -> Report {
+    let out = route_sync(ns, args);
+    assert_eq!(code(&out), want, "route-sync {args:?}: {}", stderr(&out));
+    report(&out)
+}
+
+/// The routes of one protocol, as `ip route` prints them, both families, in `table`.
+fn routes(ns: &Netns, proto: &str, table: &str) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for family in ["-4", "-6"] {
+        let out = ns.exec(
+            "ip",
+            &[family, "route", "show", "table", table, "proto", proto],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        // A table without routes of a family does not exist for it.
+        assert!(
+            out.status.success() || err.contains("table does not exist"),
+            "ip {family} route show table {table}: {err}"
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        all.extend(text.lines().map(|l| l.trim().to_string()));
+    }
+    all
+}
+
+fn ping(ns: &Netns, target: &str) {
+    let out = ns.exec("ping", &["-c1", "-W3", target]);
+    assert!(
+        out.status.success(),
+        "ping {target} from {} failed: {}{}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ip monitor route` inside a namespace: what route changes happened while it ran.
+struct Monitor {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Monitor {
+    fn start(ns: &Netns) -> Monitor {
+        let mut child = ns
+            .command("ip")
+            .args(["monitor", "route"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ip monitor");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Let it subscribe before anything happens.
+        std::thread::sleep(Duration::from_millis(300));
+        Monitor { child, lines }
+    }
+
+    /// Waits for things to settle, stops, and returns the changes seen to routes of proto 200
+    /// (the kernel's own, such as IPv6 link-local addresses coming up, are left out).
+    fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.lines
+            .try_iter()
+            .filter(|l| l.contains("proto 200"))
+            .collect()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The three-node lab of the issue: a host bridge, three nodes with an IPv4 and an IPv6
+/// address, each with a pod bridge holding the first address of its pod CIDRs.
+fn three_node_lab() -> (Lab, Value) {
+    let lab = Lab::builder("rs")
+        .host_bridge(&["10.240.0.1/24", "fd00:240::1/64"])
+        .node("n1", &["10.240.0.11/24", "fd00:240::11/64"])
+        .node("n2", &["10.240.0.12/24", "fd00:240::12/64"])
+        .node("n3", &["10.240.0.13/24", "fd00:240::13/64"])
+        .build();
+    for i in 1..=3 {
+        lab.node(&format!("n{i}")).add_bridge(
+            "pods0",
+            &[
+                &format!("10.200.{i}.1/24"),
+                &format!("fd00:10:200:{i}::1/64"),
+            ],
+        );
+    }
+    let doc = document(&[
+        N(
+            "n1",
+            &["10.240.0.11", "fd00:240::11"],
+            &["10.200.1.0/24", "fd00:10:200:1::/64"],
+        ),
+        N(
+            "n2",
+            &["10.240.0.12", "fd00:240::12"],
+            &["10.200.2.0/24", "fd00:10:200:2::/64"],
+        ),
+        N(
+            "n3",
+            &["10.240.0.13", "fd00:240::13"],
+            &["10.200.3.0/24", "fd00:10:200:3::/64"],
+        ),
+    ]);
+    (lab, doc)
+}
+
+#[test]
+fn pods_reach_each_other_and_the_host_reaches_all_both_families() {
+    let (lab, doc) = three_node_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_doc(dir.path(), "cluster.json", &doc);
+
+    for node in &lab.nodes {
+        let r = sync_expect(node, &["--node", &node.name, "-f", &file], 0);
+        assert_eq!(r.added.len(), 4, "{r:?}");
+        assert_eq!(
+            (r.replaced.len(), r.removed.len(), r.conflicts.len()),
+            (0, 0, 0)
+        );
+        let mine = routes(node, "200", "main");
+        assert_eq!(mine.len(), 4, "{mine:?}");
+        assert!(
+            !mine
+                .iter()
+                .any(|r| r.contains(&format!("10.200.{}.0/24", &node.name[1..]))),
+            "{} routes its own pod CIDR: {mine:?}",
+            node.name
+        );
+    }
+    let r = sync_expect(&lab.host, &["--host", "-f", &file], 0);
+    assert_eq!(r.added.len(), 6, "{r:?}");
+    let host_routes = routes(&lab.host, "200", "main");
+    assert!(
+        host_routes.contains("10.200.2.0/24 via 10.240.0.12 dev br0"),
+        "{host_routes:?}"
+    );
+    assert!(
+        host_routes
+            .iter()
+            .any(|r| r.starts_with("fd00:10:200:3::/64 via fd00:240::13 dev br0")),
+        "{host_routes:?}"
+    );
+
+    for from in &lab.nodes {
+        for to in 1..=3 {
+            if from.name != format!("n{to}") {
+                ping(from, &format!("10.200.{to}.1"));
+                ping(from, &format!("fd00:10:200:{to}::1"));
+            }
+        }
+    }
+    for to in 1..=3 {
+        ping(&lab.host, &format!("10.200.{to}.1"));
+        ping(&lab.host, &format!("fd00:10:200:{to}::1"));
+    }
+
+    // A second run changes nothing and sends no write request: the kernel announces none.
+    let monitor = Monitor::start(&lab.host);
+    let r = sync_expect(&lab.host, &["--host", "-f", &file], 0);
+    assert_eq!((r.changes(), r.unchanged), (0, 6), "{r:?}");
+    for node in &lab.nodes {
+        let r = sync_expect(node, &["--node", &node.name, "-f", &file], 0);
+        assert_eq!((r.changes(), r.unchanged), (0, 4), "{r:?}");
+    }
+    let seen = monitor.stop();
+    assert!(seen.is_empty(), "the second run changed routes: {seen:?}");
+
+    // The monitor does see changes (so its silence above means something).
+    let monitor = Monitor::start(&lab.host);
+    lab.host
+        .ip(&["route", "del", "10.200.1.0/24", "proto", "200"]);
+    let r = sync_expect(&lab.host, &["--host", "-f", &file], 0);
+    assert_eq!(r.added.len(), 1, "{r:?}");
+    let seen = monitor.stop();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("10.200.1.0/24") && l.contains("proto 200")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24", "fd00:240::1/64"]);
+    // Foreign routes: two on prefixes route-sync wants, two elsewhere.
+    ns.ip(&[
+        "route",
+        "add",
+        "10.200.3.0/24",
+        "via",
+        "10.240.0.50",
+        "proto",
+        "static",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "fd00:10:200:2::/64",
+        "via",
+        "fd00:240::52",
+        "proto",
+        "boot",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.200.99.0/24",
+        "via",
+        "10.240.0.51",
+        "proto",
+        "boot",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.99.0.0/16",
+        "via",
+        "10.240.0.53",
+        "proto",
+        "static",
+    ]);
+    let foreign = |ns: &Netns| {
+        let mut all = routes(ns, "static", "main");
+        all.extend(routes(ns, "boot", "main"));
+        all
+    };
+    let before = foreign(&ns);
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&[
+        N(
+            "n1",
+            &["10.240.0.11", "fd00:240::11"],
+            &["10.200.1.0/24", "fd00:10:200:1::/64"],
+        ),
+        N(
+            "n2",
+            &["10.240.0.12", "fd00:240::12"],
+            &["10.200.2.0/24", "fd00:10:200:2::/64"],
+        ),
+        N(
+            "n3",
+            &["10.240.0.13", "fd00:240::13"],
+            &["10.200.3.0/24", "fd00:10:200:3::/64"],
+        ),
+    ]);
+    let file = write_doc(dir.path(), "a.json", &doc);
+    let out = route_sync(&ns, &["--host", "-f", &file]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r.added.len(), 4, "{r:?}");
+    let conflicts: BTreeSet<&str> = r
+        .conflicts
+        .iter()
+        .map(|c| c["dst"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        conflicts,
+        BTreeSet::from(["10.200.3.0/24", "fd00:10:200:2::/64"])
+    );
+    assert!(
+        stderr(&out).contains("conflict: 10.200.3.0/24"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(foreign(&ns), before);
+
+    // Again: still the conflicts, nothing to change, foreign routes as they were.
+    let r = sync_expect(&ns, &["--host", "-f", &file], 1);
+    assert_eq!(
+        (r.changes(), r.unchanged, r.conflicts.len()),
+        (0, 4, 2),
+        "{r:?}"
+    );
+    assert_eq!(foreign(&ns), before);
+
+    // n1 leaves the cluster; n2 moves to new addresses.
+    let doc = document(&[
+        N(
+            "n2",
+            &["10.240.0.22", "fd00:240::22"],
+            &["10.200.2.0/24", "fd00:10:200:2::/64"],
+        ),
+        N(
+            "n3",
+            &["10.240.0.13", "fd00:240::13"],
+            &["10.200.3.0/24", "fd00:10:200:3::/64"],
+        ),
+    ]);
+    let file = write_doc(dir.path(), "b.json", &doc);
+    let r = sync_expect(&ns, &["--host", "-f", &file], 1);
+    let removed: BTreeSet<&str> = r
+        .removed
+        .iter()
+        .map(|c| c["dst"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        BTreeSet::from(["10.200.1.0/24", "fd00:10:200:1::/64"]),
+        "{r:?}"
+    );
+    assert_eq!(r.replaced.len(), 1, "{r:?}");
+    assert_eq!(r.replaced[0]["dst"], "10.200.2.0/24");
+    assert_eq!(r.replaced[0]["was"]["gateway"], "10.240.0.12");
+    let mine = routes(&ns, "200", "main");
+    let expected: BTreeSet<String> = [
+        "10.200.2.0/24 via 10.240.0.22 dev br0",
+        "fd00:10:200:3::/64 via fd00:240::13 dev br0 metric 1024 pref medium",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(mine, expected);
+    assert_eq!(foreign(&ns), before);
+
+    // The administrator removes the static route: route-sync takes the prefix over.
+    ns.ip(&["route", "del", "10.200.3.0/24", "proto", "static"]);
+    let r = sync_expect(&ns, &["--host", "-f", &file], 1);
+    assert_eq!(r.added.len(), 1);
+    assert_eq!(r.added[0]["dst"], "10.200.3.0/24");
+    assert_eq!(r.conflicts.len(), 1);
+}
+
+#[test]
+fn dry_run_and_check_change_nothing() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24"]);
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&[
+        N("n1", &["10.240.0.11"], &["10.200.1.0/24"]),
+        N("n2", &["10.240.0.12"], &["10.200.2.0/24"]),
+    ]);
+    let file = write_doc(dir.path(), "c.json", &doc);
+
+    let r = sync_expect(&ns, &["--host", "--dry-run", "-f", &file], 0);
+    assert_eq!(r.added.len(), 2);
+    assert!(routes(&ns, "200", "main").is_empty());
+    let r = sync_expect(&ns, &["--host", "--check", "-f", &file], 1);
+    assert_eq!(r.added.len(), 2);
+    assert!(routes(&ns, "200", "main").is_empty());
+
+    sync_expect(&ns, &["--host", "-f", &file], 0);
+    let r = sync_expect(&ns, &["--host", "--check", "-f", &file], 0);
+    assert_eq!((r.changes(), r.unchanged), (0, 2));
+
+    // The table for people.
+    ns.ip(&["route", "del", "10.200.1.0/24", "proto", "200"]);
+    let out = route_sync(&ns, &["--host", "--check", "-o", "table", "-f", &file]);
+    assert_eq!(code(&out), 1);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("ACTION"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("add") && l.contains("10.200.1.0/24")),
+        "{text}"
+    );
+    assert!(text.contains("1 routes unchanged"), "{text}");
+}
+
+#[test]
+fn stdin_document_and_own_table() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24"]);
+    let doc = document(&[N("n1", &["10.240.0.11"], &["10.200.1.0/24"])]);
+    let mut child = ns
+        .command(BIN)
+        .args(["--host", "--table", "100", "--proto", "0xc9"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(report(&out).added.len(), 1);
+    assert_eq!(
+        routes(&ns, "201", "100"),
+        BTreeSet::from(["10.200.1.0/24 via 10.240.0.11 dev br0".to_string()])
+    );
+    assert!(routes(&ns, "201", "main").is_empty());
+    assert!(routes(&ns, "200", "all").is_empty());
+}
+
+#[test]
+fn unreachable_gateway_exits_3_naming_the_route_and_changes_nothing() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24"]);
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&[
+        N("n1", &["10.240.0.11"], &["10.200.1.0/24"]),
+        N("n2", &["192.0.2.7"], &["10.200.2.0/24"]),
+    ]);
+    let file = write_doc(dir.path(), "d.json", &doc);
+    let out = route_sync(&ns, &["--host", "-f", &file]);
+    assert_eq!(code(&out), 3);
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("route-sync: error: route 10.200.2.0/24 via 192.0.2.7 (node n2)"),
+        "{err}"
+    );
+    assert!(err.contains("br0 10.240.0.0/24"), "{err}");
+    assert!(routes(&ns, "200", "main").is_empty(), "a route was added");
+}
+
+#[test]
+fn kernel_refusal_exits_3_with_errno_and_route() {
+    // The bridge holds the address but is down: the kernel refuses a gateway on it.
+    let ns = Netns::new("rs");
+    ns.ip(&["link", "add", "br0", "type", "bridge"]);
+    ns.add_addr("br0", "10.240.0.1/24");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&[N("n1", &["10.240.0.11"], &["10.200.1.0/24"])]);
+    let file = write_doc(dir.path(), "e.json", &doc);
+    let out = route_sync(&ns, &["--host", "-f", &file]);
+    assert_eq!(code(&out), 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("add 10.200.1.0/24 via 10.240.0.11 dev br0 proto 200 table 254")
+            && err.contains("os error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn input_errors_exit_2_before_touching_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&[N("n1", &["10.240.0.11"], &["10.200.1.0/24"])]);
+    let file = write_doc(dir.path(), "f.json", &doc);
+    let run = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
+
+    let out = run(&["--node", "nope", "-f", &file]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no node \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["--host", "--proto", "static", "-f", &file]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+
+    std::fs::write(dir.path().join("bad.json"), "{\"version\": 1,").unwrap();
+    let out = run(&[
+        "--host",
+        "-f",
+        &dir.path().join("bad.json").to_string_lossy(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    let out = run(&["--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+}
+
+/// A document of `n` nodes on 10.240.0.0/16, pod CIDRs 10.(100+i/256).(i%256).0/24.
+fn big_document(n: usize) -> (Value, BTreeSet<String>) {
+    let mut nodes = Vec::new();
+    let mut expected = BTreeSet::new();
+    for i in 0..n {
+        let ip = format!("10.240.{}.{}", i / 250, i % 250 + 2);
+        let cidr = format!("10.{}.{}.0/24", 100 + i / 256, i % 256);
+        expected.insert(format!("{cidr} via {ip} dev br0"));
+        nodes.push((format!("n{i}"), ip, cidr));
+    }
+    let refs: Vec<(String, [&str; 1], [&str; 1])> = nodes
+        .iter()
+        .map(|(name, ip, cidr)| (name.clone(), [ip.as_str()], [cidr.as_str()]))
+        .collect();
+    let ns: Vec<N> = refs
+        .iter()
+        .map(|(name, ip, cidr)| N(name, ip, cidr))
+        .collect();
+    (document(&ns), expected)
+}
+
+#[test]
+fn kill_9_during_an_apply_of_10000_routes_then_a_run_converges_exactly() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/16"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, expected) = big_document(10_000);
+    let file = write_doc(dir.path(), "big.json", &doc);
+    // Stale routes of ours, and one pointing elsewhere, for the converging run to clean up.
+    ns.ip(&[
+        "route",
+        "add",
+        "10.99.0.0/24",
+        "via",
+        "10.240.0.9",
+        "proto",
+        "200",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.100.0.0/24",
+        "via",
+        "10.240.0.9",
+        "proto",
+        "200",
+    ]);
+
+    let mut killed_at = None;
+    for _attempt in 0..5 {
+        let monitor = Monitor::start(&ns);
+        let mut child = ns
+            .command(BIN)
+            .args(["--host", "-f", &file])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it as soon as the kernel announces its first new route.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            match monitor.lines.recv_timeout(Duration::from_secs(1)) {
+                Ok(line) if line.contains("proto 200") && !line.starts_with("Deleted") => break,
+                _ => {}
+            }
+        }
+        // `ip netns exec` execs the binary, so the child's pid is route-sync's.
+        Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        drop(monitor);
+        let have = routes(&ns, "200", "main").len();
+        if status.code().is_none() && have > 2 && have < 10_000 {
+            killed_at = Some(have);
+            break;
+        }
+        // It finished (or had not started) before the kill: start over from nothing.
+        ns.ip(&["route", "flush", "proto", "200"]);
+    }
+    let killed_at = killed_at.expect("could not kill route-sync in the middle of an apply");
+    eprintln!("killed with {killed_at} routes installed");
+
+    let r = sync_expect(&ns, &["--host", "-f", &file], 0);
+    assert!(r.changes() > 0, "{:?}", (r.added.len(), r.removed.len()));
+    let have = routes(&ns, "200", "main");
+    assert_eq!(have.len(), expected.len());
+    assert_eq!(have, expected);
+
+    let r = sync_expect(&ns, &["--host", "-f", &file], 0);
+    assert_eq!((r.changes(), r.unchanged), (0, 10_000));
+}
+
+#[test]
+fn watch_repairs_routes_and_follows_the_document_until_sigterm() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24"]);
+    let dir = tempfile::tempdir().unwrap();
+    let two = document(&[
+        N("n1", &["10.240.0.11"], &["10.200.1.0/24"]),
+        N("n2", &["10.240.0.12"], &["10.200.2.0/24"]),
+    ]);
+    let file = write_doc(dir.path(), "w.json", &two);
+    let mut child = ns
+        .command(BIN)
+        .args(["--host", "--watch", "1", "-f", &file])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let have = routes(&ns, "200", "main").len();
+            if have == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {have} routes, want {want}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("first pass", 2);
+    ns.ip(&["route", "del", "10.200.1.0/24", "proto", "200"]);
+    wait_for("repair", 2);
+    let one = document(&[N("n2", &["10.240.0.12"], &["10.200.2.0/24"])]);
+    // Replace the file atomically, as a pipeline's `mv` would.
+    write_doc(dir.path(), "w.json.new", &one);
+    std::fs::rename(dir.path().join("w.json.new"), &file).unwrap();
+    wait_for("document change", 1);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
