@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fuzzes the readers of untrusted text — the cluster document (hardway::doc::from_str) and the
+# CSV / machines.txt inventories (mkcluster) — each target for ${FUZZ_SECONDS:-60} s, starting from
+# the examples and fixtures. Only the stable toolchain is installed here and in CI: cargo-fuzz
+# needs nightly flags, which RUSTC_BOOTSTRAP=1 allows. No sanitizer: the code has no unsafe
+# (the workspace denies it), so a panic is what there is to find, and the build is minutes faster.
+# Exits non-zero when a target finds a crash; the input is kept in fuzz/artifacts/.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-60}
+export RUSTC_BOOTSTRAP=1
+# Its own target dir: the fuzz build's flags would otherwise rebuild the workspace's.
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$PWD/fuzz/target}
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# target  seed directory (read, never written)
+targets=(
+    "doc_reader tests/fixtures"
+    "inventory_reader examples"
+)
+for entry in "${targets[@]}"; do
+    read -r target seeds <<<"$entry"
+    mkdir -p "$work/$target"
+    echo "fuzz: $target for ${seconds}s (seeds from $seeds/)" >&2
+    cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "$work/$target" "$seeds" -- \
+        -max_total_time="$seconds" -max_len=65536 -print_final_stats=1
+done
