@@ -14,6 +14,8 @@ packages=(
   haproxy keepalived containernetworking-plugins
   libvirt-daemon-system libvirt-clients qemu-system-x86 dnsmasq-base
   mmdebstrap systemd
+  # mkvm: scripts/image.sh builds the VM image without loop devices or mounts; isoinfo reads the seed
+  syslinux syslinux-common mtools dosfstools fdisk genisoimage
   openssl jq
   # benchmarks
   hyperfine

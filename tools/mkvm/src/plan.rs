@@ -1,0 +1,714 @@
+//! The plan: every libvirt object mkvm wants, rendered as XML from the document alone, before
+//! libvirt is asked anything. `--dry-run` prints it; `up` compares it with what exists.
+//!
+//! Ownership is marked in the objects themselves, in mkvm's XML namespace [`NS`]:
+//! - the network: `<metadata><hardway:network cluster=… spec=… pool-created=…/>`;
+//! - each domain: `<metadata><hardway:vm cluster=… node=… pool=… overlay=… seed=… …/>`, which
+//!   also records the two volumes it owns (libvirt volumes carry no metadata of their own);
+//! - volumes are named `CLUSTER-NODE.qcow2` and `CLUSTER-NODE-seed.iso` and are mkvm's only
+//!   when an owned domain lists them (or this run created them); the pool is mkvm's only when
+//!   the owned network says mkvm created it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use hardway::doc::{Document, Node};
+use ipnet::IpNet;
+
+use crate::error::MkvmError;
+use crate::image::BaseImage;
+use crate::seed::{self, Seed, SeedInput};
+
+/// mkvm's XML namespace for the ownership marks.
+pub const NS: &str = "https://example.invalid/hardway/mkvm/1";
+pub const NS_PREFIX: &str = "hardway";
+pub const DEFAULT_URI: &str = "qemu:///system";
+pub const DEFAULT_POOL: &str = "hardway";
+
+/// Options of `up` that shape the plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub connect: Option<String>,
+    pub pool: Option<String>,
+    pub pool_dir: Option<String>,
+    pub image: PathBuf,
+    pub base: BaseImage,
+    pub ssh_public_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub cluster: String,
+    pub network: NetworkPlan,
+    pub pool: PoolPlan,
+    pub nodes: Vec<NodePlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkPlan {
+    pub name: String,
+    /// The node networks (one per family) the libvirt network serves.
+    pub ranges: Vec<IpNet>,
+    /// sha256 of the network's XML without its metadata: what "differs" means.
+    pub spec: String,
+    base: String,
+    /// (gateway, prefix) of each `<ip>` element.
+    ips: Vec<(IpAddr, u8)>,
+    pub dns_hosts: Vec<DnsHost>,
+    pub dhcp_hosts: Vec<DhcpHost>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolPlan {
+    pub name: String,
+    pub dir: String,
+    pub xml: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodePlan {
+    pub index: usize,
+    pub name: String,
+    pub uri: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub mac: String,
+    pub ip: IpAddr,
+    pub overlay: String,
+    pub seed_volume: String,
+    pub seed: Seed,
+    pub overlay_xml: String,
+    /// sha256 of everything the domain is made from (sizes, MAC, network, seed, base image).
+    pub spec: String,
+}
+
+/// What mkvm recorded in an owned domain's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VmMark {
+    pub cluster: String,
+    pub node: String,
+    pub pool: String,
+    pub overlay: String,
+    pub seed: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub spec: String,
+}
+
+/// What mkvm recorded in an owned network's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkMark {
+    pub cluster: String,
+    pub spec: String,
+    /// The pool mkvm created along with the network (removed by `down` once empty).
+    pub pool_created: Option<String>,
+}
+
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
+}
+
+/// The libvirt URI a node lives on: its `host`, else `--connect`, else `hypervisor.uri`.
+pub fn node_uri(doc: &Document, connect: Option<&str>, node: &Node) -> String {
+    node.host
+        .clone()
+        .or_else(|| connect.map(str::to_string))
+        .or_else(|| doc.hypervisor.as_ref().map(|h| h.uri.clone()))
+        .unwrap_or_else(|| DEFAULT_URI.to_string())
+}
+
+pub fn network_name(doc: &Document) -> String {
+    doc.hypervisor
+        .as_ref()
+        .map(|h| h.network.clone())
+        .unwrap_or_else(|| doc.cluster.name.clone())
+}
+
+pub fn pool_name(doc: &Document, pool: Option<&str>) -> String {
+    pool.map(str::to_string)
+        .or_else(|| doc.hypervisor.as_ref().map(|h| h.pool.clone()))
+        .unwrap_or_else(|| DEFAULT_POOL.to_string())
+}
+
+pub fn overlay_name(cluster: &str, node: &str) -> String {
+    format!("{cluster}-{node}.qcow2")
+}
+
+pub fn seed_name(cluster: &str, node: &str) -> String {
+    format!("{cluster}-{node}-seed.iso")
+}
+
+/// The first host address of a range: the gateway libvirt's bridge takes.
+fn first_host(net: &IpNet) -> Option<IpAddr> {
+    net.hosts().next()
+}
+
+/// Builds the plan from the document; checks every field it needs and names the JSON path.
+pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
+    let cluster = doc.cluster.name.clone();
+    hardway::validate::node_name(&cluster)
+        .map_err(|why| MkvmError::preflight("cluster.name", why))?;
+    let ranges = doc.cluster.networks.node.clone();
+    if ranges.is_empty() {
+        return Err(MkvmError::preflight(
+            "cluster.networks.node",
+            "no node network: run mkcluster/cidr-alloc first",
+        ));
+    }
+    let gateway_v4 = match doc.hypervisor.as_ref().and_then(|h| h.gateway) {
+        Some(gateway) => Some(gateway),
+        None => ranges
+            .iter()
+            .find(|r| r.addr().is_ipv4())
+            .and_then(first_host),
+    };
+    let gateway_v6 = ranges
+        .iter()
+        .find(|r| r.addr().is_ipv6())
+        .and_then(first_host);
+    let gateways: Vec<IpAddr> = gateway_v4.into_iter().chain(gateway_v6).collect();
+    for gateway in &gateways {
+        if !ranges.iter().any(|r| r.contains(gateway)) {
+            return Err(MkvmError::preflight(
+                "hypervisor.gateway",
+                format!("{gateway} is outside the node networks"),
+            ));
+        }
+    }
+
+    let mut hosts = Vec::new();
+    for (i, node) in doc.nodes.iter().enumerate() {
+        let ip = node.primary_ip().ok_or_else(|| {
+            MkvmError::preflight(
+                format!("nodes[{i}].ips"),
+                "no address: run cidr-alloc first",
+            )
+        })?;
+        hosts.push((ip, fqdn(doc, node), node.name.clone()));
+    }
+
+    let network = network_plan(doc, &ranges, &gateways);
+    let pool = pool_name(doc, options.pool.as_deref());
+    hardway::validate::node_name(&pool)
+        .map_err(|why| MkvmError::preflight("--pool", format!("pool name: {why}")))?;
+    let dir = options
+        .pool_dir
+        .clone()
+        .unwrap_or_else(|| format!("/var/lib/libvirt/images/{pool}"));
+    let pool_xml = format!(
+        "<pool type='dir'>\n  <name>{}</name>\n  <target>\n    <path>{}</path>\n  </target>\n</pool>\n",
+        escape(&pool),
+        escape(&dir)
+    );
+
+    let image = options
+        .image
+        .canonicalize()
+        .unwrap_or(options.image.clone());
+    let mut nodes = Vec::new();
+    for (i, node) in doc.nodes.iter().enumerate() {
+        let at = |field: &str| format!("nodes[{i}].{field}");
+        let mac = node
+            .mac
+            .clone()
+            .ok_or_else(|| MkvmError::preflight(at("mac"), "no MAC: run cidr-alloc first"))?
+            .to_ascii_lowercase();
+        if !is_mac(&mac) {
+            return Err(MkvmError::preflight(
+                at("mac"),
+                format!("{mac:?} is not a MAC address"),
+            ));
+        }
+        let mut addresses = Vec::new();
+        for (j, ip) in node.ips.iter().enumerate() {
+            let range = ranges.iter().find(|r| r.contains(ip)).ok_or_else(|| {
+                MkvmError::preflight(
+                    format!("nodes[{i}].ips[{j}]"),
+                    format!("{ip} is outside the node networks {ranges:?}"),
+                )
+            })?;
+            addresses.push(IpNet::new(*ip, range.prefix_len()).expect("prefix from a valid range"));
+        }
+        let ip = node.primary_ip().expect("checked above");
+        if node.vcpus == 0 || node.memory_mib < 128 || node.disk_gib == 0 {
+            return Err(MkvmError::preflight(
+                at("memory_mib"),
+                "a node needs at least 1 vCPU, 128 MiB and 1 GiB of disk",
+            ));
+        }
+        if node.disk_gib << 30 < options.base.virtual_size {
+            return Err(MkvmError::preflight(
+                at("disk_gib"),
+                format!(
+                    "{} GiB is smaller than the base image ({} bytes)",
+                    node.disk_gib, options.base.virtual_size
+                ),
+            ));
+        }
+        let seed = seed::render(&SeedInput {
+            cluster: cluster.clone(),
+            hostname: node.name.clone(),
+            fqdn: fqdn(doc, node),
+            mac: mac.clone(),
+            addresses,
+            gateways: gateways.clone(),
+            dns: gateway_v4.into_iter().collect(),
+            search: Some(doc.cluster.domain.clone()),
+            ssh_public_key: options.ssh_public_key.clone(),
+            hosts: hosts.clone(),
+        });
+        let overlay = overlay_name(&cluster, &node.name);
+        let overlay_xml = format!(
+            "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{}</capacity>\n  <target>\n    <format type='qcow2'/>\n    <permissions><mode>0600</mode></permissions>\n  </target>\n  <backingStore>\n    <path>{}</path>\n    <format type='{}'/>\n  </backingStore>\n</volume>\n",
+            escape(&overlay),
+            node.disk_gib << 30,
+            escape(&image.display().to_string()),
+            options.base.format.as_str()
+        );
+        // What the node is made of, leaving out the cluster-wide /etc/hosts list: adding a node
+        // to the cluster must not make every other node "changed".
+        let spec = hardway::fsutil::sha256_hex(
+            format!(
+                "{}|{}|{}|{mac}|{:?}|{}|{}|{}|{:?}|{}",
+                node.vcpus,
+                node.memory_mib,
+                node.disk_gib,
+                node.ips,
+                network.name,
+                fqdn(doc, node),
+                image.display(),
+                gateways,
+                options.ssh_public_key,
+            )
+            .as_bytes(),
+        );
+        nodes.push(NodePlan {
+            index: i,
+            name: node.name.clone(),
+            uri: node_uri(doc, options.connect.as_deref(), node),
+            vcpus: node.vcpus,
+            memory_mib: node.memory_mib,
+            disk_gib: node.disk_gib,
+            mac,
+            ip,
+            seed_volume: seed_name(&cluster, &node.name),
+            overlay,
+            seed,
+            overlay_xml,
+            spec,
+        });
+    }
+    Ok(Plan {
+        cluster,
+        network,
+        pool: PoolPlan {
+            name: pool,
+            dir,
+            xml: pool_xml,
+        },
+        nodes,
+    })
+}
+
+fn fqdn(doc: &Document, node: &Node) -> String {
+    node.fqdn
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}", node.name, doc.cluster.domain))
+}
+
+fn is_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn network_plan(doc: &Document, ranges: &[IpNet], gateways: &[IpAddr]) -> NetworkPlan {
+    let name = network_name(doc);
+    let mut dns_hosts = Vec::new();
+    let mut dhcp_hosts = Vec::new();
+    for node in &doc.nodes {
+        for ip in &node.ips {
+            dns_hosts.push(DnsHost {
+                ip: *ip,
+                hostnames: vec![fqdn(doc, node), node.name.clone()],
+            });
+        }
+        if let (Some(mac), Some(ip)) = (&node.mac, node.ip_of_family(false)) {
+            dhcp_hosts.push(DhcpHost {
+                mac: mac.to_ascii_lowercase(),
+                name: node.name.clone(),
+                ip,
+            });
+        }
+    }
+    let mut base = String::new();
+    base.push_str("  <forward mode='nat'/>\n");
+    base.push_str(&format!(
+        "  <domain name='{}' localOnly='yes'/>\n",
+        escape(&doc.cluster.domain)
+    ));
+    let mut ips = Vec::new();
+    for range in ranges {
+        if let Some(gateway) = gateways.iter().find(|g| range.contains(*g)) {
+            ips.push((*gateway, range.prefix_len()));
+        }
+    }
+    // Only the base (forwarding, domain, addresses) decides whether the network "differs"; host
+    // entries follow the nodes and are updated in place (virNetworkUpdate) as nodes come and go.
+    let spec = hardway::fsutil::sha256_hex(format!("{name}\n{base}{ips:?}").as_bytes());
+    NetworkPlan {
+        name,
+        ranges: ranges.to_vec(),
+        spec,
+        base,
+        ips,
+        dns_hosts,
+        dhcp_hosts,
+    }
+}
+
+/// A DHCP host entry: the node's MAC gets its IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DhcpHost {
+    pub mac: String,
+    pub name: String,
+    pub ip: IpAddr,
+}
+
+/// A DNS host record: the node's FQDN and short name for one of its addresses.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DnsHost {
+    pub ip: IpAddr,
+    pub hostnames: Vec<String>,
+}
+
+impl DhcpHost {
+    pub fn xml(&self) -> String {
+        format!(
+            "<host mac='{}' name='{}' ip='{}'/>",
+            escape(&self.mac),
+            escape(&self.name),
+            self.ip
+        )
+    }
+}
+
+impl DnsHost {
+    pub fn xml(&self) -> String {
+        let names: String = self
+            .hostnames
+            .iter()
+            .map(|h| format!("<hostname>{}</hostname>", escape(h)))
+            .collect();
+        format!("<host ip='{}'>{names}</host>", self.ip)
+    }
+}
+
+/// The DHCP and DNS host entries in a libvirt network's XML.
+pub fn network_hosts(xml: &str) -> (Vec<DhcpHost>, Vec<DnsHost>) {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut dhcp = Vec::new();
+    let mut dns = Vec::new();
+    for node in doc.descendants().filter(|n| n.has_tag_name("host")) {
+        let parent = node.parent().map(|p| p.tag_name().name()).unwrap_or("");
+        let Some(ip) = node.attribute("ip").and_then(|i| i.parse().ok()) else {
+            continue;
+        };
+        if parent == "dhcp" {
+            dhcp.push(DhcpHost {
+                mac: node.attribute("mac").unwrap_or("").to_ascii_lowercase(),
+                name: node.attribute("name").unwrap_or("").to_string(),
+                ip,
+            });
+        } else if parent == "dns" {
+            dns.push(DnsHost {
+                ip,
+                hostnames: node
+                    .children()
+                    .filter(|c| c.has_tag_name("hostname"))
+                    .filter_map(|c| c.text().map(str::to_string))
+                    .collect(),
+            });
+        }
+    }
+    (dhcp, dns)
+}
+
+impl NetworkPlan {
+    /// The network's XML, marked as this cluster's.
+    pub fn xml(&self, cluster: &str, pool_created: Option<&str>) -> String {
+        let pool_attr = pool_created
+            .map(|p| format!(" pool-created='{}'", escape(p)))
+            .unwrap_or_default();
+        let mut body = self.base.clone();
+        body.push_str("  <dns>\n");
+        for host in &self.dns_hosts {
+            body.push_str(&format!("    {}\n", host.xml()));
+        }
+        body.push_str("  </dns>\n");
+        for (gateway, prefix) in &self.ips {
+            if gateway.is_ipv4() {
+                body.push_str(&format!(
+                    "  <ip address='{gateway}' prefix='{prefix}'>\n    <dhcp>\n"
+                ));
+                for host in &self.dhcp_hosts {
+                    body.push_str(&format!("      {}\n", host.xml()));
+                }
+                body.push_str("    </dhcp>\n  </ip>\n");
+            } else {
+                body.push_str(&format!(
+                    "  <ip family='ipv6' address='{gateway}' prefix='{prefix}'/>\n"
+                ));
+            }
+        }
+        format!(
+            "<network>\n  <name>{}</name>\n  <metadata>\n    <{NS_PREFIX}:network xmlns:{NS_PREFIX}='{NS}' cluster='{}' spec='{}'{pool_attr}/>\n  </metadata>\n{body}</network>\n",
+            escape(&self.name),
+            escape(cluster),
+            self.spec,
+        )
+    }
+}
+
+impl NodePlan {
+    /// The seed volume, sized to the ISO (libvirt rounds up to its allocation unit).
+    pub fn seed_volume_xml(&self, iso_len: u64) -> String {
+        format!(
+            "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{iso_len}</capacity>\n  <target>\n    <format type='raw'/>\n    <permissions><mode>0644</mode></permissions>\n  </target>\n</volume>\n",
+            escape(&self.seed_volume)
+        )
+    }
+
+    /// The domain, marked as this cluster's, with the volumes it owns.
+    pub fn domain_xml(
+        &self,
+        cluster: &str,
+        network: &str,
+        pool: &str,
+        domain_type: &str,
+    ) -> String {
+        format!(
+            "<domain type='{domain_type}'>
+  <name>{name}</name>
+  <title>hardway {cluster_e} {name}</title>
+  <description>Made by mkvm for cluster {cluster_e}; `mkvm down` removes it with its volumes.</description>
+  <metadata>
+    <{NS_PREFIX}:vm xmlns:{NS_PREFIX}='{NS}' cluster='{cluster_e}' node='{name}' pool='{pool_e}' overlay='{overlay}' seed='{seed}' vcpus='{vcpus}' memory_mib='{memory}' disk_gib='{disk}' spec='{spec}'/>
+  </metadata>
+  <memory unit='MiB'>{memory}</memory>
+  <currentMemory unit='MiB'>{memory}</currentMemory>
+  <vcpu placement='static'>{vcpus}</vcpu>
+  <os>
+    <type arch='x86_64'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <features>
+    <acpi/>
+    <apic/>
+  </features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source pool='{pool_e}' volume='{overlay}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='volume' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source pool='{pool_e}' volume='{seed}'/>
+      <target dev='hdc' bus='ide'/>
+      <readonly/>
+    </disk>
+    <interface type='network'>
+      <mac address='{mac}'/>
+      <source network='{network_e}'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='pty'>
+      <target port='0'/>
+    </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>
+    <rng model='virtio'>
+      <backend model='random'>/dev/urandom</backend>
+    </rng>
+  </devices>
+</domain>
+",
+            name = escape(&self.name),
+            cluster_e = escape(cluster),
+            pool_e = escape(pool),
+            network_e = escape(network),
+            overlay = escape(&self.overlay),
+            seed = escape(&self.seed_volume),
+            vcpus = self.vcpus,
+            memory = self.memory_mib,
+            disk = self.disk_gib,
+            spec = self.spec,
+            mac = self.mac,
+        )
+    }
+}
+
+/// The first element in mkvm's namespace with this local name, as attribute map.
+fn mark_attributes(xml: &str, local: &str) -> Option<BTreeMap<String, String>> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    let node = doc
+        .descendants()
+        .find(|n| n.tag_name().namespace() == Some(NS) && n.tag_name().name() == local)?;
+    Some(
+        node.attributes()
+            .map(|a| (a.name().to_string(), a.value().to_string()))
+            .collect(),
+    )
+}
+
+/// mkvm's mark in a domain's XML, if it has one.
+pub fn vm_mark(xml: &str) -> Option<VmMark> {
+    let a = mark_attributes(xml, "vm")?;
+    let get = |k: &str| a.get(k).cloned().unwrap_or_default();
+    Some(VmMark {
+        cluster: get("cluster"),
+        node: get("node"),
+        pool: get("pool"),
+        overlay: get("overlay"),
+        seed: get("seed"),
+        vcpus: get("vcpus").parse().unwrap_or(0),
+        memory_mib: get("memory_mib").parse().unwrap_or(0),
+        disk_gib: get("disk_gib").parse().unwrap_or(0),
+        spec: get("spec"),
+    })
+}
+
+/// mkvm's mark in a network's XML, if it has one.
+pub fn network_mark(xml: &str) -> Option<NetworkMark> {
+    let a = mark_attributes(xml, "network")?;
+    Some(NetworkMark {
+        cluster: a.get("cluster").cloned().unwrap_or_default(),
+        spec: a.get("spec").cloned().unwrap_or_default(),
+        pool_created: a.get("pool-created").cloned(),
+    })
+}
+
+/// The address ranges a libvirt network's XML serves (its `<ip>` elements).
+pub fn network_ranges(xml: &str) -> Vec<IpNet> {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return Vec::new();
+    };
+    doc.descendants()
+        .filter(|n| n.has_tag_name("ip") && n.parent().is_some_and(|p| p.has_tag_name("network")))
+        .filter_map(|n| {
+            let address: IpAddr = n.attribute("address")?.parse().ok()?;
+            let prefix: u8 = match (n.attribute("prefix"), n.attribute("netmask")) {
+                (Some(p), _) => p.parse().ok()?,
+                (None, Some(mask)) => {
+                    let mask: std::net::Ipv4Addr = mask.parse().ok()?;
+                    u32::from(mask).count_ones() as u8
+                }
+                (None, None) => 24,
+            };
+            IpNet::new(address, prefix).ok().map(|n| n.trunc())
+        })
+        .collect()
+}
+
+/// The base image path a plan's overlays are backed by, for messages.
+pub fn display_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Format;
+
+    fn lab() -> Document {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lab.json");
+        hardway::doc::read(Some(&path)).unwrap()
+    }
+
+    fn options() -> PlanOptions {
+        PlanOptions {
+            connect: Some("test:///default".into()),
+            pool: None,
+            pool_dir: None,
+            image: "/img/base.qcow2".into(),
+            base: BaseImage {
+                format: Format::Qcow2,
+                virtual_size: 2 << 30,
+            },
+            ssh_public_key: "ssh-ed25519 AAAA test".into(),
+        }
+    }
+
+    #[test]
+    fn the_plan_names_everything_after_the_cluster() {
+        let plan = build(&lab(), &options()).unwrap();
+        assert_eq!(plan.network.name, "lab");
+        assert_eq!(plan.pool.name, "hardway");
+        assert_eq!(plan.nodes[0].overlay, "lab-node-1.qcow2");
+        assert_eq!(plan.nodes[0].seed_volume, "lab-node-1-seed.iso");
+        let xml = plan.network.xml("lab", Some("hardway"));
+        assert_eq!(
+            network_mark(&xml).unwrap(),
+            NetworkMark {
+                cluster: "lab".into(),
+                spec: plan.network.spec.clone(),
+                pool_created: Some("hardway".into()),
+            }
+        );
+        assert_eq!(
+            network_ranges(&xml),
+            vec!["10.240.0.0/24".parse::<IpNet>().unwrap()]
+        );
+        let mac = lab().nodes[0].mac.clone().unwrap();
+        assert!(
+            xml.contains(&format!(
+                "<host mac='{mac}' name='node-1' ip='10.240.0.11'/>"
+            )),
+            "{xml}"
+        );
+        assert!(xml.contains("<hostname>node-2.example.com</hostname>"));
+        let (dhcp, dns) = network_hosts(&xml);
+        assert_eq!(dhcp, plan.network.dhcp_hosts);
+        assert_eq!(dns, plan.network.dns_hosts);
+        let dom = plan.nodes[1].domain_xml("lab", "lab", "hardway", "qemu");
+        let mark = vm_mark(&dom).unwrap();
+        assert_eq!(
+            (mark.node.as_str(), mark.memory_mib, mark.disk_gib),
+            ("node-2", 768, 8)
+        );
+        assert!(roxmltree::Document::parse(&dom).is_ok());
+        // A foreign domain's XML has no mark.
+        assert!(vm_mark("<domain type='qemu'><name>x</name></domain>").is_none());
+    }
+
+    #[test]
+    fn missing_allocations_are_refused_with_their_json_path() {
+        let mut doc = lab();
+        doc.nodes[2].mac = None;
+        let err = build(&doc, &options()).unwrap_err().to_string();
+        assert!(err.starts_with("nodes[2].mac"), "{err}");
+        let mut doc = lab();
+        doc.nodes[0].ips = vec!["192.168.1.5".parse().unwrap()];
+        assert!(build(&doc, &options())
+            .unwrap_err()
+            .to_string()
+            .contains("nodes[0].ips[0]"));
+    }
+}

@@ -1,0 +1,335 @@
+//! Staged waits, per node, each bounded by the node's deadline: the domain running, its address
+//! seen by libvirt (DHCP lease or the host's ARP table), the SSH banner on port 22, and
+//! optionally `cloud-init status --wait` over SSH. Progress goes to stderr: a bar per node on a
+//! terminal, plain lines otherwise.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use virt::domain::{Domain, DomainState};
+use virt::enumutil::Enum;
+use virt::sys;
+
+use crate::error::MkvmError;
+use crate::hypervisor::Host;
+
+/// The stages, in order; `--wait` names the last one to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Defined,
+    Running,
+    Address,
+    Ssh,
+    CloudInit,
+}
+
+impl Stage {
+    pub fn parse(name: &str) -> Stage {
+        match name {
+            "running" => Stage::Running,
+            "address" => Stage::Address,
+            "ssh" => Stage::Ssh,
+            "cloud-init" => Stage::CloudInit,
+            _ => Stage::Defined,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Defined => "defined",
+            Stage::Running => "running",
+            Stage::Address => "address",
+            Stage::Ssh => "ssh",
+            Stage::CloudInit => "cloud-init",
+        }
+    }
+}
+
+/// Where a node got to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    pub stage: Stage,
+    /// The address libvirt reported for the node's MAC, when the address stage ran.
+    pub seen: Option<IpAddr>,
+}
+
+/// Progress on stderr, shared by the nodes' threads.
+pub struct Progress {
+    bars: Option<MultiProgress>,
+}
+
+pub struct NodeProgress {
+    name: String,
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
+        Progress { bars }
+    }
+
+    pub fn node(&self, name: &str, stages: u64) -> NodeProgress {
+        let bar = self.bars.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new(stages));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>14} [{bar:12}] {elapsed:>4} {msg}")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(name.to_string());
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        NodeProgress {
+            name: name.to_string(),
+            bar,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl NodeProgress {
+    pub fn say(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message.to_string()),
+            None => hardway::tool::log(
+                "mkvm",
+                format!(
+                    "{}: {message} ({:.1}s)",
+                    self.name,
+                    self.started.elapsed().as_secs_f64()
+                ),
+            ),
+        }
+    }
+
+    pub fn reached(&self, stage: Stage, detail: &str) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        self.say(&format!("{}{detail}", stage.as_str()));
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+/// How to reach a node for the SSH stages.
+pub struct Target<'a> {
+    pub name: &'a str,
+    pub ip: IpAddr,
+    pub mac: &'a str,
+    pub identity: Option<&'a Path>,
+}
+
+fn poll_until<T>(
+    deadline: Instant,
+    node: &str,
+    what: &str,
+    mut attempt: impl FnMut() -> Result<Option<T>, MkvmError>,
+) -> Result<T, MkvmError> {
+    loop {
+        if let Some(value) = attempt()? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(MkvmError::Wait {
+                node: node.to_string(),
+                message: format!(
+                    "timed out waiting for {what} (raise --timeout, or look at the console)"
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Runs the stages up to `until` for one node.
+pub fn wait_node(
+    host: &Host,
+    domain: &Domain,
+    target: &Target,
+    until: Stage,
+    deadline: Instant,
+    progress: &NodeProgress,
+) -> Result<Reached, MkvmError> {
+    let mut reached = Reached {
+        stage: Stage::Defined,
+        seen: None,
+    };
+    if until >= Stage::Running {
+        progress.say("waiting for the domain to run");
+        poll_until(deadline, target.name, "the domain to run", || {
+            let (state, _) = domain
+                .state()
+                .map_err(|e| host.err(format!("reading the state of {}", target.name), &e))?;
+            Ok(matches!(state, Enum::Known(DomainState::Running)).then_some(()))
+        })?;
+        reached.stage = Stage::Running;
+        progress.reached(Stage::Running, "");
+    }
+    if until >= Stage::Address {
+        progress.say("waiting for an address (DHCP lease or ARP)");
+        let seen = poll_until(deadline, target.name, "an address (lease or ARP)", || {
+            if let Some(ip) = seen_address(domain, target.mac) {
+                return Ok(Some(ip));
+            }
+            // The guest has a static address: a connection attempt makes the host ARP for it.
+            let _ = TcpStream::connect_timeout(
+                &SocketAddr::new(target.ip, 22),
+                Duration::from_millis(300),
+            );
+            Ok(seen_address(domain, target.mac))
+        })?;
+        reached.stage = Stage::Address;
+        reached.seen = Some(seen);
+        let note = if seen == target.ip {
+            format!(" {seen}")
+        } else {
+            format!(" {seen} (expected {})", target.ip)
+        };
+        progress.reached(Stage::Address, &note);
+    }
+    if until >= Stage::Ssh {
+        progress.say("waiting for the SSH banner");
+        let banner = poll_until(deadline, target.name, "the SSH banner on port 22", || {
+            Ok(ssh_banner(target.ip))
+        })?;
+        reached.stage = Stage::Ssh;
+        progress.reached(Stage::Ssh, &format!(" {banner}"));
+    }
+    if until >= Stage::CloudInit {
+        progress.say("waiting for cloud-init");
+        let identity = target.identity.ok_or_else(|| MkvmError::Wait {
+            node: target.name.to_string(),
+            message: "--wait cloud-init needs the private key beside --ssh-key (PUB without .pub)"
+                .into(),
+        })?;
+        cloud_init_done(target, identity, deadline)?;
+        reached.stage = Stage::CloudInit;
+        progress.reached(Stage::CloudInit, " done");
+    }
+    progress.finish();
+    Ok(reached)
+}
+
+/// The address libvirt knows for this MAC: the DHCP lease first, then the host's ARP table.
+fn seen_address(domain: &Domain, mac: &str) -> Option<IpAddr> {
+    for source in [
+        sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+        sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
+    ] {
+        let Ok(interfaces) = domain.interface_addresses(source, 0) else {
+            continue;
+        };
+        for interface in interfaces {
+            if interface
+                .hwaddr
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+                != Some(mac)
+            {
+                continue;
+            }
+            if let Some(ip) = interface.addrs.iter().find_map(|a| a.addr.parse().ok()) {
+                return Some(ip);
+            }
+        }
+    }
+    None
+}
+
+/// The first line sshd sends (`SSH-2.0-OpenSSH_9.2p1 …`), if it answers.
+pub fn ssh_banner(ip: IpAddr) -> Option<String> {
+    let stream =
+        TcpStream::connect_timeout(&SocketAddr::new(ip, 22), Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut line = String::new();
+    BufReader::new(stream.take(256)).read_line(&mut line).ok()?;
+    line.starts_with("SSH-").then(|| line.trim().to_string())
+}
+
+/// The private key beside a public key: `id.pub` → `id`, if it exists.
+pub fn identity_for(public: &Path) -> Option<PathBuf> {
+    let text = public.to_str()?;
+    let private = PathBuf::from(text.strip_suffix(".pub")?);
+    private.exists().then_some(private)
+}
+
+/// Runs a command as root over SSH with the key; returns its exit status and stdout.
+pub fn ssh_run(
+    ip: IpAddr,
+    identity: &Path,
+    command: &str,
+    timeout: Duration,
+) -> Result<(i32, String), String> {
+    let tcp = TcpStream::connect_timeout(&SocketAddr::new(ip, 22), Duration::from_secs(5))
+        .map_err(|e| format!("connect {ip}:22: {e}"))?;
+    let mut session = ssh2::Session::new().map_err(|e| e.to_string())?;
+    session.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
+    session.set_tcp_stream(tcp);
+    session
+        .handshake()
+        .map_err(|e| format!("SSH handshake with {ip}: {e}"))?;
+    session
+        .userauth_pubkey_file("root", None, identity, None)
+        .map_err(|e| format!("SSH login as root@{ip} with {}: {e}", identity.display()))?;
+    let mut channel = session.channel_session().map_err(|e| e.to_string())?;
+    channel.exec(command).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    channel
+        .read_to_string(&mut out)
+        .map_err(|e| e.to_string())?;
+    channel.wait_close().map_err(|e| e.to_string())?;
+    let status = channel.exit_status().map_err(|e| e.to_string())?;
+    Ok((status, out))
+}
+
+/// `cloud-init status --wait` over SSH: 0 done, 2 done with recoverable warnings; else failed.
+fn cloud_init_done(target: &Target, identity: &Path, deadline: Instant) -> Result<(), MkvmError> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(5));
+    // sshd may answer before cloud-init has installed the key: retry the login until the deadline.
+    let outcome = poll_until(
+        deadline,
+        target.name,
+        "an SSH login for cloud-init",
+        || match ssh_run(target.ip, identity, "cloud-init status --wait --long", left) {
+            Ok(result) => Ok(Some(Ok(result))),
+            Err(e) if e.contains("login") || e.contains("connect") => Ok(None),
+            Err(e) => Ok(Some(Err(e))),
+        },
+    )?;
+    match outcome {
+        Ok((0 | 2, _)) => Ok(()),
+        Ok((status, out)) => Err(MkvmError::Wait {
+            node: target.name.to_string(),
+            message: format!(
+                "cloud-init failed (status {status}): {}",
+                hardway::tool::one_line(&out)
+            ),
+        }),
+        Err(e) => Err(MkvmError::Wait {
+            node: target.name.to_string(),
+            message: e,
+        }),
+    }
+}
