@@ -6,7 +6,7 @@ TOOLS := mkcluster cidr-alloc mkcerts mkunits mkvm node-push route-sync etcd-che
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export PATH := $(TARGET_DIR)/debug:$(PATH)
 
-.PHONY: all build release test test-unit test-e2e man install bench lab lab-down cluster cluster-down clean fmt lint
+.PHONY: all build release test fuzz test-e2e man install bench lab lab-down cluster cluster-down clean fmt lint
 
 all: build
 
@@ -17,9 +17,15 @@ release:
 	$(CARGO) build --workspace --bins --release
 
 ## test: everything, real components included (needs root: netns, etcd, sshd, libvirt).
+## The shell tests and the fuzzers run first so cargo's summary closes the output.
 test: build
-	$(CARGO) test --workspace --no-fail-fast
 	$(MAKE) test-e2e
+	$(MAKE) fuzz
+	$(CARGO) test --workspace --no-fail-fast
+
+## fuzz: the document and inventory readers, FUZZ_SECONDS (default 60) each.
+fuzz:
+	bash scripts/fuzz.sh
 
 ## test-e2e: shell tests in tests/ that run the tools together as a user would.
 test-e2e: build

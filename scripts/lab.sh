@@ -110,7 +110,8 @@ up() {
       ip -n "$ns" link show cni0 >/dev/null 2>&1 || ip -n "$ns" link add cni0 type bridge
       local first
       first=$(python3 -c 'import ipaddress,sys; n=ipaddress.ip_network(sys.argv[1]); print(f"{n.network_address+1}/{n.prefixlen}")' "$pod")
-      ip -n "$ns" addr add "$first" dev cni0 nodad
+      # nodad: an IPv6 gateway is usable at once instead of after duplicate address detection.
+      case "$first" in *:*) ip -n "$ns" addr add "$first" dev cni0 nodad ;; *) ip -n "$ns" addr add "$first" dev cni0 ;; esac
       ip -n "$ns" link set cni0 up
     done
   done
