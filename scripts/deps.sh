@@ -12,6 +12,7 @@ packages=(
   iproute2 iputils-ping nftables
   openssh-server openssh-client
   haproxy keepalived containernetworking-plugins
+  containerd  # mkunits: `containerd config dump` checks the generated config
   libvirt-daemon-system libvirt-clients qemu-system-x86 dnsmasq-base
   mmdebstrap systemd
   # mkvm: scripts/image.sh builds the VM image without loop devices or mounts; isoinfo reads the seed

@@ -142,6 +142,9 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         None => own_dir()?,
     };
     let dry_run = matches.get_flag(cli::DRY_RUN);
+    if let Some(warning) = pki_warning(&doc, &opts) {
+        hardway::tool::log("mkunits", warning);
+    }
     let report = apply(&mut doc, &opts, out, &bin_dir, dry_run)?;
     if dry_run {
         hardway::io::print_json(&report)?;
@@ -159,6 +162,23 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         hardway::doc::write(&doc, std::io::stdout().lock())?;
     }
     Ok(Exit::Ok)
+}
+
+/// flanneld needs its etcd client certificate, which mkcerts makes only when the document says
+/// flannel: choosing flannel here, after mkcerts ran for routes, would leave workers without it.
+pub fn pki_warning(doc: &Document, opts: &Options) -> Option<String> {
+    let network = opts.pod_network.unwrap_or(doc.cluster.pod_network);
+    let pki = doc.pki.as_ref()?;
+    let has_flannel_cert = pki
+        .certs
+        .iter()
+        .any(|c| c.name == hardway::paths::cert::FLANNEL_ETCD_CLIENT);
+    (network == PodNetwork::Flannel && !has_flannel_cert).then(|| {
+        "warning: flannel is chosen but the PKI has no flannel-etcd-client certificate: set \
+         cluster.pod_network to \"flannel\" in the document before mkcerts and \
+         run mkcerts again"
+            .to_string()
+    })
 }
 
 /// The directory of the running executable: where `cargo build` and `make install` put the

@@ -417,3 +417,20 @@ fn help_has_an_example_and_version_works() {
         .unwrap()
         .starts_with("mkunits "));
 }
+
+#[test]
+fn flannel_after_a_routes_pki_warns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
+    doc["pki"] = serde_json::json!({"dir": "pki", "algorithm": "ecdsa-p256", "certs": []});
+    let input = tmp.path().join("in.json");
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let run = mkunits(&input, &out, bin.path(), &["--pod-network", "flannel"]);
+    let log = String::from_utf8_lossy(&run.out.stderr);
+    assert!(log.contains("no flannel-etcd-client certificate"), "{log}");
+    let run = mkunits(&input, &out, bin.path(), &[]);
+    assert!(!String::from_utf8_lossy(&run.out.stderr).contains("warning"));
+}

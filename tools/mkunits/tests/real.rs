@@ -608,3 +608,38 @@ fn cni_bridge_conflist_gives_an_address_in_the_pod_cidr_and_del_releases_it() {
     assert!(!links.contains("eth0"), "DEL left eth0: {links}");
     cni(&node_ns, "DEL", &loopback, &pod_path, &id);
 }
+
+/// containerd itself reads the generated config: the values land in the tables it uses (a key
+/// in the wrong table would leave its default in the dump: SystemdCgroup false, /opt/cni/bin).
+#[test]
+fn containerd_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
+    require("containerd", "containerd");
+    let (_tmp, out, doc) = render("lab.json", &["--cni-bin-dir", "/usr/lib/cni"]);
+    let n = node(&doc, "node-1");
+    let (_, src) = files(n)
+        .into_iter()
+        .find(|(d, _)| d == "/etc/containerd/config.toml")
+        .unwrap();
+    let o = Command::new("containerd")
+        .arg("--config")
+        .arg(out.join(src))
+        .args(["config", "dump"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "containerd config dump: {stderr}");
+    let dump = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "version = 2",
+        "SystemdCgroup = true",
+        "bin_dir = \"/usr/lib/cni\"",
+        "conf_dir = \"/etc/cni/net.d\"",
+        "sandbox_image = \"registry.k8s.io/pause:3.10\"",
+    ] {
+        assert!(
+            dump.lines().any(|l| l.trim() == line),
+            "{line} not in containerd's view of the config:\n{dump}"
+        );
+    }
+    assert!(!dump.contains("SystemdCgroup = false"), "{dump}");
+}
