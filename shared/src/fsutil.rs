@@ -220,15 +220,23 @@ impl FileSet {
             }
             return Err(e);
         }
+        // Each directory is synced once, after all its renames (not once per file): a set of
+        // many files in few directories costs a few fsyncs instead of one per file.
+        let mut parents = std::collections::BTreeMap::new();
         for (temp, file, existed) in temps {
             fs::rename(&temp, &file.path)
                 .map_err(|e| Error::io(file.path.display().to_string(), e))?;
-            sync_parent(&file.path)?;
+            parents
+                .entry(file.path.parent().map(Path::to_path_buf))
+                .or_insert_with(|| file.path.clone());
             if existed {
                 done.updated.push(file.path.clone());
             } else {
                 done.created.push(file.path.clone());
             }
+        }
+        for path in parents.values() {
+            sync_parent(path)?;
         }
         Ok(done)
     }

@@ -312,7 +312,13 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
         }
         loopback(&mut sans, false);
         for extra in &options.extra_sans {
-            push_unique(&mut sans, San::parse(extra));
+            let san = San::parse(extra);
+            if let San::Dns(name) = &san {
+                let bare = name.strip_prefix("*.").unwrap_or(name);
+                hardway::validate::dns_name(bare)
+                    .map_err(|why| MkcertsError::bad("--extra-san", why))?;
+            }
+            push_unique(&mut sans, san);
         }
         leaves.push(Leaf {
             name: cert::APISERVER,
@@ -700,6 +706,20 @@ mod tests {
             .1
             .iter()
             .any(|i| i.dest == paths::flannel::ETCD_KEY && i.secret));
+    }
+
+    #[test]
+    fn an_extra_san_must_be_a_dns_name_or_an_ip() {
+        let doc = fixture("lab.json");
+        let bad = PlanOptions {
+            extra_sans: vec!["not a name".into()],
+        };
+        let err = plan(&doc, &bad).unwrap_err().to_string();
+        assert!(err.starts_with("--extra-san:"), "{err}");
+        let good = PlanOptions {
+            extra_sans: vec!["*.api.example.com".into(), "fd00::1".into()],
+        };
+        plan(&doc, &good).unwrap();
     }
 
     #[test]
