@@ -481,18 +481,23 @@ fn allocate_macs<'p>(
     let mut taken: HashMap<u64, usize> = HashMap::with_capacity(nodes.len());
     let mut chosen: Vec<Option<u64>> = vec![None; nodes.len()];
     for (i, node) in nodes.iter().enumerate() {
-        let (text, at) = match (&node.mac, earlier(&node.name).and_then(|p| p.mac.as_ref())) {
-            (Some(mac), _) => (mac, format!("nodes[{i}].mac")),
-            (None, Some(mac)) => (
-                mac,
-                format!("node {} in --previous {previous_path}", node.name),
-            ),
+        let (text, from_input) = match (&node.mac, earlier(&node.name).and_then(|p| p.mac.as_ref()))
+        {
+            (Some(mac), _) => (mac, true),
+            (None, Some(mac)) => (mac, false),
             (None, None) => continue,
         };
-        let value = mac::parse(text).map_err(|why| Error::invalid(&at, why))?;
+        let at = || {
+            if from_input {
+                format!("nodes[{i}].mac")
+            } else {
+                format!("node {} in --previous {previous_path}", node.name)
+            }
+        };
+        let value = mac::parse(text).map_err(|why| Error::invalid(at(), why))?;
         if let Some(j) = taken.insert(value, i) {
             return Err(Error::invalid(
-                at,
+                at(),
                 format!(
                     "{} is the MAC of both node {} and node {}: give each node its own, or leave it empty to derive one",
                     mac::format(value),
@@ -596,13 +601,13 @@ fn allocate_pod_cidrs<'p>(
                 earlier(&node.name)
                     .and_then(|p| p.pod_cidrs.iter().find(|c| family_of(c) == v6).copied())
             };
-            let (cidr, at) = match input {
-                Some(cidr) => (cidr, format!("nodes[{i}].pod_cidrs")),
+            let previous_at = || format!("node {} in --previous {previous_path}", node.name);
+            let (cidr, from_input) = match input {
+                Some(cidr) => (cidr, true),
                 None if runs_pods(node) => match earlier_cidr() {
                     Some(cidr) => {
-                        let at = format!("node {} in --previous {previous_path}", node.name);
-                        check(&cidr, &|| at.clone(), &node.name)?;
-                        (cidr, at)
+                        check(&cidr, &previous_at, &node.name)?;
+                        (cidr, false)
                     }
                     None => {
                         missing.push(i);
@@ -616,7 +621,11 @@ fn allocate_pod_cidrs<'p>(
             let slot = pool.slot_of(cidr.network()).expect("checked inside");
             if let Err(Owner::Node(j)) = pool.take(slot, Owner::Node(i)) {
                 return Err(Error::invalid(
-                    at,
+                    if from_input {
+                        format!("nodes[{i}].pod_cidrs")
+                    } else {
+                        previous_at()
+                    },
                     format!(
                         "{cidr} is the pod CIDR of both node {} and node {}: give each node its own",
                         nodes[j].name, node.name

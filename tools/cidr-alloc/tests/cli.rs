@@ -788,3 +788,27 @@ fn refuses_a_bad_previous_file() {
         "cannot read it",
     );
 }
+
+#[test]
+fn pods_on_controllers_gives_controllers_a_pod_cidr() {
+    let mut doc = unallocated();
+    doc["nodes"][0]["roles"] = json!(["etcd", "controller"]);
+    let plain = allocate(&doc, &[]);
+    assert_eq!(plain["nodes"][0]["pod_cidrs"], json!([]));
+    assert_eq!(plain["nodes"][1]["pod_cidrs"], json!(["10.200.0.0/24"]));
+    let with = allocate(&doc, &["--pods-on-controllers"]);
+    assert_eq!(with["nodes"][0]["pod_cidrs"], json!(["10.200.0.0/24"]));
+    assert_eq!(with["nodes"][1]["pod_cidrs"], json!(["10.200.1.0/24"]));
+}
+
+#[test]
+fn help_has_an_example() {
+    let out = cidr_alloc().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("Examples:") && help.contains("cidr-alloc split"),
+        "{help}"
+    );
+    let out = cidr_alloc().args(["split", "--help"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("Example:"));
+}

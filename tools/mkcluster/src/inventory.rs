@@ -68,7 +68,10 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
     // so every error names its exact line; the csv crate's own line count skips blank lines.
     let builder = {
         let mut b = csv::ReaderBuilder::new();
-        b.has_headers(false).flexible(true).trim(csv::Trim::All);
+        b.has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .buffer_capacity(256);
         b
     };
     let mut records = lines.iter().enumerate().filter_map(|(i, line)| {

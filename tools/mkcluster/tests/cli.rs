@@ -157,6 +157,12 @@ fn machines_txt_from_a_file() {
 }
 
 #[test]
+fn dash_reads_stdin() {
+    let doc = document(&["-"], OK);
+    assert_eq!(doc["nodes"][0]["name"], "w1");
+}
+
+#[test]
 fn controller_vip_is_kept_in_the_cluster() {
     let doc = document(
         &[
