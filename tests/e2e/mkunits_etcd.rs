@@ -101,7 +101,10 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
     let out = tmp.path().join("out");
     let out_arg = out.to_str().unwrap();
     let fixture = testkit::workspace_root().join("tests/fixtures/lab.json");
-    let source = std::fs::read(&fixture).unwrap();
+    // flannel, so the first member also gets flannel-config.service to run against the cluster.
+    let mut source: Value = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
+    source["cluster"]["pod_network"] = Value::from("flannel");
+    let source = source.to_string().into_bytes();
     let with_pki = run_tool(&testkit::bin("mkcerts"), &["--dir", out_arg], &source);
     let bin_dir = testkit::target_dir();
     let doc_bytes = run_tool(
@@ -220,5 +223,53 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
         "over 127.0.0.1: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+
+    // flannel-config.service stores flannel's network config through etcd's TLS client port.
+    let unit = std::fs::read_to_string(local(
+        &out,
+        first,
+        "/etc/systemd/system/flannel-config.service",
+    ))
+    .unwrap()
+    .replace("\\\n", " ");
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let (start, end) = (line.find('\'').unwrap(), line.rfind('\'').unwrap());
+    let mut script = line[start + 1..end].to_string();
+    for (dest, src) in node_files(first) {
+        script = script.replace(dest.as_str(), &out.join(src).display().to_string());
+    }
+    let o = lab
+        .node(first["name"].as_str().unwrap())
+        .command("/bin/sh")
+        .env("ETCDCTL_API", "3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "flannel-config: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stored = lab
+        .node(first["name"].as_str().unwrap())
+        .command(etcdctl)
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints=https://127.0.0.1:2379")
+        .arg(tls("cacert", hardway::paths::etcd::CA))
+        .arg(tls("cert", hardway::paths::etcd::HEALTHCHECK_CERT))
+        .arg(tls("key", hardway::paths::etcd::HEALTHCHECK_KEY))
+        .args(["get", "/coreos.com/network/config", "--print-value-only"])
+        .output()
+        .unwrap();
+    let stored: Value = serde_json::from_slice(&stored.stdout).expect("flannel's config is JSON");
+    let file: Value = serde_json::from_slice(
+        &std::fs::read(local(&out, first, "/etc/flannel/network.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored, file);
+    assert_eq!(stored["Network"], doc["cluster"]["networks"]["pod"][0]);
     drop(members);
 }

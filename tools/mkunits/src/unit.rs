@@ -34,7 +34,16 @@ impl ExecLine {
         self
     }
 
+    /// One line when short (`modprobe -a overlay br_netfilter`), else one argument per line.
     fn render(&self) -> String {
+        let one_line = std::iter::once(&self.program)
+            .chain(&self.args)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if one_line.len() <= 80 {
+            return one_line;
+        }
         let mut line = self.program.clone();
         for arg in &self.args {
             line.push_str(" \\\n  ");
@@ -180,20 +189,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_one_flag_per_line() {
+    fn renders_one_flag_per_line_when_long() {
         let unit = Unit::daemon(
             "x.service",
             "X",
             "man:x(8)",
-            ExecLine::new("/usr/bin/x").flag("a", 1).arg("b"),
+            ExecLine::new("/usr/bin/x")
+                .flag("a", 1)
+                .arg("b")
+                .flag("long-enough-to-wrap", "x".repeat(60)),
         )
         .after(&["network-online.target"]);
         let text = unit.render();
         assert!(
-            text.contains("ExecStart=/usr/bin/x \\\n  --a=1 \\\n  b\n"),
+            text.contains("ExecStart=/usr/bin/x \\\n  --a=1 \\\n  b \\\n  --long"),
             "{text}"
         );
         assert!(text.contains("After=network-online.target\n"), "{text}");
         assert!(text.ends_with("WantedBy=multi-user.target\n"));
+        let short = ExecLine::new("/usr/sbin/modprobe").arg("-a").arg("overlay");
+        assert_eq!(short.render(), "/usr/sbin/modprobe -a overlay");
     }
 }

@@ -643,3 +643,63 @@ fn containerd_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
     }
     assert!(!dump.contains("SystemdCgroup = false"), "{dump}");
 }
+
+/// Seed 004's shape: one node with all four roles. It holds the VIP with keepalived tracking its
+/// own apiserver (haproxy could not bind the API port beside it), and every unit verifies.
+#[test]
+fn single_node_with_every_role() {
+    require("systemd-analyze", "systemd");
+    require("keepalived", "keepalived");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
+    let mut only = doc["nodes"][0].clone();
+    only["roles"] = json!(["etcd", "controller", "worker", "lb"]);
+    doc["nodes"] = json!([only]);
+    let input = tmp.path().join("single.json");
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let run = mkunits(&input, &out, bin.path(), &["--etcd-profile", "slow"]);
+    let n = &run.doc["nodes"][0];
+    assert_eq!(
+        services(n),
+        [
+            "hardway-kernel.service",
+            "route-sync.service",
+            "etcd.service",
+            "kube-apiserver.service",
+            "kube-controller-manager.service",
+            "kube-scheduler.service",
+            "containerd.service",
+            "kubelet.service",
+            "kube-proxy.service",
+            "keepalived.service",
+        ]
+    );
+    let etcd = read_dest(&out, n, "/etc/systemd/system/etcd.service");
+    assert!(etcd.contains("--initial-cluster=node-1=https://10.240.0.11:2380 \\"));
+    let keepalived = read_dest(&out, n, "/etc/keepalived/keepalived.conf");
+    assert!(keepalived.contains("process kube-apiserver"));
+    let conf = out.join("nodes/node-1/etc/keepalived/keepalived.conf");
+    let o = Command::new("keepalived")
+        .args(["-t", "-l", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty());
+    let root = tmp.path().join("root");
+    let units = systemd_root(&root, &out, n);
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .arg(format!("--root={}", root.display()))
+        .args(&units)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
