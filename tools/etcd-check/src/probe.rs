@@ -172,17 +172,14 @@ async fn connect(
     let connect_deadline = (tokio::time::Instant::now() + connect_timeout).min(deadline);
     let no_answer = |what: &str| format!("no answer within {connect_timeout:?} ({what})");
     let address = format!("{}:{}", target.host, target.port);
-    let Some(tcp) = step(&record, steps::TCP, async {
+    let tcp = step(&record, steps::TCP, async {
         match timeout_at(connect_deadline, TcpStream::connect(address.as_str())).await {
             Err(_) => Err(no_answer("host down or packets dropped?")),
             Ok(Err(e)) => Err(format!("{address}: {e}")),
             Ok(Ok(stream)) => Ok(stream),
         }
     })
-    .await
-    else {
-        return None;
-    };
+    .await?;
     let _ = tcp.set_nodelay(true);
 
     if target.tls {
@@ -199,7 +196,7 @@ async fn connect(
             },
         };
         let connector = TlsConnector::from(tls.rustls.clone());
-        let Some(mut stream) = step(&record, steps::TLS, async {
+        let mut stream = step(&record, steps::TLS, async {
             match timeout_at(connect_deadline, connector.connect(server_name, tcp)).await {
                 Err(_) => Err(no_answer(
                     "the member accepts connections but does not answer: stopped or overloaded?",
@@ -208,10 +205,7 @@ async fn connect(
                 Ok(Ok(stream)) => Ok(stream),
             }
         })
-        .await
-        else {
-            return None;
-        };
+        .await?;
         if let Some(cert) = stream
             .get_ref()
             .1
@@ -241,19 +235,17 @@ async fn connect(
             }
         })
         .await;
-        if accepted.is_none() {
-            return None;
-        }
+        accepted?;
     } else {
         drop(tcp);
     }
 
-    let Some(channel) = step(&record, steps::GRPC, async {
+    let channel = step(&record, steps::GRPC, async {
         let mut endpoint = tonic::transport::Endpoint::from_shared(target.url.clone())
             .map_err(|e| e.to_string())?
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true);
-        if let Some(tls) = &tls {
+        if let Some(tls) = tls.as_ref().filter(|_| target.tls) {
             endpoint = endpoint
                 .tls_config(tls.tonic.clone())
                 .map_err(|e| e.to_string())?;
@@ -264,10 +256,7 @@ async fn connect(
             Ok(Ok(channel)) => Ok(channel),
         }
     })
-    .await
-    else {
-        return None;
-    };
+    .await?;
     let Ok(client) = Client::from_channel(etcd_client::Channel::Tonic(channel.clone()), None).await
     else {
         return None;
@@ -463,18 +452,6 @@ fn parse_alarm(text: &str) -> Option<(u64, String)> {
     Some((id, alarm.to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn alarms_in_status_errors() {
-        assert_eq!(
-            super::parse_alarm("memberID:8971179542620195430 alarm:NOSPACE "),
-            Some((8971179542620195430, "NOSPACE".to_string()))
-        );
-        assert_eq!(super::parse_alarm("etcdserver: no leader"), None);
-    }
-}
-
 fn alarm_name(alarm: AlarmType) -> &'static str {
     match alarm {
         AlarmType::Nospace => "NOSPACE",
@@ -538,4 +515,16 @@ fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
             .unwrap_or_default(),
         days_left: (not_after - now).whole_days(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alarms_in_status_errors() {
+        assert_eq!(
+            super::parse_alarm("memberID:8971179542620195430 alarm:NOSPACE "),
+            Some((8971179542620195430, "NOSPACE".to_string()))
+        );
+        assert_eq!(super::parse_alarm("etcdserver: no leader"), None);
+    }
 }
