@@ -12,6 +12,7 @@ pub const ETCD_HEARTBEAT: &str = "etcd-heartbeat";
 pub const ETCD_ELECTION_TIMEOUT: &str = "etcd-election-timeout";
 pub const ETCD_SNAPSHOT_COUNT: &str = "etcd-snapshot-count";
 pub const BIN_DIR: &str = "bin-dir";
+pub const KUBERNETES_BIN_DIR: &str = "kubernetes-bin-dir";
 pub const CNI_BIN_DIR: &str = "cni-bin-dir";
 pub const VRRP_INTERFACE: &str = "vrrp-interface";
 pub const OUTPUT: &str = "output";
@@ -119,6 +120,17 @@ pub fn command() -> Command {
                 .help(
                     "Where the hardway binaries nodes need (route-sync) are; default: the \
                      directory of this mkunits",
+                ),
+        )
+        .arg(
+            Arg::new(KUBERNETES_BIN_DIR)
+                .long(KUBERNETES_BIN_DIR)
+                .value_name("DIR")
+                .value_parser(value_parser!(std::path::PathBuf))
+                .help(
+                    "Ship Kubernetes' server binaries from DIR (kube-apiserver, \
+                     kube-controller-manager, kube-scheduler, kubelet, kube-proxy) to \
+                     /usr/local/bin on the nodes whose roles run them; default: ship none",
                 ),
         )
         .arg(

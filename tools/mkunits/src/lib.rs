@@ -11,6 +11,7 @@ pub mod ports;
 pub mod render;
 pub mod unit;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
@@ -27,17 +28,44 @@ pub use render::{EtcdTuning, NodeFile, NodePlan};
 pub const NODES_PREFIX: &str = "nodes/";
 /// Prefix of the binaries mkunits copies for nodes.
 pub const BIN_PREFIX: &str = "bin/";
-const ROUTE_SYNC_SRC: &str = "bin/route-sync";
+
+/// Where the binaries nodes need come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinarySources {
+    /// hardway's own (route-sync): `--bin-dir`.
+    pub hardway: PathBuf,
+    /// Kubernetes' server binaries (`--kubernetes-bin-dir`); `None`: the nodes get them some
+    /// other way (an image, a package) and mkunits lists none.
+    pub kubernetes: Option<PathBuf>,
+}
+
+impl BinarySources {
+    /// The file a binary comes from, with what to do when it is missing; `None` when it is not
+    /// mkunits' to ship.
+    fn source(&self, name: &str) -> Option<(PathBuf, &'static str)> {
+        if name == render::ROUTE_SYNC {
+            return Some((
+                self.hardway.join(name),
+                "every node needs for its pod routes: build it (cargo build -p route-sync) or \
+                 give its directory with --bin-dir",
+            ));
+        }
+        self.kubernetes.as_ref().map(|dir| {
+            (
+                dir.join(name),
+                "the nodes' roles run: fetch the release (scripts/fetch-kubernetes.sh VERSION \
+                 DIR) or fix --kubernetes-bin-dir",
+            )
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MkunitsError {
     #[error(transparent)]
     Shared(#[from] Error),
-    #[error(
-        "{path}: no route-sync binary there, which every node needs for its pod routes: \
-         build it (cargo build -p route-sync) or give its directory with --bin-dir"
-    )]
-    MissingBinary { path: String },
+    #[error("{path}: no such binary, which {why}")]
+    MissingBinary { path: String, why: &'static str },
 }
 
 impl Failure for MkunitsError {
@@ -137,15 +165,18 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     let out = matches
         .get_one::<PathBuf>(cli::DIR)
         .expect("clap requires --dir");
-    let bin_dir = match matches.get_one::<PathBuf>(cli::BIN_DIR) {
-        Some(dir) => dir.clone(),
-        None => own_dir()?,
+    let sources = BinarySources {
+        hardway: match matches.get_one::<PathBuf>(cli::BIN_DIR) {
+            Some(dir) => dir.clone(),
+            None => own_dir()?,
+        },
+        kubernetes: matches.get_one::<PathBuf>(cli::KUBERNETES_BIN_DIR).cloned(),
     };
     let dry_run = matches.get_flag(cli::DRY_RUN);
     if let Some(warning) = pki_warning(&doc, &opts) {
         hardway::tool::log("mkunits", warning);
     }
-    let report = apply(&mut doc, &opts, out, &bin_dir, dry_run)?;
+    let report = apply(&mut doc, &opts, out, &sources, dry_run)?;
     if dry_run {
         hardway::io::print_json(&report)?;
     } else {
@@ -197,19 +228,24 @@ pub fn apply(
     doc: &mut Document,
     opts: &Options,
     out: &Path,
-    bin_dir: &Path,
+    sources: &BinarySources,
     dry_run: bool,
 ) -> Result<Report, MkunitsError> {
     let plans = render::render(doc, opts)?;
-    let route_sync = if plans.iter().any(|p| p.needs_route_sync) {
-        let path = bin_dir.join("route-sync");
-        let bytes = std::fs::read(&path).map_err(|_| MkunitsError::MissingBinary {
-            path: path.display().to_string(),
-        })?;
-        Some(bytes)
-    } else {
-        None
-    };
+    // Each binary is read once, however many nodes need it.
+    let mut binaries: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    for name in plans.iter().flat_map(|p| p.binaries.iter().copied()) {
+        if binaries.contains_key(name) {
+            continue;
+        }
+        if let Some((path, why)) = sources.source(name) {
+            let bytes = std::fs::read(&path).map_err(|_| MkunitsError::MissingBinary {
+                path: path.display().to_string(),
+                why,
+            })?;
+            binaries.insert(name, bytes);
+        }
+    }
 
     let mut set = FileSet::new();
     let mut staged: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
@@ -221,19 +257,23 @@ pub fn apply(
             files.push(entry(&src, &file.dest, file.mode, &file.contents));
             staged.push((out.join(&src), file.contents.clone(), octal(file.mode)));
         }
-        let mut bins = Vec::new();
-        if let (true, Some(bytes)) = (plan.needs_route_sync, &route_sync) {
-            bins.push(entry(
-                ROUTE_SYNC_SRC,
-                &format!("{}/route-sync", hardway::paths::hardway::BIN_DIR),
-                mode::EXECUTABLE,
-                bytes,
-            ));
-        }
+        let bins = plan
+            .binaries
+            .iter()
+            .filter_map(|name| {
+                let bytes = binaries.get(name)?;
+                Some(entry(
+                    &format!("{BIN_PREFIX}{name}"),
+                    &format!("{}/{name}", hardway::paths::hardway::BIN_DIR),
+                    mode::EXECUTABLE,
+                    bytes,
+                ))
+            })
+            .collect();
         entries.push((files, bins, plan.services.clone()));
     }
-    if let Some(bytes) = route_sync {
-        staged.push((out.join(ROUTE_SYNC_SRC), bytes, 0o755));
+    for (name, bytes) in binaries {
+        staged.push((out.join(format!("{BIN_PREFIX}{name}")), bytes, 0o755));
     }
 
     let report = if dry_run {

@@ -289,7 +289,7 @@ fn bad_input_is_one_line_exit_2_and_writes_nothing() {
         Some(lab.clone()),
     );
     assert_eq!(code, 2);
-    assert!(stderr.contains("no route-sync binary"), "{stderr}");
+    assert!(stderr.contains("route-sync: no such binary"), "{stderr}");
     let (code, _, stderr) = fails(
         &[
             "--dir",
@@ -433,4 +433,83 @@ fn flannel_after_a_routes_pki_warns() {
     assert!(log.contains("no flannel-etcd-client certificate"), "{log}");
     let run = mkunits(&input, &out, bin.path(), &[]);
     assert!(!String::from_utf8_lossy(&run.out.stderr).contains("warning"));
+}
+
+#[test]
+fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k8s = tmp.path().join("k8s");
+    std::fs::create_dir(&k8s).unwrap();
+    for name in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+    ] {
+        std::fs::write(k8s.join(name), format!("#!/bin/sh\n# {name}\n")).unwrap();
+    }
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let k8s_arg = k8s.to_str().unwrap();
+    // kube-proxy is missing: the error names it, and nothing is written.
+    let (code, stdout, stderr) = fails(
+        &[
+            "--dir",
+            out.to_str().unwrap(),
+            "--bin-dir",
+            bin.path().to_str().unwrap(),
+            "--kubernetes-bin-dir",
+            k8s_arg,
+            "-f",
+            fixture("ebook-dualstack.json").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("kube-proxy: no such binary"), "{stderr}");
+    assert!(!out.exists());
+
+    std::fs::write(k8s.join("kube-proxy"), "#!/bin/sh\n").unwrap();
+    let args = ["--kubernetes-bin-dir", k8s_arg];
+    let first = mkunits(&fixture("ebook-dualstack.json"), &out, bin.path(), &args);
+    let bins = |name: &str| -> Vec<String> {
+        files(node(&first.doc, name))
+            .into_iter()
+            .filter(|(_, src)| src.starts_with("bin/"))
+            .map(|(dest, _)| dest)
+            .collect()
+    };
+    assert_eq!(bins("etcd1"), ["/usr/local/bin/route-sync"]);
+    assert_eq!(
+        bins("controller1"),
+        [
+            "/usr/local/bin/route-sync",
+            "/usr/local/bin/kube-apiserver",
+            "/usr/local/bin/kube-controller-manager",
+            "/usr/local/bin/kube-scheduler"
+        ]
+    );
+    assert_eq!(
+        bins("worker2"),
+        [
+            "/usr/local/bin/route-sync",
+            "/usr/local/bin/kubelet",
+            "/usr/local/bin/kube-proxy"
+        ]
+    );
+    let shipped = std::fs::read(out.join("bin/kubelet")).unwrap();
+    assert_eq!(shipped, std::fs::read(k8s.join("kubelet")).unwrap());
+    let second = mkunits(&fixture("ebook-dualstack.json"), &out, bin.path(), &args);
+    assert_eq!(first.out.stdout, second.out.stdout);
+    assert!(String::from_utf8_lossy(&second.out.stderr).contains("0 files created, 0 updated"));
+    // Without the flag, the Kubernetes binaries leave the document again.
+    let input = tmp.path().join("with-k8s.json");
+    std::fs::write(&input, &second.out.stdout).unwrap();
+    let third = mkunits(&input, &out, bin.path(), &[]);
+    let left: Vec<_> = files(node(&third.doc, "worker2"))
+        .into_iter()
+        .filter(|(_, src)| src.starts_with("bin/"))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }

@@ -39,8 +39,10 @@ pub struct NodePlan {
     pub files: Vec<NodeFile>,
     /// The units to enable and start, in order.
     pub services: Vec<String>,
-    /// Whether the node needs the route-sync binary (dest [`layout::bin::ROUTE_SYNC`]).
-    pub needs_route_sync: bool,
+    /// Programs the node needs that are not in Debian's packages, by file name, each to go to
+    /// `hardway::paths::hardway::BIN_DIR`: route-sync (hardway's) and the Kubernetes binaries
+    /// its roles run.
+    pub binaries: Vec<&'static str>,
 }
 
 /// What every renderer needs: the document, the options, and decisions made once for all nodes.
@@ -332,8 +334,31 @@ fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Erro
         name: node.name.clone(),
         files: b.files,
         services: b.services,
-        needs_route_sync: ctx.pod_network == PodNetwork::Routes,
+        binaries: binaries(ctx, node),
     })
+}
+
+/// Kubernetes' own binaries by role, and route-sync with routed pod networks.
+pub const ROUTE_SYNC: &str = "route-sync";
+pub const CONTROLLER_BINARIES: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+pub const WORKER_BINARIES: [&str; 2] = ["kubelet", "kube-proxy"];
+
+fn binaries(ctx: &Ctx, node: &Node) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if ctx.pod_network == PodNetwork::Routes {
+        names.push(ROUTE_SYNC);
+    }
+    if node.has_role(Role::Controller) {
+        names.extend(CONTROLLER_BINARIES);
+    }
+    if node.has_role(Role::Worker) {
+        names.extend(WORKER_BINARIES);
+    }
+    names
 }
 
 /// What every node gets: /etc/hosts, kernel modules and sysctls (and a unit applying them now,
