@@ -99,6 +99,12 @@ pub fn command() -> Command {
                         .help("Directory of the pool when mkvm creates it [default: /var/lib/libvirt/images/POOL]"),
                 )
                 .arg(
+                    Arg::new("no-start")
+                        .long("no-start")
+                        .action(ArgAction::SetTrue)
+                        .help("Define everything but start no domain (and wait for nothing)"),
+                )
+                .arg(
                     Arg::new("recreate")
                         .long("recreate")
                         .action(ArgAction::SetTrue)

@@ -89,6 +89,12 @@ impl Host {
         MkvmError::libvirt(&self.uri, what, e)
     }
 
+    /// True when the hypervisor is this machine (no host in the URI): its bridge's neighbours
+    /// are in this kernel's tables.
+    pub fn is_local(&self) -> bool {
+        self.uri.contains(":///")
+    }
+
     /// True for libvirt's `test://` driver, which keeps no volume contents (no upload).
     pub fn is_test_driver(&self) -> bool {
         self.uri.starts_with("test:")
@@ -298,14 +304,14 @@ impl Host {
             if pool.num_of_volumes().unwrap_or(1) > 0 {
                 return Ok(false);
             }
-            // A dir pool's delete removes its (empty) directory; not every driver supports it.
-            if let Err(e) = pool.delete(0) {
-                if !is_unsupported(&e) && !self.is_test_driver() {
-                    return Err(self.err(format!("deleting pool {name}"), &e));
-                }
-            }
             pool.destroy()
                 .map_err(|e| self.err(format!("stopping pool {name}"), &e))?;
+        }
+        // A dir pool's delete removes its (empty) directory; the test driver has none to remove.
+        if let Err(e) = pool.delete(0) {
+            if !is_unsupported(&e) && !self.is_test_driver() {
+                return Err(self.err(format!("deleting pool {name}"), &e));
+            }
         }
         pool.undefine()
             .map_err(|e| self.err(format!("undefining pool {name}"), &e))?;

@@ -53,6 +53,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkvmError> {
                     .expect("default")
                     .clone(),
                 recreate: sub.get_flag("recreate"),
+                start: !sub.get_flag("no-start"),
                 overcommit: sub.get_flag("overcommit"),
                 fail_after_node: sub.get_one::<usize>("fail-after-node").copied(),
             };
@@ -104,6 +105,8 @@ pub struct UpOptions {
     pub timeout: Duration,
     pub domain_type: String,
     pub recreate: bool,
+    /// false with --no-start: define only.
+    pub start: bool,
     pub overcommit: bool,
     /// Tests only: fail after creating the K-th node (1-based), to prove the rollback.
     pub fail_after_node: Option<usize>,
@@ -361,13 +364,18 @@ pub fn up(mut doc: Document, options: &UpOptions) -> Result<Document, MkvmError>
     let progress = Progress::new();
     let identity = wait::identity_for(&options.ssh_key);
     let deadline = Instant::now() + options.timeout;
+    let until = if options.start {
+        options.wait
+    } else {
+        Stage::Defined
+    };
     let results: Vec<Result<wait::Reached, MkvmError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = plan
             .nodes
             .iter()
             .map(|node| {
                 let host = &hosts[&node.uri];
-                let progress = progress.node(&node.name, options.wait as u64);
+                let progress = progress.node(&node.name, until as u64);
                 let identity = identity.as_deref();
                 scope.spawn(move || {
                     let domain = host.domain(&node.name)?.ok_or_else(|| MkvmError::Wait {
@@ -380,7 +388,7 @@ pub fn up(mut doc: Document, options: &UpOptions) -> Result<Document, MkvmError>
                         mac: &node.mac,
                         identity,
                     };
-                    wait::wait_node(host, &domain, &target, options.wait, deadline, &progress)
+                    wait::wait_node(host, &domain, &target, until, deadline, &progress)
                 })
             })
             .collect();
@@ -548,14 +556,14 @@ fn apply(
         let host = &hosts[&node.uri];
         if *state == NodeState::Matches {
             let domain = host.domain(&node.name)?.expect("preflight saw it");
-            if !domain.is_active().unwrap_or(false) {
+            if options.start && !domain.is_active().unwrap_or(false) {
                 domain
                     .create()
                     .map_err(|e| host.err(format!("starting domain {}", node.name), &e))?;
                 log(format!("{}: started", node.name));
             }
         } else {
-            create_node(plan, host, node, &types[&node.uri], created)?;
+            create_node(plan, host, node, &types[&node.uri], options.start, created)?;
         }
         if options.fail_after_node == Some(count + 1) {
             return Err(MkvmError::Libvirt {
@@ -622,6 +630,7 @@ fn create_node(
     host: &Host,
     node: &NodePlan,
     domain_type: &str,
+    start: bool,
     created: &mut Vec<Created>,
 ) -> Result<(), MkvmError> {
     let pool = host
@@ -675,6 +684,10 @@ fn create_node(
         uri: host.uri.clone(),
         name: node.name.clone(),
     });
+    if !start {
+        log(format!("{}: defined ({domain_type})", node.name));
+        return Ok(());
+    }
     domain
         .create()
         .map_err(|e| host.err(format!("starting domain {}", node.name), &e))?;
@@ -785,11 +798,8 @@ pub fn down(
         if let Some(network) = host.network(&network_name)? {
             match plan::network_mark(&host.network_xml(&network)?) {
                 Some(mark) if mark.cluster == cluster => {
-                    removed.push(format!("{uri}: network {network_name}"));
-                    if !dry_run {
-                        host.remove_network(&network)?;
-                        log(format!("removed network {network_name}"));
-                    }
+                    // The pool before the network: the network's mark is the only record that
+                    // mkvm made the pool, so it must outlive a failed pool removal.
                     if let Some(pool) = mark.pool_created {
                         if dry_run {
                             removed.push(format!("{uri}: pool {pool} (if empty)"));
@@ -797,6 +807,11 @@ pub fn down(
                             log(format!("removed pool {pool}"));
                             removed.push(format!("{uri}: pool {pool}"));
                         }
+                    }
+                    removed.push(format!("{uri}: network {network_name}"));
+                    if !dry_run {
+                        host.remove_network(&network)?;
+                        log(format!("removed network {network_name}"));
                     }
                 }
                 _ => log(format!(

@@ -91,6 +91,8 @@ pub fn render(input: &SeedInput) -> Seed {
         "disable_root": false,
         "users": [],
         "ssh_pwauth": false,
+        // A minimal image has no `locales`: update-locale would fail the boot's cloud-init.
+        "locale": false,
         "ssh_deletekeys": true,
         "ssh_authorized_keys": [input.ssh_public_key],
         "bootcmd": [["sh", "-c", set_machine_id]],

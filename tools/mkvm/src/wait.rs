@@ -185,7 +185,7 @@ pub fn wait_node(
     if until >= Stage::Address {
         progress.say("waiting for an address (DHCP lease or ARP)");
         let seen = poll_until(deadline, target.name, "an address (lease or ARP)", || {
-            if let Some(ip) = seen_address(domain, target.mac) {
+            if let Some(ip) = seen_address(host, domain, target.mac) {
                 return Ok(Some(ip));
             }
             // The guest has a static address: a connection attempt makes the host ARP for it.
@@ -193,7 +193,7 @@ pub fn wait_node(
                 &SocketAddr::new(target.ip, 22),
                 Duration::from_millis(300),
             );
-            Ok(seen_address(domain, target.mac))
+            Ok(seen_address(host, domain, target.mac))
         })?;
         reached.stage = Stage::Address;
         reached.seen = Some(seen);
@@ -227,8 +227,32 @@ pub fn wait_node(
     Ok(reached)
 }
 
-/// The address libvirt knows for this MAC: the DHCP lease first, then the host's ARP table.
-fn seen_address(domain: &Domain, mac: &str) -> Option<IpAddr> {
+/// The address seen for this MAC: libvirt's DHCP lease, libvirt's ARP source, then (for a
+/// hypervisor on this machine) the kernel's neighbour table directly — libvirt 9.0's ARP source
+/// fails on newer kernels ("wrong nlmsg len"), and a static address has no lease.
+fn seen_address(host: &Host, domain: &Domain, mac: &str) -> Option<IpAddr> {
+    if let Some(ip) = libvirt_address(domain, mac) {
+        return Some(ip);
+    }
+    if host.is_local() {
+        return neighbour_address(&std::fs::read_to_string("/proc/net/arp").ok()?, mac);
+    }
+    None
+}
+
+/// The complete entry for `mac` in /proc/net/arp's text.
+fn neighbour_address(table: &str, mac: &str) -> Option<IpAddr> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // IP address, HW type, Flags (0x2: complete), HW address, Mask, Device
+        (fields.len() >= 4 && fields[2] == "0x2" && fields[3].eq_ignore_ascii_case(mac))
+            .then(|| fields[0].parse().ok())
+            .flatten()
+    })
+}
+
+/// The address libvirt reports for this MAC: the DHCP lease first, then its ARP source.
+fn libvirt_address(domain: &Domain, mac: &str) -> Option<IpAddr> {
     for source in [
         sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
         sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
@@ -331,5 +355,21 @@ fn cloud_init_done(target: &Target, identity: &Path, deadline: Instant) -> Resul
             node: target.name.to_string(),
             message: e,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_complete_neighbour_entries_only() {
+        let table = "IP address       HW type     Flags       HW address            Mask     Device
+10.240.0.12      0x1         0x0         52:54:00:9e:20:5b     *        virbr1
+10.240.0.11      0x1         0x2         52:54:00:6c:54:0e     *        virbr1
+";
+        assert_eq!(
+            super::neighbour_address(table, "52:54:00:6C:54:0E"),
+            Some("10.240.0.11".parse().unwrap())
+        );
+        assert_eq!(super::neighbour_address(table, "52:54:00:9e:20:5b"), None);
     }
 }

@@ -75,6 +75,7 @@ fn options(f: &Fixture) -> UpOptions {
         timeout: Duration::from_secs(10),
         domain_type: "auto".into(),
         recreate: false,
+        start: true,
         // The test driver reports a few MiB free; the memory check has its own test.
         overcommit: true,
         fail_after_node: None,
@@ -398,4 +399,20 @@ fn dry_run_prints_parseable_xml_and_touches_nothing() {
             .starts_with("#cloud-config"));
     }
     assert_eq!(inventory(&f.host, &doc), (vec![], vec![], false, false));
+}
+
+#[test]
+fn no_start_defines_without_starting() {
+    let f = fixture();
+    let doc = lab("nostart", 49);
+    let mut opts = options(&f);
+    opts.start = false;
+    let done = mkvm::up(doc.clone(), &opts).unwrap();
+    for node in &done.nodes {
+        let vm = node.vm.as_ref().unwrap();
+        assert_eq!(vm.state.as_deref(), Some("shut-off"));
+        assert_eq!(vm.extra["stage"], "defined");
+    }
+    assert_eq!(inventory(&f.host, &doc).0.len(), 3);
+    mkvm::down(done, Some(URI), false).unwrap();
 }
