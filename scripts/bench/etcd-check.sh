@@ -19,7 +19,7 @@ cleanup() {
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
   for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    wait "$pid" 2>/dev/null || true
   done
   rm -rf "$tmp"
 }

@@ -538,3 +538,83 @@ fn watch_prints_what_changed() {
         serde_json::from_str(&rx.recv_timeout(Duration::from_secs(15)).unwrap()).unwrap();
     assert_eq!(back["verdict"], "healthy", "{back}");
 }
+
+/// Members on their own "nodes" (network namespaces on a bridge), checked from the host's
+/// namespace; one node black-holed by an nftables drop rule (SYNs vanish: no refusal, no answer).
+#[test]
+fn a_member_black_holed_by_nftables_is_degraded_within_the_timeout() {
+    use testkit::netns::Lab;
+    testkit::require_root();
+    let ips = ["10.240.0.11", "10.240.0.12", "10.240.0.13"];
+    let lab = Lab::builder("ec")
+        .host_bridge(&["10.240.0.1/24"])
+        .node("n1", &["10.240.0.11/24"])
+        .node("n2", &["10.240.0.12/24"])
+        .node("n3", &["10.240.0.13/24"])
+        .build();
+    let pki = TestPki::generate_with(
+        &["n1", "n2", "n3"],
+        &TestPkiOptions {
+            extra_sans: ips.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    );
+    let members: Vec<MemberSpec> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let node = &lab.nodes[i];
+            MemberSpec::at(
+                &node.name,
+                &format!("https://{ip}:2379"),
+                &format!("https://{ip}:2380"),
+                pki.member_certs(&node.name),
+            )
+            .with_prefix(&["ip", "netns", "exec", node.name()])
+        })
+        .collect();
+    let cluster = Cluster::start_healthy(pki.tls(), members, UP);
+    let check_from_host = || {
+        let start = Instant::now();
+        let out = Command::new("ip")
+            .args(["netns", "exec", lab.host.name()])
+            .arg(env!("CARGO_BIN_EXE_etcd-check"))
+            .arg("--endpoints")
+            .arg(cluster.endpoints_arg())
+            .arg("--cacert")
+            .arg(pki.ca())
+            .arg("--cert")
+            .arg(pki.client_cert())
+            .arg("--key")
+            .arg(pki.client_key())
+            .output()
+            .unwrap();
+        (out, start.elapsed())
+    };
+    let (out, _) = check_from_host();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    lab.nodes[2].run_ok(
+        "nft",
+        &[
+            "add table inet blackhole; add chain inet blackhole input { type filter hook input priority 0; policy accept; }; add rule inet blackhole input iifname eth0 drop",
+        ],
+    );
+    let (out, took) = check_from_host();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(took <= Duration::from_secs(6), "took {took:?}");
+    let r = report(&out);
+    let m = &r["members"][2];
+    assert_eq!(m["name"], "n3", "named from the member list: {m}");
+    assert_eq!(m["state"], "no_answer", "{m}");
+    assert_eq!(m["reachable"], false, "{m}");
+    assert_eq!(m["steps"][0]["step"], "tcp connect");
+    assert!(
+        m["steps"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no answer"),
+        "{m}"
+    );
+    drop(cluster);
+}
