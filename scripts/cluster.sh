@@ -61,7 +61,7 @@ up() {
   mkcluster $MKCLUSTER_FLAGS "$INVENTORY" \
     | cidr-alloc --previous "$doc" \
     | mkcerts --dir "$OUT" \
-    | mkunits --dir "$OUT" --bin-dir "$BIN" \
+    | mkunits --dir "$OUT" --bin-dir "$BIN" ${K8S_BIN:+--kubernetes-bin-dir "$K8S_BIN"} \
     | mkvm up --connect "$URI" --image "$image" --ssh-key "$key.pub" --wait ssh --timeout "$WAIT_TIMEOUT" \
     > "$doc.new"
   mv "$doc.new" "$doc"
