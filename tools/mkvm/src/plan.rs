@@ -543,6 +543,8 @@ impl NodePlan {
     <console type='pty'>
       <target type='serial' port='0'/>
     </console>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
     <rng model='virtio'>
       <backend model='random'>/dev/urandom</backend>
     </rng>
