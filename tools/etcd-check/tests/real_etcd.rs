@@ -618,3 +618,29 @@ fn a_member_black_holed_by_nftables_is_degraded_within_the_timeout() {
     );
     drop(cluster);
 }
+
+/// IPv6 endpoints (seed 004 wants dual-stack): bracketed URLs, the certificate's IPv6 SAN.
+#[test]
+fn ipv6_endpoints_are_checked() {
+    testkit::require_root();
+    let pki = TestPki::generate(&["etcd-1", "etcd-2", "etcd-3"]);
+    let ports = testkit::etcd::free_ports(6);
+    let members: Vec<MemberSpec> = pki
+        .member_names()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            MemberSpec::at(
+                name,
+                &format!("https://[::1]:{}", ports[2 * i]),
+                &format!("https://[::1]:{}", ports[2 * i + 1]),
+                pki.member_certs(name),
+            )
+        })
+        .collect();
+    let cluster = Cluster::start_healthy(pki.tls(), members, UP);
+    let (out, _) = check(&pki, &cluster, &["-o", "table"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("https://[::1]:"), "{text}");
+}
