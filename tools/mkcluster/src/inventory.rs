@@ -64,41 +64,44 @@ impl Column {
 /// Parses a CSV inventory; `source` names it in errors.
 pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
     let lines: Vec<&str> = text.lines().collect();
-    // Each line is read on its own (one record per line: inventories have no multi-line fields),
-    // so every error names its exact line; the csv crate's own line count skips blank lines.
-    let builder = {
-        let mut b = csv::ReaderBuilder::new();
-        b.has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .buffer_capacity(256);
-        b
-    };
-    let mut records = lines.iter().enumerate().filter_map(|(i, line)| {
+    // Comment and blank lines are dropped before the csv crate reads the rest (its own line count
+    // goes wrong on blank lines between records); `kept` maps its line numbers back to ours.
+    // Inventories have one record per line (no quoted line breaks), so the mapping is exact.
+    let mut kept: Vec<u64> = Vec::new();
+    let mut content = String::with_capacity(text.len());
+    for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            return None;
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            kept.push(i as u64 + 1);
+            content.push_str(line);
+            content.push('\n');
         }
-        let line_no = i as u64 + 1;
-        let mut reader = builder.from_reader(line.as_bytes());
-        let record = match reader.records().next() {
-            Some(Ok(record)) => Ok(record),
-            Some(Err(e)) => {
-                let message = match e.kind() {
-                    csv::ErrorKind::Utf8 { err, .. } => {
-                        format!("field {} is not UTF-8", err.field() + 1)
-                    }
-                    _ => strip_csv_position(&e.to_string()),
-                };
-                Err(Position {
-                    line: line_no,
-                    column: 1,
+    }
+    let original_line = |line: u64| {
+        kept.get(line.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or(line)
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(content.as_bytes());
+    let mut records = reader.records().map(|record| match record {
+        Ok(record) => {
+            let line = original_line(record.position().map_or(1, |p| p.line()));
+            Ok((line, record))
+        }
+        Err(e) => {
+            let line = original_line(e.position().map_or(1, |p| p.line()));
+            let message = match e.kind() {
+                csv::ErrorKind::Utf8 { err, .. } => {
+                    format!("field {} is not UTF-8", err.field() + 1)
                 }
-                .error(source, message))
-            }
-            None => Ok(csv::StringRecord::new()),
-        };
-        Some(record.map(|r| (line_no, r)))
+                _ => strip_csv_position(&e.to_string()),
+            };
+            Err(Position { line, column: 1 }.error(source, message))
+        }
     });
 
     let Some(header) = records.next() else {
