@@ -80,7 +80,10 @@ pub fn command() -> Command {
                 .value_delimiter(',')
                 .action(ArgAction::Append)
                 .conflicts_with(FILE)
-                .help("Client URLs, comma-separated (https://HOST:PORT); no document is read"),
+                .help(
+                    "Client URLs, comma-separated (https://HOST:PORT; a bare HOST:PORT is \
+                     https with --cacert, as etcdctl takes it); no document is read",
+                ),
         )
         .arg(
             Arg::new(CACERT)

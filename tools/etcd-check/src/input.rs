@@ -47,6 +47,17 @@ impl std::fmt::Display for Host {
     }
 }
 
+/// Parses an `--endpoints` entry. As etcdctl, a bare `HOST:PORT` is accepted: TLS when a CA is
+/// given, plain HTTP otherwise. Anything with a scheme or a slash goes through [`parse_endpoint`].
+pub fn parse_endpoint_flag(text: &str, tls: bool) -> Result<Target, String> {
+    let text = text.trim();
+    if text.contains("://") || text.contains('/') || text.is_empty() {
+        return parse_endpoint(text);
+    }
+    let scheme = if tls { "https" } else { "http" };
+    parse_endpoint(&format!("{scheme}://{text}"))
+}
+
 /// Parses an etcd client URL as etcdctl's `--endpoints` takes it: `https://HOST:PORT` or
 /// `http://HOST:PORT`, HOST an IPv4 address, a bracketed IPv6 address or a DNS name. A missing
 /// port is 2379; anything else (a path, a user, a typo in the scheme) is refused, so a typo'd
@@ -242,8 +253,10 @@ impl Options {
             Some(urls) => {
                 let mut targets = Vec::new();
                 for url in urls {
-                    targets
-                        .push(parse_endpoint(url).map_err(|e| Error::flag(options::ENDPOINTS, e))?);
+                    targets.push(
+                        parse_endpoint_flag(url, cacert.is_some())
+                            .map_err(|e| Error::flag(options::ENDPOINTS, e))?,
+                    );
                 }
                 (targets, cacert, cert.zip(key))
             }
@@ -390,11 +403,31 @@ mod tests {
     }
 
     #[test]
+    fn bare_host_port_as_etcdctl() {
+        assert_eq!(
+            parse_endpoint_flag("127.0.0.1:2379", true).unwrap().url,
+            "https://127.0.0.1:2379"
+        );
+        assert_eq!(
+            parse_endpoint_flag("etcd-1:2379", false).unwrap().url,
+            "http://etcd-1:2379"
+        );
+        for bad in [
+            "https//127.0.0.1:2379",
+            "htps://127.0.0.1:2379",
+            "127.0.0.1:x",
+            "",
+        ] {
+            assert!(parse_endpoint_flag(bad, true).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
     fn typos_are_refused() {
         for bad in [
             "htps://127.0.0.1:2379",
             "https//127.0.0.1:2379",
-            "127.0.0.1:2379",
+            "https:/127.0.0.1:2379",
             "https://127.0.0.1:23790000",
             "https://127.0.0.1:",
             "https://127.0.0.1:2379/v3",

@@ -185,6 +185,11 @@ fn one_member_stopped_is_degraded_within_the_timeout() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("etcd-check: degraded: "), "{stderr}");
+
+    // A shorter --timeout bounds the whole command, connect timeout included.
+    let (out, took) = check(&pki, &cluster, &["--timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
 }
 
 #[test]
