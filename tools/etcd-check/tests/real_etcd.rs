@@ -137,7 +137,7 @@ fn all_members_up_is_healthy() {
     }
     assert_eq!(leaders, 1);
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(5),
         "a healthy check took {took:?}"
     );
 
@@ -215,7 +215,7 @@ fn one_member_killed_is_degraded_quickly() {
     let (out, took) = check(&pki, &cluster, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(3),
         "a refused connection should not wait: {took:?}"
     );
     let r = report(&out);
@@ -477,6 +477,18 @@ fn the_document_names_endpoints_and_credentials() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    // --cacert overrides the document's CA: another CA's is refused by every member.
+    let other = TestPki::generate(&[]);
+    let out = bin()
+        .arg("-f")
+        .arg(&doc_path)
+        .arg("--dir")
+        .arg(pki.dir())
+        .arg("--cacert")
+        .arg(other.ca())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     doc.as_object_mut().unwrap().remove("pki");
     std::fs::write(&doc_path, serde_json::to_string(&doc).unwrap()).unwrap();
     let out = bin().arg("-f").arg(&doc_path).output().unwrap();
