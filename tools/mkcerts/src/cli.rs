@@ -21,7 +21,11 @@ its destination (/etc/etcd, /var/lib/kubernetes, /var/lib/kubelet, /var/lib/kube
 Idempotent: existing CAs and keys are never replaced; a leaf is re-issued only when its subject,
 SANs, usages, issuer or key algorithm no longer match the document or it expires within
 --renew-before. A second run writes no file and prints the same document. Private keys never
-appear on stdout or in the document, only their paths and certificate fingerprints.";
+appear on stdout or in the document, only their paths and certificate fingerprints.
+
+Kubeconfigs and the encryption config are YAML written with serde_yaml_ng, the maintained fork of
+serde_yaml (archived by its author in 2024). Secrets are encrypted with secretbox, which
+Kubernetes' docs rate strong, where they rate aescbc weak; an existing config is kept as it is.";
 
 /// The options that make the PKI (shared by the main command and `renew`).
 fn pki_args(dir_required: bool) -> Vec<Arg> {

@@ -643,6 +643,7 @@ fn bad_input_fails_with_one_line_and_leaves_the_directory_as_it_was() {
         "etcd-ca-key.pem",
     );
     assert_eq!(snapshot(damaged.path()), damaged_before);
+    testkit::require_root();
     // A --dir under a regular file, and a read-only one (a read-only bind mount in a private
     // mount namespace: root ignores permission bits, not a read-only mount).
     let file = dir.path().join("a-file");
