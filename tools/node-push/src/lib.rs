@@ -165,7 +165,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| hardway::Error::io(parent.display().to_string(), e))?;
             }
-            hardway::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
+            write_report(path, &text)?;
             if failed == 0 {
                 hardway::doc::write(&document, std::io::stdout().lock())?;
             }
@@ -188,6 +188,27 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         return Ok(Exit::External);
     }
     Ok(Exit::Ok)
+}
+
+/// Writes the report: a regular file (or a new one) atomically; anything else — /dev/null, a
+/// FIFO, /dev/stderr, a symlink — by writing into it, never by renaming over it.
+fn write_report(path: &Path, text: &str) -> Result<(), Error> {
+    let is_plain = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type().is_file(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(hardway::Error::io(path.display().to_string(), e).into()),
+    };
+    if is_plain {
+        hardway::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
+        return Ok(());
+    }
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| hardway::Error::io(path.display().to_string(), e))?;
+    Ok(())
 }
 
 /// Pushes every planned node, at most `parallel` at once; reports in the plans' order.

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -641,6 +641,26 @@ fn only_and_roles_select_nodes() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(report["nodes"][0]["node"], "node-3");
     assert!(!w.dest("node-1", "etc/motd").exists());
+
+    // A report path that is not a regular file (a FIFO here, /dev/null for users) is written
+    // into, never renamed over.
+    let fifo = w.path("report.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
+    };
+    let mut to_fifo = args.clone();
+    to_fifo.extend(["--report".into(), fifo.display().to_string()]);
+    let out = w.run(&to_fifo);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 3);
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
 
     // `--report -` puts the report on stdout instead of the document.
     let mut to_stdout = args.clone();
