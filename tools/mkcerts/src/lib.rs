@@ -86,16 +86,31 @@ pub fn options(
             .cloned()
             .zip(matches.get_one::<PathBuf>(key).cloned())
     };
+    let days = i64::from(*matches.get_one::<u32>("days").expect("defaulted"));
+    let renew_before = parse_duration(
+        matches
+            .get_one::<String>("renew-before")
+            .expect("defaulted"),
+    )?;
+    if renew_before >= Duration::days(days) {
+        // Every leaf would be "near expiry" the moment it is made: each run would re-issue all.
+        return Err(MkcertsError::bad(
+            "--renew-before",
+            format!(
+                "{} is not shorter than --days {days}: every run would re-issue every leaf; \
+                 give a shorter --renew-before or a longer --days",
+                matches
+                    .get_one::<String>("renew-before")
+                    .expect("defaulted")
+            ),
+        ));
+    }
     Ok(pki::Options {
         dir: matches.get_one::<PathBuf>("dir").expect("required").clone(),
         algorithm,
         ca_days: i64::from(*matches.get_one::<u32>("ca-days").expect("defaulted")),
-        days: i64::from(*matches.get_one::<u32>("days").expect("defaulted")),
-        renew_before: parse_duration(
-            matches
-                .get_one::<String>("renew-before")
-                .expect("defaulted"),
-        )?,
+        days,
+        renew_before,
         external_ca: [
             pair("ca-cert", "ca-key"),
             pair("etcd-ca-cert", "etcd-ca-key"),

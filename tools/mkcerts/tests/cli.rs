@@ -691,16 +691,15 @@ fn no_key_material_on_stdout_or_in_the_document() {
     let dir = tempfile::tempdir().unwrap();
     let (text, doc) = make(dir.path(), &[], &fixture("lab.json"));
     let dry = mkcerts(
-        &[
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--dry-run",
-            "--renew-before",
-            "400d",
-        ],
+        &["renew", "--dir", dir.path().to_str().unwrap(), "--dry-run"],
         &text,
     );
-    assert!(dry.status.success());
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("reissue"));
     for output in [text.as_bytes(), &dry.stdout, &dry.stderr] {
         let output = String::from_utf8_lossy(output);
         assert!(!output.contains("PRIVATE KEY"), "{output}");
@@ -879,7 +878,17 @@ fn renew_reissues_every_leaf_and_keeps_cas_and_keys() {
 #[test]
 fn a_leaf_expiring_within_renew_before_is_reissued() {
     let dir = tempfile::tempdir().unwrap();
-    let (text, before) = make(dir.path(), &["--days", "10"], &fixture("lab.json"));
+    let (text, before) = make(
+        dir.path(),
+        &["--days", "10", "--renew-before", "5d"],
+        &fixture("lab.json"),
+    );
+    // A renewal window as long as the validity would re-issue on every run: refused.
+    let out = mkcerts(
+        &["--dir", dir.path().to_str().unwrap(), "--days", "10"],
+        &text,
+    );
+    assert_fails(&out, 2, "--renew-before: 30d is not shorter than --days 10");
     let (_, same) = make(dir.path(), &["--renew-before", "5d"], &text);
     assert_eq!(before, same);
     let (_, after) = make(dir.path(), &[], &text);
