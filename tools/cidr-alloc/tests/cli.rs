@@ -88,53 +88,44 @@ fn with(mut doc: Value, path: &[&str], value: Value) -> Value {
 
 #[test]
 fn lab_pipeline_reproduces_the_fixture() {
-    let out = Command::new(mkcluster_bin())
-        .args(["--name", "lab"])
-        .arg(root().join("examples/lab.csv"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let allocated = cidr_alloc().write_stdin(out.stdout).output().unwrap();
+    let inventory = mkcluster(["--name", "lab", "examples/lab.csv"]);
+    let allocated = cidr_alloc().write_stdin(inventory).output().unwrap();
     assert!(allocated.status.success());
     let fixture = std::fs::read_to_string(root().join("tests/fixtures/lab.json")).unwrap();
     assert_eq!(String::from_utf8(allocated.stdout).unwrap(), fixture);
 }
 
-/// mkcluster is built beside cidr-alloc when the workspace builds; build it here otherwise.
-fn mkcluster_bin() -> PathBuf {
-    let ours = assert_cmd::cargo::cargo_bin("cidr-alloc");
-    let path = ours.with_file_name("mkcluster");
-    if !path.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "mkcluster"])
-            .current_dir(root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build -p mkcluster failed");
-    }
-    path
+/// What `mkcluster ARGS` prints, made by mkcluster's library the way its main does (relative
+/// paths are from the repository root), so this test needs no mkcluster binary.
+fn mkcluster<I: IntoIterator<Item = S>, S: AsRef<str>>(args: I) -> Vec<u8> {
+    let argv: Vec<String> = std::iter::once("mkcluster".to_string())
+        .chain(args.into_iter().map(|a| a.as_ref().to_string()))
+        .collect();
+    let matches = mkcluster::cli::command()
+        .try_get_matches_from(&argv)
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let options = mkcluster::Options::from_matches(&matches).unwrap();
+    let file = matches
+        .get_one::<PathBuf>(mkcluster::cli::options::FILE)
+        .expect("an inventory file");
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    let document = mkcluster::build(&text, &file.display().to_string(), &options)
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    hardway::doc::to_string(&document).into_bytes()
 }
 
 #[test]
 fn ebook_csv_gives_seed_003s_plan() {
-    let out = Command::new(mkcluster_bin())
-        .arg(root().join("examples/ebook-9node.csv"))
-        .args([
-            "--api-vip",
-            "10.240.0.40",
-            "--controller-vip",
-            "10.240.0.20",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let inventory = mkcluster([
+        "examples/ebook-9node.csv",
+        "--api-vip",
+        "10.240.0.40",
+        "--controller-vip",
+        "10.240.0.20",
+    ]);
     let doc: Value = serde_json::from_slice(
         &cidr_alloc()
-            .write_stdin(out.stdout.clone())
+            .write_stdin(inventory.clone())
             .output()
             .unwrap()
             .stdout,
@@ -178,7 +169,7 @@ fn ebook_csv_gives_seed_003s_plan() {
 
     let table = cidr_alloc()
         .args(["-o", "table"])
-        .write_stdin(out.stdout)
+        .write_stdin(inventory)
         .output()
         .unwrap();
     let table = String::from_utf8(table.stdout).unwrap();
@@ -214,20 +205,10 @@ fn every_example_runs_as_its_comment_says() {
             .unwrap_or_else(|| panic!("{}: no `mkcluster … | cidr-alloc` comment", path.display()));
         let make: Vec<&str> = make.split_whitespace().skip(1).collect();
         let alloc: Vec<&str> = alloc.split_whitespace().skip(1).collect();
-        let out = Command::new(mkcluster_bin())
-            .args(make)
-            .current_dir(root())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let inventory = mkcluster(make);
         let done = cidr_alloc()
             .args(alloc)
-            .write_stdin(out.stdout)
+            .write_stdin(inventory)
             .output()
             .unwrap();
         assert!(
