@@ -11,7 +11,7 @@ pub mod ports;
 pub mod render;
 pub mod unit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
@@ -144,6 +144,9 @@ pub struct Report {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Files an earlier run wrote that no node lists any more (a role or the pod network
+    /// changed): removed, so OUT holds what the document says.
+    pub removed: Vec<String>,
 }
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
@@ -183,10 +186,11 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         hardway::tool::log(
             "mkunits",
             format!(
-                "{} files created, {} updated, {} unchanged in {}",
+                "{} files created, {} updated, {} unchanged, {} removed in {}",
                 report.created.len(),
                 report.updated.len(),
                 report.unchanged.len(),
+                report.removed.len(),
                 out.display()
             ),
         );
@@ -293,8 +297,35 @@ pub fn apply(
             created: names(done.created),
             updated: names(done.updated),
             unchanged: names(done.unchanged),
+            removed: Vec::new(),
         }
     };
+    let mut report = report;
+    let listed: BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|(files, bins, _)| files.iter().chain(bins))
+        .map(|f| f.src.as_str())
+        .collect();
+    let stale: BTreeSet<String> = doc
+        .nodes
+        .iter()
+        .flat_map(|n| &n.files)
+        .map(|f| f.src.clone())
+        .filter(|src| is_ours(src) && !listed.contains(src.as_str()))
+        .collect();
+    for src in stale {
+        let path = out.join(&src);
+        if !dry_run {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(path.display().to_string(), e).into()),
+            }
+        } else if !path.exists() {
+            continue;
+        }
+        report.removed.push(src);
+    }
 
     if let Some(network) = opts.pod_network {
         doc.cluster.pod_network = network;
@@ -305,6 +336,15 @@ pub fn apply(
         node.services = services;
     }
     Ok(report)
+}
+
+/// A `src` mkunits wrote: under `nodes/` or `bin/`, with no `..` or absolute part, so a
+/// hand-edited document can never make it delete anything outside OUT.
+fn is_ours(src: &str) -> bool {
+    (src.starts_with(NODES_PREFIX) || src.starts_with(BIN_PREFIX))
+        && Path::new(src)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 fn entry(src: &str, dest: &str, file_mode: &str, contents: &[u8]) -> FileEntry {
@@ -344,4 +384,19 @@ fn preview(staged: &[(PathBuf, Vec<u8>, u32)], out: &Path) -> Result<Report, Err
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_paths_under_our_prefixes_are_ours() {
+        assert!(is_ours("nodes/node-1/etc/hosts"));
+        assert!(is_ours("bin/route-sync"));
+        assert!(!is_ours("pki/ca/ca.pem"));
+        assert!(!is_ours("nodes/../pki/ca/ca-key.pem"));
+        assert!(!is_ours("bin/../../etc/passwd"));
+        assert!(!is_ours("/nodes/x"));
+    }
 }

@@ -237,6 +237,17 @@ fn switching_back_to_routes_drops_flannel_files() {
     let n = node(&routes.doc, "node-1");
     let dests: Vec<_> = files(n).into_iter().map(|(d, _)| d).collect();
     assert!(!dests.iter().any(|d| d.contains("flannel")), "{dests:?}");
+    // The files only flannel needed are gone from OUT too, and reported.
+    assert!(!out
+        .join("nodes/node-1/etc/cni/net.d/10-flannel.conflist")
+        .exists());
+    assert!(!out.join("nodes/node-1/etc/flannel/network.json").exists());
+    assert!(out
+        .join("nodes/node-1/etc/cni/net.d/10-bridge.conflist")
+        .exists());
+    let log = String::from_utf8_lossy(&routes.out.stderr);
+    assert!(log.contains(" removed in "), "{log}");
+    assert!(!log.contains(" 0 removed in "), "{log}");
     assert_eq!(
         dests
             .iter()
@@ -512,4 +523,5 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         .filter(|(_, src)| src.starts_with("bin/"))
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
+    assert!(!out.join("bin/kubelet").exists() && out.join("bin/route-sync").exists());
 }
