@@ -40,17 +40,23 @@ pub fn run<E: Failure>(
 /// Prints a command-line parser's usage error (clap's rendered text) as one `tool: error:` line
 /// and returns exit code 2, so bad flags look like every other error.
 pub fn usage(tool: &str, rendered: &str) -> ExitCode {
+    eprintln!("{}", usage_message(tool, rendered));
+    ExitCode::from(Exit::Usage.code())
+}
+
+/// The one line [`usage`] prints.
+fn usage_message(tool: &str, rendered: &str) -> String {
+    // clap renders "error: …", optional tips, then a usage block (one line per form) and a
+    // "For more information" line: keep what comes before the usage block.
     let message: Vec<&str> = rendered
         .lines()
         .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
-        })
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
         .collect();
     let message = message.join("; ");
     let message = message.strip_prefix("error: ").unwrap_or(&message);
-    eprintln!("{tool}: error: {message} (see {tool} --help)");
-    ExitCode::from(Exit::Usage.code())
+    format!("{tool}: error: {message} (see {tool} --help)")
 }
 
 /// Folds a multi-line message into one line.
@@ -70,6 +76,15 @@ pub fn log(tool: &str, message: impl std::fmt::Display) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn usage_keeps_the_error_and_drops_every_usage_line() {
+        let rendered = "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: mkcerts [OPTIONS] --dir <OUT>\n       mkcerts <COMMAND>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::usage_message("mkcerts", rendered),
+            "mkcerts: error: unexpected argument '--bogus' found; tip: to pass '--bogus' as a value, use '-- --bogus' (see mkcerts --help)"
+        );
+    }
+
     #[test]
     fn one_line_folds_lines() {
         assert_eq!(super::one_line("a\n  b\n\nc"), "a; b; c");
