@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 use hardway::table::Format;
-use hardway::{Document, Exit};
+use hardway::Exit;
 
 pub use error::Error;
-use plan::{Owner, Plan, Scope};
+use plan::{Owner, Plan, Scope, Want};
 
 const TOOL: &str = "route-sync";
 
@@ -138,24 +138,23 @@ pub fn parse_table(text: &str) -> Result<u32, Error> {
     }
 }
 
-/// The routes `document` asks for, diffed against the kernel's; changes nothing.
+/// The routes route-sync wants, diffed against the kernel's; changes nothing.
 pub async fn diff(
     handle: &rtnetlink::Handle,
-    document: &Document,
+    wants: &[Want],
     options: &Options,
 ) -> Result<Plan, Error> {
-    let wants = plan::wanted(document, &options.scope)?;
     let kernel = netlink::snapshot(handle, options.owner.table).await?;
-    plan::plan(&wants, &kernel, options.owner)
+    plan::plan(wants, &kernel, options.owner)
 }
 
 /// One pass: dump, diff, and (unless a dry run or a check) apply. Returns the plan as done.
 pub async fn sync(
     handle: &rtnetlink::Handle,
-    document: &Document,
+    wants: &[Want],
     options: &Options,
 ) -> Result<Plan, Error> {
-    let plan = diff(handle, document, options).await?;
+    let plan = diff(handle, wants, options).await?;
     if options.dry_run || options.check || plan.changes() == 0 {
         return Ok(plan);
     }
@@ -320,18 +319,18 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     let options = Options::from_matches(matches)?;
     let document = hardway::doc::read(options.file.as_deref())?;
     // Input errors come out before any socket is opened.
-    plan::wanted(&document, &options.scope)?;
+    let wants = plan::wanted(&document, &options.scope)?;
     let rt = runtime()?;
     rt.block_on(async {
         let handle = netlink::connect()?;
         match options.watch {
             None => {
-                let plan = sync(&handle, &document, &options).await?;
+                let plan = sync(&handle, &wants, &options).await?;
                 log_pass(&plan, &options);
                 print_report(&plan, options.format)?;
                 Ok(exit_of(&plan, &options))
             }
-            Some(interval) => watch(&handle, document, &options, interval).await,
+            Some(interval) => watch(&handle, wants, &options, interval).await,
         }
     })
 }
@@ -341,7 +340,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
 /// in a minute. Prints a report for each pass that changed something or found conflicts.
 async fn watch(
     handle: &rtnetlink::Handle,
-    mut document: Document,
+    mut wants: Vec<Want>,
     options: &Options,
     interval: Duration,
 ) -> Result<Exit, Error> {
@@ -366,12 +365,15 @@ async fn watch(
             .as_deref()
             .filter(|p| !hardway::io::is_stdin(Some(p)))
         {
-            match hardway::doc::read(Some(path)) {
-                Ok(fresh) => document = fresh,
+            let fresh = hardway::doc::read(Some(path))
+                .map_err(Error::from)
+                .and_then(|doc| plan::wanted(&doc, &options.scope));
+            match fresh {
+                Ok(fresh) => wants = fresh,
                 Err(e) => hardway::tool::log(TOOL, format!("keeping the last good document: {e}")),
             }
         }
-        match sync(handle, &document, options).await {
+        match sync(handle, &wants, options).await {
             Ok(plan) => {
                 let news = plan.changes() > 0 || !plan.conflicts.is_empty();
                 if last_printed.is_none() || (news && last_printed.as_ref() != Some(&plan)) {

@@ -3,7 +3,7 @@
 //! of ownership (never touch another protocol's route, a conflict is reported) is testable
 //! without a kernel.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use hardway::Document;
@@ -182,26 +182,18 @@ pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
             ));
         }
     }
-    let mut seen: BTreeMap<IpNet, &str> = BTreeMap::new();
+    let mut all: Vec<(IpNet, usize, usize)> = Vec::with_capacity(doc.nodes.len() * 2);
     let mut wants = Vec::new();
     for (i, node) in doc.nodes.iter().enumerate() {
         for (j, cidr) in node.pod_cidrs.iter().enumerate() {
-            let at = format!("nodes[{i}].pod_cidrs[{j}]");
+            let at = || format!("nodes[{i}].pod_cidrs[{j}]");
             if cidr.trunc() != *cidr {
                 return Err(Error::invalid(
-                    at,
+                    at(),
                     format!("{cidr} has host bits set; the network is {}", cidr.trunc()),
                 ));
             }
-            if let Some(other) = seen.insert(*cidr, &node.name) {
-                return Err(Error::invalid(
-                    at,
-                    format!(
-                        "{cidr} is also node {other:?}'s pod CIDR; give each node its own \
-                         (cidr-alloc does)"
-                    ),
-                ));
-            }
+            all.push((*cidr, i, j));
             if matches!(scope, Scope::Node(me) if *me == node.name) {
                 continue;
             }
@@ -223,7 +215,19 @@ pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
             });
         }
     }
-    wants.sort_by(|a, b| a.dst.cmp(&b.dst));
+    // Each pod CIDR once; sorting finds duplicates without hashing 10,000 keys.
+    all.sort_unstable();
+    if let Some(pair) = all.windows(2).find(|p| p[0].0 == p[1].0) {
+        let ((cidr, first, _), (_, i, j)) = (pair[0], pair[1]);
+        return Err(Error::invalid(
+            format!("nodes[{i}].pod_cidrs[{j}]"),
+            format!(
+                "{cidr} is also node {:?}'s pod CIDR; give each node its own (cidr-alloc does)",
+                doc.nodes[first].name
+            ),
+        ));
+    }
+    wants.sort_by_key(|w| w.dst);
     Ok(wants)
 }
 
@@ -244,70 +248,78 @@ fn device_for(gateway: IpAddr, addresses: &[Address]) -> Result<u32, Option<u32>
         .ok_or(None)
 }
 
+/// The interface for a wanted route's gateway, or the error naming the route.
+fn resolve(want: &Want, kernel: &Snapshot) -> Result<u32, Error> {
+    device_for(want.gateway, &kernel.addresses).map_err(|own| match own {
+        Some(ifindex) => Error::invalid(
+            format!("route {} via {}", want.dst, want.gateway),
+            format!(
+                "the gateway, node {:?}'s address, is this machine's own (on {}); run with \
+                 --node {} here, or fix the node's address in the document",
+                want.node,
+                kernel.dev(Some(ifindex)).unwrap_or_default(),
+                want.node
+            ),
+        ),
+        None => Error::Unreachable {
+            dst: want.dst.to_string(),
+            gateway: want.gateway.to_string(),
+            node: want.node.clone(),
+            connected: connected(kernel),
+        },
+    })
+}
+
 /// Diffs the wanted routes against the kernel's. Checks every gateway before anything is
 /// planned, so a bad one changes nothing.
+///
+/// Both sides are walked in destination order (a merge, no hashing): with 10,000 routes in
+/// place a no-op run is mostly this and the dump.
 pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Error> {
-    let mut resolved = Vec::with_capacity(wants.len());
-    for want in wants {
-        let ifindex = device_for(want.gateway, &kernel.addresses).map_err(|own| match own {
-            Some(ifindex) => Error::invalid(
-                format!("route {} via {}", want.dst, want.gateway),
-                format!(
-                    "the gateway, node {:?}'s address, is this machine's own (on {}); run with \
-                     --node {} here, or fix the node's address in the document",
-                    want.node,
-                    kernel.dev(Some(ifindex)).unwrap_or_default(),
-                    want.node
-                ),
-            ),
-            None => Error::Unreachable {
-                dst: want.dst.to_string(),
-                gateway: want.gateway.to_string(),
-                node: want.node.clone(),
-                connected: connected(kernel),
-            },
-        })?;
-        resolved.push(Route {
-            dst: want.dst,
-            gateway: want.gateway,
-            dev: kernel.dev(Some(ifindex)).unwrap_or_default(),
-            ifindex,
-            node: want.node.clone(),
-        });
-    }
-
-    let mut ours: BTreeMap<IpNet, Vec<&KernelRoute>> = BTreeMap::new();
-    let mut foreign: BTreeMap<IpNet, Vec<&KernelRoute>> = BTreeMap::new();
-    for route in kernel.routes.iter().filter(|r| r.table == owner.table) {
-        let map = if route.proto == owner.proto {
-            &mut ours
-        } else {
-            &mut foreign
-        };
-        map.entry(route.dst).or_default().push(route);
-    }
+    let ifindexes = wants
+        .iter()
+        .map(|w| resolve(w, kernel))
+        .collect::<Result<Vec<u32>, Error>>()?;
+    let mut order: Vec<usize> = (0..wants.len()).collect();
+    order.sort_by_key(|&i| wants[i].dst);
+    let mut table: Vec<&KernelRoute> = kernel
+        .routes
+        .iter()
+        .filter(|r| r.table == owner.table)
+        .collect();
+    table.sort_by_key(|r| r.dst);
 
     let hop = |r: &KernelRoute| Hop {
         gateway: r.gateway,
         dev: kernel.dev(r.oif),
     };
-    let removed = |r: &KernelRoute| Removed {
-        dst: r.dst,
-        hop: hop(r),
-        route: r.clone(),
+    let mut plan = Plan::default();
+    let remove_ours = |plan: &mut Plan, routes: &[&KernelRoute]| {
+        for r in routes.iter().filter(|r| r.proto == owner.proto) {
+            plan.removed.push(Removed {
+                dst: r.dst,
+                hop: hop(r),
+                route: (*r).clone(),
+            });
+        }
     };
 
-    let mut plan = Plan::default();
-    let mut handled = BTreeSet::new();
-    for route in resolved {
-        handled.insert(route.dst);
-        if let Some(theirs) = foreign.get(&route.dst) {
+    let mut rest = table.as_slice();
+    for i in order {
+        let (want, ifindex) = (&wants[i], ifindexes[i]);
+        // Routes to prefixes nothing wants come first: stale if ours, none of our business if not.
+        let before = rest.partition_point(|r| r.dst < want.dst);
+        remove_ours(&mut plan, &rest[..before]);
+        rest = &rest[before..];
+        let (same, after) = rest.split_at(rest.partition_point(|r| r.dst == want.dst));
+        rest = after;
+
+        if let Some(first) = same.iter().find(|r| r.proto != owner.proto) {
             // Another protocol holds the prefix: leave it, and ours if any, alone.
-            let first = theirs[0];
             plan.conflicts.push(Conflict {
-                dst: route.dst,
-                node: route.node,
-                gateway: route.gateway,
+                dst: want.dst,
+                node: want.node.clone(),
+                gateway: want.gateway,
                 foreign: Foreign {
                     proto: first.proto,
                     proto_name: proto_name(first.proto),
@@ -316,35 +328,40 @@ pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Err
             });
             continue;
         }
-        let mine = ours.get(&route.dst).map(Vec::as_slice).unwrap_or_default();
-        let exact = mine.iter().position(|r| {
-            r.gateway == Some(route.gateway)
-                && r.oif == Some(route.ifindex)
+        let exact = same.iter().position(|r| {
+            r.gateway == Some(want.gateway)
+                && r.oif == Some(ifindex)
                 && r.kind == RTN_UNICAST
                 && !r.multipath
                 && r.has_default_priority()
         });
         // A route to keep (exact) or to replace in place (same key, wrong hop).
-        let keep = exact.or_else(|| mine.iter().position(|r| r.has_default_priority()));
-        for (k, r) in mine.iter().enumerate() {
+        let keep = exact.or_else(|| same.iter().position(|r| r.has_default_priority()));
+        for (k, r) in same.iter().enumerate() {
             if Some(k) != keep {
-                plan.removed.push(removed(r));
+                remove_ours(&mut plan, std::slice::from_ref(r));
             }
         }
-        match (exact, keep) {
-            (Some(_), _) => plan.unchanged += 1,
-            (None, Some(k)) => plan.replaced.push(Replaced {
+        if exact.is_some() {
+            plan.unchanged += 1;
+            continue;
+        }
+        let route = Route {
+            dst: want.dst,
+            gateway: want.gateway,
+            dev: kernel.dev(Some(ifindex)).unwrap_or_default(),
+            ifindex,
+            node: want.node.clone(),
+        };
+        match keep {
+            Some(k) => plan.replaced.push(Replaced {
                 route,
-                was: hop(mine[k]),
+                was: hop(same[k]),
             }),
-            (None, None) => plan.added.push(route),
+            None => plan.added.push(route),
         }
     }
-    for (dst, mine) in &ours {
-        if !handled.contains(dst) {
-            plan.removed.extend(mine.iter().map(|r| removed(r)));
-        }
-    }
+    remove_ours(&mut plan, rest);
     Ok(plan)
 }
 

@@ -385,7 +385,7 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
     );
     assert_eq!(foreign(&ns), before);
 
-    // n1 leaves the cluster; n2 moves to new addresses.
+    // n1 leaves the cluster; n2 and n3 move to new addresses.
     let doc = document(&[
         N(
             "n2",
@@ -394,7 +394,7 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
         ),
         N(
             "n3",
-            &["10.240.0.13", "fd00:240::13"],
+            &["10.240.0.13", "fd00:240::23"],
             &["10.200.3.0/24", "fd00:10:200:3::/64"],
         ),
     ]);
@@ -410,13 +410,15 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
         BTreeSet::from(["10.200.1.0/24", "fd00:10:200:1::/64"]),
         "{r:?}"
     );
-    assert_eq!(r.replaced.len(), 1, "{r:?}");
+    assert_eq!(r.replaced.len(), 2, "{r:?}");
     assert_eq!(r.replaced[0]["dst"], "10.200.2.0/24");
     assert_eq!(r.replaced[0]["was"]["gateway"], "10.240.0.12");
+    assert_eq!(r.replaced[1]["dst"], "fd00:10:200:3::/64");
+    assert_eq!(r.replaced[1]["was"]["gateway"], "fd00:240::13");
     let mine = routes(&ns, "200", "main");
     let expected: BTreeSet<String> = [
         "10.200.2.0/24 via 10.240.0.22 dev br0",
-        "fd00:10:200:3::/64 via fd00:240::13 dev br0 metric 1024 pref medium",
+        "fd00:10:200:3::/64 via fd00:240::23 dev br0 metric 1024 pref medium",
     ]
     .into_iter()
     .map(String::from)
@@ -677,7 +679,7 @@ fn watch_repairs_routes_and_follows_the_document_until_sigterm() {
         N("n2", &["10.240.0.12"], &["10.200.2.0/24"]),
     ]);
     let file = write_doc(dir.path(), "w.json", &two);
-    let mut child = ns
+    let child = ns
         .command(BIN)
         .args(["--host", "--watch", "1", "-f", &file])
         .stdout(Stdio::null())
