@@ -66,6 +66,22 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// True for libssh2's "timed out waiting" (the session timeout, set to the time left).
+    pub fn is_timeout(&self) -> bool {
+        const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
+        match self {
+            NodeError::Timeout(_) => true,
+            NodeError::Ssh { source, .. } => {
+                source.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT)
+            }
+            NodeError::Local { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ),
+            _ => false,
+        }
+    }
+
     /// Wraps an ssh2 error with what was being done, for `map_err`.
     pub fn ssh(what: &str) -> impl Fn(ssh2::Error) -> NodeError + '_ {
         move |source| NodeError::Ssh {

@@ -77,7 +77,7 @@ pub fn push_node(plan: &NodePlan, ctx: &Context) -> NodeReport {
         Ok(()) => report.ok = true,
         Err(e) => {
             // A libssh2 timeout surfaces as a session error: name the real cause.
-            let e = if Instant::now() >= deadline {
+            let e = if e.is_timeout() || Instant::now() >= deadline {
                 NodeError::Timeout(ctx.timeout.as_secs())
             } else {
                 e
