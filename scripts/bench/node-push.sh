@@ -38,7 +38,11 @@ ssh-keygen -q -t ed25519 -N '' -f "$tmp/id_ed25519"
 cp "$tmp/id_ed25519.pub" "$tmp/authorized_keys"
 printf '#!/bin/sh\necho "$*" >> %s/systemctl.log\n' "$tmp" > "$tmp/bin/systemctl"
 chmod 755 "$tmp/bin/systemctl"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A free loopback port (ss is in iproute2).
+while :; do
+  port=$((20000 + RANDOM % 30000))
+  ss -Hltn "sport = :$port" | grep -q . || break
+done
 cat > "$tmp/sshd_config" <<EOF
 Port $port
 ListenAddress 127.0.0.1
