@@ -83,10 +83,13 @@ impl KnownHostsFile {
             .append(true)
             .mode(0o600)
             .open(&self.path)?;
+        let current = fs::read_to_string(&self.path).unwrap_or_default();
+        // Two nodes behind one address (tests, port forwards) record it once.
+        if current.lines().any(|l| l.trim() == line) {
+            return Ok(());
+        }
         // A file whose last line lacks its newline must not get our entry glued to it.
-        let needs_newline = fs::read(&self.path)
-            .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
-            .unwrap_or(false);
+        let needs_newline = !current.is_empty() && !current.ends_with('\n');
         let text = if needs_newline {
             format!("\n{line}\n")
         } else {

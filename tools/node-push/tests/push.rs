@@ -642,6 +642,16 @@ fn only_and_roles_select_nodes() {
     assert_eq!(report["nodes"][0]["node"], "node-3");
     assert!(!w.dest("node-1", "etc/motd").exists());
 
+    // Three nodes behind one sshd, pushed at once to an empty known_hosts: its key is
+    // recorded once.
+    fs::remove_file(w.known_hosts()).unwrap();
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(w.known_hosts()).unwrap(),
+        format!("{}\n", sshd.known_hosts_line())
+    );
+
     // A report path that is not a regular file (a FIFO here, /dev/null for users) is written
     // into, never renamed over.
     let fifo = w.path("report.fifo");
