@@ -38,6 +38,9 @@ fn run(cmd: &mut Command) -> Output {
 struct Libvirtd {
     netns: String,
     dir: tempfile::TempDir,
+    /// The document and pool to remove from libvirt's persistent config if the test fails
+    /// before its own `mkvm down`.
+    cluster: Option<(hardway::doc::Document, String)>,
 }
 
 impl Libvirtd {
@@ -58,6 +61,7 @@ impl Libvirtd {
         let daemon = Libvirtd {
             netns: netns.to_string(),
             dir,
+            cluster: None,
         };
         run(Command::new("ip").args(["netns", "exec", netns, "ip", "link", "set", "lo", "up"]));
         if Path::new("/dev/kvm").exists() {
@@ -115,6 +119,12 @@ impl Libvirtd {
 
 impl Drop for Libvirtd {
     fn drop(&mut self) {
+        if let Some((doc, pool)) = self.cluster.take() {
+            let _ = mkvm::down(doc, Some("qemu:///system"), false);
+            if let Ok(host) = Host::open("qemu:///system") {
+                let _ = host.remove_pool_if_empty(&pool);
+            }
+        }
         // Every process in the namespace is this test's: libvirtd, virtlogd, dnsmasq, qemu.
         let pids = Command::new("ip")
             .args(["netns", "pids", &self.netns])
@@ -162,7 +172,7 @@ fn ssh(daemon: &Libvirtd, key: &Path, ip: &str, command: &str) -> String {
 #[test]
 fn up_boots_reachable_vms_and_down_removes_everything() {
     let image = base_image();
-    let daemon = Libvirtd::start(&format!("mkvm-real-{}", std::process::id()));
+    let mut daemon = Libvirtd::start(&format!("mkvm-real-{}", std::process::id()));
     let work = tempfile::tempdir().unwrap();
     let key = work.path().join("id");
     run(Command::new("ssh-keygen")
@@ -181,6 +191,7 @@ fn up_boots_reachable_vms_and_down_removes_everything() {
     let pool = format!("mkvm-real-{}", std::process::id());
     let input = work.path().join("cluster.json");
     std::fs::write(&input, hardway::doc::to_string(&doc)).unwrap();
+    daemon.cluster = Some((doc.clone(), pool.clone()));
 
     let up = |extra: &[&str]| {
         let started = Instant::now();
