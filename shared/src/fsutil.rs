@@ -54,8 +54,20 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), Error> {
 
 /// Writes `contents` to `path` with `mode` atomically, unless it already holds exactly that.
 /// The parent directory must exist.
+///
+/// A path that exists and is not a regular file — `/dev/null`, a FIFO, `/dev/stderr`, a symlink —
+/// is written into, as a shell's `>` would, never renamed over: renaming a temp file over
+/// `/dev/null` would replace the device for the whole machine.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<Written, Error> {
     let what = || path.display().to_string();
+    if is_special(path)? {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(contents))
+            .map_err(|e| Error::io(what(), e))?;
+        return Ok(Written::Updated);
+    }
     let existing = match fs::read(path) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == ErrorKind::NotFound => None,
@@ -81,6 +93,15 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<Written, 
     } else {
         Written::Created
     })
+}
+
+/// True when `path` exists and is not a regular file (a device, FIFO, socket, directory or symlink).
+fn is_special(path: &Path) -> Result<bool, Error> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(!meta.file_type().is_file()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path.display().to_string(), e)),
+    }
 }
 
 /// Writes a sibling temp file with the final mode already set, fsynced; returns its path.
@@ -175,6 +196,17 @@ impl FileSet {
         let mut done = Committed::default();
         let mut pending = Vec::new();
         for file in &self.files {
+            // Outputs under a tool's --dir are plain files; anything else there is refused
+            // rather than renamed over.
+            if is_special(&file.path)? {
+                return Err(Error::io(
+                    file.path.display().to_string(),
+                    std::io::Error::new(
+                        ErrorKind::AlreadyExists,
+                        "exists and is not a regular file",
+                    ),
+                ));
+            }
             match fs::read(&file.path) {
                 Ok(bytes) if bytes == file.contents => {
                     let mode = fs::metadata(&file.path)
@@ -283,6 +315,42 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"other");
         // No temp file is left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn write_atomic_writes_into_a_fifo_instead_of_replacing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("report");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"report", 0o644).unwrap();
+        assert_eq!(reader.join().unwrap(), b"report");
+        assert!(!fs::symlink_metadata(&fifo).unwrap().file_type().is_file());
+    }
+
+    #[test]
+    fn file_set_refuses_to_replace_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let mut set = FileSet::new();
+        set.add(&link, b"x".to_vec(), 0o644, 0o755);
+        assert!(set
+            .commit()
+            .unwrap_err()
+            .to_string()
+            .contains("not a regular file"));
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]

@@ -190,24 +190,10 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-/// Writes the report: a regular file (or a new one) atomically; anything else — /dev/null, a
-/// FIFO, /dev/stderr, a symlink — by writing into it, never by renaming over it.
+/// Writes the report; `write_atomic` writes into /dev/null, a FIFO or a symlink instead of
+/// renaming over it.
 fn write_report(path: &Path, text: &str) -> Result<(), Error> {
-    let is_plain = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta.file_type().is_file(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => return Err(hardway::Error::io(path.display().to_string(), e).into()),
-    };
-    if is_plain {
-        hardway::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
-        return Ok(());
-    }
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| hardway::Error::io(path.display().to_string(), e))?;
+    hardway::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
     Ok(())
 }
 
