@@ -226,6 +226,10 @@ pub struct VmStatus {
     pub state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<String>,
+    /// The address mkvm saw the guest at (DHCP lease or neighbour table); node-push can connect
+    /// to it with `--address-from vm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -283,9 +283,8 @@ fn address_of(at: &str, node: &Node, selection: &Selection) -> Result<Target, Er
         AddressFrom::Vm => node
             .vm
             .as_ref()
-            .and_then(|vm| vm.extra.get("address").or_else(|| vm.extra.get("ip")))
-            .and_then(|v| v.as_str())
-            .map(String::from)
+            .and_then(|vm| vm.address)
+            .map(|ip| ip.to_string())
             .ok_or_else(|| {
                 Error::invalid(
                     format!("{at}.vm.address"),
@@ -512,9 +511,10 @@ mod tests {
         let err = plan(&doc, &selection).unwrap_err().to_string();
         assert!(err.contains("nodes[0].vm.address"), "{err}");
         for node in &mut doc.nodes {
-            let mut vm = hardway::doc::VmStatus::default();
-            vm.extra.insert("address".into(), "192.168.122.7".into());
-            node.vm = Some(vm);
+            node.vm = Some(hardway::doc::VmStatus {
+                address: Some("192.168.122.7".parse().unwrap()),
+                ..Default::default()
+            });
         }
         selection.addresses.insert(
             "node-2".into(),
