@@ -32,8 +32,8 @@ pub fn command() -> Command {
              On a node (--node NAME) it routes every other node's pod CIDRs via that node's \
              address of the same family; on the hypervisor (--host) it routes every node's pod \
              CIDRs. It reads the kernel's routes in one dump, diffs them against the document, \
-             and adds, replaces (wrong gateway or device) and deletes (stale) routes, many \
-             requests in flight at once. It owns only the routes that carry its protocol number \
+             and adds, replaces (wrong gateway or device) and deletes (stale) routes, up to \
+             256 requests to a datagram. It owns only the routes that carry its protocol number \
              (--proto) in its table (--table): routes of any other protocol are never changed, \
              and one for a prefix it wants is reported as a conflict (exit 1).\n\n\
              The device of each route is the one whose directly connected subnet holds the \
@@ -127,7 +127,7 @@ pub fn command() -> Command {
         .after_help(
             "Examples:\n  \
              route-sync --host -f out/cluster.json                 # on the hypervisor\n  \
-             route-sync --node worker-1 < /etc/hardway/cluster.json  # on a node\n  \
+             route-sync --node worker-1 < /etc/hardway/cluster.json # on a node\n  \
              route-sync --host --check -o table < out/cluster.json # exit 1 when out of sync\n  \
              ip route show proto 200                               # what route-sync owns\n\n\
              Exit status: 0 in sync (or synced), 1 conflicts or --check found changes, 2 bad \

@@ -18,7 +18,7 @@ use hardway::table::Format;
 use hardway::Exit;
 
 pub use error::Error;
-use plan::{Owner, Plan, Scope, Want};
+use plan::{Owner, Plan, Scope, Snapshot, Want};
 
 const TOOL: &str = "route-sync";
 
@@ -138,23 +138,10 @@ pub fn parse_table(text: &str) -> Result<u32, Error> {
     }
 }
 
-/// The routes route-sync wants, diffed against the kernel's; changes nothing.
-pub async fn diff(
-    handle: &rtnetlink::Handle,
-    wants: &[Want],
-    options: &Options,
-) -> Result<Plan, Error> {
-    let kernel = netlink::snapshot(handle, options.owner.table).await?;
-    plan::plan(wants, &kernel, options.owner)
-}
-
-/// One pass: dump, diff, and (unless a dry run or a check) apply. Returns the plan as done.
-pub async fn sync(
-    handle: &rtnetlink::Handle,
-    wants: &[Want],
-    options: &Options,
-) -> Result<Plan, Error> {
-    let plan = diff(handle, wants, options).await?;
+/// Diffs `wants` against `kernel` and, unless a dry run or a check, applies the plan. Returns
+/// the plan as done.
+pub fn reconcile(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result<Plan, Error> {
+    let plan = plan::plan(wants, kernel, options.owner)?;
     if options.dry_run || options.check || plan.changes() == 0 {
         return Ok(plan);
     }
@@ -166,6 +153,16 @@ pub async fn sync(
         });
     }
     Ok(plan)
+}
+
+/// One pass: dump, diff, apply.
+pub async fn sync(
+    handle: &rtnetlink::Handle,
+    wants: &[Want],
+    options: &Options,
+) -> Result<Plan, Error> {
+    let kernel = netlink::snapshot(handle, options.owner.table).await?;
+    reconcile(wants, &kernel, options)
 }
 
 /// The exit status a pass ends with: 1 for conflicts, or for `--check` when out of sync.
@@ -315,23 +312,36 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
+/// The routes the document (from `-f` or stdin) asks for.
+fn read_wants(options: &Options) -> Result<Vec<Want>, Error> {
+    let document = hardway::doc::read(options.file.as_deref())?;
+    plan::wanted(&document, &options.scope)
+}
+
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     let options = Options::from_matches(matches)?;
-    let document = hardway::doc::read(options.file.as_deref())?;
-    // Input errors come out before any socket is opened.
-    let wants = plan::wanted(&document, &options.scope)?;
     let rt = runtime()?;
-    rt.block_on(async {
-        let handle = netlink::connect()?;
-        match options.watch {
-            None => {
-                let plan = sync(&handle, &wants, &options).await?;
-                log_pass(&plan, &options);
-                print_report(&plan, options.format)?;
-                Ok(exit_of(&plan, &options))
-            }
-            Some(interval) => watch(&handle, wants, &options, interval).await,
-        }
+    if let Some(interval) = options.watch {
+        let wants = read_wants(&options)?;
+        return rt.block_on(async {
+            let handle = netlink::connect()?;
+            watch(&handle, wants, &options, interval).await
+        });
+    }
+    // The document is read and parsed on a second thread while the kernel's tables are dumped
+    // (both take about as long with 10,000 nodes). The dump only reads; a bad document still
+    // ends the run (exit 2) before anything is written.
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_wants(&options));
+        let kernel = rt.block_on(async {
+            let handle = netlink::connect()?;
+            netlink::snapshot(&handle, options.owner.table).await
+        });
+        let wants = reader.join().expect("the document reader does not panic")?;
+        let plan = reconcile(&wants, &kernel?, &options)?;
+        log_pass(&plan, &options);
+        print_report(&plan, options.format)?;
+        Ok(exit_of(&plan, &options))
     })
 }
 
