@@ -429,6 +429,8 @@ fn vm_status(
             }
             .to_string(),
         ),
+        // The address the guest was seen at (lease or neighbour table), for node-push.
+        address: reached.seen,
         ..VmStatus::default()
     };
     vm.extra

@@ -229,6 +229,11 @@ fn up_boots_reachable_vms_and_down_removes_everything() {
         assert_eq!(vm.state.as_deref(), Some("running"));
         assert_eq!(vm.ssh.as_deref(), Some("ready"));
         assert_eq!(vm.extra["stage"], "cloud-init");
+        assert_eq!(
+            vm.address,
+            node.primary_ip(),
+            "the address the guest was seen at"
+        );
         let ip = node.primary_ip().unwrap().to_string();
         let facts = ssh(&daemon, &key, &ip, "hostname; hostname -f; cat /etc/machine-id; ip -o -4 addr show eth0; echo ---; cat /etc/hosts");
         let (head, hosts) = facts.split_once("---\n").unwrap();
