@@ -36,6 +36,10 @@ pub mod etcd {
     pub const HEALTHCHECK_CERT: &str = "/etc/etcd/healthcheck-client.pem";
     pub const HEALTHCHECK_KEY: &str = "/etc/etcd/healthcheck-client-key.pem";
     pub const DATA_DIR: &str = "/var/lib/etcd";
+    /// The document records addresses, not ports: mkunits makes etcd listen here and etcd-check
+    /// connects here.
+    pub const CLIENT_PORT: u16 = 2379;
+    pub const PEER_PORT: u16 = 2380;
 }
 
 /// The control plane (role `controller`).

@@ -17,8 +17,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::cli::options;
 use crate::error::Error;
 
-/// etcd's client port (the document records addresses, not ports).
-pub const CLIENT_PORT: u16 = 2379;
+use hardway::paths::etcd::CLIENT_PORT;
 
 /// A member to check: its client URL, split into what a TCP connect and a TLS handshake need.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,7 @@ use super::{url, Builder, Ctx};
 use crate::layout;
 use crate::unit::{ExecLine, Unit};
 
-pub const CLIENT_PORT: u16 = 2379;
-pub const PEER_PORT: u16 = 2380;
+pub use hardway::paths::etcd::{CLIENT_PORT, PEER_PORT};
 pub const METRICS_PORT: u16 = 2381;
 
 /// etcd's timing flags.
