@@ -1,4 +1,3 @@
 fn main() -> std::process::ExitCode {
-    let matches = etcd_check::cli::command().get_matches();
-    hardway::tool::main("etcd-check", || etcd_check::run(&matches))
+    hardway::tool::run(etcd_check::cli::command(), etcd_check::run)
 }

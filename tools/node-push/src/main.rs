@@ -1,4 +1,3 @@
 fn main() -> std::process::ExitCode {
-    let matches = node_push::cli::command().get_matches();
-    hardway::tool::main("node-push", || node_push::run(&matches))
+    hardway::tool::run(node_push::cli::command(), node_push::run)
 }
