@@ -7,6 +7,7 @@
 pub mod netns;
 
 pub mod etcd;
+pub mod libvirt;
 pub mod sshd;
 
 use std::path::PathBuf;

@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mkvm::hypervisor::Host;
 
@@ -34,113 +34,35 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// libvirtd and virtlogd in a network namespace of their own; everything goes in Drop.
+/// libvirtd in a namespace of its own (testkit), plus the cluster to remove from libvirt's
+/// persistent config if the test fails before its own `mkvm down`.
 struct Libvirtd {
-    netns: String,
-    dir: tempfile::TempDir,
-    /// The document and pool to remove from libvirt's persistent config if the test fails
-    /// before its own `mkvm down`.
+    daemon: testkit::libvirt::Libvirtd,
     cluster: Option<(hardway::doc::Document, String)>,
 }
 
 impl Libvirtd {
     fn start(netns: &str) -> Libvirtd {
-        testkit::require_root();
-        let running = Command::new("pgrep")
-            .args(["-x", "libvirtd"])
-            .output()
-            .unwrap();
-        assert!(
-            running.stdout.is_empty(),
-            "a libvirtd is already running (pid {}): stop it; this test starts its own inside a network namespace",
-            String::from_utf8_lossy(&running.stdout).trim()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let _ = Command::new("ip").args(["netns", "del", netns]).output();
-        run(Command::new("ip").args(["netns", "add", netns]));
-        let daemon = Libvirtd {
-            netns: netns.to_string(),
-            dir,
+        Libvirtd {
+            daemon: testkit::libvirt::Libvirtd::start(netns),
             cluster: None,
-        };
-        run(Command::new("ip").args(["netns", "exec", netns, "ip", "link", "set", "lo", "up"]));
-        if Path::new("/dev/kvm").exists() {
-            run(Command::new("chown").args(["root:kvm", "/dev/kvm"]));
-            run(Command::new("chmod").args(["0660", "/dev/kvm"]));
         }
-        let conf = daemon.dir.path().join("qemu.conf");
-        let mut text = std::fs::read_to_string("/etc/libvirt/qemu.conf").unwrap_or_default();
-        text.push_str("\n# hardway test: no per-domain /dev namespace (fails in containers)\nnamespaces = []\n");
-        std::fs::write(&conf, text).unwrap();
-        let virtlogd_pid = daemon.dir.path().join("virtlogd.pid");
-        run(Command::new("ip")
-            .args(["netns", "exec", netns, "virtlogd", "-d", "-p"])
-            .arg(&virtlogd_pid));
-        let libvirtd_pid = daemon.dir.path().join("libvirtd.pid");
-        run(Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                netns,
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-            ])
-            .arg(format!(
-                "mount --bind {} /etc/libvirt/qemu.conf && exec libvirtd -d -p {}",
-                conf.display(),
-                libvirtd_pid.display()
-            )));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(host) = Host::open("qemu:///system") {
-                if host.conn.list_all_domains(0).is_ok() {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "libvirtd did not answer within 120 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        daemon
     }
 
     fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.netns]).arg(program);
-        cmd
+        self.daemon.exec(program)
     }
 }
 
 impl Drop for Libvirtd {
     fn drop(&mut self) {
+        // Runs before the daemon itself is stopped (fields drop after this).
         if let Some((doc, pool)) = self.cluster.take() {
             let _ = mkvm::down(doc, Some("qemu:///system"), false);
             if let Ok(host) = Host::open("qemu:///system") {
                 let _ = host.remove_pool_if_empty(&pool);
             }
         }
-        // Every process in the namespace is this test's: libvirtd, virtlogd, dnsmasq, qemu.
-        let pids = Command::new("ip")
-            .args(["netns", "pids", &self.netns])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        for pid in pids.split_whitespace() {
-            let _ = Command::new("kill").arg(pid).status();
-        }
-        std::thread::sleep(Duration::from_secs(1));
-        for pid in pids.split_whitespace() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
     }
 }
 
