@@ -11,6 +11,7 @@ pub mod libvirt;
 pub mod sshd;
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// Panics unless running as root: real-component tests need it, and a silent skip would count
 /// as a pass.
@@ -56,4 +57,34 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("testkit sits in the workspace")
         .to_path_buf()
+}
+
+/// Runs a command; panics with its stdout and stderr unless it exits 0.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/deps.sh installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Asserts a tool failed the way every hardway tool must (DESIGN.md): exit `code`, nothing on
+/// stdout, exactly one line on stderr that starts `tool: error: `. Returns that line.
+pub fn assert_one_line_error(out: &Output, tool: &str, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("{tool}: error: ")), "{stderr}");
+    assert!(stderr.ends_with('\n'), "{stderr:?}");
+    stderr
 }

@@ -9,7 +9,9 @@
 //! namespace), so starting one fails when another is running.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+use crate::run_ok as run;
 use std::time::{Duration, Instant};
 
 /// libvirtd and virtlogd in a network namespace of their own; every process in it is killed and
@@ -17,19 +19,6 @@ use std::time::{Duration, Instant};
 pub struct Libvirtd {
     netns: String,
     dir: tempfile::TempDir,
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/deps.sh installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 impl Libvirtd {

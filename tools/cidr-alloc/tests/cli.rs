@@ -51,22 +51,7 @@ fn allocate(doc: &Value, args: &[&str]) -> Value {
 /// Runs cidr-alloc expecting a refusal; returns its one error line.
 fn refuse(stdin: &str, args: &[&str]) -> String {
     let out = cidr_alloc().args(args).write_stdin(stdin).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("cidr-alloc: error: "), "{stderr}");
-    assert!(stderr.ends_with('\n'));
-    stderr
+    testkit::assert_one_line_error(&out, "cidr-alloc", 2)
 }
 
 fn refuse_doc(doc: &Value, args: &[&str], expect: &str) {

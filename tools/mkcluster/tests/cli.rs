@@ -28,20 +28,7 @@ fn document(args: &[&str], stdin: &str) -> Value {
 /// Runs mkcluster expecting a refusal; asserts the error line contains `expect`.
 fn refuse(args: &[&str], stdin: &str, expect: &str) {
     let out = mkcluster().args(args).write_stdin(stdin).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("mkcluster: error: "), "{stderr}");
+    let stderr = testkit::assert_one_line_error(&out, "mkcluster", 2);
     assert!(stderr.contains(expect), "expected {expect:?} in {stderr}");
 }
 

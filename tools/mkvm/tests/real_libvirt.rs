@@ -16,23 +16,12 @@
 //! the wait.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 use mkvm::hypervisor::Host;
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/deps.sh installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use testkit::run_ok as run;
 
 /// libvirtd in a namespace of its own (testkit), plus the cluster to remove from libvirt's
 /// persistent config if the test fails before its own `mkvm down`.
