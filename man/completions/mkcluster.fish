@@ -1,0 +1,17 @@
+complete -c mkcluster -l format -d 'Inventory layout: csv, or machines (KTHW\'s machines.txt)' -r -f -a "csv\t''
+machines\t''"
+complete -c mkcluster -l name -d 'Cluster name (a DNS label; also the libvirt network\'s name)' -r
+complete -c mkcluster -l domain -d 'DNS domain of the nodes: fqdn = name.domain' -r
+complete -c mkcluster -l cluster-domain -d 'Kubernetes\' cluster DNS domain' -r
+complete -c mkcluster -l kubernetes-version -d 'Kubernetes version, like v1.32.3' -r
+complete -c mkcluster -l node-network -d 'Node network; repeat with an IPv4 and an IPv6 range for dual-stack' -r
+complete -c mkcluster -l pod-network -d 'Pod network (cluster CIDR); repeat with an IPv4 and an IPv6 range for dual-stack' -r
+complete -c mkcluster -l service-network -d 'Service network (cluster IPs); repeat with an IPv4 and an IPv6 range for dual-stack' -r
+complete -c mkcluster -l pod-prefix -d 'Prefix length of each node\'s pod CIDR, one per --pod-network in the same order [default: 24 for IPv4, 64 for IPv6]' -r
+complete -c mkcluster -l pod-routing -d 'How pods reach other nodes\' pods: static routes, or flannel (vxlan)' -r -f -a "routes\t''
+flannel\t''"
+complete -c mkcluster -l api-vip -d 'Address the API is reached at [default: cidr-alloc picks one]' -r
+complete -c mkcluster -l controller-vip -d 'The controllers\' own VIP when --api-vip is a load balancer\'s' -r
+complete -c mkcluster -l api-port -d 'Port of the API server' -r
+complete -c mkcluster -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mkcluster -s V -l version -d 'Print version'
