@@ -13,7 +13,8 @@
 # installed and checked by mkunits' tests but not started; the summary says so.
 #
 # Environment: INVENTORY (examples/lab.csv), MKCLUSTER_FLAGS (--name lab), OUT (./out),
-# HARDWAY_BIN (target/release), LIBVIRT_URI (qemu:///system), K8S_BIN, WAIT_TIMEOUT (900 s per
+# HARDWAY_BIN (target/release), IMAGE (a base image; default: scripts/image.sh's), LIBVIRT_URI (qemu:///system), DOMAIN_TYPE (auto: kvm when the host offers it; qemu
+# forces TCG where /dev/kvm exists but cannot run guests), K8S_BIN, WAIT_TIMEOUT (900 s per
 # node: a TCG guest needs about 90 s idle, much more on a busy machine), CLUSTER_NO_BUILD=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ OUT=${OUT:-$root/out}
 BIN=${HARDWAY_BIN:-$root/target/release}
 URI=${LIBVIRT_URI:-qemu:///system}
 WAIT_TIMEOUT=${WAIT_TIMEOUT:-900}
+DOMAIN_TYPE=${DOMAIN_TYPE:-auto}
 export PATH="$BIN:$PATH"
 doc=$OUT/cluster.json
 key=$OUT/ssh/id_ed25519
@@ -52,9 +54,11 @@ up() {
 
   local extra="etcd-server"
   [ -n "${K8S_BIN:-}" ] && extra="etcd-server containerd runc containernetworking-plugins conntrack socat"
-  say "image: building or reusing the base image"
-  local image
-  image=$(HARDWAY_IMAGE_EXTRA="$extra" bash scripts/image.sh)
+  local image=${IMAGE:-}
+  if [ -z "$image" ]; then
+    say "image: building or reusing the base image"
+    image=$(HARDWAY_IMAGE_EXTRA="$extra" bash scripts/image.sh)
+  fi
 
   say "pipeline: mkcluster | cidr-alloc | mkcerts | mkunits | mkvm up"
   # shellcheck disable=SC2086
@@ -62,7 +66,7 @@ up() {
     | cidr-alloc --previous "$doc" \
     | mkcerts --dir "$OUT" \
     | mkunits --dir "$OUT" --bin-dir "$BIN" ${K8S_BIN:+--kubernetes-bin-dir "$K8S_BIN"} \
-    | mkvm up --connect "$URI" --image "$image" --ssh-key "$key.pub" --wait ssh --timeout "$WAIT_TIMEOUT" \
+    | mkvm up --connect "$URI" --domain-type "$DOMAIN_TYPE" --image "$image" --ssh-key "$key.pub" --wait ssh --timeout "$WAIT_TIMEOUT" \
     > "$doc.new"
   mv "$doc.new" "$doc"
 
@@ -106,7 +110,10 @@ up() {
       [ "$from" = "$to" ] && continue
       for cidr in $(jq -r --arg n "$to" '.nodes[] | select(.name == $n) | .pod_cidrs[] | select(contains("."))' "$doc"); do
         pings=$((pings + 1))
-        node_ssh "$from_ip" "ping -c1 -W3 ${cidr%.0/*}.1" >/dev/null 2>&1 && pings_ok=$((pings_ok + 1))
+        # The image has no ping: a TCP connect to sshd, which listens on every address, on the
+        # other node's pod gateway proves the same route.
+        node_ssh "$from_ip" "timeout 5 bash -c 'exec 3<>/dev/tcp/${cidr%.0/*}.1/22'" >/dev/null 2>&1 \
+          && pings_ok=$((pings_ok + 1))
       done
     done
   done
@@ -122,7 +129,7 @@ up() {
   etcd-check -f "$doc" --dir "$OUT" -o table 2>/dev/null || true
   echo
   printf '%-28s %s\n' "etcd-check" "$([ $health -eq 0 ] && echo healthy || echo "exit $health")"
-  printf '%-28s %s\n' "pod gateway pings" "$pings_ok/$pings"
+  printf '%-28s %s\n' "pod gateways reached" "$pings_ok/$pings"
   printf '%-28s %s\n' "smoke tests" "$smoke"
   printf '%-28s %s s\n' "time after build" "$((SECONDS - start))"
   echo "The cluster is up: 'make cluster-down' removes it. Document: $doc"

@@ -15,7 +15,7 @@
 //! (the README gives the measured time). HARDWAY_MKVM_TIMEOUT (seconds, default 1800) bounds
 //! the wait.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -55,13 +55,6 @@ impl Drop for Libvirtd {
     }
 }
 
-/// The cached base image (scripts/image.sh builds it the first time, ~2 min).
-fn base_image() -> PathBuf {
-    let script = testkit::workspace_root().join("scripts/image.sh");
-    let out = run(Command::new("bash").arg(script));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
 fn ssh(daemon: &Libvirtd, key: &Path, ip: &str, command: &str) -> String {
     let out = run(daemon.exec("ssh").args(["-i"]).arg(key).args([
         "-o",
@@ -82,7 +75,7 @@ fn ssh(daemon: &Libvirtd, key: &Path, ip: &str, command: &str) -> String {
 
 #[test]
 fn up_boots_reachable_vms_and_down_removes_everything() {
-    let image = base_image();
+    let image = testkit::libvirt::base_image();
     let mut daemon = Libvirtd::start(&format!("mkvm-real-{}", std::process::id()));
     let work = tempfile::tempdir().unwrap();
     let key = work.path().join("id");
