@@ -22,6 +22,18 @@ impl Format {
     }
 }
 
+/// The `-o/--output FORMAT` flag every reporting tool takes (`json` by default, `table` for
+/// people); `help` says what each format shows for that tool.
+pub fn output_arg(help: &'static str) -> clap::Arg {
+    clap::Arg::new("output")
+        .short('o')
+        .long("output")
+        .value_name("FORMAT")
+        .value_parser(Format::NAMES)
+        .default_value("json")
+        .help(help)
+}
+
 /// Renders rows under upper-case headers, columns left-aligned, with a final newline.
 pub fn render(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut table = Table::new();

@@ -90,15 +90,9 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Give controllers a pod CIDR too, not only workers"),
         )
-        .arg(
-            Arg::new(OUTPUT)
-                .short('o')
-                .long(OUTPUT)
-                .value_name("FORMAT")
-                .value_parser(hardway::table::Format::NAMES)
-                .default_value("json")
-                .help("json: the document; table: nodes, roles, IPs, pod CIDRs, MACs for people"),
-        )
+        .arg(hardway::table::output_arg(
+            "json: the document; table: nodes, roles, IPs, pod CIDRs, MACs for people",
+        ))
         .subcommand(
             Command::new(SPLIT)
                 .about("Print the first COUNT subnets of RANGE as a JSON list")

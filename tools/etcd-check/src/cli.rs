@@ -142,13 +142,7 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(u64)),
         )
         .arg(
-            Arg::new(OUTPUT)
-                .short('o')
-                .long(OUTPUT)
-                .value_name("FORMAT")
-                .default_value("json")
-                .value_parser(hardway::table::Format::NAMES)
-                .help("Report format"),
+            hardway::table::output_arg("Report format"),
         )
         .arg(
             Arg::new(WATCH)

@@ -145,13 +145,7 @@ pub fn command() -> Command {
                         .help("Count a certificate expiring within DAYS as a problem"),
                 )
                 .arg(
-                    Arg::new("output")
-                        .short('o')
-                        .long("output")
-                        .value_name("FORMAT")
-                        .default_value("json")
-                        .value_parser(hardway::table::Format::NAMES)
-                        .help("Report format"),
+                    hardway::table::output_arg("Report format"),
                 ),
         )
         .subcommand(

@@ -149,15 +149,7 @@ pub fn command() -> Command {
                      firewall instead of disabling it.",
                 )
                 .args(choice_args())
-                .arg(
-                    Arg::new(OUTPUT)
-                        .short('o')
-                        .long("output")
-                        .value_name("FORMAT")
-                        .value_parser(hardway::table::Format::NAMES)
-                        .default_value("json")
-                        .help("json, or table for people"),
-                ),
+                .arg(hardway::table::output_arg("json, or table for people")),
         )
 }
 

@@ -145,13 +145,7 @@ pub fn command() -> Command {
             Command::new("status")
                 .about("Report each node's domain, state and address")
                 .arg(
-                    Arg::new("output")
-                        .short('o')
-                        .long("output")
-                        .value_name("FORMAT")
-                        .default_value("json")
-                        .value_parser(["json", "table"])
-                        .help("Report format"),
+                    hardway::table::output_arg("Report format"),
                 ),
         )
 }

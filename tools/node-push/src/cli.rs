@@ -184,13 +184,7 @@ pub fn command() -> Command {
                 .help("Push to nodes with one of these roles (etcd, controller, worker, lb)"),
         )
         .arg(
-            Arg::new(OUTPUT)
-                .long("output")
-                .short('o')
-                .value_name("FORMAT")
-                .default_value("json")
-                .value_parser(hardway::table::Format::NAMES)
-                .help("Report format"),
+            hardway::table::output_arg("Report format"),
         )
         .arg(
             Arg::new(REPORT)

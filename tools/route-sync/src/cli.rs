@@ -91,15 +91,9 @@ pub fn command() -> Command {
                      (253). A table other than main needs an `ip rule` to be used",
                 ),
         )
-        .arg(
-            Arg::new(options::OUTPUT)
-                .short('o')
-                .long("output")
-                .value_name("FORMAT")
-                .value_parser(hardway::table::Format::NAMES)
-                .default_value("json")
-                .help("Report format: json, or table for people"),
-        )
+        .arg(hardway::table::output_arg(
+            "Report format: json, or table for people",
+        ))
         .arg(
             Arg::new(options::DRY_RUN)
                 .long("dry-run")
