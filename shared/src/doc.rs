@@ -437,6 +437,9 @@ mod tests {
         assert!(err.contains("nodes[0].vcpus"), "{err}");
         let err = from_str("{\"version\": 1,", "x").unwrap_err().to_string();
         assert!(err.starts_with("x:1:"), "{err}");
+        // Where serde has no path, none is printed (not "?").
+        let err = from_str("{bad", "x").unwrap_err().to_string();
+        assert_eq!(err, "x:1:2: key must be a string", "{err}");
     }
 
     #[test]

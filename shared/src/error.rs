@@ -35,7 +35,7 @@ pub trait Failure: fmt::Display {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input is not a well-formed document.
-    #[error("{input}:{line}:{column}: {json_path}: {message}")]
+    #[error("{input}:{line}:{column}: {}{message}", json_path_prefix(.json_path))]
     Parse {
         input: String,
         line: usize,
@@ -52,6 +52,14 @@ pub enum Error {
     /// Writing or syncing an output failed: exit 3.
     #[error("cannot write {what}: {source}")]
     Io { what: String, source: io::Error },
+}
+
+/// `path: ` when serde knew where in the document it was, nothing when it did not (`?`, `.`).
+fn json_path_prefix(path: &str) -> String {
+    match path {
+        "" | "?" | "." => String::new(),
+        path => format!("{path}: "),
+    }
 }
 
 impl Error {

@@ -54,7 +54,21 @@ fn usage_message(tool: &str, rendered: &str) -> String {
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .filter(|l| !l.is_empty())
         .collect();
-    let message = message.join("; ");
+    // A line ending in ':' introduces the next one ("not provided:" then "--dir <OUT>").
+    let message = message
+        .iter()
+        .enumerate()
+        .fold(String::new(), |mut joined, (i, line)| {
+            if i > 0 {
+                joined.push_str(if message[i - 1].ends_with(':') {
+                    " "
+                } else {
+                    "; "
+                });
+            }
+            joined.push_str(line);
+            joined
+        });
     let message = message.strip_prefix("error: ").unwrap_or(&message);
     format!("{tool}: error: {message} (see {tool} --help)")
 }
@@ -82,6 +96,15 @@ mod tests {
         assert_eq!(
             super::usage_message("mkcerts", rendered),
             "mkcerts: error: unexpected argument '--bogus' found; tip: to pass '--bogus' as a value, use '-- --bogus' (see mkcerts --help)"
+        );
+    }
+
+    #[test]
+    fn usage_joins_a_list_to_the_line_that_introduces_it() {
+        let rendered = "error: the following required arguments were not provided:\n  --dir <OUT>\n\nUsage: mkcerts --dir <OUT>\n";
+        assert_eq!(
+            super::usage_message("mkcerts", rendered),
+            "mkcerts: error: the following required arguments were not provided: --dir <OUT> (see mkcerts --help)"
         );
     }
 
