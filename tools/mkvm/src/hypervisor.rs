@@ -185,7 +185,12 @@ impl Host {
             if name == except {
                 continue;
             }
-            let xml = self.network_xml(&network)?;
+            let xml = match network.xml_desc(0) {
+                Ok(xml) => xml,
+                // Removed by another client between the listing and now: nothing to overlap.
+                Err(e) if is_missing(&e) => continue,
+                Err(e) => return Err(self.err("reading network XML", &e)),
+            };
             ranges.extend(
                 plan::network_ranges(&xml)
                     .into_iter()
@@ -211,7 +216,13 @@ impl Host {
             .map_err(|e| self.err("listing domains", &e))?;
         let mut owned = Vec::new();
         for domain in domains {
-            let xml = self.domain_xml(&domain)?;
+            let xml = match domain.xml_desc(0) {
+                Ok(xml) => xml,
+                // Removed by another client between the listing and now (a shared hypervisor,
+                // or parallel tests on test:///default): not one of ours to report.
+                Err(e) if is_missing(&e) => continue,
+                Err(e) => return Err(self.err("reading domain XML", &e)),
+            };
             if let Some(mark) = plan::vm_mark(&xml) {
                 if mark.cluster == cluster {
                     owned.push((domain, mark));
