@@ -33,6 +33,20 @@ fn make_cluster_boots_a_healthy_etcd_cluster_across_vms_and_cluster_down_removes
             .status()
             .expect("run scripts/cluster.sh")
     };
+    let listed = |args: &[&str]| {
+        let out = Command::new("virsh")
+            .args(["-c", "qemu:///system"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let networks_before = listed(&["net-list", "--all", "--name"]);
     let up = cluster("up");
     let down = cluster("down");
     assert!(
@@ -40,19 +54,24 @@ fn make_cluster_boots_a_healthy_etcd_cluster_across_vms_and_cluster_down_removes
         "make cluster failed ({up}): see its output above"
     );
     assert!(down.success(), "make cluster-down failed ({down})");
-    for (what, args) in [
-        ("domain", vec!["list", "--all", "--name"]),
-        ("network", vec!["net-list", "--all", "--name"]),
-    ] {
-        let listed = Command::new("virsh")
-            .args(["-c", "qemu:///system"])
-            .args(&args)
-            .output()
-            .unwrap();
-        let names = String::from_utf8_lossy(&listed.stdout);
+    // Gone: the cluster's domains and network. Untouched: whatever else libvirt had, such as
+    // the `default` network Debian's package defines — mkvm down removes only what it made.
+    let domains = listed(&["list", "--all", "--name"]);
+    for node in ["node-1", "node-2", "node-3"] {
         assert!(
-            names.trim().is_empty(),
-            "cluster-down left a {what}: {names}"
+            !domains.iter().any(|d| d == node),
+            "cluster-down left domain {node}: {domains:?}"
+        );
+    }
+    let networks = listed(&["net-list", "--all", "--name"]);
+    assert!(
+        !networks.iter().any(|n| n == "lab"),
+        "cluster-down left network lab: {networks:?}"
+    );
+    for network in &networks_before {
+        assert!(
+            networks.contains(network),
+            "cluster-down removed network {network}, which it did not make"
         );
     }
     let volumes = Command::new("virsh")
