@@ -41,10 +41,7 @@ fn a_missing_image_exits_2_with_one_line_and_no_stdout() {
         .arg(lab())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = testkit::assert_one_line_error(&out, "mkvm", 2);
     assert!(
         stderr.starts_with("mkvm: error: --image /nonexistent/base.qcow2: cannot open"),
         "{stderr}"
