@@ -5,8 +5,9 @@ set -euo pipefail
 
 packages=(
   # build: virt needs libvirt-dev and pkg-config, ssh2 needs libssl-dev, etcd-client's
-  # generated gRPC code needs nothing extra
-  build-essential pkg-config libssl-dev libvirt-dev protobuf-compiler
+  # generated gRPC code needs protoc and the well-known types' .proto files (libprotobuf-dev,
+  # only a Recommends of protobuf-compiler, which --no-install-recommends skips)
+  build-essential pkg-config libssl-dev libvirt-dev protobuf-compiler libprotobuf-dev
   # tests with real components
   etcd-server etcd-client
   iproute2 iputils-ping nftables

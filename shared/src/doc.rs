@@ -48,6 +48,14 @@ pub struct Cluster {
     pub service_ips: Option<ServiceIps>,
     #[serde(default = "default_pod_network")]
     pub pod_network: PodNetwork,
+    /// The container runtime on every node that runs pods. Chosen by mkcluster and written here,
+    /// never guessed by a later tool; a document without it is refused by the tools that render
+    /// for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_runtime: Option<ContainerRuntime>,
+    /// kube-proxy's mode; `iptables` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_mode: Option<KubeProxyMode>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -64,6 +72,29 @@ pub enum PodNetwork {
     Routes,
     /// flannel with its vxlan backend, its config stored in etcd.
     Flannel,
+}
+
+/// The container runtime on the nodes that run pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerRuntime {
+    /// containerd 2.x from its upstream release, CRI config `version = 3` (Kubernetes v1.36+
+    /// needs it).
+    #[serde(rename = "containerd-2")]
+    Containerd2,
+    /// containerd 1.6/1.7 as Debian packages it, CRI config `version = 2`: Kubernetes v1.35 only.
+    #[serde(rename = "containerd-1")]
+    Containerd1,
+    /// CRI-O.
+    #[serde(rename = "cri-o")]
+    CriO,
+}
+
+/// kube-proxy's mode. IPVS is deprecated upstream and not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeProxyMode {
+    Iptables,
+    Nftables,
 }
 
 /// Address ranges. Each list holds at most one IPv4 and one IPv6 range (dual-stack when both).

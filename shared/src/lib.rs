@@ -5,6 +5,7 @@ pub mod doc;
 pub mod error;
 pub mod fsutil;
 pub mod io;
+pub mod k8s;
 pub mod paths;
 pub mod table;
 pub mod tool;

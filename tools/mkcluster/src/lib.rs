@@ -315,6 +315,8 @@ pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Er
             },
             service_ips: None,
             pod_network: options.pod_routing,
+            container_runtime: None,
+            kube_proxy_mode: None,
             extra: cluster_extra,
         },
         hypervisor: Some(Hypervisor {
