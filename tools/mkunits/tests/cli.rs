@@ -64,7 +64,9 @@ fn services_start_in_dependency_order() {
     let (_tmp, _out, doc) = render("lab.json", &[]);
     let order = services(node(&doc, "node-1"));
     let at = |u: &str| order.iter().position(|s| s == u).unwrap();
-    assert_eq!(order[0], "hardway-kernel.service");
+    // The cgroup v2 check first: node-push stops a node at its first failing unit.
+    assert_eq!(order[0], "hardway-preflight.service");
+    assert_eq!(order[1], "hardway-kernel.service");
     assert!(at("etcd.service") < at("kube-apiserver.service"));
     assert!(at("kube-apiserver.service") < at("kube-controller-manager.service"));
     assert!(at("containerd.service") < at("kubelet.service"));
@@ -180,23 +182,140 @@ fn etcd_profile_slow_and_overrides() {
 
 #[test]
 fn cri_o_replaces_containerd() {
-    let (_tmp, out, doc) = render("lab.json", &["--container-runtime", "cri-o"]);
+    let (_tmp, out, doc) =
+        render_variant("lab.json", &[("container_runtime", "cri-o".into())], &[]);
     let n = node(&doc, "node-1");
     let order = services(n);
     assert!(
         order.contains(&"crio.service".into()) && !order.contains(&"containerd.service".into())
     );
-    let conf = read_dest(&out, n, "/etc/crio/crio.conf.d/10-hardway.conf");
-    assert!(conf.contains("cgroup_manager = \"systemd\""));
+    let conf = read_toml(&out, n, "/etc/crio/crio.conf.d/10-hardway.conf");
+    let crio = conf["crio"].as_table().unwrap();
+    assert_eq!(crio["runtime"]["cgroup_manager"].as_str(), Some("systemd"));
+    // conmon_cgroup is deprecated in CRI-O: never written.
+    assert!(crio["runtime"].get("conmon_cgroup").is_none(), "{conf}");
+    assert_eq!(
+        crio["image"]["pause_image"].as_str(),
+        Some(hardway::k8s::release("v1.37.2").unwrap().pause_image)
+    );
+    assert_eq!(
+        crio["network"]["plugin_dirs"].as_array().unwrap()[0].as_str(),
+        Some("/usr/lib/cni")
+    );
     let kubelet = read_dest(&out, n, "/var/lib/kubelet/kubelet-config.yaml");
     assert!(kubelet.contains("unix:///run/crio/crio.sock"));
     let unit = read_dest(&out, n, "/etc/systemd/system/kubelet.service");
-    assert!(unit.contains("Requires=crio.service"));
+    assert!(unit.contains("Requires=crio.service hardway-preflight.service"));
+    // CRI-O is the user's to install: no containerd binaries are listed.
+    assert!(!files(n)
+        .iter()
+        .any(|(dest, _)| dest.ends_with("/containerd")));
+}
+
+/// Cluster-wide choices are mkcluster's: mkunits renders the document's, refuses a document
+/// that lacks one or that names a version or runtime the version table refuses, and its flags
+/// only assert (a contradiction is exit 2 and one line, nothing written).
+#[test]
+fn cluster_wide_choices_come_from_the_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let base = [
+        "--dir",
+        out.to_str().unwrap(),
+        "--bin-dir",
+        bin.path().to_str().unwrap(),
+    ];
+    let lab: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
+    let refused = |doc: &Value, extra: &[&str], expect: &str| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let out_run = Command::cargo_bin("mkunits")
+            .unwrap()
+            .args(&args)
+            .write_stdin(doc.to_string())
+            .output()
+            .unwrap();
+        let stderr = testkit::assert_one_line_error(&out_run, "mkunits", 2);
+        assert!(stderr.contains(expect), "expected {expect:?} in {stderr}");
+        assert!(!out.exists(), "a refused run wrote files");
+    };
+    let mut doc = lab.clone();
+    doc["cluster"]
+        .as_object_mut()
+        .unwrap()
+        .remove("container_runtime");
+    refused(
+        &doc,
+        &[],
+        "mkunits: error: cluster.container_runtime: not set: choose the nodes' runtime with \
+         mkcluster --container-runtime",
+    );
+    let mut doc = lab.clone();
+    doc["cluster"]["kubernetes_version"] = "v1.33.0".into();
+    refused(
+        &doc,
+        &[],
+        "cluster.kubernetes_version: Kubernetes v1.33.0 is not supported (end of life or \
+         unknown): use one of v1.35, v1.36, v1.37",
+    );
+    let mut doc = lab.clone();
+    doc["cluster"]["kubernetes_version"] = "v1.36.0".into();
+    doc["cluster"]["container_runtime"] = "containerd-1".into();
+    refused(
+        &doc,
+        &[],
+        "cluster.container_runtime: containerd 1.x does not run Kubernetes v1.36",
+    );
+    refused(
+        &lab,
+        &["--pod-network", "flannel"],
+        "cluster.pod_network: the document says \"routes\" but --pod-network says \"flannel\"",
+    );
+    refused(
+        &lab,
+        &["--container-runtime", "cri-o"],
+        "cluster.container_runtime: the document says \"containerd-2\" but --container-runtime \
+         says \"cri-o\"",
+    );
+    // Assertions that hold change nothing, and the document's pod network is never rewritten.
+    let input = tmp.path().join("lab.json");
+    std::fs::write(&input, lab.to_string()).unwrap();
+    let asserted = mkunits(
+        &input,
+        &out,
+        bin.path(),
+        &[
+            "--pod-network",
+            "routes",
+            "--container-runtime",
+            "containerd-2",
+        ],
+    );
+    let plain = mkunits(&input, &out, bin.path(), &[]);
+    assert_eq!(asserted.out.stdout, plain.out.stdout);
+    assert_eq!(plain.doc["cluster"], lab["cluster"]);
+    // The recorded opt-out renders an unsupported version with the nearest table, and says so.
+    let mut doc = lab.clone();
+    doc["cluster"]["kubernetes_version"] = "v1.34.1".into();
+    doc["cluster"]["allow_unsupported_version"] = true.into();
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let run = mkunits(&input, &tmp.path().join("out2"), bin.path(), &[]);
+    let log = String::from_utf8_lossy(&run.out.stderr);
+    assert!(
+        log.contains("warning: Kubernetes v1.34.1 is not supported") && log.contains("v1.35 table"),
+        "{log}"
+    );
 }
 
 #[test]
 fn flannel_stores_its_config_and_replaces_routes() {
-    let (_tmp, out, doc) = render("ebook-dualstack.json", &["--pod-network", "flannel"]);
+    let (_tmp, out, doc) = render_variant(
+        "ebook-dualstack.json",
+        &[("pod_network", "flannel".into())],
+        &[],
+    );
     assert_eq!(doc["cluster"]["pod_network"], "flannel");
     let e1 = node(&doc, "etcd1");
     assert!(services(e1).contains(&"flannel-config.service".into()));
@@ -225,15 +344,14 @@ fn switching_back_to_routes_drops_flannel_files() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = bin_dir();
     let out = tmp.path().join("out");
-    let flannel = mkunits(
-        &fixture("lab.json"),
-        &out,
-        bin.path(),
-        &["--pod-network", "flannel"],
-    );
-    let input = tmp.path().join("flannel.json");
-    std::fs::write(&input, &flannel.out.stdout).unwrap();
-    let routes = mkunits(&input, &out, bin.path(), &["--pod-network", "routes"]);
+    let (_variant, flannel_doc) = variant("lab.json", &[("pod_network", "flannel".into())]);
+    let flannel = mkunits(&flannel_doc, &out, bin.path(), &[]);
+    // The user changes the document's pod network (mkcluster --pod-routing) and reruns.
+    let mut doc = flannel.doc.clone();
+    doc["cluster"]["pod_network"] = "routes".into();
+    let input = tmp.path().join("routes.json");
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let routes = mkunits(&input, &out, bin.path(), &[]);
     let n = node(&routes.doc, "node-1");
     let dests: Vec<_> = files(n).into_iter().map(|(d, _)| d).collect();
     assert!(!dests.iter().any(|d| d.contains("flannel")), "{dests:?}");
@@ -389,10 +507,11 @@ fn ports_json_and_table() {
         .any(|r| r["node"] == "etcd1" && r["component"] == "kubelet"));
     assert!(rows.iter().all(|r| !r["from"].as_str().unwrap().is_empty()));
 
+    let (_variant, flannel) = variant("ebook-dualstack.json", &[("pod_network", "flannel".into())]);
     let out = Command::cargo_bin("mkunits")
         .unwrap()
-        .args(["ports", "-o", "table", "--pod-network", "flannel", "-f"])
-        .arg(&f)
+        .args(["ports", "-o", "table", "-f"])
+        .arg(&flannel)
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -430,23 +549,6 @@ fn help_has_an_example_and_version_works() {
 }
 
 #[test]
-fn flannel_after_a_routes_pki_warns() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
-    doc["pki"] = serde_json::json!({"dir": "pki", "algorithm": "ecdsa-p256", "certs": []});
-    let input = tmp.path().join("in.json");
-    std::fs::write(&input, doc.to_string()).unwrap();
-    let bin = bin_dir();
-    let out = tmp.path().join("out");
-    let run = mkunits(&input, &out, bin.path(), &["--pod-network", "flannel"]);
-    let log = String::from_utf8_lossy(&run.out.stderr);
-    assert!(log.contains("no flannel-etcd-client certificate"), "{log}");
-    let run = mkunits(&input, &out, bin.path(), &[]);
-    assert!(!String::from_utf8_lossy(&run.out.stderr).contains("warning"));
-}
-
-#[test]
 fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
     let tmp = tempfile::tempdir().unwrap();
     let k8s = tmp.path().join("k8s");
@@ -456,6 +558,9 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         "kube-controller-manager",
         "kube-scheduler",
         "kubelet",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "runc",
     ] {
         std::fs::write(k8s.join(name), format!("#!/bin/sh\n# {name}\n")).unwrap();
     }
@@ -506,7 +611,11 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         [
             "/usr/local/bin/route-sync",
             "/usr/local/bin/kubelet",
-            "/usr/local/bin/kube-proxy"
+            "/usr/local/bin/kube-proxy",
+            // containerd-2 is not Debian's: shipped with Kubernetes' binaries.
+            "/usr/local/bin/containerd",
+            "/usr/local/bin/containerd-shim-runc-v2",
+            "/usr/local/bin/runc"
         ]
     );
     let shipped = std::fs::read(out.join("bin/kubelet")).unwrap();
