@@ -134,8 +134,10 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(std::path::PathBuf))
                 .help(
                     "Ship Kubernetes' server binaries from DIR (kube-apiserver, \
-                     kube-controller-manager, kube-scheduler, kubelet, kube-proxy) to \
-                     /usr/local/bin on the nodes whose roles run them; default: ship none",
+                     kube-controller-manager, kube-scheduler, kubelet, kube-proxy; with \
+                     containerd-2 also containerd, containerd-shim-runc-v2 and runc) to \
+                     /usr/local/bin on the nodes whose roles run them, as \
+                     scripts/fetch-kubernetes.sh VERSION DIR lays them out; default: ship none",
                 ),
         )
         .arg(

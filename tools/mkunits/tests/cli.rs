@@ -634,3 +634,59 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!out.join("bin/kubelet").exists() && out.join("bin/route-sync").exists());
 }
+
+/// `scripts/fetch-kubernetes.sh --list` (no network: it only prints) names an arm64 file for
+/// every binary mkunits ships to a node, plus kubectl, crictl and the CNI plugins the configs
+/// name, each with the version it resolved and a checksum URL. Nothing is downloaded here.
+#[test]
+fn fetch_kubernetes_lists_every_binary_for_the_arch() {
+    let script = testkit::workspace_root().join("scripts/fetch-kubernetes.sh");
+    let out = testkit::run_ok(
+        std::process::Command::new("bash")
+            .arg(&script)
+            .args(["--list", "v1.37.2", "--arch", "arm64"]),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut provided = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let columns: Vec<&str> = line.split('\t').collect();
+        let [name, version, url, checksum, provides] = columns.as_slice() else {
+            panic!("not 5 tab-separated columns: {line:?}");
+        };
+        assert!(
+            url.starts_with("https://") && url.contains("arm64"),
+            "{name}: {url}"
+        );
+        assert!(!url.contains("amd64"), "{name}: {url}");
+        assert!(
+            checksum.starts_with("https://") && checksum.contains("sha256"),
+            "{name}: {checksum}"
+        );
+        assert!(version.starts_with('v'), "{name}: {version}");
+        if name.starts_with("kube") {
+            assert_eq!(*version, "v1.37.2");
+            assert!(url.contains("/v1.37.2/"), "{url}");
+        }
+        provided.extend(provides.split(',').map(str::to_string));
+    }
+    let needed = mkunits::render::CONTROLLER_BINARIES
+        .iter()
+        .chain(&mkunits::render::WORKER_BINARIES)
+        .chain(&mkunits::render::CONTAINERD2_BINARIES)
+        .map(|b| b.to_string())
+        .chain(["kubectl", "crictl"].map(String::from))
+        .chain(["bridge", "host-local", "loopback", "portmap"].map(|p| format!("cni/bin/{p}")));
+    for binary in needed {
+        assert!(
+            provided.contains(&binary),
+            "{binary} is not fetched: {text}"
+        );
+    }
+    let bad = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["--list", "v1.37.2", "--arch", "s390x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+}
