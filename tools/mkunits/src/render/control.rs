@@ -1,7 +1,10 @@
 //! The control plane: kube-apiserver, kube-controller-manager and kube-scheduler, with flags
-//! current for Kubernetes v1.35 to v1.37: every flag written here exists and is not deprecated
-//! in those releases (the CHANGELOG-1.35.md to 1.37.md removals touch none of them); the
-//! scheduler through its configuration file, whose apiVersion comes from the version table.
+//! current for Kubernetes v1.35 to v1.37: every flag written here is a long-standing one that
+//! those releases neither remove nor deprecate (kubernetes/kubernetes CHANGELOG/CHANGELOG-1.36.md,
+//! v1.36.0 "Urgent Upgrade Notes" and "Deprecation", and CHANGELOG-1.37.md, v1.37.0-alpha.1, name
+//! none of them; the flags the hard way's older editions used and later releases dropped are
+//! refused by mkunits' `no_removed_or_deprecated_flags` test); the scheduler through its
+//! configuration file, whose apiVersion comes from the version table.
 
 use hardway::doc::{Node, PodNetwork};
 use hardway::paths::kubernetes as k8s;
