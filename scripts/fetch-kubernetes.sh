@@ -16,7 +16,13 @@
 # v1.6.2, containerd v2.1.0-beta.0): containerd 2.1 is the first with the CNI `bin_dirs` key
 # mkunits writes. Downloading needs internet access (hardway's CI has none: its tests run --list).
 # Exit codes: 2 bad usage, 3 a download failed or did not match its checksum (nothing installed).
+# HARDWAY_K8S_RELEASE_URL and HARDWAY_GITHUB_URL replace https://dl.k8s.io/release and
+# https://github.com, for a mirror with the same layout (the script's own test serves one on
+# loopback).
 set -euo pipefail
+
+k8s_base=${HARDWAY_K8S_RELEASE_URL:-https://dl.k8s.io/release}
+gh=${HARDWAY_GITHUB_URL:-https://github.com}
 
 CONTAINERD_VERSION=2.1.4
 RUNC_VERSION=v1.3.0
@@ -47,7 +53,7 @@ $list || [ -n "$dir" ] || die "no DIR; $usage"
 
 # One release file a line: name version url checksum-url provides (provides: comma-separated).
 artifacts() {
-  local k8s="https://dl.k8s.io/release/$version/bin/linux/$arch" gh="https://github.com"
+  local k8s="$k8s_base/$version/bin/linux/$arch"
   local b
   for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$version" "$k8s/$b" "$k8s/$b.sha256" "$b"

@@ -690,3 +690,166 @@ fn fetch_kubernetes_lists_every_binary_for_the_arch() {
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
 }
+
+/// A static file server on loopback for `fetch-kubernetes.sh`'s mirror variables: GET only, one
+/// request per connection. Stops with the test process.
+fn serve_dir(root: std::path::PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let file = root.join(path.trim_start_matches('/'));
+            let reply = match std::fs::read(&file) {
+                Ok(body) if !path.contains("..") => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend(body);
+                    r
+                }
+                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    base
+}
+
+/// The download path of `fetch-kubernetes.sh`, against a loopback mirror laid out like the real
+/// release sites (made here from its own `--list`): every file is fetched, checked against its
+/// published checksum (bare hashes, `hash  name` lines, runc's one file for every arch) and the
+/// binaries land in DIR as mkunits expects them; a second run downloads nothing; a file that
+/// does not match its checksum is exit 3 with nothing installed. What the real sites serve is
+/// not checked here (no internet).
+#[test]
+fn fetch_kubernetes_checks_every_download_against_its_checksum() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = tmp.path().join("mirror");
+    let base = serve_dir(mirror.clone());
+    let script = testkit::workspace_root().join("scripts/fetch-kubernetes.sh");
+    let fetch = |args: &[&str]| {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("HARDWAY_K8S_RELEASE_URL", format!("{base}/k8s"))
+            .env("HARDWAY_GITHUB_URL", format!("{base}/gh"))
+            .env("NO_PROXY", "127.0.0.1")
+            .env("no_proxy", "127.0.0.1")
+            .output()
+            .unwrap()
+    };
+    let list = fetch(&["--list", "v1.37.2", "--arch", "arm64"]);
+    assert!(list.status.success());
+    let put = |url: &str, bytes: &[u8]| {
+        let path = mirror.join(url.strip_prefix(&format!("{base}/")).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    let sha = |bytes: &[u8]| hardway::fsutil::sha256_hex(bytes);
+    for line in String::from_utf8(list.stdout).unwrap().lines() {
+        let c: Vec<&str> = line.split('\t').collect();
+        let (name, url, checksum, provides) = (c[0], c[2], c[3], c[4]);
+        let file_name = url.rsplit('/').next().unwrap();
+        let bytes = if url.ends_with(".tar.gz") || url.ends_with(".tgz") {
+            // A tarball laid out as upstream's: containerd's under bin/, the others flat.
+            let src = tmp.path().join(format!("src-{name}"));
+            let mut members = Vec::new();
+            for p in provides.split(',') {
+                let member = match name {
+                    "containerd" => format!("bin/{p}"),
+                    _ => p.rsplit('/').next().unwrap().to_string(),
+                };
+                let at = src.join(&member);
+                std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+                std::fs::write(&at, format!("#!/bin/sh\necho {p}\n")).unwrap();
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755)).unwrap();
+                members.push(member);
+            }
+            let archive = tmp.path().join(file_name);
+            testkit::run_ok(
+                std::process::Command::new("tar")
+                    .arg("-czf")
+                    .arg(&archive)
+                    .arg("-C")
+                    .arg(&src)
+                    .args(&members),
+            );
+            std::fs::read(archive).unwrap()
+        } else {
+            format!("#!/bin/sh\necho {provides}\n").into_bytes()
+        };
+        let sum = match name {
+            // runc: one file for every architecture.
+            "runc" => format!(
+                "{}  runc.amd64\n{}  {file_name}\n",
+                "0".repeat(64),
+                sha(&bytes)
+            ),
+            "containerd" | "cni-plugins" => format!("{}  {file_name}\n", sha(&bytes)),
+            _ => format!("{}\n", sha(&bytes)),
+        };
+        put(url, &bytes);
+        put(checksum, sum.as_bytes());
+    }
+
+    let dir = tmp.path().join("k8s");
+    let dir_arg = dir.to_str().unwrap();
+    let first = fetch(&["v1.37.2", dir_arg, "--arch", "arm64"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for binary in mkunits::render::CONTROLLER_BINARIES
+        .iter()
+        .chain(&mkunits::render::WORKER_BINARIES)
+        .chain(&mkunits::render::CONTAINERD2_BINARIES)
+        .chain(&[
+            "kubectl",
+            "crictl",
+            "ctr",
+            "cni/bin/bridge",
+            "cni/bin/portmap",
+        ])
+    {
+        let path = dir.join(binary);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no {binary}"));
+        assert!(text.contains(&format!("echo {binary}")), "{binary}: {text}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{binary}");
+    }
+    let second = fetch(&["v1.37.2", dir_arg, "--arch", "arm64"]);
+    assert!(second.status.success());
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        log.matches("already here and verified").count(),
+        10,
+        "{log}"
+    );
+
+    // The mirror now serves a kubelet that its checksum does not vouch for.
+    put(
+        &format!("{base}/k8s/v1.37.2/bin/linux/arm64/kubelet"),
+        b"#!/bin/sh\necho tampered\n",
+    );
+    let fresh = tmp.path().join("fresh");
+    let bad = fetch(&["v1.37.2", fresh.to_str().unwrap(), "--arch", "arm64"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("kubelet does not match its published sha256"),
+        "{stderr}"
+    );
+    assert!(!fresh.join("kubelet").exists() && !fresh.join("kube-apiserver").exists());
+}
