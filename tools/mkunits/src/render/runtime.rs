@@ -11,8 +11,10 @@
 //!   (scripts/fetch-kubernetes.sh pins one).
 //! - containerd-1: Debian's containerd 1.6 (bookworm) or 1.7 (trixie), configuration
 //!   `version = 2` (the same file's containerd 1.x sections), for Kubernetes v1.35 only.
-//! - cri-o: a drop-in with the systemd cgroup manager, no deprecated key (`conmon_cgroup` is
-//!   deprecated and left out: CRI-O puts conmon in the pod's cgroup under systemd by itself).
+//! - cri-o: a drop-in (crio.conf(5) tables `crio.runtime`, `crio.image`, `crio.network`) with the
+//!   systemd cgroup manager and no deprecated key: `conmon_cgroup` is deprecated in CRI-O and left
+//!   out, so CRI-O's own default for it applies. CRI-O is not installed here: its drop-in is
+//!   checked as TOML by the tests, never loaded.
 //!
 //! All three use the systemd cgroup driver, as the kubelet's `cgroupDriver: systemd` requires.
 
