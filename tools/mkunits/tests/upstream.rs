@@ -277,3 +277,67 @@ fn a_removed_flag_or_misspelt_field_added_by_hand_is_reported() {
         assert_eq!(found.len(), expected.len(), "{version}: {found:?}");
     }
 }
+
+/// Ran: scripts/k8s-flags.sh on stand-ins for the five binaries that print
+/// tests/fixtures/k8s-help-sample.txt (a hand-written sample in pflag's --help layout, not a
+/// capture: no Kubernetes binary can be had here) and claim to be v1.37.2. Not run: a real
+/// Kubernetes binary's --help.
+#[test]
+fn k8s_flags_script_turns_help_output_into_a_flags_file() {
+    let root = testkit::workspace_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let sample = root.join("tests/fixtures/k8s-help-sample.txt");
+    for c in COMPONENTS {
+        let stub = bin.join(c);
+        let script = format!(
+            "#!/bin/sh\ncase \"$1\" in --version) echo 'Kubernetes v1.37.2';; *) cat '{}';; esac\n",
+            sample.display()
+        );
+        std::fs::write(&stub, script).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&stub)
+            .status()
+            .unwrap();
+    }
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("v1.37")).unwrap();
+    std::fs::copy(
+        upstream_check::data_dir().join("v1.37/kubelet.flags"),
+        data.join("v1.37/kubelet.flags"),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(root.join("scripts/k8s-flags.sh"))
+        .arg(&bin)
+        .arg("v1.37.2")
+        .env("K8S_FLAGS_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = data.join("v1.37/kubelet.flags");
+    let kubelet = upstream_check::Catalog::parse(
+        &std::fs::read_to_string(&path).unwrap(),
+        &path.display().to_string(),
+    );
+    use upstream_check::Status::*;
+    let status = |name: &str| kubelet.entries.get(name).copied();
+    // From the help text: DEPRECATED in the (wrapped) usage, or not.
+    assert_eq!(status("address"), Some(Deprecated));
+    assert_eq!(status("node-ip"), Some(Ok));
+    assert_eq!(status("v"), Some(Ok));
+    assert_eq!(status("version"), Some(Ok));
+    assert_eq!(status("pod-infra-container-image"), Some(Deprecated));
+    // Kept from the previous file although --help does not show it: deprecated.
+    assert_eq!(status("cgroup-driver"), Some(Deprecated));
+    // Dropped: `ok` before, and the binary no longer lists it.
+    assert_eq!(status("bootstrap-kubeconfig"), None);
+    // The other components got files too (each stand-in prints the same sample).
+    assert!(data.join("v1.37/kube-apiserver.flags").is_file());
+}
