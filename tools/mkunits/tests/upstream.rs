@@ -3,8 +3,8 @@
 //! kubernetes/website; see the README's "Checked against upstream").
 //!
 //! What these tests run: mkcluster | cidr-alloc | mkcerts --dir | mkunits --dir, the real
-//! binaries, on every example inventory and the dual-stack, flannel, cri-o and RSA variants, and
-//! then read the units and YAML files they wrote. What they do not run: any Kubernetes binary
+//! binaries, on every example inventory and the dual-stack, flannel, cri-o, nftables and RSA
+//! variants, and then read the units and YAML files they wrote. What they do not run: any Kubernetes binary
 //! (none can be had on these machines), so a flag is "right" when upstream's list for that release
 //! has it and does not mark it deprecated or removed, not because a kubelet accepted it.
 
@@ -102,6 +102,10 @@ fn cases() -> Vec<Case> {
     cases.push(plain(
         "cri-o",
         with(&lab, &["--container-runtime", "cri-o"]),
+    ));
+    cases.push(plain(
+        "nftables",
+        with(&lab, &["--kube-proxy-mode", "nftables"]),
     ));
     cases.push(Case {
         mkcerts: vec!["--key-algorithm", "rsa-2048"],
