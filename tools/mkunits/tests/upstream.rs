@@ -4,9 +4,10 @@
 //!
 //! What these tests run: mkcluster | cidr-alloc | mkcerts --dir | mkunits --dir, the real
 //! binaries, on every example inventory and the dual-stack, flannel, cri-o, nftables and RSA
-//! variants, and then read the units and YAML files they wrote. What they do not run: any Kubernetes binary
-//! (none can be had on these machines), so a flag is "right" when upstream's list for that release
-//! has it and does not mark it deprecated or removed, not because a kubelet accepted it.
+//! variants, and then read the units and YAML files they wrote. What they do not run: any
+//! Kubernetes binary (none can be had on these machines), so a flag is "right" when upstream's
+//! list for that release has it and does not mark it deprecated or removed, not because a
+//! kubelet accepted it.
 
 mod common;
 mod upstream_check;
@@ -219,12 +220,13 @@ fn a_removed_flag_or_misspelt_field_added_by_hand_is_reported() {
         let node = out.join("nodes/node-1");
         let unit = node.join("etc/systemd/system/kubelet.service");
         let text = std::fs::read_to_string(&unit).unwrap();
-        // Removed in 1.35 (CHANGELOG-1.35 urgent upgrade notes, #133779); --no-such-flag is in no release.
-        let edited = text.replacen(
-            "/kubelet \\\n",
-            "/kubelet \\\n  --pod-infra-container-image=registry.k8s.io/pause:3.10.1 \\\n  --no-such-flag=1 \\\n",
-            1,
+        // Removed in 1.35 (CHANGELOG-1.35 urgent upgrade notes, #133779); --no-such-flag is in
+        // no release.
+        let added = concat!(
+            "  --pod-infra-container-image=registry.k8s.io/pause:3.10.1 \\\n",
+            "  --no-such-flag=1 \\\n",
         );
+        let edited = text.replacen("/kubelet \\\n", &format!("/kubelet \\\n{added}"), 1);
         assert_ne!(
             edited, text,
             "the kubelet unit has no ExecStart continuation to edit"
