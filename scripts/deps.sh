@@ -19,6 +19,7 @@ packages=(
   # mkvm: scripts/image.sh builds the VM image without loop devices or mounts; isoinfo reads the seed
   syslinux syslinux-common mtools dosfstools fdisk genisoimage
   openssl jq
+  curl  # scripts/fetch-kubernetes.sh, whose test fetches from a loopback mirror
   # benchmarks
   hyperfine
 )

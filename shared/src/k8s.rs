@@ -176,9 +176,10 @@ pub const ALLOW_UNSUPPORTED: &str = "allow_unsupported_version";
 const KUBELET_CONFIG_API: &str = "kubelet.config.k8s.io/v1beta1";
 const KUBE_PROXY_CONFIG_API: &str = "kubeproxy.config.k8s.io/v1alpha1";
 const SCHEDULER_CONFIG_API: &str = "kubescheduler.config.k8s.io/v1";
-// nftables is GA since v1.33 (KEP-3866); IPVS is deprecated from v1.35 (the v1.35 release
-// announcement of 2025-12-17, CHANGELOG/CHANGELOG-1.35.md) and never offered; iptables stays the
-// default.
+// nftables is GA since v1.33; IPVS is deprecated since v1.35 and never offered; iptables stays
+// the default (kubernetes/kubernetes CHANGELOG/CHANGELOG-1.37.md, v1.37.0-alpha.1, Deprecation:
+// "kube-proxy's 'ipvs' mode is deprecated since v1.35 ... 'nftables' mode ... became GA in
+// 1.33 ... 'iptables', which is still the default", #139067).
 const PROXY_MODES: &[KubeProxyMode] = &[KubeProxyMode::Iptables, KubeProxyMode::Nftables];
 
 /// Every supported minor, oldest first.

@@ -21,11 +21,15 @@ pub const PORTS: &str = "ports";
 const EXAMPLE: &str = "\
 Examples:
   mkcluster nodes.csv | cidr-alloc | mkcerts --dir out | mkunits --dir out > cluster.json
-  mkunits --dir out --etcd-profile slow --container-runtime cri-o -f cluster.json
+  mkunits --dir out --etcd-profile slow -f cluster.json
   mkunits ports -o table -f cluster.json     # what to open in a firewall, per node
 
 Files land in OUT/nodes/<node>/<path on the node>; each is added to the node's `files` and the
-units to enable, in start order, to its `services`. A second run writes nothing.";
+units to enable, in start order, to its `services`. A second run writes nothing.
+
+The Kubernetes version, container runtime, kube-proxy mode and pod network are the document's
+(chosen with mkcluster, which mkcerts already followed); --container-runtime and --pod-network
+only assert them.";
 
 /// The choices that shape what a node runs: shared by rendering and `ports`, so the port table
 /// always describes the files that were written with the same flags.
@@ -40,17 +44,18 @@ fn choice_args() -> Vec<Arg> {
         Arg::new(CONTAINER_RUNTIME)
             .long(CONTAINER_RUNTIME)
             .value_name("RUNTIME")
-            .value_parser(["containerd", "cri-o"])
-            .default_value("containerd")
-            .help("Container runtime on workers"),
+            .value_parser(["containerd-2", "containerd-1", "cri-o"])
+            .help(
+                "Fail (exit 2) unless the document's cluster.container_runtime is RUNTIME; the \
+                 runtime is chosen with mkcluster --container-runtime",
+            ),
         Arg::new(POD_NETWORK)
             .long(POD_NETWORK)
             .value_name("KIND")
             .value_parser(["routes", "flannel"])
             .help(
-                "How pods on different nodes reach each other: static routes (route-sync) or \
-                 flannel vxlan; default: the document's cluster.pod_network. A value given here \
-                 is recorded in the document",
+                "Fail (exit 2) unless the document's cluster.pod_network is KIND; it is chosen \
+                 with mkcluster --pod-routing, before mkcerts makes the certificates it needs",
             ),
         Arg::new(ETCD_PROFILE)
             .long(ETCD_PROFILE)
@@ -129,8 +134,10 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(std::path::PathBuf))
                 .help(
                     "Ship Kubernetes' server binaries from DIR (kube-apiserver, \
-                     kube-controller-manager, kube-scheduler, kubelet, kube-proxy) to \
-                     /usr/local/bin on the nodes whose roles run them; default: ship none",
+                     kube-controller-manager, kube-scheduler, kubelet, kube-proxy; with \
+                     containerd-2 also containerd, containerd-shim-runc-v2 and runc) to \
+                     /usr/local/bin on the nodes whose roles run them, as \
+                     scripts/fetch-kubernetes.sh VERSION DIR lays them out; default: ship none",
                 ),
         )
         .arg(

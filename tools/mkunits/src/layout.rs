@@ -29,7 +29,10 @@ pub const FLANNEL_PREFIX: &str = "/coreos.com/network";
 pub mod bin {
     pub const ETCD: &str = "/usr/bin/etcd";
     pub const ETCDCTL: &str = "/usr/bin/etcdctl";
+    /// Debian's containerd 1.x.
     pub const CONTAINERD: &str = "/usr/bin/containerd";
+    /// containerd 2 from its upstream release, shipped with the Kubernetes binaries.
+    pub const CONTAINERD2: &str = "/usr/local/bin/containerd";
     pub const CRIO: &str = "/usr/bin/crio";
     pub const MODPROBE: &str = "/usr/sbin/modprobe";
     pub const SYSTEMD_SYSCTL: &str = "/usr/lib/systemd/systemd-sysctl";

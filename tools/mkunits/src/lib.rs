@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
-use hardway::doc::{Document, FileEntry, PodNetwork};
+use hardway::doc::{ContainerRuntime, Document, FileEntry, PodNetwork};
 use hardway::fsutil::{sha256_hex, FileSet};
 use hardway::paths::mode;
 use hardway::table::Format;
@@ -77,18 +77,14 @@ impl Failure for MkunitsError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    Containerd,
-    CriO,
-}
-
 /// The choices users make; everything else comes from the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    pub runtime: Runtime,
-    /// `None`: the document's `cluster.pod_network`.
-    pub pod_network: Option<PodNetwork>,
+    /// `--container-runtime`: the runtime the document must name (an assertion; the document's
+    /// `cluster.container_runtime` is what is rendered).
+    pub expect_runtime: Option<ContainerRuntime>,
+    /// `--pod-network`: the pod network the document must name (an assertion).
+    pub expect_pod_network: Option<PodNetwork>,
     pub etcd: EtcdTuning,
     /// Where the CNI plugins are on the nodes.
     pub cni_bin_dir: String,
@@ -99,8 +95,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            runtime: Runtime::Containerd,
-            pod_network: None,
+            expect_runtime: None,
+            expect_pod_network: None,
             etcd: EtcdTuning::DEFAULT,
             cni_bin_dir: "/usr/lib/cni".into(),
             vrrp_interface: "eth0".into(),
@@ -123,11 +119,8 @@ impl Options {
             etcd.snapshot_count = n;
         }
         Options {
-            runtime: match text(cli::CONTAINER_RUNTIME).as_deref() {
-                Some("cri-o") => Runtime::CriO,
-                _ => Runtime::Containerd,
-            },
-            pod_network: text(cli::POD_NETWORK).map(|p| match p.as_str() {
+            expect_runtime: text(cli::CONTAINER_RUNTIME).and_then(|r| ContainerRuntime::parse(&r)),
+            expect_pod_network: text(cli::POD_NETWORK).map(|p| match p.as_str() {
                 "flannel" => PodNetwork::Flannel,
                 _ => PodNetwork::Routes,
             }),
@@ -176,7 +169,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         kubernetes: matches.get_one::<PathBuf>(cli::KUBERNETES_BIN_DIR).cloned(),
     };
     let dry_run = matches.get_flag(cli::DRY_RUN);
-    if let Some(warning) = pki_warning(&doc, &opts) {
+    if let Ok((_, Some(warning))) = hardway::k8s::release_for(&doc.cluster) {
         hardway::tool::log("mkunits", warning);
     }
     let report = apply(&mut doc, &opts, out, &sources, dry_run)?;
@@ -197,23 +190,6 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         hardway::doc::write(&doc, std::io::stdout().lock())?;
     }
     Ok(Exit::Ok)
-}
-
-/// flanneld needs its etcd client certificate, which mkcerts makes only when the document says
-/// flannel: choosing flannel here, after mkcerts ran for routes, would leave workers without it.
-pub fn pki_warning(doc: &Document, opts: &Options) -> Option<String> {
-    let network = opts.pod_network.unwrap_or(doc.cluster.pod_network);
-    let pki = doc.pki.as_ref()?;
-    let has_flannel_cert = pki
-        .certs
-        .iter()
-        .any(|c| c.name == hardway::paths::cert::FLANNEL_ETCD_CLIENT);
-    (network == PodNetwork::Flannel && !has_flannel_cert).then(|| {
-        "warning: flannel is chosen but the PKI has no flannel-etcd-client certificate: set \
-         cluster.pod_network to \"flannel\" in the document before mkcerts and \
-         run mkcerts again"
-            .to_string()
-    })
 }
 
 /// The directory of the running executable: where `cargo build` and `make install` put the
@@ -327,9 +303,6 @@ pub fn apply(
         report.removed.push(src);
     }
 
-    if let Some(network) = opts.pod_network {
-        doc.cluster.pod_network = network;
-    }
     for (node, (files, bins, services)) in doc.nodes.iter_mut().zip(entries) {
         node.replace_files(NODES_PREFIX, files);
         node.replace_files(BIN_PREFIX, bins);

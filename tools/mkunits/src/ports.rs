@@ -27,7 +27,7 @@ pub struct Port {
 pub fn ports(doc: &Document, opts: &Options) -> Result<Vec<Port>, Error> {
     // The same checks as rendering: a table for a document mkunits would refuse says nothing.
     render::render(doc, opts)?;
-    let ctx = Ctx::new(doc, opts);
+    let ctx = Ctx::new(doc, opts)?;
     let mut rows = Vec::new();
     for node in &doc.nodes {
         let ip = ctx.primary_ip(node)?.to_string();

@@ -64,7 +64,9 @@ fn services_start_in_dependency_order() {
     let (_tmp, _out, doc) = render("lab.json", &[]);
     let order = services(node(&doc, "node-1"));
     let at = |u: &str| order.iter().position(|s| s == u).unwrap();
-    assert_eq!(order[0], "hardway-kernel.service");
+    // The cgroup v2 check first: node-push stops a node at its first failing unit.
+    assert_eq!(order[0], "hardway-preflight.service");
+    assert_eq!(order[1], "hardway-kernel.service");
     assert!(at("etcd.service") < at("kube-apiserver.service"));
     assert!(at("kube-apiserver.service") < at("kube-controller-manager.service"));
     assert!(at("containerd.service") < at("kubelet.service"));
@@ -180,23 +182,140 @@ fn etcd_profile_slow_and_overrides() {
 
 #[test]
 fn cri_o_replaces_containerd() {
-    let (_tmp, out, doc) = render("lab.json", &["--container-runtime", "cri-o"]);
+    let (_tmp, out, doc) =
+        render_variant("lab.json", &[("container_runtime", "cri-o".into())], &[]);
     let n = node(&doc, "node-1");
     let order = services(n);
     assert!(
         order.contains(&"crio.service".into()) && !order.contains(&"containerd.service".into())
     );
-    let conf = read_dest(&out, n, "/etc/crio/crio.conf.d/10-hardway.conf");
-    assert!(conf.contains("cgroup_manager = \"systemd\""));
+    let conf = read_toml(&out, n, "/etc/crio/crio.conf.d/10-hardway.conf");
+    let crio = conf["crio"].as_table().unwrap();
+    assert_eq!(crio["runtime"]["cgroup_manager"].as_str(), Some("systemd"));
+    // conmon_cgroup is deprecated in CRI-O: never written.
+    assert!(crio["runtime"].get("conmon_cgroup").is_none(), "{conf}");
+    assert_eq!(
+        crio["image"]["pause_image"].as_str(),
+        Some(hardway::k8s::release("v1.37.2").unwrap().pause_image)
+    );
+    assert_eq!(
+        crio["network"]["plugin_dirs"].as_array().unwrap()[0].as_str(),
+        Some("/usr/lib/cni")
+    );
     let kubelet = read_dest(&out, n, "/var/lib/kubelet/kubelet-config.yaml");
     assert!(kubelet.contains("unix:///run/crio/crio.sock"));
     let unit = read_dest(&out, n, "/etc/systemd/system/kubelet.service");
-    assert!(unit.contains("Requires=crio.service"));
+    assert!(unit.contains("Requires=crio.service hardway-preflight.service"));
+    // CRI-O is the user's to install: no containerd binaries are listed.
+    assert!(!files(n)
+        .iter()
+        .any(|(dest, _)| dest.ends_with("/containerd")));
+}
+
+/// Cluster-wide choices are mkcluster's: mkunits renders the document's, refuses a document
+/// that lacks one or that names a version or runtime the version table refuses, and its flags
+/// only assert (a contradiction is exit 2 and one line, nothing written).
+#[test]
+fn cluster_wide_choices_come_from_the_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let base = [
+        "--dir",
+        out.to_str().unwrap(),
+        "--bin-dir",
+        bin.path().to_str().unwrap(),
+    ];
+    let lab: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
+    let refused = |doc: &Value, extra: &[&str], expect: &str| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let out_run = Command::cargo_bin("mkunits")
+            .unwrap()
+            .args(&args)
+            .write_stdin(doc.to_string())
+            .output()
+            .unwrap();
+        let stderr = testkit::assert_one_line_error(&out_run, "mkunits", 2);
+        assert!(stderr.contains(expect), "expected {expect:?} in {stderr}");
+        assert!(!out.exists(), "a refused run wrote files");
+    };
+    let mut doc = lab.clone();
+    doc["cluster"]
+        .as_object_mut()
+        .unwrap()
+        .remove("container_runtime");
+    refused(
+        &doc,
+        &[],
+        "mkunits: error: cluster.container_runtime: not set: choose the nodes' runtime with \
+         mkcluster --container-runtime",
+    );
+    let mut doc = lab.clone();
+    doc["cluster"]["kubernetes_version"] = "v1.33.0".into();
+    refused(
+        &doc,
+        &[],
+        "cluster.kubernetes_version: Kubernetes v1.33.0 is not supported (end of life or \
+         unknown): use one of v1.35, v1.36, v1.37",
+    );
+    let mut doc = lab.clone();
+    doc["cluster"]["kubernetes_version"] = "v1.36.0".into();
+    doc["cluster"]["container_runtime"] = "containerd-1".into();
+    refused(
+        &doc,
+        &[],
+        "cluster.container_runtime: containerd 1.x does not run Kubernetes v1.36",
+    );
+    refused(
+        &lab,
+        &["--pod-network", "flannel"],
+        "cluster.pod_network: the document says \"routes\" but --pod-network says \"flannel\"",
+    );
+    refused(
+        &lab,
+        &["--container-runtime", "cri-o"],
+        "cluster.container_runtime: the document says \"containerd-2\" but --container-runtime \
+         says \"cri-o\"",
+    );
+    // Assertions that hold change nothing, and the document's pod network is never rewritten.
+    let input = tmp.path().join("lab.json");
+    std::fs::write(&input, lab.to_string()).unwrap();
+    let asserted = mkunits(
+        &input,
+        &out,
+        bin.path(),
+        &[
+            "--pod-network",
+            "routes",
+            "--container-runtime",
+            "containerd-2",
+        ],
+    );
+    let plain = mkunits(&input, &out, bin.path(), &[]);
+    assert_eq!(asserted.out.stdout, plain.out.stdout);
+    assert_eq!(plain.doc["cluster"], lab["cluster"]);
+    // The recorded opt-out renders an unsupported version with the nearest table, and says so.
+    let mut doc = lab.clone();
+    doc["cluster"]["kubernetes_version"] = "v1.34.1".into();
+    doc["cluster"]["allow_unsupported_version"] = true.into();
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let run = mkunits(&input, &tmp.path().join("out2"), bin.path(), &[]);
+    let log = String::from_utf8_lossy(&run.out.stderr);
+    assert!(
+        log.contains("warning: Kubernetes v1.34.1 is not supported") && log.contains("v1.35 table"),
+        "{log}"
+    );
 }
 
 #[test]
 fn flannel_stores_its_config_and_replaces_routes() {
-    let (_tmp, out, doc) = render("ebook-dualstack.json", &["--pod-network", "flannel"]);
+    let (_tmp, out, doc) = render_variant(
+        "ebook-dualstack.json",
+        &[("pod_network", "flannel".into())],
+        &[],
+    );
     assert_eq!(doc["cluster"]["pod_network"], "flannel");
     let e1 = node(&doc, "etcd1");
     assert!(services(e1).contains(&"flannel-config.service".into()));
@@ -225,15 +344,14 @@ fn switching_back_to_routes_drops_flannel_files() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = bin_dir();
     let out = tmp.path().join("out");
-    let flannel = mkunits(
-        &fixture("lab.json"),
-        &out,
-        bin.path(),
-        &["--pod-network", "flannel"],
-    );
-    let input = tmp.path().join("flannel.json");
-    std::fs::write(&input, &flannel.out.stdout).unwrap();
-    let routes = mkunits(&input, &out, bin.path(), &["--pod-network", "routes"]);
+    let (_variant, flannel_doc) = variant("lab.json", &[("pod_network", "flannel".into())]);
+    let flannel = mkunits(&flannel_doc, &out, bin.path(), &[]);
+    // The user changes the document's pod network (mkcluster --pod-routing) and reruns.
+    let mut doc = flannel.doc.clone();
+    doc["cluster"]["pod_network"] = "routes".into();
+    let input = tmp.path().join("routes.json");
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let routes = mkunits(&input, &out, bin.path(), &[]);
     let n = node(&routes.doc, "node-1");
     let dests: Vec<_> = files(n).into_iter().map(|(d, _)| d).collect();
     assert!(!dests.iter().any(|d| d.contains("flannel")), "{dests:?}");
@@ -389,10 +507,11 @@ fn ports_json_and_table() {
         .any(|r| r["node"] == "etcd1" && r["component"] == "kubelet"));
     assert!(rows.iter().all(|r| !r["from"].as_str().unwrap().is_empty()));
 
+    let (_variant, flannel) = variant("ebook-dualstack.json", &[("pod_network", "flannel".into())]);
     let out = Command::cargo_bin("mkunits")
         .unwrap()
-        .args(["ports", "-o", "table", "--pod-network", "flannel", "-f"])
-        .arg(&f)
+        .args(["ports", "-o", "table", "-f"])
+        .arg(&flannel)
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -430,23 +549,6 @@ fn help_has_an_example_and_version_works() {
 }
 
 #[test]
-fn flannel_after_a_routes_pki_warns() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
-    doc["pki"] = serde_json::json!({"dir": "pki", "algorithm": "ecdsa-p256", "certs": []});
-    let input = tmp.path().join("in.json");
-    std::fs::write(&input, doc.to_string()).unwrap();
-    let bin = bin_dir();
-    let out = tmp.path().join("out");
-    let run = mkunits(&input, &out, bin.path(), &["--pod-network", "flannel"]);
-    let log = String::from_utf8_lossy(&run.out.stderr);
-    assert!(log.contains("no flannel-etcd-client certificate"), "{log}");
-    let run = mkunits(&input, &out, bin.path(), &[]);
-    assert!(!String::from_utf8_lossy(&run.out.stderr).contains("warning"));
-}
-
-#[test]
 fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
     let tmp = tempfile::tempdir().unwrap();
     let k8s = tmp.path().join("k8s");
@@ -456,6 +558,9 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         "kube-controller-manager",
         "kube-scheduler",
         "kubelet",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "runc",
     ] {
         std::fs::write(k8s.join(name), format!("#!/bin/sh\n# {name}\n")).unwrap();
     }
@@ -506,7 +611,11 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         [
             "/usr/local/bin/route-sync",
             "/usr/local/bin/kubelet",
-            "/usr/local/bin/kube-proxy"
+            "/usr/local/bin/kube-proxy",
+            // containerd-2 is not Debian's: shipped with Kubernetes' binaries.
+            "/usr/local/bin/containerd",
+            "/usr/local/bin/containerd-shim-runc-v2",
+            "/usr/local/bin/runc"
         ]
     );
     let shipped = std::fs::read(out.join("bin/kubelet")).unwrap();
@@ -524,4 +633,223 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!out.join("bin/kubelet").exists() && out.join("bin/route-sync").exists());
+}
+
+/// `scripts/fetch-kubernetes.sh --list` (no network: it only prints) names an arm64 file for
+/// every binary mkunits ships to a node, plus kubectl, crictl and the CNI plugins the configs
+/// name, each with the version it resolved and a checksum URL. Nothing is downloaded here.
+#[test]
+fn fetch_kubernetes_lists_every_binary_for_the_arch() {
+    let script = testkit::workspace_root().join("scripts/fetch-kubernetes.sh");
+    let out = testkit::run_ok(
+        std::process::Command::new("bash")
+            .arg(&script)
+            .args(["--list", "v1.37.2", "--arch", "arm64"]),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut provided = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let columns: Vec<&str> = line.split('\t').collect();
+        let [name, version, url, checksum, provides] = columns.as_slice() else {
+            panic!("not 5 tab-separated columns: {line:?}");
+        };
+        assert!(
+            url.starts_with("https://") && url.contains("arm64"),
+            "{name}: {url}"
+        );
+        assert!(!url.contains("amd64"), "{name}: {url}");
+        assert!(
+            checksum.starts_with("https://") && checksum.contains("sha256"),
+            "{name}: {checksum}"
+        );
+        assert!(version.starts_with('v'), "{name}: {version}");
+        if name.starts_with("kube") {
+            assert_eq!(*version, "v1.37.2");
+            assert!(url.contains("/v1.37.2/"), "{url}");
+        }
+        provided.extend(provides.split(',').map(str::to_string));
+    }
+    let needed = mkunits::render::CONTROLLER_BINARIES
+        .iter()
+        .chain(&mkunits::render::WORKER_BINARIES)
+        .chain(&mkunits::render::CONTAINERD2_BINARIES)
+        .map(|b| b.to_string())
+        .chain(["kubectl", "crictl"].map(String::from))
+        .chain(["bridge", "host-local", "loopback", "portmap"].map(|p| format!("cni/bin/{p}")));
+    for binary in needed {
+        assert!(
+            provided.contains(&binary),
+            "{binary} is not fetched: {text}"
+        );
+    }
+    let bad = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["--list", "v1.37.2", "--arch", "s390x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+}
+
+/// A static file server on loopback for `fetch-kubernetes.sh`'s mirror variables: GET only, one
+/// request per connection. Stops with the test process.
+fn serve_dir(root: std::path::PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let file = root.join(path.trim_start_matches('/'));
+            let reply = match std::fs::read(&file) {
+                Ok(body) if !path.contains("..") => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend(body);
+                    r
+                }
+                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    base
+}
+
+/// The download path of `fetch-kubernetes.sh`, against a loopback mirror laid out like the real
+/// release sites (made here from its own `--list`): every file is fetched, checked against its
+/// published checksum (bare hashes, `hash  name` lines, runc's one file for every arch) and the
+/// binaries land in DIR as mkunits expects them; a second run downloads nothing; a file that
+/// does not match its checksum is exit 3 with nothing installed. What the real sites serve is
+/// not checked here (no internet).
+#[test]
+fn fetch_kubernetes_checks_every_download_against_its_checksum() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = tmp.path().join("mirror");
+    let base = serve_dir(mirror.clone());
+    let script = testkit::workspace_root().join("scripts/fetch-kubernetes.sh");
+    let fetch = |args: &[&str]| {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("HARDWAY_K8S_RELEASE_URL", format!("{base}/k8s"))
+            .env("HARDWAY_GITHUB_URL", format!("{base}/gh"))
+            .env("NO_PROXY", "127.0.0.1")
+            .env("no_proxy", "127.0.0.1")
+            .output()
+            .unwrap()
+    };
+    let list = fetch(&["--list", "v1.37.2", "--arch", "arm64"]);
+    assert!(list.status.success());
+    let put = |url: &str, bytes: &[u8]| {
+        let path = mirror.join(url.strip_prefix(&format!("{base}/")).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    let sha = |bytes: &[u8]| hardway::fsutil::sha256_hex(bytes);
+    for line in String::from_utf8(list.stdout).unwrap().lines() {
+        let c: Vec<&str> = line.split('\t').collect();
+        let (name, url, checksum, provides) = (c[0], c[2], c[3], c[4]);
+        let file_name = url.rsplit('/').next().unwrap();
+        let bytes = if url.ends_with(".tar.gz") || url.ends_with(".tgz") {
+            // A tarball laid out as upstream's: containerd's under bin/, the others flat.
+            let src = tmp.path().join(format!("src-{name}"));
+            let mut members = Vec::new();
+            for p in provides.split(',') {
+                let member = match name {
+                    "containerd" => format!("bin/{p}"),
+                    _ => p.rsplit('/').next().unwrap().to_string(),
+                };
+                let at = src.join(&member);
+                std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+                std::fs::write(&at, format!("#!/bin/sh\necho {p}\n")).unwrap();
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755)).unwrap();
+                members.push(member);
+            }
+            let archive = tmp.path().join(file_name);
+            testkit::run_ok(
+                std::process::Command::new("tar")
+                    .arg("-czf")
+                    .arg(&archive)
+                    .arg("-C")
+                    .arg(&src)
+                    .args(&members),
+            );
+            std::fs::read(archive).unwrap()
+        } else {
+            format!("#!/bin/sh\necho {provides}\n").into_bytes()
+        };
+        let sum = match name {
+            // runc: one file for every architecture.
+            "runc" => format!(
+                "{}  runc.amd64\n{}  {file_name}\n",
+                "0".repeat(64),
+                sha(&bytes)
+            ),
+            "containerd" | "cni-plugins" => format!("{}  {file_name}\n", sha(&bytes)),
+            _ => format!("{}\n", sha(&bytes)),
+        };
+        put(url, &bytes);
+        put(checksum, sum.as_bytes());
+    }
+
+    let dir = tmp.path().join("k8s");
+    let dir_arg = dir.to_str().unwrap();
+    let first = fetch(&["v1.37.2", dir_arg, "--arch", "arm64"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for binary in mkunits::render::CONTROLLER_BINARIES
+        .iter()
+        .chain(&mkunits::render::WORKER_BINARIES)
+        .chain(&mkunits::render::CONTAINERD2_BINARIES)
+        .chain(&[
+            "kubectl",
+            "crictl",
+            "ctr",
+            "cni/bin/bridge",
+            "cni/bin/portmap",
+        ])
+    {
+        let path = dir.join(binary);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no {binary}"));
+        assert!(text.contains(&format!("echo {binary}")), "{binary}: {text}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{binary}");
+    }
+    let second = fetch(&["v1.37.2", dir_arg, "--arch", "arm64"]);
+    assert!(second.status.success());
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        log.matches("already here and verified").count(),
+        10,
+        "{log}"
+    );
+
+    // The mirror now serves a kubelet that its checksum does not vouch for.
+    put(
+        &format!("{base}/k8s/v1.37.2/bin/linux/arm64/kubelet"),
+        b"#!/bin/sh\necho tampered\n",
+    );
+    let fresh = tmp.path().join("fresh");
+    let bad = fetch(&["v1.37.2", fresh.to_str().unwrap(), "--arch", "arm64"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("kubelet does not match its published sha256"),
+        "{stderr}"
+    );
+    assert!(!fresh.join("kubelet").exists() && !fresh.join("kube-apiserver").exists());
 }

@@ -56,9 +56,9 @@ fn systemd_root(root: &Path, out: &Path, node: &Value) -> Vec<PathBuf> {
     units
 }
 
-fn verify_all_units(fixture_name: &str, extra: &[&str]) {
+fn verify_all_units(fixture_name: &str, cluster: &[(&str, Value)]) {
     require("systemd-analyze", "systemd");
-    let (tmp, out, doc) = render(fixture_name, extra);
+    let (tmp, out, doc) = render_variant(fixture_name, cluster, &[]);
     let mut checked = 0;
     for node in doc["nodes"].as_array().unwrap() {
         let root = tmp.path().join("root").join(node["name"].as_str().unwrap());
@@ -74,7 +74,7 @@ fn verify_all_units(fixture_name: &str, extra: &[&str]) {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success() && stderr.trim().is_empty(),
-            "systemd-analyze verify on {} ({extra:?}): {}\n{stderr}",
+            "systemd-analyze verify on {} ({cluster:?}): {}\n{stderr}",
             node["name"],
             output.status
         );
@@ -97,7 +97,23 @@ fn systemd_verifies_every_unit_dual_stack() {
 fn systemd_verifies_every_unit_cri_o_and_flannel() {
     verify_all_units(
         "ebook-dualstack.json",
-        &["--container-runtime", "cri-o", "--pod-network", "flannel"],
+        &[
+            ("container_runtime", "cri-o".into()),
+            ("pod_network", "flannel".into()),
+        ],
+    );
+}
+
+/// The VM test's document: v1.35 on Debian's containerd 1.x, kube-proxy in nftables mode.
+#[test]
+fn systemd_verifies_every_unit_v1_35_debian_containerd_nftables() {
+    verify_all_units(
+        "ebook-dualstack.json",
+        &[
+            ("kubernetes_version", "v1.35.0".into()),
+            ("container_runtime", "containerd-1".into()),
+            ("kube_proxy_mode", "nftables".into()),
+        ],
     );
 }
 
@@ -237,6 +253,18 @@ fn every_yaml_parses_with_the_right_kind() {
         json!(["10.32.0.10", "fd00:10:32::a"])
     );
     assert_eq!(kubelet["podCIDR"], "10.200.1.0/24,fd00:10:200:1::/64");
+    assert_eq!(kubelet["failCgroupV1"], true);
+    assert_eq!(
+        kubelet["containerRuntimeEndpoint"],
+        "unix:///run/containerd/containerd.sock"
+    );
+    // The kubelet registers the node under the name its certificate has (system:node:worker2),
+    // whatever the machine's hostname is.
+    let unit = read_dest(&out, w, "/etc/systemd/system/kubelet.service");
+    assert!(
+        exec_start(&unit).contains(&"--hostname-override=worker2".to_string()),
+        "{unit}"
+    );
     let proxy: Value = serde_yaml_ng::from_str(&read_dest(
         &out,
         w,
@@ -244,9 +272,37 @@ fn every_yaml_parses_with_the_right_kind() {
     ))
     .unwrap();
     assert_eq!(proxy["clusterCIDR"], "10.200.0.0/16,fd00:10:200::/56");
+    assert_eq!(proxy["hostnameOverride"], "worker2");
+    assert_eq!(proxy["mode"], "iptables");
 }
 
-/// Flags that Kubernetes v1.31–v1.33 removed or deprecated never appear.
+/// kube-proxy in the document's nftables mode (GA since v1.33), for every supported release.
+#[test]
+fn kube_proxy_nftables_mode_renders() {
+    for version in ["v1.35.0", "v1.36.0", "v1.37.2"] {
+        let (_tmp, out, doc) = render_variant(
+            "lab.json",
+            &[
+                ("kubernetes_version", version.into()),
+                ("kube_proxy_mode", "nftables".into()),
+            ],
+            &[],
+        );
+        for n in doc["nodes"].as_array().unwrap() {
+            let proxy: Value = serde_yaml_ng::from_str(&read_dest(
+                &out,
+                n,
+                "/var/lib/kube-proxy/kube-proxy-config.yaml",
+            ))
+            .unwrap();
+            assert_eq!(proxy["apiVersion"], "kubeproxy.config.k8s.io/v1alpha1");
+            assert_eq!(proxy["mode"], "nftables", "{version}");
+            assert_eq!(proxy["hostnameOverride"], n["name"]);
+        }
+    }
+}
+
+/// Flags that Kubernetes up to v1.37 removed or deprecated never appear.
 #[test]
 fn no_removed_or_deprecated_flags() {
     let forbidden = [
@@ -270,11 +326,12 @@ fn no_removed_or_deprecated_flags() {
         "--cloud-provider",
         "--service_account",
     ];
-    for (fixture_name, extra) in [
-        ("lab.json", vec![]),
-        ("ebook-dualstack.json", vec!["--container-runtime", "cri-o"]),
+    for (fixture_name, runtime) in [
+        ("lab.json", "containerd-2"),
+        ("ebook-dualstack.json", "cri-o"),
     ] {
-        let (_tmp, out, doc) = render(fixture_name, &extra);
+        let (_tmp, out, doc) =
+            render_variant(fixture_name, &[("container_runtime", runtime.into())], &[]);
         for n in doc["nodes"].as_array().unwrap() {
             for (dest, src) in files(n) {
                 if !dest.starts_with("/etc/systemd/system/") {
@@ -319,6 +376,29 @@ fn no_removed_or_deprecated_flags() {
         "/etc/systemd/system/kube-apiserver.service",
     );
     assert!(api.contains("--service-cluster-ip-range=10.32.0.0/24,fd00:10:32::/112"));
+    // Controllers that are not workers have no kube-proxy but reach pods through route-sync's
+    // routes: aggregated API calls go to endpoint addresses.
+    assert!(api.contains("--enable-aggregator-routing=true"), "{api}");
+    // Where they reach no pod (flannel runs only on workers), the flag would only make
+    // webhooks time out; where kube-proxy runs (lab's controllers are workers), Service IPs do.
+    let (_tmp, out, doc) = render_variant(
+        "ebook-dualstack.json",
+        &[("pod_network", "flannel".into())],
+        &[],
+    );
+    let api = read_dest(
+        &out,
+        node(&doc, "controller2"),
+        "/etc/systemd/system/kube-apiserver.service",
+    );
+    assert!(!api.contains("enable-aggregator-routing"), "{api}");
+    let (_tmp, out, doc) = render("lab.json", &[]);
+    let api = read_dest(
+        &out,
+        node(&doc, "node-1"),
+        "/etc/systemd/system/kube-apiserver.service",
+    );
+    assert!(!api.contains("enable-aggregator-routing"), "{api}");
 }
 
 /// Every certificate, key and kubeconfig a unit or config names is one of `hardway::paths`
@@ -609,13 +689,27 @@ fn cni_bridge_conflist_gives_an_address_in_the_pod_cidr_and_del_releases_it() {
     cni(&node_ns, "DEL", &loopback, &pod_path, &id);
 }
 
-/// containerd itself reads the generated config: the values land in the tables it uses (a key
-/// in the wrong table would leave its default in the dump: SystemdCgroup false, /opt/cni/bin).
+/// Debian's containerd 1.x itself reads the config mkunits writes for a v1.35 + containerd-1
+/// document: the values land in the tables it uses (a key in the wrong table would leave its
+/// default in the dump: SystemdCgroup false, /opt/cni/bin).
 #[test]
-fn containerd_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
+fn debian_containerd_1_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
     require("containerd", "containerd");
-    let (_tmp, out, doc) = render("lab.json", &["--cni-bin-dir", "/usr/lib/cni"]);
+    let (_tmp, out, doc) = render_variant(
+        "lab.json",
+        &[
+            ("kubernetes_version", "v1.35.0".into()),
+            ("container_runtime", "containerd-1".into()),
+        ],
+        &["--cni-bin-dir", "/usr/lib/cni"],
+    );
     let n = node(&doc, "node-1");
+    let unit = read_dest(&out, n, "/etc/systemd/system/containerd.service");
+    assert_eq!(
+        exec_start(&unit)[0],
+        "/usr/bin/containerd",
+        "Debian's binary"
+    );
     let (_, src) = files(n)
         .into_iter()
         .find(|(d, _)| d == "/etc/containerd/config.toml")
@@ -629,12 +723,13 @@ fn containerd_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "containerd config dump: {stderr}");
     let dump = String::from_utf8_lossy(&o.stdout);
+    let pause = ::hardway::k8s::release("v1.35.0").unwrap().pause_image;
     for line in [
-        "version = 2",
-        "SystemdCgroup = true",
-        "bin_dir = \"/usr/lib/cni\"",
-        "conf_dir = \"/etc/cni/net.d\"",
-        "sandbox_image = \"registry.k8s.io/pause:3.10\"",
+        "version = 2".to_string(),
+        "SystemdCgroup = true".to_string(),
+        "bin_dir = \"/usr/lib/cni\"".to_string(),
+        "conf_dir = \"/etc/cni/net.d\"".to_string(),
+        format!("sandbox_image = \"{pause}\""),
     ] {
         assert!(
             dump.lines().any(|l| l.trim() == line),
@@ -642,6 +737,132 @@ fn containerd_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
         );
     }
     assert!(!dump.contains("SystemdCgroup = false"), "{dump}");
+}
+
+/// The containerd 2 config (`version = 3`) against containerd 2's documented layout. containerd 2
+/// is NOT installed here (Debian ships 1.6/1.7; scripts/fetch-kubernetes.sh fetches 2.x where
+/// the internet is reachable), so no containerd 2 reads this file in this test: it is parsed
+/// with the `toml` crate and every key is checked to sit in the table containerd 2.x reads it
+/// from, per containerd/containerd docs/cri/config.md as of v2.1 ("Config versions": version 3
+/// from v2.0; "Cgroup Driver — In containerd 2.x":
+/// `[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options] SystemdCgroup`;
+/// "Full configuration — In containerd 2.x": `[plugins.'io.containerd.cri.v1.images']
+/// snapshotter`, `[...images'.pinned_images] sandbox`, `[...runtime'.cni] bin_dirs` (a list;
+/// `bin_dir` deprecated since v2.1) and `conf_dir`), and no containerd 1.x table is left in it.
+#[test]
+fn containerd_2_config_has_the_documented_version_3_layout() {
+    for version in ["v1.35.0", "v1.36.0", "v1.37.2"] {
+        let (_tmp, out, doc) =
+            render_variant("lab.json", &[("kubernetes_version", version.into())], &[]);
+        let n = node(&doc, "node-1");
+        let unit = read_dest(&out, n, "/etc/systemd/system/containerd.service");
+        assert_eq!(
+            exec_start(&unit)[0],
+            "/usr/local/bin/containerd",
+            "upstream's binary"
+        );
+        let config = read_toml(&out, n, "/etc/containerd/config.toml");
+        assert_eq!(config["version"].as_integer(), Some(3), "{config}");
+        let plugins = config["plugins"].as_table().unwrap();
+        let names: BTreeSet<&str> = plugins.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "io.containerd.cri.v1.images",
+                "io.containerd.cri.v1.runtime"
+            ]
+            .into(),
+            "only the v3 CRI plugins; no io.containerd.grpc.v1.cri (1.x) keys"
+        );
+        let images = plugins["io.containerd.cri.v1.images"].as_table().unwrap();
+        assert_eq!(images["snapshotter"].as_str(), Some("overlayfs"));
+        assert_eq!(
+            images["pinned_images"]["sandbox"].as_str(),
+            Some(::hardway::k8s::release(version).unwrap().pause_image)
+        );
+        let runtime = plugins["io.containerd.cri.v1.runtime"].as_table().unwrap();
+        let containerd = runtime["containerd"].as_table().unwrap();
+        assert_eq!(containerd["default_runtime_name"].as_str(), Some("runc"));
+        let runc = containerd["runtimes"]["runc"].as_table().unwrap();
+        assert_eq!(runc["runtime_type"].as_str(), Some("io.containerd.runc.v2"));
+        assert_eq!(runc["options"]["SystemdCgroup"].as_bool(), Some(true));
+        let cni = runtime["cni"].as_table().unwrap();
+        assert!(
+            cni.get("bin_dir").is_none(),
+            "bin_dir is deprecated in containerd 2.1"
+        );
+        let dirs: Vec<&str> = cni["bin_dirs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        assert_eq!(dirs, ["/usr/lib/cni"]);
+        assert_eq!(cni["conf_dir"].as_str(), Some("/etc/cni/net.d"));
+    }
+}
+
+/// The preflight script a node gets, run for real: accepted on a cgroup2 filesystem, refused
+/// with its message on what /sys/fs/cgroup is on a cgroup v1 host (a tmpfs holding the v1
+/// hierarchies). Both mounts are made in a private mount namespace (`unshare --mount`), so the
+/// machine's own mounts are untouched. And on this machine's real /sys/fs/cgroup it agrees with
+/// the kernel's own mount table. Needs root (mount).
+#[test]
+fn preflight_refuses_cgroup_v1_and_accepts_cgroup_v2() {
+    testkit::require_root();
+    require("unshare", "util-linux");
+    let (tmp, out, doc) = render("lab.json", &[]);
+    let n = node(&doc, "node-1");
+    let unit = read_dest(&out, n, "/etc/systemd/system/hardway-preflight.service");
+    assert_eq!(
+        exec_start(&unit),
+        ["/usr/local/lib/hardway/check-cgroup2", "/sys/fs/cgroup"]
+    );
+    let (_, src) = files(n)
+        .into_iter()
+        .find(|(d, _)| d == "/usr/local/lib/hardway/check-cgroup2")
+        .unwrap();
+    let script = out.join(src);
+    let mountpoint = tmp.path().join("cgroup");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let run_in_mount_ns = |fstype: &str| {
+        let command = format!(
+            "mount -t {fstype} none '{m}' && exec '{s}' '{m}'",
+            m = mountpoint.display(),
+            s = script.display()
+        );
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &command])
+            .output()
+            .unwrap()
+    };
+    let v2 = run_in_mount_ns("cgroup2");
+    assert!(
+        v2.status.success(),
+        "cgroup2fs refused: {}",
+        String::from_utf8_lossy(&v2.stderr)
+    );
+    assert!(String::from_utf8_lossy(&v2.stdout).contains("is cgroup2fs"));
+    let v1 = run_in_mount_ns("tmpfs");
+    assert_eq!(v1.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&v1.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains("is tmpfs, not cgroup2fs")
+            && said.contains("the kubelet of Kubernetes v1.37 refuses cgroup v1"),
+        "{said}"
+    );
+    // This machine: the script's verdict is the kernel's mount table's.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let is_v2 = mounts.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"/sys/fs/cgroup") && f.get(2) == Some(&"cgroup2")
+    });
+    let here = Command::new(&script)
+        .arg("/sys/fs/cgroup")
+        .output()
+        .unwrap();
+    assert_eq!(here.status.success(), is_v2, "{here:?}");
 }
 
 /// Seed 004's shape: one node with all four roles. It holds the VIP with keepalived tracking its
@@ -665,6 +886,7 @@ fn single_node_with_every_role() {
     assert_eq!(
         services(n),
         [
+            "hardway-preflight.service",
             "hardway-kernel.service",
             "route-sync.service",
             "etcd.service",

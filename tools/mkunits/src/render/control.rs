@@ -1,8 +1,12 @@
 //! The control plane: kube-apiserver, kube-controller-manager and kube-scheduler, with flags
-//! current for Kubernetes v1.31–v1.33 (nothing removed or deprecated; the scheduler through its
-//! v1 configuration file).
+//! current for Kubernetes v1.35 to v1.37: every flag written here is a long-standing one that
+//! those releases neither remove nor deprecate (kubernetes/kubernetes CHANGELOG/CHANGELOG-1.36.md,
+//! v1.36.0 "Urgent Upgrade Notes" and "Deprecation", and CHANGELOG-1.37.md, v1.37.0-alpha.1, name
+//! none of them; the flags the hard way's older editions used and later releases dropped are
+//! refused by mkunits' `no_removed_or_deprecated_flags` test); the scheduler through its
+//! configuration file, whose apiVersion comes from the version table.
 
-use hardway::doc::Node;
+use hardway::doc::{Node, PodNetwork};
 use hardway::paths::kubernetes as k8s;
 use hardway::{Error, Role};
 use serde_json::json;
@@ -61,8 +65,7 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
         .flag("service-node-port-range", "30000-32767")
         .flag("tls-cert-file", k8s::APISERVER_CERT)
         .flag("tls-private-key-file", k8s::APISERVER_KEY);
-    if !node.has_role(Role::Worker) {
-        // No kube-proxy here to reach Service IPs: send aggregated API calls to endpoints.
+    if aggregator_routing(ctx, node) {
         apiserver = apiserver.flag("enable-aggregator-routing", true);
     }
     let apiserver = Unit::daemon(
@@ -113,7 +116,7 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
     b.file(
         k8s::SCHEDULER_CONFIG,
         yaml(&json!({
-            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "apiVersion": ctx.release.scheduler_config_api,
             "kind": "KubeSchedulerConfiguration",
             "clientConnection": {"kubeconfig": k8s::SCHEDULER_KUBECONFIG},
             "leaderElection": {"leaderElect": true},
@@ -134,6 +137,18 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
     .after(&["kube-apiserver.service"]);
     b.service(&scheduler);
     Ok(())
+}
+
+/// Whether the apiserver sends aggregated API and webhook calls to endpoint (pod) addresses
+/// instead of Service IPs. Needed where no kube-proxy runs (a controller that is not a worker
+/// cannot reach Service IPs), and only possible where the node reaches pod addresses: with
+/// routed pod networks every node runs route-sync, which routes every other node's pod CIDR to
+/// it. A flannel controller that is not a worker runs no flanneld and reaches no pod: the flag
+/// would only make webhooks and metrics-server time out there, so it is left off (and such a
+/// control plane cannot reach aggregated APIs at all: make the controllers workers too).
+/// A worker controller has kube-proxy and keeps the default, Service IPs.
+fn aggregator_routing(ctx: &Ctx, node: &Node) -> bool {
+    !node.has_role(Role::Worker) && ctx.pod_network == PodNetwork::Routes
 }
 
 /// Request metadata for everything, bodies for nothing: who did what, without Secrets in the log.

@@ -9,11 +9,14 @@ pub(crate) mod control;
 pub(crate) mod etcd;
 pub(crate) mod flannel;
 pub(crate) mod lb;
+pub(crate) mod preflight;
+pub(crate) mod runtime;
 pub(crate) mod worker;
 
 use std::net::IpAddr;
 
-use hardway::doc::{Document, Node, PodNetwork};
+use hardway::doc::{ContainerRuntime, Document, KubeProxyMode, Node, PodNetwork};
+use hardway::k8s::Release;
 use hardway::{Error, Role};
 use serde_json::Value;
 
@@ -50,15 +53,41 @@ pub(crate) struct Ctx<'a> {
     pub doc: &'a Document,
     pub opts: &'a Options,
     pub pod_network: PodNetwork,
+    /// The version table entry of the document's Kubernetes version: every per-release flag,
+    /// field and image comes from it.
+    pub release: &'static Release,
+    /// The document's `cluster.container_runtime`.
+    pub runtime: ContainerRuntime,
+    /// The document's `cluster.kube_proxy_mode` (iptables when absent).
+    pub proxy_mode: KubeProxyMode,
     /// Nodes that hold the API VIP with keepalived (the lb nodes, or the controllers when
     /// there is no lb node and the VIP is not a node's own address).
     pub vip_holders: Vec<&'a Node>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(doc: &'a Document, opts: &'a Options) -> Ctx<'a> {
-        let pod_network = opts.pod_network.unwrap_or(doc.cluster.pod_network);
-        let vip_holders = match doc.cluster.api.vip {
+    /// Fails, with the JSON path, on what every renderer relies on: a supported Kubernetes
+    /// version and a container runtime it runs with, both chosen by mkcluster.
+    pub fn new(doc: &'a Document, opts: &'a Options) -> Result<Ctx<'a>, Error> {
+        let cluster = &doc.cluster;
+        let (release, _warning) = hardway::k8s::release_for(cluster)
+            .map_err(|why| Error::invalid("cluster.kubernetes_version", why))?;
+        let runtime = cluster.container_runtime.ok_or_else(|| {
+            Error::invalid(
+                "cluster.container_runtime",
+                "not set: choose the nodes' runtime with mkcluster --container-runtime \
+                 containerd-2|containerd-1|cri-o (mkunits never guesses it)",
+            )
+        })?;
+        release
+            .check_runtime(runtime)
+            .map_err(|why| Error::invalid("cluster.container_runtime", why))?;
+        let proxy_mode = cluster.kube_proxy_mode.unwrap_or(KubeProxyMode::Iptables);
+        release
+            .check_proxy_mode(proxy_mode)
+            .map_err(|why| Error::invalid("cluster.kube_proxy_mode", why))?;
+        check_assertions(doc, opts, runtime)?;
+        let vip_holders = match cluster.api.vip {
             Some(vip) if !doc.nodes.iter().any(|n| n.ips.contains(&vip)) => {
                 let lbs: Vec<&Node> = doc.nodes_with(Role::Lb).collect();
                 if lbs.is_empty() {
@@ -69,12 +98,15 @@ impl<'a> Ctx<'a> {
             }
             _ => Vec::new(),
         };
-        Ctx {
+        Ok(Ctx {
             doc,
             opts,
-            pod_network,
+            pod_network: cluster.pod_network,
+            release,
+            runtime,
+            proxy_mode,
             vip_holders,
-        }
+        })
     }
 
     pub fn holds_vip(&self, node: &Node) -> bool {
@@ -172,6 +204,45 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// mkunits' `--container-runtime` and `--pod-network` only assert the document's choices:
+/// mkcluster makes them, and mkcerts has already issued the certificates for them (flanneld's
+/// etcd client certificate exists only when the document said flannel before mkcerts).
+fn check_assertions(
+    doc: &Document,
+    opts: &Options,
+    runtime: ContainerRuntime,
+) -> Result<(), Error> {
+    if let Some(expected) = opts.expect_runtime.filter(|r| *r != runtime) {
+        return Err(Error::invalid(
+            "cluster.container_runtime",
+            format!(
+                "the document says {:?} but --container-runtime says {:?}: the runtime is \
+                 chosen with mkcluster --container-runtime; rerun the pipeline from there",
+                runtime.name(),
+                expected.name()
+            ),
+        ));
+    }
+    let network = doc.cluster.pod_network;
+    if let Some(expected) = opts.expect_pod_network.filter(|p| *p != network) {
+        let name = |p: PodNetwork| match p {
+            PodNetwork::Routes => "routes",
+            PodNetwork::Flannel => "flannel",
+        };
+        return Err(Error::invalid(
+            "cluster.pod_network",
+            format!(
+                "the document says {:?} but --pod-network says {:?}: the pod network is chosen \
+                 with mkcluster --pod-routing, before mkcerts issues its certificates; rerun the \
+                 pipeline from there",
+                name(network),
+                name(expected)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `scheme://host:port`, with IPv6 hosts in brackets.
 pub fn url(scheme: &str, ip: IpAddr, port: u16) -> String {
     match ip {
@@ -193,6 +264,14 @@ pub fn join<T: std::fmt::Display>(items: &[T]) -> String {
 pub fn yaml(value: &Value) -> Vec<u8> {
     let body = serde_yaml_ng::to_string(value).expect("a JSON value always serializes to YAML");
     format!("# Written by mkunits from the cluster document.\n{body}").into_bytes()
+}
+
+/// A TOML file from a JSON value (objects become tables, key order kept), with a header comment
+/// naming where its layout comes from. Written with the `toml` crate, so every value is escaped
+/// as TOML requires.
+pub fn toml(value: &Value, about: &str) -> Vec<u8> {
+    let body = ::toml::to_string(value).expect("a JSON value without nulls serializes to TOML");
+    format!("# Written by mkunits from the cluster document.\n# {about}\n{body}").into_bytes()
 }
 
 /// Pretty JSON with a final newline.
@@ -238,9 +317,9 @@ impl Builder {
 /// Every node's files and services, in document order. Fails, before building anything, on the
 /// first thing the document lacks.
 pub fn render(doc: &Document, opts: &Options) -> Result<Vec<NodePlan>, Error> {
-    let ctx = Ctx::new(doc, opts);
+    let ctx = Ctx::new(doc, opts)?;
     check(&ctx)?;
-    let node_doc = node_document(doc, ctx.pod_network);
+    let node_doc = node_document(doc);
     doc.nodes
         .iter()
         .map(|node| render_node(&ctx, node, &node_doc))
@@ -312,6 +391,11 @@ fn check(ctx: &Ctx) -> Result<(), Error> {
 
 fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Error> {
     let mut b = Builder::new();
+    if preflight::needed(node) {
+        // First, so node-push (which starts services in order and stops a node at the first
+        // failure) never starts the runtime or the kubelet on a cgroup v1 host.
+        preflight::render(ctx, &mut b);
+    }
     common(ctx, node, node_doc, &mut b)?;
     if node.has_role(Role::Etcd) {
         etcd::render(ctx, node, &mut b)?;
@@ -346,6 +430,9 @@ pub const CONTROLLER_BINARIES: [&str; 3] = [
     "kube-scheduler",
 ];
 pub const WORKER_BINARIES: [&str; 2] = ["kubelet", "kube-proxy"];
+/// containerd 2 and the runc it runs: not in Debian, so shipped like the Kubernetes binaries
+/// (scripts/fetch-kubernetes.sh puts them in the same directory).
+pub const CONTAINERD2_BINARIES: [&str; 3] = ["containerd", "containerd-shim-runc-v2", "runc"];
 
 fn binaries(ctx: &Ctx, node: &Node) -> Vec<&'static str> {
     let mut names = Vec::new();
@@ -357,6 +444,9 @@ fn binaries(ctx: &Ctx, node: &Node) -> Vec<&'static str> {
     }
     if node.has_role(Role::Worker) {
         names.extend(WORKER_BINARIES);
+        if ctx.runtime == ContainerRuntime::Containerd2 {
+            names.extend(CONTAINERD2_BINARIES);
+        }
     }
     names
 }
@@ -454,9 +544,8 @@ fn sysctl(ctx: &Ctx, node: &Node) -> String {
 /// The node's copy of the document: the cluster section and each node's name, roles, addresses
 /// and pod CIDRs — what `route-sync --node` reads. No files, services, PKI or VM state, so it does
 /// not change when they do (and cannot contain its own checksum).
-pub fn node_document(doc: &Document, pod_network: PodNetwork) -> Vec<u8> {
-    let mut cluster = doc.cluster.clone();
-    cluster.pod_network = pod_network;
+pub fn node_document(doc: &Document) -> Vec<u8> {
+    let cluster = doc.cluster.clone();
     let nodes = doc
         .nodes
         .iter()

@@ -1,15 +1,23 @@
-//! Workers: the container runtime, kubelet and kube-proxy with their configuration files, and
-//! the CNI configuration (a bridge over the node's pod CIDRs, or flannel's).
+//! Workers: the container runtime ([`runtime`]), kubelet and kube-proxy with their
+//! configuration files, and the CNI configuration (a bridge over the node's pod CIDRs, or
+//! flannel's).
+//!
+//! Every kubelet flag and KubeletConfiguration / KubeProxyConfiguration field written here exists,
+//! undeprecated, in Kubernetes v1.35 to v1.37; the apiVersions come from the version table
+//! (`hardway::k8s`). Both components take the node's name from the document, as its
+//! certificate does (`system:node:<name>`, mkcerts), whatever the machine's hostname: the kubelet
+//! through `--hostname-override` (a kubelet flag, not a KubeletConfiguration field:
+//! cmd/kubelet/app/options/options.go), kube-proxy through `hostnameOverride`
+//! (staging/src/k8s.io/kube-proxy/config/v1alpha1/types.go).
 
 use hardway::doc::{Node, PodNetwork};
 use hardway::paths::{kube_proxy, kubelet};
 use hardway::Error;
 use serde_json::{json, Value};
 
-use super::{flannel, join, json, yaml, Builder, Ctx};
+use super::{flannel, join, json, preflight, runtime, yaml, Builder, Ctx};
 use crate::layout;
 use crate::unit::{ExecLine, Unit};
-use crate::Runtime;
 
 pub const KUBELET_PORT: u16 = 10250;
 pub const KUBELET_HEALTHZ_PORT: u16 = 10248;
@@ -17,7 +25,7 @@ pub const KUBE_PROXY_METRICS_PORT: u16 = 10249;
 pub const KUBE_PROXY_HEALTHZ_PORT: u16 = 10256;
 
 pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
-    let runtime_unit = runtime(ctx, b);
+    let runtime_unit = runtime::render(ctx, b);
     if ctx.pod_network == PodNetwork::Flannel {
         flannel::render_node(ctx, node, b)?;
         b.file(layout::CNI_FLANNEL, json(&flannel::cni_config()));
@@ -30,6 +38,7 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
     let node_ips = join(&node.ips);
     let kubelet_exec = ExecLine::new(layout::bin::KUBELET)
         .flag("config", kubelet::CONFIG)
+        .flag("hostname-override", &node.name)
         .flag("kubeconfig", kubelet::KUBECONFIG)
         .flag("node-ip", node_ips)
         .flag("v", 2);
@@ -39,20 +48,11 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kubelet/",
         kubelet_exec,
     )
-    .after(&[runtime_unit])
-    .requires(&[runtime_unit]);
+    .after(&[runtime_unit, preflight::UNIT])
+    .requires(&[runtime_unit, preflight::UNIT]);
     b.service(&kubelet_unit);
 
-    b.file(
-        kube_proxy::CONFIG,
-        yaml(&json!({
-            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-            "kind": "KubeProxyConfiguration",
-            "clientConnection": {"kubeconfig": kube_proxy::KUBECONFIG},
-            "mode": "iptables",
-            "clusterCIDR": join(&ctx.doc.cluster.networks.pod),
-        })),
-    );
+    b.file(kube_proxy::CONFIG, yaml(&kube_proxy_config(ctx, node)));
     let proxy = Unit::daemon(
         "kube-proxy.service",
         "Kubernetes Kube Proxy",
@@ -67,101 +67,17 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
     Ok(())
 }
 
-/// The runtime's config and unit; returns the unit's name for kubelet's dependencies.
-fn runtime(ctx: &Ctx, b: &mut Builder) -> &'static str {
-    let cni_bin = &ctx.opts.cni_bin_dir;
-    match ctx.opts.runtime {
-        Runtime::Containerd => {
-            b.file(
-                layout::CONTAINERD_CONFIG,
-                containerd_config(cni_bin).into_bytes(),
-            );
-            let unit = Unit::daemon(
-                "containerd.service",
-                "containerd container runtime",
-                "https://containerd.io",
-                ExecLine::new(layout::bin::CONTAINERD).flag("config", layout::CONTAINERD_CONFIG),
-            )
-            .kind("notify")
-            .after(&["network.target", "local-fs.target"])
-            .pre(ExecLine::new(&format!("-{}", layout::bin::MODPROBE)).arg("overlay"))
-            .set("Delegate", "yes")
-            .set("KillMode", "process")
-            .set("LimitNPROC", "infinity")
-            .set("LimitCORE", "infinity")
-            .set("TasksMax", "infinity")
-            .set("OOMScoreAdjust", "-999");
-            b.service(&unit);
-            "containerd.service"
-        }
-        Runtime::CriO => {
-            b.file(layout::CRIO_CONFIG, crio_config(cni_bin).into_bytes());
-            let unit = Unit::daemon(
-                "crio.service",
-                "CRI-O container runtime",
-                "https://github.com/cri-o/cri-o",
-                ExecLine::new(layout::bin::CRIO),
-            )
-            .kind("notify")
-            .wants(&["network-online.target"])
-            .after(&["network-online.target"])
-            .set("Delegate", "yes")
-            .set("KillMode", "process")
-            .set("LimitNOFILE", "1048576")
-            .set("LimitNPROC", "1048576")
-            .set("TasksMax", "infinity")
-            .set("OOMScoreAdjust", "-999");
-            b.service(&unit);
-            "crio.service"
-        }
-    }
-}
-
-/// containerd's config, version 2 (containerd 1.6, Debian 12's): runc through the systemd cgroup
-/// driver, as kubelet's `cgroupDriver: systemd` requires, and CNI from Debian's plugin directory.
-fn containerd_config(cni_bin_dir: &str) -> String {
-    format!(
-        r#"# Written by mkunits from the cluster document.
-version = 2
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.10"
-
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = true
-
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{cni_bin_dir}"
-    conf_dir = "{conf_dir}"
-"#,
-        conf_dir = layout::CNI_CONF_DIR,
-    )
-}
-
-/// A CRI-O drop-in: the systemd cgroup manager and the same CNI directories.
-fn crio_config(cni_bin_dir: &str) -> String {
-    format!(
-        r#"# Written by mkunits from the cluster document.
-[crio.runtime]
-cgroup_manager = "systemd"
-conmon_cgroup = "pod"
-
-[crio.image]
-pause_image = "registry.k8s.io/pause:3.10"
-
-[crio.network]
-network_dir = "{conf_dir}"
-plugin_dirs = ["{cni_bin_dir}"]
-"#,
-        conf_dir = layout::CNI_CONF_DIR,
-    )
+/// kube-proxy in the document's mode (iptables or nftables; nftables is GA since v1.33, IPVS is
+/// deprecated and not offered).
+fn kube_proxy_config(ctx: &Ctx, node: &Node) -> Value {
+    json!({
+        "apiVersion": ctx.release.kube_proxy_config_api,
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": kube_proxy::KUBECONFIG},
+        "hostnameOverride": node.name,
+        "mode": ctx.proxy_mode.name(),
+        "clusterCIDR": join(&ctx.doc.cluster.networks.pod),
+    })
 }
 
 fn kubelet_config(ctx: &Ctx, node: &Node) -> Value {
@@ -171,12 +87,8 @@ fn kubelet_config(ctx: &Ctx, node: &Node) -> Value {
         .as_ref()
         .map(|s| s.dns.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
-    let endpoint = match ctx.opts.runtime {
-        Runtime::Containerd => layout::CONTAINERD_SOCKET,
-        Runtime::CriO => layout::CRIO_SOCKET,
-    };
     let mut config = json!({
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "apiVersion": ctx.release.kubelet_config_api,
         "kind": "KubeletConfiguration",
         "address": "0.0.0.0",
         "authentication": {
@@ -185,10 +97,14 @@ fn kubelet_config(ctx: &Ctx, node: &Node) -> Value {
             "x509": {"clientCAFile": kubelet::CA},
         },
         "authorization": {"mode": "Webhook"},
+        // The runtime's driver too (SystemdCgroup, cgroup_manager: render/runtime.rs).
         "cgroupDriver": "systemd",
-        "containerRuntimeEndpoint": endpoint,
+        "containerRuntimeEndpoint": runtime::socket(ctx.runtime),
         "clusterDomain": cluster.cluster_domain,
         "clusterDNS": dns,
+        // The default from v1.35 on, written anyway: the node's preflight refuses cgroup v1 for
+        // the same reason, and a by-hand edit to false should be a visible choice.
+        "failCgroupV1": true,
         "runtimeRequestTimeout": "15m",
         "tlsCertFile": kubelet::CERT,
         "tlsPrivateKeyFile": kubelet::KEY,

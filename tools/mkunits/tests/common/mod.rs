@@ -123,3 +123,37 @@ pub fn exec_start(unit: &str) -> Vec<String> {
         .expect("an ExecStart line");
     line.split_whitespace().map(str::to_string).collect()
 }
+
+/// A fixture with some `cluster` fields set as mkcluster would have written them, in a file of
+/// its own; returns (dir guard, path).
+pub fn variant(fixture_name: &str, cluster: &[(&str, Value)]) -> (tempfile::TempDir, PathBuf) {
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(fixture_name)).unwrap()).unwrap();
+    for (key, value) in cluster {
+        doc["cluster"][*key] = value.clone();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(fixture_name);
+    std::fs::write(&path, doc.to_string()).unwrap();
+    (tmp, path)
+}
+
+/// Renders a [`variant`] into a fresh directory; returns (dir guard, out dir, document).
+pub fn render_variant(
+    fixture_name: &str,
+    cluster: &[(&str, Value)],
+    extra: &[&str],
+) -> (tempfile::TempDir, PathBuf, Value) {
+    let (tmp, input) = variant(fixture_name, cluster);
+    let bin = bin_dir();
+    let out = tmp.path().join("out");
+    let run = mkunits(&input, &out, bin.path(), extra);
+    (tmp, out, run.doc)
+}
+
+/// The TOML file at `dest` on the node, parsed by the `toml` crate.
+pub fn read_toml(out: &Path, node: &Value, dest: &str) -> toml::Table {
+    let text = read_dest(out, node, dest);
+    text.parse::<toml::Table>()
+        .unwrap_or_else(|e| panic!("{dest} is not TOML: {e}\n{text}"))
+}
