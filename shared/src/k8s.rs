@@ -184,22 +184,32 @@ const PROXY_MODES: &[KubeProxyMode] = &[KubeProxyMode::Iptables, KubeProxyMode::
 
 /// Every supported minor, oldest first.
 pub const RELEASES: &[Release] = &[
+    // latest_patch: CHANGELOG/CHANGELOG-1.35.md at kubernetes/kubernetes 008b3652959c (the newest
+    // stored) ends at v1.35.4. end_of_life: upstream's rule in kubernetes/website
+    // data/releases/schedule.yaml (the 28th of the 14th month after a December release, as
+    // 1.29 → 2025-02-28). CoreDNS: CHANGELOG-1.35.md's v1.35.0 notes list #133968 as
+    // "Upgraded CoreDNS to v1.12.4", but that PR merged titled "Update coredns to v1.13.1" (a PR
+    // digest in the index; release-1.35's constants.go itself is not stored): v1.13.1 kept.
+    // Pause 3.10.1: no pause bump in the 1.35-1.37 CHANGELOG notes read.
     Release {
         minor: 35,
-        latest_patch: 0,
+        latest_patch: 4,
         end_of_life: "2027-02-28",
         // v1.35 is the last minor whose kubelet supports containerd 1.x (SIG Node, in the v1.35
         // release announcement of 2025-12-17 and CHANGELOG/CHANGELOG-1.35.md).
         containerd_majors: &[1, 2],
         pause_image: "registry.k8s.io/pause:3.10.1",
         coredns_image: "registry.k8s.io/coredns/coredns:v1.13.1",
-        source: "kubernetes/kubernetes release-1.35 cmd/kubeadm/app/constants/constants.go",
+        source: "kubernetes/kubernetes CHANGELOG/CHANGELOG-1.35.md (v1.35.4, v1.35.0 notes #133968) and release-1.35 cmd/kubeadm/app/constants/constants.go",
         kubelet_config_api: KUBELET_CONFIG_API,
         kube_proxy_config_api: KUBE_PROXY_CONFIG_API,
         scheduler_config_api: SCHEDULER_CONFIG_API,
         proxy_modes: PROXY_MODES,
         config_source: "kubernetes/kubernetes release-1.35 CHANGELOG/CHANGELOG-1.35.md",
     },
+    // latest_patch: CHANGELOG-1.36.md at 008b3652959c ends at v1.36.0 (no later patch stored).
+    // end_of_life: as above, an April release ends on the 28th of June a year later (1.30 →
+    // 2025-06-28). CoreDNS: "Bump coredns to 1.14.2" (#137605) in CHANGELOG-1.36.md.
     Release {
         minor: 36,
         latest_patch: 0,
@@ -207,22 +217,27 @@ pub const RELEASES: &[Release] = &[
         // The kubelet of v1.36 and later needs containerd 2.0+ (CHANGELOG-1.36.md).
         containerd_majors: &[2],
         pause_image: "registry.k8s.io/pause:3.10.1",
-        coredns_image: "registry.k8s.io/coredns/coredns:v1.13.1",
-        source: "kubernetes/kubernetes release-1.36 cmd/kubeadm/app/constants/constants.go",
+        coredns_image: "registry.k8s.io/coredns/coredns:v1.14.2",
+        source: "kubernetes/kubernetes CHANGELOG/CHANGELOG-1.36.md (v1.36.0, #137605) and release-1.36 cmd/kubeadm/app/constants/constants.go",
         kubelet_config_api: KUBELET_CONFIG_API,
         kube_proxy_config_api: KUBE_PROXY_CONFIG_API,
         scheduler_config_api: SCHEDULER_CONFIG_API,
         proxy_modes: PROXY_MODES,
         config_source: "kubernetes/kubernetes release-1.36 CHANGELOG/CHANGELOG-1.36.md",
     },
+    // latest_patch 2: the project's brief (v1.37.2 on 2026-12-01); the stored CHANGELOG-1.37.md
+    // (df0a31e010ea) reaches only v1.37.0-alpha.1, so it neither confirms nor contradicts it.
+    // end_of_life: an August release ends on the 28th of October a year later (1.31 →
+    // 2025-10-28). CoreDNS: "Bump coredns to 1.14.3" (#138536) in the v1.37.0-alpha.1 notes,
+    // the newest stored; a later bump would not show here.
     Release {
         minor: 37,
         latest_patch: 2,
         end_of_life: "2027-10-28",
         containerd_majors: &[2],
         pause_image: "registry.k8s.io/pause:3.10.1",
-        coredns_image: "registry.k8s.io/coredns/coredns:v1.13.1",
-        source: "kubernetes/kubernetes release-1.37 cmd/kubeadm/app/constants/constants.go",
+        coredns_image: "registry.k8s.io/coredns/coredns:v1.14.3",
+        source: "kubernetes/kubernetes CHANGELOG/CHANGELOG-1.37.md (v1.37.0-alpha.1, #138536) and release-1.37 cmd/kubeadm/app/constants/constants.go",
         kubelet_config_api: KUBELET_CONFIG_API,
         kube_proxy_config_api: KUBE_PROXY_CONFIG_API,
         scheduler_config_api: SCHEDULER_CONFIG_API,
