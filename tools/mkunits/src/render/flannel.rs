@@ -19,6 +19,7 @@ pub const VXLAN_PORT: u16 = 8472;
 /// proposed one; the merged code has `--public-ipv6` and detects families from the network
 /// config's `EnableIPv4`/`EnableIPv6`): a flag outside this list makes flanneld exit at start
 /// (`flag.ExitOnError`).
+#[cfg(test)]
 pub const FLANNELD_FLAGS: &[&str] = &[
     "etcd-endpoints",
     "etcd-prefix",

@@ -58,17 +58,7 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub fn new(doc: &'a Document, opts: &'a Options) -> Ctx<'a> {
         let pod_network = opts.pod_network.unwrap_or(doc.cluster.pod_network);
-        let vip_holders = match doc.cluster.api.vip {
-            Some(vip) if !doc.nodes.iter().any(|n| n.ips.contains(&vip)) => {
-                let lbs: Vec<&Node> = doc.nodes_with(Role::Lb).collect();
-                if lbs.is_empty() {
-                    doc.nodes_with(Role::Controller).collect()
-                } else {
-                    lbs
-                }
-            }
-            _ => Vec::new(),
-        };
+        let vip_holders = hardway::vip::api_vip_holders(doc);
         Ctx {
             doc,
             opts,
