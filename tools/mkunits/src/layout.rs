@@ -47,3 +47,15 @@ pub mod bin {
 pub fn unit_path(name: &str) -> String {
     format!("{UNIT_DIR}/{name}")
 }
+
+/// The cluster add-ons and pod masquerading (render/addons.rs, render/masquerade.rs).
+pub mod hardway {
+    /// The nftables table that masquerades pod traffic leaving the cluster (workers, routes).
+    pub const MASQUERADE_RULES: &str = "/etc/hardway/masquerade.nft";
+    /// The add-on manifests and the script that applies them (the first controller).
+    pub const ADDONS_DIR: &str = "/etc/hardway/addons";
+    pub const ADDONS_SCRIPT: &str = "/etc/hardway/addons/apply.sh";
+    pub const NFT: &str = "/usr/sbin/nft";
+    /// kubectl, shipped with the controllers' Kubernetes binaries.
+    pub const KUBECTL: &str = "/usr/local/bin/kubectl";
+}

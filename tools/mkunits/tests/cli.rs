@@ -69,6 +69,7 @@ fn services_start_in_dependency_order() {
     assert!(at("kube-apiserver.service") < at("kube-controller-manager.service"));
     assert!(at("containerd.service") < at("kubelet.service"));
     assert!(at("route-sync.service") < at("kubelet.service"));
+    assert!(at("hardway-masquerade.service") < at("containerd.service"));
     // lab.json has no lb node and a VIP that no node has: the controllers hold it themselves.
     assert!(order.contains(&"keepalived.service".to_string()));
     assert!(!order.contains(&"haproxy.service".to_string()));

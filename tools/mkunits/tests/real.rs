@@ -6,10 +6,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use serde_json::{json, Value};
+use testkit::cni::{conflist as run_conflist, plugin as cni};
 
 fn require(program: &str, package: &str) {
     let found = std::env::var_os("PATH")
@@ -451,89 +452,6 @@ fn credential_paths(text: &str) -> Vec<String> {
     found
 }
 
-/// Runs one CNI plugin: `conf` on stdin, CNI_* in the environment, inside `ns` (the node).
-fn cni(
-    ns: &testkit::netns::Netns,
-    command: &str,
-    conf: &Value,
-    netns_path: &str,
-    id: &str,
-) -> Value {
-    let plugin = format!("/usr/lib/cni/{}", conf["type"].as_str().unwrap());
-    require(&plugin, "containernetworking-plugins");
-    let mut child = ns
-        .command(&plugin)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", netns_path)
-        .env(
-            "CNI_IFNAME",
-            if conf["type"] == "loopback" {
-                "lo"
-            } else {
-                "eth0"
-            },
-        )
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "CNI {command} {plugin}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-/// The plugins of a conflist run in order, each given the previous one's result, as a runtime
-/// (libcni) runs them; host-local keeps its leases in `data_dir` instead of /var/lib/cni.
-fn run_conflist(
-    ns: &testkit::netns::Netns,
-    command: &str,
-    list: &Value,
-    netns_path: &str,
-    id: &str,
-    data_dir: &Path,
-    prev: Option<&Value>,
-) -> Value {
-    let mut plugins: Vec<Value> = list["plugins"].as_array().unwrap().clone();
-    if command == "DEL" {
-        plugins.reverse();
-    }
-    let mut result = prev.cloned().unwrap_or(Value::Null);
-    for mut conf in plugins {
-        conf["cniVersion"] = list["cniVersion"].clone();
-        conf["name"] = list["name"].clone();
-        if conf.get("ipam").is_some() {
-            conf["ipam"]["dataDir"] = json!(data_dir.display().to_string());
-        }
-        if !result.is_null() {
-            conf["prevResult"] = result.clone();
-        }
-        let out = cni(ns, command, &conf, netns_path, id);
-        if command == "ADD" {
-            result = out;
-        }
-    }
-    result
-}
-
 #[test]
 fn cni_bridge_conflist_gives_an_address_in_the_pod_cidr_and_del_releases_it() {
     let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
@@ -671,6 +589,7 @@ fn single_node_with_every_role() {
             "kube-apiserver.service",
             "kube-controller-manager.service",
             "kube-scheduler.service",
+            "hardway-masquerade.service",
             "containerd.service",
             "kubelet.service",
             "kube-proxy.service",

@@ -9,6 +9,7 @@ pub(crate) mod control;
 pub(crate) mod etcd;
 pub(crate) mod flannel;
 pub(crate) mod lb;
+pub(crate) mod masquerade;
 pub(crate) mod worker;
 
 use std::net::IpAddr;
@@ -315,6 +316,10 @@ fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Erro
         control::render(ctx, node, &mut b)?;
     }
     if node.has_role(Role::Worker) {
+        // Before the runtime and kubelet, as its unit orders it: no pod leaves unmasqueraded.
+        if ctx.pod_network == PodNetwork::Routes {
+            masquerade::render(ctx, node, &mut b)?;
+        }
         worker::render(ctx, node, &mut b)?;
     }
     if ctx.holds_vip(node) {
