@@ -341,7 +341,7 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
     }
     leaves.push(client(
         cert::APISERVER_KUBELET_CLIENT,
-        "kube-apiserver-kubelet-client",
+        cert::APISERVER_KUBELET_CLIENT_USER,
         &["system:masters"],
         Ca::Kubernetes,
     ));

@@ -456,6 +456,7 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
+        "kubectl",
         "kubelet",
     ] {
         std::fs::write(k8s.join(name), format!("#!/bin/sh\n# {name}\n")).unwrap();
@@ -499,7 +500,8 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
             "/usr/local/bin/route-sync",
             "/usr/local/bin/kube-apiserver",
             "/usr/local/bin/kube-controller-manager",
-            "/usr/local/bin/kube-scheduler"
+            "/usr/local/bin/kube-scheduler",
+            "/usr/local/bin/kubectl"
         ]
     );
     assert_eq!(

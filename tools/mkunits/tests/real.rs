@@ -203,7 +203,8 @@ fn every_yaml_parses_with_the_right_kind() {
     let mut seen = BTreeSet::new();
     for n in doc["nodes"].as_array().unwrap() {
         for (dest, src) in files(n) {
-            if !dest.ends_with(".yaml") {
+            // The add-ons are multi-document manifests with a test of their own.
+            if !dest.ends_with(".yaml") || dest.starts_with("/etc/hardway/addons/") {
                 continue;
             }
             let text = std::fs::read_to_string(out.join(&src)).unwrap();
@@ -589,6 +590,8 @@ fn single_node_with_every_role() {
             "kube-apiserver.service",
             "kube-controller-manager.service",
             "kube-scheduler.service",
+            "hardway-addons.service",
+            "hardway-pod-cidrs.timer",
             "hardway-masquerade.service",
             "containerd.service",
             "kubelet.service",
@@ -621,4 +624,216 @@ fn single_node_with_every_role() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// PyPI's kubernetes-validate (scripts/deps.sh installs it in /opt/hardway/venv).
+fn kubernetes_validate() -> PathBuf {
+    let path = std::env::var_os("KUBERNETES_VALIDATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/hardway/venv/bin/kubernetes-validate"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/deps.sh (pip install kubernetes-validate==1.37.0 in a venv)",
+        path.display()
+    );
+    path
+}
+
+/// Every object of a multi-document YAML file.
+fn yaml_objects(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+const ADDONS: [&str; 2] = [
+    "/etc/hardway/addons/coredns.yaml",
+    "/etc/hardway/addons/apiserver-to-kubelet.yaml",
+];
+
+/// Each add-on manifest, rendered for each supported release, passes kubernetes-validate's
+/// strict check against that release's OpenAPI schemas (kubernetes-validate 1.37.0 ships
+/// v1.35.0-v1.37.0). What this does not run: an apiserver (no Kubernetes server binary here),
+/// so admission and defaulting are not exercised; `kubectl apply --dry-run=client` is no help
+/// offline (it needs the server's discovery even with --validate=false).
+#[test]
+fn addon_manifests_validate_against_every_supported_release() {
+    let validate = kubernetes_validate();
+    for fixture_name in ["lab.json", "ebook-dualstack.json"] {
+        for release in hardway::k8s::RELEASES {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(fixture(fixture_name)).unwrap())
+                    .unwrap();
+            let version = format!("v1.{}.{}", release.minor, release.latest_patch);
+            doc["cluster"]["kubernetes_version"] = json!(version);
+            let input = tmp.path().join("doc.json");
+            std::fs::write(&input, doc.to_string()).unwrap();
+            let bin = bin_dir();
+            let out = tmp.path().join("out");
+            let run = mkunits(&input, &out, bin.path(), &[]);
+            let applier = run.doc["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| {
+                    n["roles"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&json!("controller"))
+                })
+                .min_by_key(|n| n["name"].as_str().unwrap().to_string())
+                .unwrap();
+            for dest in ADDONS {
+                let (_, src) = files(applier)
+                    .into_iter()
+                    .find(|(d, _)| d == dest)
+                    .unwrap_or_else(|| panic!("{dest} missing on {}", applier["name"]));
+                let o = Command::new(&validate)
+                    .args(["--strict", "--kubernetes-version"])
+                    .arg(format!("1.{}.0", release.minor))
+                    .arg(out.join(&src))
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.success(),
+                    "{fixture_name} {version} {dest}: {}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                let passed = String::from_utf8_lossy(&o.stdout)
+                    .matches(" passed ")
+                    .count()
+                    + String::from_utf8_lossy(&o.stderr)
+                        .matches(" passed ")
+                        .count();
+                let objects = yaml_objects(&std::fs::read_to_string(out.join(&src)).unwrap());
+                assert_eq!(passed, objects.len(), "every object checked: {o:?}");
+            }
+            let dns = yaml_objects(&read_dest(&out, applier, ADDONS[0]));
+            let deployment = dns.iter().find(|o| o["kind"] == "Deployment").unwrap();
+            assert_eq!(
+                deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+                release.coredns_image
+            );
+        }
+    }
+}
+
+/// Where the add-ons go and what they say: one controller (the first by name) gets them and
+/// the units that apply them; kube-dns sits at the document's DNS addresses, both families in
+/// a dual-stack cluster; the Corefile serves the document's cluster domain; the apiserver's
+/// kubelet client (mkcerts' CN) is bound to the kubelet API role.
+#[test]
+fn addons_go_to_the_first_controller_with_the_documents_dns_and_domain() {
+    require("systemd-analyze", "systemd");
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    for name in ["controller2", "worker1", "lb1"] {
+        assert!(
+            !files(node(&doc, name))
+                .iter()
+                .any(|(d, _)| d.contains("/addons/")),
+            "{name} got add-ons"
+        );
+    }
+    let c1 = node(&doc, "controller1");
+    let order = services(c1);
+    let at = |u: &str| order.iter().position(|s| s == u).unwrap();
+    assert!(at("kube-apiserver.service") < at("hardway-addons.service"));
+    assert!(at("hardway-addons.service") < at("hardway-pod-cidrs.timer"));
+
+    let objects = yaml_objects(&read_dest(&out, c1, ADDONS[0]));
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "Service"
+        ]
+    );
+    let service = &objects[5];
+    assert_eq!(service["metadata"]["name"], "kube-dns");
+    assert_eq!(service["metadata"]["namespace"], "kube-system");
+    assert_eq!(
+        service["spec"]["clusterIPs"],
+        doc["cluster"]["service_ips"]["dns"]
+    );
+    assert_eq!(
+        service["spec"]["clusterIP"],
+        doc["cluster"]["service_ips"]["dns"][0]
+    );
+    assert_eq!(service["spec"]["ipFamilyPolicy"], "RequireDualStack");
+    assert_eq!(service["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+    assert_eq!(objects[4]["spec"]["replicas"], 2);
+    let corefile = objects[3]["data"]["Corefile"].as_str().unwrap();
+    assert!(
+        corefile.contains("kubernetes cluster.local in-addr.arpa ip6.arpa {"),
+        "{corefile}"
+    );
+    // kubelet's clusterDNS and the Service agree.
+    let kubelet: Value = serde_yaml_ng::from_str(&read_dest(
+        &out,
+        node(&doc, "worker1"),
+        "/var/lib/kubelet/kubelet-config.yaml",
+    ))
+    .unwrap();
+    assert_eq!(kubelet["clusterDNS"], service["spec"]["clusterIPs"]);
+
+    let rbac = yaml_objects(&read_dest(&out, c1, ADDONS[1]));
+    assert_eq!(
+        rbac[0]["metadata"]["name"],
+        "system:kube-apiserver-to-kubelet"
+    );
+    assert_eq!(
+        rbac[1]["subjects"][0]["name"],
+        hardway::paths::cert::APISERVER_KUBELET_CLIENT_USER
+    );
+    assert_eq!(rbac[1]["roleRef"]["name"], rbac[0]["metadata"]["name"]);
+
+    for script in [
+        "/etc/hardway/addons/apply.sh",
+        "/etc/hardway/addons/pod-cidrs.sh",
+    ] {
+        let entry = c1["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["dest"] == script)
+            .unwrap();
+        assert_eq!(entry["mode"], "0755");
+        let o = Command::new("sh")
+            .arg("-n")
+            .arg(out.join(entry["src"].as_str().unwrap()))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "sh -n {script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The timer and the units it and the add-ons run verify (with every other unit of the node).
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let units = systemd_root(&root, &out, c1);
+    let timer = root.join("etc/systemd/system/hardway-pod-cidrs.timer");
+    assert!(units.contains(&timer), "{units:?}");
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .arg(format!("--root={}", root.display()))
+        .args(&units)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && stderr.trim().is_empty(), "{stderr}");
 }

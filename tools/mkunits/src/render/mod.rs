@@ -5,6 +5,7 @@
 //! its own module; this one holds what every node gets (hosts, kernel settings, route-sync) and
 //! the helpers the roles share.
 
+pub(crate) mod addons;
 pub(crate) mod control;
 pub(crate) mod etcd;
 pub(crate) mod flannel;
@@ -314,6 +315,9 @@ fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Erro
     }
     if node.has_role(Role::Controller) {
         control::render(ctx, node, &mut b)?;
+        if addons::applier(ctx).map(|n| &n.name) == Some(&node.name) {
+            addons::render(ctx, &mut b)?;
+        }
     }
     if node.has_role(Role::Worker) {
         // Before the runtime and kubelet, as its unit orders it: no pod leaves unmasqueraded.
@@ -335,10 +339,12 @@ fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Erro
 
 /// Kubernetes' own binaries by role, and route-sync with routed pod networks.
 pub const ROUTE_SYNC: &str = "route-sync";
-pub const CONTROLLER_BINARIES: [&str; 3] = [
+/// kubectl applies the add-ons (render/addons.rs) and is at hand for the user on every controller.
+pub const CONTROLLER_BINARIES: [&str; 4] = [
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "kubectl",
 ];
 pub const WORKER_BINARIES: [&str; 2] = ["kubelet", "kube-proxy"];
 
