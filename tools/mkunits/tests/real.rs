@@ -837,3 +837,78 @@ fn addons_go_to_the_first_controller_with_the_documents_dns_and_domain() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
+
+/// pod-cidrs.sh's own logic, run by sh against a stand-in kubectl that answers from files: what
+/// it patches, what it skips, what it reports. No apiserver runs here (no Kubernetes server
+/// binary on this machine), so the Node API itself is not exercised; the patch it sends is
+/// checked as JSON against the Node fields it sets (spec.podCIDR, spec.podCIDRs).
+#[test]
+fn pod_cidrs_script_sets_empty_ones_skips_unregistered_and_reports_mismatches() {
+    let (tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    let c1 = node(&doc, "controller1");
+    let script = read_dest(&out, c1, "/etc/hardway/addons/pod-cidrs.sh");
+    let state = tmp.path().join("api");
+    std::fs::create_dir(&state).unwrap();
+    let stub = tmp.path().join("kubectl");
+    // `get node NAME ...` prints NAME|CIDRS when state/NAME exists, nothing otherwise;
+    // `patch node NAME --type=merge -p JSON` appends JSON to state/NAME.patch.
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\nstate={}\nwhile [ \"$1\" != get ] && [ \"$1\" != patch ]; do shift; done\n\
+             verb=$1; node=$3\n\
+             if [ \"$verb\" = get ]; then [ -f \"$state/$node\" ] && printf '%s|%s' \"$node\" \"$(cat \"$state/$node\")\"; exit 0; fi\n\
+             printf '%s\\n' \"$6\" >> \"$state/$node.patch\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(script.contains("kubectl=/usr/local/bin/kubectl\n"));
+    let runnable = tmp.path().join("pod-cidrs.sh");
+    std::fs::write(
+        &runnable,
+        script.replace(
+            "kubectl=/usr/local/bin/kubectl\n",
+            &format!("kubectl={}\n", stub.display()),
+        ),
+    )
+    .unwrap();
+    let run = || Command::new("sh").arg(&runnable).output().unwrap();
+    let patches = |node: &str| -> Vec<Value> {
+        std::fs::read_to_string(state.join(format!("{node}.patch")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    // worker1 registered without CIDRs, worker2 not registered yet.
+    std::fs::write(state.join("worker1"), "").unwrap();
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        patches("worker1"),
+        [
+            json!({"spec": {"podCIDR": "10.200.0.0/24", "podCIDRs": ["10.200.0.0/24", "fd00:10:200::/64"]}})
+        ]
+    );
+    assert!(patches("worker2").is_empty());
+
+    // worker1 now holds them: nothing to do; worker2 registered with other CIDRs: reported.
+    std::fs::write(state.join("worker1"), "10.200.0.0/24 fd00:10:200::/64").unwrap();
+    std::fs::write(state.join("worker2"), "10.99.0.0/24").unwrap();
+    let o = run();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("node worker2 has podCIDRs 10.99.0.0/24 but the document says 10.200.1.0/24 fd00:10:200:1::/64"),
+        "{stderr}"
+    );
+    assert_eq!(patches("worker1").len(), 1, "no second patch");
+    assert!(
+        patches("worker2").is_empty(),
+        "a mismatch is never overwritten"
+    );
+}
