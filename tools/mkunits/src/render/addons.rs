@@ -11,10 +11,10 @@
 //!   after each run. A Node object exists only once its kubelet registered, which may be long
 //!   after the controller is up (and on a node that is also a worker, only after this controller's
 //!   own services started), so waiting inside a unit would stall the boot and node-push. Each run
-//!   sets `spec.podCIDR(s)` of every registered Node whose CIDRs are still empty (they are
-//!   immutable once set: `--allocate-node-cidrs=false` leaves them to us), skips Nodes not yet
-//!   registered, and exits 1 with a journal line for any Node whose CIDRs differ from the
-//!   document: reported, never overwritten.
+//!   sets `spec.podCIDR(s)` of every registered Node whose CIDRs are still empty (immutable once
+//!   set; `--allocate-node-cidrs=false` leaves them to us), skips Nodes not registered yet, and
+//!   exits 1 with a journal line for any Node whose CIDRs differ from the document: reported,
+//!   never overwritten. Routed pod networks only: flannel leases subnets of its own.
 //!
 //! Images come from the version table (`hardway::k8s`), so a Kubernetes release pins its CoreDNS.
 //! The manifests follow kubeadm's CoreDNS add-on (kubernetes/kubernetes
@@ -22,7 +22,7 @@
 //! `system:kube-apiserver-to-kubelet` role; each validates against the schemas of every
 //! supported release (tools/mkunits/tests/real.rs, kubernetes-validate).
 
-use hardway::doc::Node;
+use hardway::doc::{Node, PodNetwork};
 use hardway::paths::{cert, kubernetes as k8s};
 use hardway::{Error, Role};
 use serde_json::{json, Value};
@@ -68,11 +68,14 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> Result<(), Error> {
     .set("TimeoutStartSec", "10min");
     b.service(&apply);
 
+    // With flannel the subnets are flannel's leases, not the document's: the Nodes are left
+    // alone (flannel's etcd mode reads no Node object).
     let nodes: Vec<&Node> = ctx
         .doc
         .nodes
         .iter()
         .filter(|n| n.has_role(Role::Worker) && !n.pod_cidrs.is_empty())
+        .filter(|_| ctx.pod_network == PodNetwork::Routes)
         .collect();
     if !nodes.is_empty() {
         b.file_mode(
