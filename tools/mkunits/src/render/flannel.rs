@@ -14,8 +14,8 @@ use crate::unit::{ExecLine, Unit};
 pub const VXLAN_PORT: u16 = 8472;
 
 /// Every flag flanneld defines: flannel-io/flannel main.go, `func init()` of the v0.2x release
-/// line (the one with `--persistent-mac` and `--use-multi-cluster-cidr`; code-search id
-/// 8699730659), plus the klog flags it copies (`copyFlag("v")`, `vmodule`, `log_backtrace_at`).
+/// line (the one with `--persistent-mac` and `--use-multi-cluster-cidr`), plus the klog flags it
+/// copies (`copyFlag("v")`, `vmodule`, `log_backtrace_at`).
 /// There is no `--auto-detect-ipv6` (the dual-stack PR, flannel-io/flannel#1398, described one):
 /// flanneld takes the address families from the network config's `EnableIPv4`/`EnableIPv6` and
 /// the IPv6 address from `--public-ipv6` or the interface, and its flag set is
