@@ -28,12 +28,9 @@ use hardway::{Error, Role};
 use serde_json::{json, Value};
 
 use super::{Builder, Ctx};
-use crate::layout::{self, hardway as files};
+use crate::layout::{self, addons as files};
 use crate::unit::{ExecLine, Unit};
 
-pub const DNS_MANIFEST: &str = "/etc/hardway/addons/coredns.yaml";
-pub const RBAC_MANIFEST: &str = "/etc/hardway/addons/apiserver-to-kubelet.yaml";
-pub const POD_CIDRS_SCRIPT: &str = "/etc/hardway/addons/pod-cidrs.sh";
 /// kubectl's field manager for everything applied here.
 pub const FIELD_MANAGER: &str = "hardway-addons";
 
@@ -48,12 +45,12 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> Result<(), Error> {
     let release = hardway::k8s::release(&ctx.doc.cluster.kubernetes_version)
         .map_err(|why| Error::invalid("cluster.kubernetes_version", why))?;
     b.file(
-        DNS_MANIFEST,
+        files::DNS_MANIFEST,
         documents(&coredns(ctx, release.coredns_image)?),
     );
-    b.file(RBAC_MANIFEST, documents(&apiserver_to_kubelet()));
+    b.file(files::RBAC_MANIFEST, documents(&apiserver_to_kubelet()));
     b.file_mode(
-        files::ADDONS_SCRIPT,
+        files::APPLY_SCRIPT,
         apply_script().into_bytes(),
         hardway::paths::mode::EXECUTABLE,
     );
@@ -61,7 +58,7 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> Result<(), Error> {
         "hardway-addons.service",
         "Cluster add-ons: CoreDNS and the apiserver's kubelet RBAC (kubectl apply --server-side)",
         "https://kubernetes.io/docs/tasks/administer-cluster/coredns/",
-        vec![ExecLine::new(files::ADDONS_SCRIPT)],
+        vec![ExecLine::new(files::APPLY_SCRIPT)],
     )
     .wants(&["kube-apiserver.service"])
     .after(&["kube-apiserver.service"])
@@ -79,7 +76,7 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> Result<(), Error> {
         .collect();
     if !nodes.is_empty() {
         b.file_mode(
-            POD_CIDRS_SCRIPT,
+            files::POD_CIDRS_SCRIPT,
             pod_cidrs_script(&nodes).into_bytes(),
             hardway::paths::mode::EXECUTABLE,
         );
@@ -87,7 +84,7 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> Result<(), Error> {
             "hardway-pod-cidrs.service",
             "Set each registered Node's spec.podCIDRs from the cluster document",
             "https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/node-v1/",
-            vec![ExecLine::new(POD_CIDRS_SCRIPT)],
+            vec![ExecLine::new(files::POD_CIDRS_SCRIPT)],
         )
         .after(&["kube-apiserver.service", "hardway-addons.service"]);
         // Run again and again by its timer: it must go inactive after each run.
@@ -340,8 +337,8 @@ done
         kubeconfig = k8s::ADMIN_KUBECONFIG,
         kubectl = files::KUBECTL,
         manager = FIELD_MANAGER,
-        rbac = RBAC_MANIFEST,
-        dns = DNS_MANIFEST,
+        rbac = files::RBAC_MANIFEST,
+        dns = files::DNS_MANIFEST,
     )
 }
 

@@ -28,20 +28,20 @@ use crate::unit::{ExecLine, Unit};
 pub const TABLE: &str = "hardway";
 
 pub fn render(ctx: &Ctx, _node: &Node, b: &mut Builder) -> Result<(), Error> {
-    b.file(layout::hardway::MASQUERADE_RULES, rules(ctx).into_bytes());
+    b.file(layout::masquerade::RULES, rules(ctx).into_bytes());
     let unit = Unit::oneshot(
         "hardway-masquerade.service",
         "Masquerade pod traffic that leaves the cluster (nftables table inet hardway)",
         "man:nft(8)",
-        vec![ExecLine::new(layout::hardway::NFT)
+        vec![ExecLine::new(layout::masquerade::NFT)
             .arg("-f")
-            .arg(layout::hardway::MASQUERADE_RULES)],
+            .arg(layout::masquerade::RULES)],
     )
     // Pods exist only once the runtime and kubelet run.
     .before(&["containerd.service", "crio.service", "kubelet.service"])
     .set(
         "ExecStop",
-        format!("{} delete table inet {TABLE}", layout::hardway::NFT),
+        format!("{} delete table inet {TABLE}", layout::masquerade::NFT),
     );
     b.service(&unit);
     Ok(())
