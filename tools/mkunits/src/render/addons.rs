@@ -64,9 +64,14 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> Result<(), Error> {
     .after(&["kube-apiserver.service"])
     .set("TimeoutStartSec", "10min");
     b.service(&apply);
+    pod_cidrs(ctx, b);
+    Ok(())
+}
 
-    // With flannel the subnets are flannel's leases, not the document's: the Nodes are left
-    // alone (flannel's etcd mode reads no Node object).
+/// The podCIDR script, its service and the timer that runs it, when some worker has CIDRs in
+/// the document. With flannel the subnets are flannel's leases, not the document's: the Nodes
+/// are left alone (flannel's etcd mode reads no Node object).
+fn pod_cidrs(ctx: &Ctx, b: &mut Builder) {
     let nodes: Vec<&Node> = ctx
         .doc
         .nodes
@@ -96,7 +101,6 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> Result<(), Error> {
         );
         b.services.push("hardway-pod-cidrs.timer".into());
     }
-    Ok(())
 }
 
 /// Several objects in one YAML file, `---` between them.
