@@ -150,6 +150,8 @@ pub struct Plan {
     pub kubeconfigs: Vec<Kubeconfig>,
     /// Per node (same order as the document's nodes): what it gets.
     pub installs: Vec<(String, Vec<Install>)>,
+    /// What the user should know about the plan (printed on stderr, never an error).
+    pub warnings: Vec<String>,
 }
 
 /// The admin kubeconfig that reaches the API from outside the cluster, through
@@ -204,7 +206,7 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             .collect(),
     };
     let endpoint = api_endpoint(doc)?;
-    let _controller_vip: Option<IpAddr> = match cluster.extra.get("controller_vip") {
+    let controller_vip: Option<IpAddr> = match cluster.extra.get("controller_vip") {
         None | Some(serde_json::Value::Null) => None,
         Some(value) => Some(
             value
@@ -452,10 +454,27 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
         .iter()
         .map(|node| (node.name.clone(), installs_for(doc, node)))
         .collect();
+    let warnings = controller_vip
+        .filter(|vip| {
+            !options
+                .extra_sans
+                .iter()
+                .any(|s| San::parse(s) == San::Ip(*vip))
+        })
+        .map(|vip| {
+            format!(
+                "cluster.controller_vip {vip}: no node holds it (haproxy sends to each \
+                 controller's own address), so the apiserver certificates do not name it; give \
+                 --extra-san {vip} if keepalived of your own puts it on the controllers"
+            )
+        })
+        .into_iter()
+        .collect();
     Ok(Plan {
         leaves,
         kubeconfigs,
         installs,
+        warnings,
     })
 }
 
