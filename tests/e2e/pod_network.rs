@@ -6,10 +6,13 @@
 //! namespace stands for the internet (documentation addresses, routes back only to the node
 //! network, as the internet knows only a NAT's public address). On each node the generated
 //! conflist's plugins make a pod, `route-sync --node` installs the routes from the node's copy of
-//! the document, and `nft -f` loads the generated masquerade table. UDP datagrams say who sent
-//! them: from pod A, pod B and node B must see pod A's address, the internet the node's.
-//! A positive control first: before the table is loaded, the internet sees pod A's address, so
-//! the masquerade seen afterwards is the table's and the test can fail.
+//! the document, and hardway-masquerade.service's ExecStart (`nft -f` on the generated file) loads
+//! the table. UDP datagrams say who sent them: from pod A, pod B and node B must see pod A's
+//! address, the internet the node's. A positive control first: before the table is loaded, the
+//! internet sees pod A's address (so the masquerade seen afterwards is the table's, and an
+//! `ipMasq` in the conflist fails the test); the unit's ExecStop removes the table again.
+//! What this does not run: containerd, kubelet and kube-proxy (the pods are made by the CNI
+//! plugins directly, as the runtime would make them).
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
@@ -53,6 +56,29 @@ fn node_file(out: &Path, doc: &Document, node: &str, dest: &str) -> std::path::P
         .find(|f| f.dest == dest)
         .unwrap_or_else(|| panic!("{} has no file at {dest}", node.name));
     out.join(&entry.src)
+}
+
+/// A unit's `KEY=` command line (ExecStart, ExecStop) as words, each node path among the node's
+/// files mapped to the file mkunits wrote under OUT: the command the node would run.
+fn unit_command(out: &Path, doc: &Document, node: &str, unit: &str, key: &str) -> Vec<String> {
+    let path = node_file(out, doc, node, &format!("/etc/systemd/system/{unit}"));
+    let text = std::fs::read_to_string(path).unwrap().replace("\\\n", " ");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{unit} has no {key}"));
+    let files = &doc.nodes.iter().find(|n| n.name == node).unwrap().files;
+    line.split_whitespace()
+        .map(|word| match files.iter().find(|f| f.dest == word) {
+            Some(f) => out.join(&f.src).display().to_string(),
+            None => word.to_string(),
+        })
+        .collect()
+}
+
+fn run_unit_command(ns: &Netns, command: &[String]) -> String {
+    let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
+    ns.run_ok(&command[0], &args)
 }
 
 /// One pod on a node: its namespace and the addresses the conflist gave it.
@@ -194,12 +220,14 @@ fn pod_to_pod_keeps_the_source_and_traffic_leaving_the_cluster_is_masqueraded() 
         assert_eq!(source_seen(&a.ns, &b.ns, b.ip(v6)), a.ip(v6));
     }
 
+    let unit = "hardway-masquerade.service";
     for name in workers {
-        let rules = node_file(&out, &doc, name, "/etc/hardway/masquerade.nft");
+        let start = unit_command(&out, &doc, name, unit, "ExecStart");
+        assert_eq!(start[0], nft.display().to_string(), "{start:?}");
         let node = lab.node(name);
         // Twice, as a restarted unit would: the file replaces the table, it does not add to it.
-        node.run_ok(nft, &["-f", rules.to_str().unwrap()]);
-        node.run_ok(nft, &["-f", rules.to_str().unwrap()]);
+        run_unit_command(node, &start);
+        run_unit_command(node, &start);
         let tables = node.run_ok(nft, &["list", "tables"]);
         assert_eq!(
             tables
@@ -233,4 +261,15 @@ fn pod_to_pod_keeps_the_source_and_traffic_leaving_the_cluster_is_masqueraded() 
         // And back: pod B reaches pod A unmasqueraded through node A's table too.
         assert_eq!(source_seen(&b.ns, &a.ns, a.ip(v6)), b.ip(v6), "{family}");
     }
+
+    // Stopping the unit removes the table: pods leave unmasqueraded again.
+    let node_a = lab.node("worker1");
+    run_unit_command(
+        node_a,
+        &unit_command(&out, &doc, "worker1", unit, "ExecStop"),
+    );
+    let tables = node_a.run_ok(nft, &["list", "tables"]);
+    assert!(!tables.contains("hardway"), "{tables}");
+    let internet_v4: IpAddr = INTERNET_V4.parse().unwrap();
+    assert_eq!(source_seen(&a.ns, &internet, internet_v4), a.ip(false));
 }
