@@ -20,6 +20,9 @@ packages=(
   syslinux syslinux-common mtools dosfstools fdisk genisoimage
   openssl jq
   curl  # scripts/fetch-kubernetes.sh, whose test fetches from a loopback mirror
+  # mkunits: the add-on manifests are validated against each release's schemas with PyPI's
+  # kubernetes-validate, installed below into a venv of Debian's python3
+  python3 python3-venv
   # benchmarks
   hyperfine
 )
@@ -45,4 +48,13 @@ want=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
 have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
 if [ -n "$want" ] && [ "$want" != "$have" ]; then
   apt-get install -y -qq --allow-downgrades "qemu-utils=$want" || apt-get install -y -qq --allow-downgrades qemu-utils
+fi
+
+# kubernetes-validate (PyPI) ships the Kubernetes JSON schemas per release (1.37.0: v1.35-v1.37);
+# mkunits' tests find it at $KUBERNETES_VALIDATE, else here. Debian's python3, not a user's pyenv.
+venv=/opt/hardway/venv
+kubernetes_validate=1.37.0
+if [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null || true)" != "$kubernetes_validate" ]; then
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$kubernetes_validate"
 fi

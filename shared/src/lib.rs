@@ -10,6 +10,7 @@ pub mod paths;
 pub mod table;
 pub mod tool;
 pub mod validate;
+pub mod vip;
 
 pub use doc::{Document, Node, Role};
 pub use error::{Error, Exit, Failure};

@@ -22,6 +22,10 @@ pub mod cert {
     pub const KUBE_PROXY: &str = "kube-proxy";
     pub const ADMIN: &str = "admin";
     pub const FLANNEL_ETCD_CLIENT: &str = "flannel-etcd-client";
+    /// The user the apiserver is when it calls kubelets (the CN of its kubelet client
+    /// certificate): mkcerts issues it, mkunits' add-ons bind it to
+    /// `system:kube-apiserver-to-kubelet`.
+    pub const APISERVER_KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 }
 
 /// etcd members (role `etcd`).

@@ -4,6 +4,7 @@
 //! Each module starts what one kind of test needs; tests across tools use [`bin`] to find the
 //! workspace's binaries (`make test` builds them first).
 
+pub mod cni;
 pub mod netns;
 
 pub mod etcd;

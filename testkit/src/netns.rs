@@ -302,6 +302,24 @@ fn set_forwarding(ns: &Netns) {
     ns.sysctl("net.ipv6.conf.all.forwarding", "1");
 }
 
+/// Sockets made inside a namespace: a socket stays in the namespace it was created in, so a
+/// test can bind one inside a "pod" and use it from its own thread (no program to install).
+impl Netns {
+    /// A UDP socket bound to `addr` inside this namespace.
+    pub fn bind_udp(&self, addr: std::net::SocketAddr) -> std::net::UdpSocket {
+        let path = format!("/var/run/netns/{}", self.name);
+        // setns(2) changes the calling thread's namespace only: a thread of its own does it.
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+            std::net::UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr} in {path}: {e}"))
+        })
+        .join()
+        .expect("the socket thread")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

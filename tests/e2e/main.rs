@@ -3,3 +3,4 @@
 mod k8s_versions;
 mod mkcerts_etcd;
 mod mkunits_etcd;
+mod pod_network;

@@ -15,7 +15,8 @@ Examples:
 Writes OUT/pki/ (dirs 0700, keys and kubeconfigs 0600, certificates 0644): ca/ holds the
 kubernetes-ca, etcd-ca and front-proxy-ca; cluster/ the shared client certificates, the
 service-account key pair and encryption-config.yaml (secretbox, a random 32-byte key); nodes/NAME/
-the per-node leaves; kubeconfigs/ the kubeconfigs. Each node's `files` lists what it needs, with
+the per-node leaves; kubeconfigs/ the kubeconfigs (admin-external.kubeconfig reaches the API
+endpoint from the hypervisor; the others go to nodes). Each node's `files` lists what it needs, with
 its destination (/etc/etcd, /var/lib/kubernetes, /var/lib/kubelet, /var/lib/kube-proxy).
 
 Idempotent: existing CAs and keys are never replaced; a leaf is re-issued only when its subject,

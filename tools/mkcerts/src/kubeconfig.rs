@@ -10,9 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MkcertsError;
 
+/// A kubeconfig as client-go reads it (k8s.io/client-go/tools/clientcmd/api/v1 types.go): the
+/// type meta is camelCase (`apiVersion`, `kind`), every other key kebab-case
+/// (`current-context`, `certificate-authority-data`). Strict readers refuse `api-version`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Config {
+    #[serde(rename = "apiVersion")]
     pub api_version: String,
     pub kind: String,
     pub clusters: Vec<NamedCluster>,
@@ -224,7 +228,12 @@ mod tests {
         let b = render("lab", "https://10.0.0.1:6443", "admin", "CA", "CERT", "KEY").unwrap();
         assert_eq!(a, b);
         let config = parse(&a).unwrap();
+        assert_eq!(config.api_version, "v1");
         assert_eq!(config.current_context, "default");
+        // The key itself, as client-go's strict decoding reads it.
+        let keys: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&a).unwrap();
+        assert!(keys.contains_key("apiVersion"), "{a}");
+        assert!(!keys.contains_key("api-version"), "{a}");
         assert_eq!(
             decode(&config.users[0].user.client_key_data).unwrap(),
             b"KEY"

@@ -126,6 +126,7 @@ pub fn make(doc: &Document, options: &Options) -> Result<Made, MkcertsError> {
         )?;
         run.stage(&config.path, text.into_bytes(), KEY_MODE);
     }
+    run.warnings.extend(plan.warnings.iter().cloned());
     let document = run.document(doc, &plan)?;
     Ok(Made {
         document,

@@ -150,8 +150,14 @@ pub struct Plan {
     pub kubeconfigs: Vec<Kubeconfig>,
     /// Per node (same order as the document's nodes): what it gets.
     pub installs: Vec<(String, Vec<Install>)>,
+    /// What the user should know about the plan (printed on stderr, never an error).
+    pub warnings: Vec<String>,
 }
 
+/// The admin kubeconfig that reaches the API from outside the cluster, through
+/// `cluster.api.endpoint` (else the VIP, else the first controller); the node-local one,
+/// `pki/kubeconfigs/admin.kubeconfig`, goes to the controllers and points at 127.0.0.1.
+pub const ADMIN_EXTERNAL_KUBECONFIG: &str = "pki/kubeconfigs/admin-external.kubeconfig";
 pub const SA_KEY: &str = "pki/cluster/sa.key";
 pub const SA_PUB: &str = "pki/cluster/sa.pub";
 pub const ENCRYPTION_CONFIG: &str = "pki/cluster/encryption-config.yaml";
@@ -200,7 +206,7 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             .collect(),
     };
     let endpoint = api_endpoint(doc)?;
-    let controller_vip = match cluster.extra.get("controller_vip") {
+    let controller_vip: Option<IpAddr> = match cluster.extra.get("controller_vip") {
         None | Some(serde_json::Value::Null) => None,
         Some(value) => Some(
             value
@@ -295,11 +301,16 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
         for san in node_sans(node) {
             push_unique(&mut sans, san);
         }
-        if let Some(vip) = cluster.api.vip {
-            push_unique(&mut sans, San::Ip(vip));
-        }
-        // The controllers' own VIP (seed 003: the load balancers forward to it).
-        if let Some(vip) = controller_vip {
+        // The API VIP only when a node answers on it (hardway::vip, the decision mkunits'
+        // keepalived follows): a name for an address nobody holds would let whoever takes that
+        // address later pass as the API. `cluster.controller_vip` is never held (haproxy sends
+        // to each controller's own address), so it is checked but never named; a user who puts
+        // it on the controllers with their own keepalived adds it with --extra-san.
+        if let Some(vip) = cluster
+            .api
+            .vip
+            .filter(|_| hardway::vip::api_vip_is_held(doc))
+        {
             push_unique(&mut sans, San::Ip(vip));
         }
         if let Some(host) = &endpoint.host_san {
@@ -332,7 +343,7 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
     }
     leaves.push(client(
         cert::APISERVER_KUBELET_CLIENT,
-        "kube-apiserver-kubelet-client",
+        cert::APISERVER_KUBELET_CLIENT_USER,
         &["system:masters"],
         Ca::Kubernetes,
     ));
@@ -397,6 +408,15 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             "admin".into(),
             &local,
         ),
+        // The same credentials through the API endpoint, for kubectl on the hypervisor (or
+        // any machine that reaches the VIP); installed on no node.
+        kubeconfig(
+            ADMIN_EXTERNAL_KUBECONFIG.into(),
+            cert::ADMIN,
+            None,
+            "admin".into(),
+            &endpoint.url,
+        ),
         kubeconfig(
             "pki/kubeconfigs/kube-controller-manager.kubeconfig".into(),
             cert::CONTROLLER_MANAGER,
@@ -434,10 +454,27 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
         .iter()
         .map(|node| (node.name.clone(), installs_for(doc, node)))
         .collect();
+    let warnings = controller_vip
+        .filter(|vip| {
+            !options
+                .extra_sans
+                .iter()
+                .any(|s| San::parse(s) == San::Ip(*vip))
+        })
+        .map(|vip| {
+            format!(
+                "cluster.controller_vip {vip}: no node holds it (haproxy sends to each \
+                 controller's own address), so the apiserver certificates do not name it; give \
+                 --extra-san {vip} if keepalived of your own puts it on the controllers"
+            )
+        })
+        .into_iter()
+        .collect();
     Ok(Plan {
         leaves,
         kubeconfigs,
         installs,
+        warnings,
     })
 }
 
@@ -641,7 +678,6 @@ mod tests {
             "controller1.example.com",
             "10.240.0.21",
             "10.240.0.40",
-            "10.240.0.20",
             "lb1",
             "10.240.0.42",
             "localhost",
@@ -657,6 +693,8 @@ mod tests {
             !sans.contains(&"10.240.0.22".to_string()),
             "other controller's IP"
         );
+        // No node holds the controllers' VIP: haproxy sends to each controller's address.
+        assert!(!sans.contains(&"10.240.0.20".to_string()), "{sans:?}");
     }
 
     #[test]

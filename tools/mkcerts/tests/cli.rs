@@ -365,6 +365,12 @@ fn kubeconfigs_work_with_kubectl_and_point_at_the_right_server_and_user() {
             "https://127.0.0.1:6443",
             "admin",
         ),
+        // The one a user runs kubectl with on the hypervisor: through the API endpoint.
+        (
+            "pki/kubeconfigs/admin-external.kubeconfig",
+            endpoint.as_str(),
+            "admin",
+        ),
         (
             "pki/kubeconfigs/kube-controller-manager.kubeconfig",
             "https://127.0.0.1:6443",
@@ -428,7 +434,40 @@ fn kubeconfigs_work_with_kubectl_and_point_at_the_right_server_and_user() {
             !raw.stdout.is_empty(),
             "{file}: no embedded client certificate"
         );
+        // client-go's keys: `apiVersion` (camelCase type meta), never `api-version`.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let keys: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            keys.get("apiVersion").and_then(|v| v.as_str()),
+            Some("v1"),
+            "{file}"
+        );
+        assert_eq!(
+            keys.get("kind").and_then(|v| v.as_str()),
+            Some("Config"),
+            "{file}"
+        );
+        assert!(!keys.contains_key("api-version"), "{file}");
+        let api_version = run(
+            "kubectl",
+            &[
+                "config",
+                "view",
+                "--kubeconfig",
+                path.to_str().unwrap(),
+                "-o",
+                "jsonpath={.apiVersion}",
+            ],
+        );
+        assert_eq!(String::from_utf8_lossy(&api_version.stdout), "v1", "{file}");
     }
+    // The external one is for the user, not for a node.
+    assert!(doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["files"].as_array().unwrap())
+        .all(|f| !f["src"].as_str().unwrap().contains("admin-external")));
     // Every kubeconfig is installed where the components read it.
     let dests: Vec<&str> = doc["nodes"]
         .as_array()
@@ -781,12 +820,13 @@ fn check_reports_every_certificate_and_exits_1_on_problems() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    // 3 CAs + 20 leaves + 7 kubeconfigs.
+    // 3 CAs + 20 leaves + 8 kubeconfigs (3 kubelets, admin twice, controller manager,
+    // scheduler, kube-proxy).
     assert_eq!(
         rows.iter().filter(|r| r["kind"] == "certificate").count(),
         23
     );
-    assert_eq!(rows.iter().filter(|r| r["kind"] == "kubeconfig").count(), 7);
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "kubeconfig").count(), 8);
     assert!(rows
         .iter()
         .all(|r| r["status"] == "ok" && r["chain"] == "valid" && r["key"] == "matches"));
@@ -1088,4 +1128,55 @@ fn help_shows_an_example_and_version_works() {
     assert!(String::from_utf8(version.stdout)
         .unwrap()
         .starts_with("mkcerts "));
+}
+
+/// The apiserver certificate names a VIP only when a node answers on it (hardway::vip): the lbs'
+/// API VIP yes; seed 003's controller VIP, which no unit puts on a node, no.
+#[test]
+fn apiserver_names_the_held_api_vip_and_not_the_unheld_controller_vip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input: Value = serde_json::from_str(&fixture("ebook-dualstack.json")).unwrap();
+    input["cluster"]["controller_vip"] = Value::from("10.240.0.20");
+    let out = mkcerts(&["--dir", dir.path().to_str().unwrap()], &input.to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: cluster.controller_vip 10.240.0.20: no node holds it"),
+        "{stderr}"
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for controller in ["controller1", "controller2"] {
+        let path = dir.path().join(
+            cert(&doc, "kube-apiserver", Some(controller))["path"]
+                .as_str()
+                .unwrap(),
+        );
+        let out = run(
+            "openssl",
+            &[
+                "x509",
+                "-noout",
+                "-ext",
+                "subjectAltName",
+                "-in",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let ips: Vec<&str> = text
+            .split(", ")
+            .filter_map(|s| s.trim().strip_prefix("IP Address:"))
+            .collect();
+        assert!(ips.contains(&"10.240.0.40"), "{controller}: {text}");
+        assert!(!ips.contains(&"10.240.0.20"), "{controller}: {text}");
+    }
 }

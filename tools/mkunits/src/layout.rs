@@ -50,3 +50,21 @@ pub mod bin {
 pub fn unit_path(name: &str) -> String {
     format!("{UNIT_DIR}/{name}")
 }
+
+/// The nftables table that masquerades pod traffic leaving the cluster (render/masquerade.rs).
+pub mod masquerade {
+    pub const RULES: &str = "/etc/hardway/masquerade.nft";
+    pub const NFT: &str = "/usr/sbin/nft";
+}
+
+/// The cluster add-ons on the first controller (render/addons.rs).
+pub mod addons {
+    pub const DNS_MANIFEST: &str = "/etc/hardway/addons/coredns.yaml";
+    pub const RBAC_MANIFEST: &str = "/etc/hardway/addons/apiserver-to-kubelet.yaml";
+    /// Waits for the API and applies the manifests (hardway-addons.service).
+    pub const APPLY_SCRIPT: &str = "/etc/hardway/addons/apply.sh";
+    /// Sets the Nodes' podCIDRs (hardway-pod-cidrs.service, run by its timer).
+    pub const POD_CIDRS_SCRIPT: &str = "/etc/hardway/addons/pod-cidrs.sh";
+    /// kubectl, shipped with the controllers' Kubernetes binaries.
+    pub const KUBECTL: &str = "/usr/local/bin/kubectl";
+}

@@ -71,6 +71,7 @@ fn services_start_in_dependency_order() {
     assert!(at("kube-apiserver.service") < at("kube-controller-manager.service"));
     assert!(at("containerd.service") < at("kubelet.service"));
     assert!(at("route-sync.service") < at("kubelet.service"));
+    assert!(at("hardway-masquerade.service") < at("containerd.service"));
     // lab.json has no lb node and a VIP that no node has: the controllers hold it themselves.
     assert!(order.contains(&"keepalived.service".to_string()));
     assert!(!order.contains(&"haproxy.service".to_string()));
@@ -557,6 +558,7 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
+        "kubectl",
         "kubelet",
         "containerd",
         "containerd-shim-runc-v2",
@@ -603,7 +605,8 @@ fn kubernetes_binaries_go_to_the_nodes_whose_roles_run_them() {
             "/usr/local/bin/route-sync",
             "/usr/local/bin/kube-apiserver",
             "/usr/local/bin/kube-controller-manager",
-            "/usr/local/bin/kube-scheduler"
+            "/usr/local/bin/kube-scheduler",
+            "/usr/local/bin/kubectl"
         ]
     );
     assert_eq!(
@@ -852,4 +855,42 @@ fn fetch_kubernetes_checks_every_download_against_its_checksum() {
         "{stderr}"
     );
     assert!(!fresh.join("kubelet").exists() && !fresh.join("kube-apiserver").exists());
+}
+
+/// With flannel, flanneld masquerades (`--ip-masq`) and leases the subnets: no nftables table,
+/// no Node podCIDRs from the document; the add-ons are the same.
+#[test]
+fn flannel_gets_the_addons_but_neither_masquerade_table_nor_pod_cidrs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("ebook-dualstack.json")).unwrap())
+            .unwrap();
+    doc["cluster"]["pod_network"] = Value::from("flannel");
+    let input = tmp.path().join("flannel.json");
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let bin = bin_dir();
+    let run = mkunits(&input, &tmp.path().join("out"), bin.path(), &[]);
+    let dests = |name: &str| -> Vec<String> {
+        files(node(&run.doc, name))
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect()
+    };
+    assert!(!dests("worker1").contains(&"/etc/hardway/masquerade.nft".to_string()));
+    assert!(!services(node(&run.doc, "worker1")).contains(&"hardway-masquerade.service".into()));
+    let c1 = dests("controller1");
+    assert!(c1.contains(&"/etc/hardway/addons/coredns.yaml".to_string()));
+    assert!(!c1.contains(&"/etc/hardway/addons/pod-cidrs.sh".to_string()));
+    assert!(!services(node(&run.doc, "controller1")).contains(&"hardway-pod-cidrs.timer".into()));
+
+    // Routed: every worker has the table, loaded before its runtime.
+    let (_tmp, _out, routed) = render("ebook-dualstack.json", &[]);
+    for name in ["worker1", "worker2"] {
+        let order = services(node(&routed, name));
+        let at = |u: &str| order.iter().position(|s| s == u).unwrap();
+        assert!(
+            at("hardway-masquerade.service") < at("containerd.service"),
+            "{order:?}"
+        );
+    }
 }

@@ -6,10 +6,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use serde_json::{json, Value};
+use testkit::cni::{conflist as run_conflist, plugin as cni};
 
 fn require(program: &str, package: &str) {
     let found = std::env::var_os("PATH")
@@ -218,7 +219,8 @@ fn every_yaml_parses_with_the_right_kind() {
     let mut seen = BTreeSet::new();
     for n in doc["nodes"].as_array().unwrap() {
         for (dest, src) in files(n) {
-            if !dest.ends_with(".yaml") {
+            // The add-ons are multi-document manifests with a test of their own.
+            if !dest.ends_with(".yaml") || dest.starts_with("/etc/hardway/addons/") {
                 continue;
             }
             let text = std::fs::read_to_string(out.join(&src)).unwrap();
@@ -531,89 +533,6 @@ fn credential_paths(text: &str) -> Vec<String> {
     found
 }
 
-/// Runs one CNI plugin: `conf` on stdin, CNI_* in the environment, inside `ns` (the node).
-fn cni(
-    ns: &testkit::netns::Netns,
-    command: &str,
-    conf: &Value,
-    netns_path: &str,
-    id: &str,
-) -> Value {
-    let plugin = format!("/usr/lib/cni/{}", conf["type"].as_str().unwrap());
-    require(&plugin, "containernetworking-plugins");
-    let mut child = ns
-        .command(&plugin)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", netns_path)
-        .env(
-            "CNI_IFNAME",
-            if conf["type"] == "loopback" {
-                "lo"
-            } else {
-                "eth0"
-            },
-        )
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "CNI {command} {plugin}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-/// The plugins of a conflist run in order, each given the previous one's result, as a runtime
-/// (libcni) runs them; host-local keeps its leases in `data_dir` instead of /var/lib/cni.
-fn run_conflist(
-    ns: &testkit::netns::Netns,
-    command: &str,
-    list: &Value,
-    netns_path: &str,
-    id: &str,
-    data_dir: &Path,
-    prev: Option<&Value>,
-) -> Value {
-    let mut plugins: Vec<Value> = list["plugins"].as_array().unwrap().clone();
-    if command == "DEL" {
-        plugins.reverse();
-    }
-    let mut result = prev.cloned().unwrap_or(Value::Null);
-    for mut conf in plugins {
-        conf["cniVersion"] = list["cniVersion"].clone();
-        conf["name"] = list["name"].clone();
-        if conf.get("ipam").is_some() {
-            conf["ipam"]["dataDir"] = json!(data_dir.display().to_string());
-        }
-        if !result.is_null() {
-            conf["prevResult"] = result.clone();
-        }
-        let out = cni(ns, command, &conf, netns_path, id);
-        if command == "ADD" {
-            result = out;
-        }
-    }
-    result
-}
-
 #[test]
 fn cni_bridge_conflist_gives_an_address_in_the_pod_cidr_and_del_releases_it() {
     let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
@@ -893,6 +812,9 @@ fn single_node_with_every_role() {
             "kube-apiserver.service",
             "kube-controller-manager.service",
             "kube-scheduler.service",
+            "hardway-addons.service",
+            "hardway-pod-cidrs.timer",
+            "hardway-masquerade.service",
             "containerd.service",
             "kubelet.service",
             "kube-proxy.service",
@@ -923,5 +845,292 @@ fn single_node_with_every_role() {
         o.status.success() && o.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// PyPI's kubernetes-validate (scripts/deps.sh installs it in /opt/hardway/venv).
+fn kubernetes_validate() -> PathBuf {
+    let path = std::env::var_os("KUBERNETES_VALIDATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/hardway/venv/bin/kubernetes-validate"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/deps.sh (pip install kubernetes-validate==1.37.0 in a venv)",
+        path.display()
+    );
+    path
+}
+
+/// Every object of a multi-document YAML file.
+fn yaml_objects(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+const ADDONS: [&str; 2] = [
+    "/etc/hardway/addons/coredns.yaml",
+    "/etc/hardway/addons/apiserver-to-kubelet.yaml",
+];
+
+/// Each add-on manifest, rendered for each supported release, passes kubernetes-validate's
+/// strict check against that release's OpenAPI schemas (kubernetes-validate 1.37.0 ships
+/// v1.35.0-v1.37.0). What this does not run: an apiserver (no Kubernetes server binary here),
+/// so admission and defaulting are not exercised; `kubectl apply --dry-run=client` is no help
+/// offline (it needs the server's discovery even with --validate=false).
+#[test]
+fn addon_manifests_validate_against_every_supported_release() {
+    let validate = kubernetes_validate();
+    for fixture_name in ["lab.json", "ebook-dualstack.json"] {
+        for release in hardway::k8s::RELEASES {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(fixture(fixture_name)).unwrap())
+                    .unwrap();
+            let version = format!("v1.{}.{}", release.minor, release.latest_patch);
+            doc["cluster"]["kubernetes_version"] = json!(version);
+            let input = tmp.path().join("doc.json");
+            std::fs::write(&input, doc.to_string()).unwrap();
+            let bin = bin_dir();
+            let out = tmp.path().join("out");
+            let run = mkunits(&input, &out, bin.path(), &[]);
+            let applier = run.doc["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| {
+                    n["roles"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&json!("controller"))
+                })
+                .min_by_key(|n| n["name"].as_str().unwrap().to_string())
+                .unwrap();
+            for dest in ADDONS {
+                let (_, src) = files(applier)
+                    .into_iter()
+                    .find(|(d, _)| d == dest)
+                    .unwrap_or_else(|| panic!("{dest} missing on {}", applier["name"]));
+                let o = Command::new(&validate)
+                    .args(["--strict", "--kubernetes-version"])
+                    .arg(format!("1.{}.0", release.minor))
+                    .arg(out.join(&src))
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.success(),
+                    "{fixture_name} {version} {dest}: {}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                let passed = String::from_utf8_lossy(&o.stdout)
+                    .matches(" passed ")
+                    .count()
+                    + String::from_utf8_lossy(&o.stderr)
+                        .matches(" passed ")
+                        .count();
+                let objects = yaml_objects(&std::fs::read_to_string(out.join(&src)).unwrap());
+                assert_eq!(passed, objects.len(), "every object checked: {o:?}");
+            }
+            let dns = yaml_objects(&read_dest(&out, applier, ADDONS[0]));
+            let deployment = dns.iter().find(|o| o["kind"] == "Deployment").unwrap();
+            assert_eq!(
+                deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+                release.coredns_image
+            );
+        }
+    }
+}
+
+/// Where the add-ons go and what they say: one controller (the first by name) gets them and
+/// the units that apply them; kube-dns sits at the document's DNS addresses, both families in
+/// a dual-stack cluster; the Corefile serves the document's cluster domain; the apiserver's
+/// kubelet client (mkcerts' CN) is bound to the kubelet API role.
+#[test]
+fn addons_go_to_the_first_controller_with_the_documents_dns_and_domain() {
+    require("systemd-analyze", "systemd");
+    let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    for name in ["controller2", "worker1", "lb1"] {
+        assert!(
+            !files(node(&doc, name))
+                .iter()
+                .any(|(d, _)| d.contains("/addons/")),
+            "{name} got add-ons"
+        );
+    }
+    let c1 = node(&doc, "controller1");
+    let order = services(c1);
+    let at = |u: &str| order.iter().position(|s| s == u).unwrap();
+    assert!(at("kube-apiserver.service") < at("hardway-addons.service"));
+    assert!(at("hardway-addons.service") < at("hardway-pod-cidrs.timer"));
+
+    let objects = yaml_objects(&read_dest(&out, c1, ADDONS[0]));
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "Service"
+        ]
+    );
+    let service = &objects[5];
+    assert_eq!(service["metadata"]["name"], "kube-dns");
+    assert_eq!(service["metadata"]["namespace"], "kube-system");
+    assert_eq!(
+        service["spec"]["clusterIPs"],
+        doc["cluster"]["service_ips"]["dns"]
+    );
+    assert_eq!(
+        service["spec"]["clusterIP"],
+        doc["cluster"]["service_ips"]["dns"][0]
+    );
+    assert_eq!(service["spec"]["ipFamilyPolicy"], "RequireDualStack");
+    assert_eq!(service["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+    assert_eq!(objects[4]["spec"]["replicas"], 2);
+    let corefile = objects[3]["data"]["Corefile"].as_str().unwrap();
+    assert!(
+        corefile.contains("kubernetes cluster.local in-addr.arpa ip6.arpa {"),
+        "{corefile}"
+    );
+    // kubelet's clusterDNS and the Service agree.
+    let kubelet: Value = serde_yaml_ng::from_str(&read_dest(
+        &out,
+        node(&doc, "worker1"),
+        "/var/lib/kubelet/kubelet-config.yaml",
+    ))
+    .unwrap();
+    assert_eq!(kubelet["clusterDNS"], service["spec"]["clusterIPs"]);
+
+    let rbac = yaml_objects(&read_dest(&out, c1, ADDONS[1]));
+    assert_eq!(
+        rbac[0]["metadata"]["name"],
+        "system:kube-apiserver-to-kubelet"
+    );
+    assert_eq!(
+        rbac[1]["subjects"][0]["name"],
+        hardway::paths::cert::APISERVER_KUBELET_CLIENT_USER
+    );
+    assert_eq!(rbac[1]["roleRef"]["name"], rbac[0]["metadata"]["name"]);
+
+    for script in [
+        "/etc/hardway/addons/apply.sh",
+        "/etc/hardway/addons/pod-cidrs.sh",
+    ] {
+        let entry = c1["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["dest"] == script)
+            .unwrap();
+        assert_eq!(entry["mode"], "0755");
+        let o = Command::new("sh")
+            .arg("-n")
+            .arg(out.join(entry["src"].as_str().unwrap()))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "sh -n {script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The timer and the units it and the add-ons run verify (with every other unit of the node).
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let units = systemd_root(&root, &out, c1);
+    let timer = root.join("etc/systemd/system/hardway-pod-cidrs.timer");
+    assert!(units.contains(&timer), "{units:?}");
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .arg(format!("--root={}", root.display()))
+        .args(&units)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && stderr.trim().is_empty(), "{stderr}");
+}
+
+/// pod-cidrs.sh's own logic, run by sh against a stand-in kubectl that answers from files: what
+/// it patches, what it skips, what it reports. No apiserver runs here (no Kubernetes server
+/// binary on this machine), so the Node API itself is not exercised; the patch it sends is
+/// checked as JSON against the Node fields it sets (spec.podCIDR, spec.podCIDRs).
+#[test]
+fn pod_cidrs_script_sets_empty_ones_skips_unregistered_and_reports_mismatches() {
+    let (tmp, out, doc) = render("ebook-dualstack.json", &[]);
+    let c1 = node(&doc, "controller1");
+    let script = read_dest(&out, c1, "/etc/hardway/addons/pod-cidrs.sh");
+    let state = tmp.path().join("api");
+    std::fs::create_dir(&state).unwrap();
+    let stub = tmp.path().join("kubectl");
+    // `get node NAME ...` prints NAME|CIDRS when state/NAME exists, nothing otherwise;
+    // `patch node NAME --type=merge -p JSON` appends JSON to state/NAME.patch.
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\nstate={}\nwhile [ \"$1\" != get ] && [ \"$1\" != patch ]; do shift; done\n\
+             verb=$1; node=$3\n\
+             if [ \"$verb\" = get ]; then [ -f \"$state/$node\" ] && printf '%s|%s' \"$node\" \"$(cat \"$state/$node\")\"; exit 0; fi\n\
+             printf '%s\\n' \"$6\" >> \"$state/$node.patch\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(script.contains("kubectl=/usr/local/bin/kubectl\n"));
+    let runnable = tmp.path().join("pod-cidrs.sh");
+    std::fs::write(
+        &runnable,
+        script.replace(
+            "kubectl=/usr/local/bin/kubectl\n",
+            &format!("kubectl={}\n", stub.display()),
+        ),
+    )
+    .unwrap();
+    let run = || Command::new("sh").arg(&runnable).output().unwrap();
+    let patches = |node: &str| -> Vec<Value> {
+        std::fs::read_to_string(state.join(format!("{node}.patch")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    // worker1 registered without CIDRs, worker2 not registered yet.
+    std::fs::write(state.join("worker1"), "").unwrap();
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        patches("worker1"),
+        [
+            json!({"spec": {"podCIDR": "10.200.0.0/24", "podCIDRs": ["10.200.0.0/24", "fd00:10:200::/64"]}})
+        ]
+    );
+    assert!(patches("worker2").is_empty());
+
+    // worker1 now holds them: nothing to do; worker2 registered with other CIDRs: reported.
+    std::fs::write(state.join("worker1"), "10.200.0.0/24 fd00:10:200::/64").unwrap();
+    std::fs::write(state.join("worker2"), "10.99.0.0/24").unwrap();
+    let o = run();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("node worker2 has podCIDRs 10.99.0.0/24 but the document says 10.200.1.0/24 fd00:10:200:1::/64"),
+        "{stderr}"
+    );
+    assert_eq!(patches("worker1").len(), 1, "no second patch");
+    assert!(
+        patches("worker2").is_empty(),
+        "a mismatch is never overwritten"
     );
 }

@@ -5,10 +5,12 @@
 //! its own module; this one holds what every node gets (hosts, kernel settings, route-sync) and
 //! the helpers the roles share.
 
+pub(crate) mod addons;
 pub(crate) mod control;
 pub(crate) mod etcd;
 pub(crate) mod flannel;
 pub(crate) mod lb;
+pub(crate) mod masquerade;
 pub(crate) mod preflight;
 pub(crate) mod runtime;
 pub(crate) mod worker;
@@ -87,17 +89,7 @@ impl<'a> Ctx<'a> {
             .check_proxy_mode(proxy_mode)
             .map_err(|why| Error::invalid("cluster.kube_proxy_mode", why))?;
         check_assertions(doc, opts, runtime)?;
-        let vip_holders = match cluster.api.vip {
-            Some(vip) if !doc.nodes.iter().any(|n| n.ips.contains(&vip)) => {
-                let lbs: Vec<&Node> = doc.nodes_with(Role::Lb).collect();
-                if lbs.is_empty() {
-                    doc.nodes_with(Role::Controller).collect()
-                } else {
-                    lbs
-                }
-            }
-            _ => Vec::new(),
-        };
+        let vip_holders = hardway::vip::api_vip_holders(doc);
         Ok(Ctx {
             doc,
             opts,
@@ -407,8 +399,15 @@ fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Erro
     }
     if node.has_role(Role::Controller) {
         control::render(ctx, node, &mut b)?;
+        if addons::applier(ctx).map(|n| &n.name) == Some(&node.name) {
+            addons::render(ctx, &mut b)?;
+        }
     }
     if node.has_role(Role::Worker) {
+        // Before the runtime and kubelet, as its unit orders it: no pod leaves unmasqueraded.
+        if ctx.pod_network == PodNetwork::Routes {
+            masquerade::render(ctx, node, &mut b)?;
+        }
         worker::render(ctx, node, &mut b)?;
     }
     if ctx.holds_vip(node) {
@@ -424,10 +423,12 @@ fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Erro
 
 /// Kubernetes' own binaries by role, and route-sync with routed pod networks.
 pub const ROUTE_SYNC: &str = "route-sync";
-pub const CONTROLLER_BINARIES: [&str; 3] = [
+/// kubectl applies the add-ons (render/addons.rs) and is at hand for the user on every controller.
+pub const CONTROLLER_BINARIES: [&str; 4] = [
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "kubectl",
 ];
 pub const WORKER_BINARIES: [&str; 2] = ["kubelet", "kube-proxy"];
 /// containerd 2 and the runc it runs: not in Debian, so shipped like the Kubernetes binaries

@@ -118,7 +118,10 @@ fn kubelet_config(ctx: &Ctx, node: &Node) -> Value {
 }
 
 /// The bridge plugin with host-local IPAM over the node's pod CIDRs (one range set per family),
-/// then portmap for hostPort: Kubernetes the Hard Way's 10-bridge.conf as a current conflist.
+/// then portmap for hostPort: Kubernetes the Hard Way's 10-bridge.conf as a current conflist,
+/// without its `ipMasq`: the plugin would masquerade everything a pod sends beyond its own CIDR,
+/// other nodes' pods included, and pods would see node addresses instead of each other's. Only
+/// traffic leaving the cluster is masqueraded, by mkunits' nftables table (render/masquerade.rs).
 pub fn bridge_conflist(node: &Node) -> Value {
     let ranges: Vec<Value> = node
         .pod_cidrs
@@ -138,7 +141,7 @@ pub fn bridge_conflist(node: &Node) -> Value {
                 "type": "bridge",
                 "bridge": "cni0",
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
