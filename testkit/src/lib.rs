@@ -74,6 +74,29 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs `program args` with `stdin` on its standard input; panics with its stderr unless it exits
+/// 0. Returns its stdout: how a pipeline stage is run in the cross-tool tests.
+pub fn run_piped(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Asserts a tool failed the way every hardway tool must (DESIGN.md): exit `code`, nothing on
 /// stdout, exactly one line on stderr that starts `tool: error: `. Returns that line.
 pub fn assert_one_line_error(out: &Output, tool: &str, code: i32) -> String {
