@@ -139,16 +139,8 @@ mod tests {
 
     #[test]
     fn end_of_life_and_malformed_versions_are_refused() {
-        assert!(release("v1.33.0")
-            .unwrap_err()
-            .contains("v1.35, v1.36, v1.37"));
-        for bad in [
-            "1.37.2",
-            "v1.37",
-            "v1.37.x",
-            "v1.37.2\nExecStartPre=/bin/sh",
-            "",
-        ] {
+        assert!(release("v1.33.0").unwrap_err().contains("v1.35, v1.36, v1.37"));
+        for bad in ["1.37.2", "v1.37", "v1.37.x", "v1.37.2\nExecStartPre=/bin/sh", ""] {
             assert!(Version::parse(bad).is_err(), "{bad:?}");
         }
     }
