@@ -540,7 +540,10 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(error.to_string().contains("held the lock"), "{error}");
+        assert!(
+            error.to_string().contains("still holds the lock"),
+            "{error}"
+        );
         drop(first);
         open(dir.path());
     }

@@ -314,8 +314,10 @@ impl OutDir {
 }
 
 impl Drop for OutDir {
-    /// A run that made `--dir` and wrote nothing into it (bad input) leaves no trace: the lock
-    /// file and the directory go, while the lock is still held.
+    /// The lock file stays (as dpkg's does): removing it would change `--dir` on every run, even
+    /// one that writes nothing. But a run that made `--dir` and wrote nothing into it (bad
+    /// input) leaves no trace: the lock file and the directory go, while the lock is still held
+    /// (a run waiting on it finds it gone and starts over, see [`lock`]).
     fn drop(&mut self) {
         let (Some((parent, name)), Some(root)) = (&self.made, &self.root) else {
             return;
@@ -324,7 +326,10 @@ impl Drop for OutDir {
             return;
         };
         let only_lock = entries.into_iter().all(|entry| {
-            entry.is_ok_and(|e| matches!(e.file_name().to_bytes(), b"." | b".." | b".hardway.lock"))
+            entry.is_ok_and(|e| {
+                let name = e.file_name().to_bytes();
+                name == b"." || name == b".." || name == LOCK_FILE.as_bytes()
+            })
         });
         if only_lock {
             let _ = rfs::unlinkat(root, LOCK_FILE, AtFlags::empty());

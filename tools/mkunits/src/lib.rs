@@ -296,10 +296,30 @@ pub fn apply(
     for (rel, contents, file_mode) in staged {
         set.add(rel, contents, file_mode, DIR_MODE);
     }
+    let listed: BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|(files, bins, _)| files.iter().chain(bins))
+        .map(|f| f.src.as_str())
+        .collect();
+    // Looked up relative to OUT's directory fds before anything is written: a symlinked
+    // directory on the way is refused here, so a stale entry never deletes outside OUT and a
+    // refusal leaves OUT as it was. A link at the name itself is removed, not what it names.
+    let mut stale = Vec::new();
+    for node in &doc.nodes {
+        for src in node.files.iter().map(|f| &f.src) {
+            let new = is_ours(src) && !listed.contains(src.as_str()) && !stale.contains(src);
+            if new && out.exists(src)? {
+                stale.push(src.clone());
+            }
+        }
+    }
     let mut report = if dry_run {
         preview(&set, out)?
     } else {
         let done = set.commit(out)?;
+        for src in &stale {
+            out.remove(src)?;
+        }
         Report {
             created: done.created,
             updated: done.updated,
@@ -307,30 +327,8 @@ pub fn apply(
             removed: Vec::new(),
         }
     };
-    let listed: BTreeSet<&str> = entries
-        .iter()
-        .flat_map(|(files, bins, _)| files.iter().chain(bins))
-        .map(|f| f.src.as_str())
-        .collect();
-    let stale: BTreeSet<String> = doc
-        .nodes
-        .iter()
-        .flat_map(|n| &n.files)
-        .map(|f| f.src.clone())
-        .filter(|src| is_ours(src) && !listed.contains(src.as_str()))
-        .collect();
-    // Removed relative to OUT's directory fds: a link there is removed itself, and a symlinked
-    // directory on the way is refused, so a stale entry can never delete outside OUT.
-    for src in stale {
-        let there = if dry_run {
-            out.exists(&src)?
-        } else {
-            out.remove(&src)?
-        };
-        if there {
-            report.removed.push(src);
-        }
-    }
+    stale.sort();
+    report.removed = stale;
 
     if let Some(network) = opts.pod_network {
         doc.cluster.pod_network = network;
