@@ -368,6 +368,21 @@ fn mkunits_refuses_a_symlinked_target_file() {
     mkunits_refuses(&scene, &lab(), "nodes/node-1/etc/hosts: is a symlink");
 }
 
+#[test]
+fn check_never_reads_through_a_symlinked_key() {
+    let scene = Scene::new();
+    let other = scene.other_pki();
+    ok(&scene.mkcerts(&[]));
+    let key = scene.at("pki/ca/etcd-ca-key.pem");
+    std::fs::remove_file(&key).unwrap();
+    symlink(other.join("pki/ca/etcd-ca-key.pem"), &key).unwrap();
+    let before = scene.outside();
+    let mut cmd = Command::new(testkit::bin("mkcerts"));
+    cmd.args(["check", "--dir"]).arg(scene.out());
+    refused(&run(cmd, ""), "mkcerts", "etcd-ca-key.pem: is a symlink");
+    assert_eq!(scene.outside(), before);
+}
+
 // ---- FIFOs, foreign owners, modes ----
 
 fn mkfifo(path: &Path) {
@@ -726,12 +741,14 @@ fn a_run_that_cannot_get_the_lock_in_time_fails_in_one_line_and_writes_nothing()
     std::fs::write(scene.at(".hardway.lock"), "").unwrap();
     chmod(&scene.at(".hardway.lock"), 0o600);
     // flock(1) holds the lock until we kill it (our own child, by its pid).
-    let mut holder = Command::new("flock")
-        .arg("--no-fork")
-        .arg(scene.at(".hardway.lock"))
-        .args(["sleep", "600"])
-        .spawn()
-        .unwrap();
+    let holder = KillOnDrop(
+        Command::new("flock")
+            .arg("--no-fork")
+            .arg(scene.at(".hardway.lock"))
+            .args(["sleep", "600"])
+            .spawn()
+            .unwrap(),
+    );
     // Wait until the holder has it: flock -n fails while it does.
     while Command::new("flock")
         .args(["-n"])
@@ -746,8 +763,7 @@ fn a_run_that_cannot_get_the_lock_in_time_fails_in_one_line_and_writes_nothing()
     let inside = scene.inside();
     let mkcerts = scene.mkcerts(&["--lock-timeout", "0"]);
     let mkunits = scene.mkunits(&lab(), &["--lock-timeout", "1"]);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    drop(holder);
     for (out, tool) in [(mkcerts, "mkcerts"), (mkunits, "mkunits")] {
         let line = testkit::assert_one_line_error(&out, tool, 3);
         assert!(line.contains("still holds the lock"), "{line}");
@@ -788,6 +804,17 @@ until (-e $stop) {
     }
 }
 "#;
+
+/// A helper process (the attacker, a lock holder): killed (our own child, by its pid) however the
+/// test ends, so a failed assertion never leaves it running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 fn as_nobody(program: &str) -> Command {
     let mut cmd = Command::new("setpriv");
@@ -831,13 +858,15 @@ fn nobody_racing_root_in_a_sticky_dir_never_gets_a_key() {
     assert_eq!(keys_nobody_reads(&[&loot]), [control.display().to_string()]);
     std::fs::remove_file(&control).unwrap();
 
-    let mut attacker = as_nobody("perl")
-        .args(["-e", ATTACKER])
-        .arg(&shared)
-        .arg(&loot)
-        .arg(&stop)
-        .spawn()
-        .unwrap();
+    let attacker = KillOnDrop(
+        as_nobody("perl")
+            .args(["-e", ATTACKER])
+            .arg(&shared)
+            .arg(&loot)
+            .arg(&stop)
+            .spawn()
+            .unwrap(),
+    );
     let out = shared.join("out");
     let mut exits = Vec::new();
     for round in 0..16 {
@@ -866,8 +895,7 @@ fn nobody_racing_root_in_a_sticky_dir_never_gets_a_key() {
         }
     }
     std::fs::write(&stop, "").unwrap();
-    attacker.kill().unwrap();
-    attacker.wait().unwrap();
+    drop(attacker);
     assert!(exits.contains(&Some(0)), "{exits:?}");
     assert_eq!(keys_nobody_reads(&[&shared, &loot]), Vec::<String>::new());
 }

@@ -166,6 +166,40 @@ impl OutDir {
         }))
     }
 
+    /// The files under the directory `rel`, depth first, as paths under `--dir`, sorted; `None`
+    /// when it does not exist. Only real directories are entered; anything else is listed (and
+    /// [`OutDir::read`] refuses what is not a plain file of yours).
+    pub fn list(&self, rel: &str) -> Result<Option<Vec<String>>, Error> {
+        let dirs: Vec<&OsStr> = components(rel)?;
+        let Some(dir) = self.walk(&dirs, None)? else {
+            return Ok(None);
+        };
+        let mut files = Vec::new();
+        self.list_into(&dir, Path::new(rel), &mut files)?;
+        files.sort();
+        Ok(Some(files))
+    }
+
+    fn list_into(&self, dir: &OwnedFd, rel: &Path, files: &mut Vec<String>) -> Result<(), Error> {
+        let shown = rel.to_string_lossy().into_owned();
+        for entry in rfs::Dir::read_from(dir).map_err(|e| self.io(&shown, e))? {
+            let entry = entry.map_err(|e| self.io(&shown, e))?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = rel.join(name);
+            if self.is_dir(dir, name) {
+                let sub = rfs::openat(dir, name, DIR_FLAGS, Mode::empty())
+                    .map_err(|e| self.io(&path.to_string_lossy(), e))?;
+                self.list_into(&sub, &path, files)?;
+            } else {
+                files.push(path.to_string_lossy().into_owned());
+            }
+        }
+        Ok(())
+    }
+
     /// Whether anything is at `rel` (a link counts, and is not followed).
     pub fn exists(&self, rel: &str) -> Result<bool, Error> {
         let (dirs, name) = split(rel)?;
