@@ -49,83 +49,127 @@ pub(super) fn open_own_dir(
             .map_err(|e| Error::input("the current directory", e))?
             .join(path)
     };
-    let mut todo: VecDeque<OsString> = names(&absolute);
-    let mut at = open_root()?;
-    let mut shown = PathBuf::from("/");
-    let mut links = 0;
+    let mut walk = Walk {
+        todo: names(&absolute),
+        at: open_root()?,
+        shown: PathBuf::from("/"),
+        links: 0,
+        uid,
+    };
+    check_ancestor(
+        &rfs::fstat(&walk.at).map_err(|e| io(&walk.shown, e))?,
+        &walk.shown,
+        uid,
+    )?;
     let mut made = None;
-    check_ancestor(&rfs::fstat(&at).map_err(|e| io(&shown, e))?, &shown, uid)?;
-    while let Some(name) = todo.pop_front() {
-        let last = todo.is_empty();
-        let here = shown.join(&name);
-        let stat = match rfs::statat(&at, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+    while let Some(name) = walk.todo.pop_front() {
+        let last = walk.todo.is_empty();
+        let here = walk.shown.join(&name);
+        let stat = match rfs::statat(&walk.at, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
-            Err(Errno::NOENT) => match create {
-                None => return Ok(None),
-                Some(mode) => {
-                    match rfs::mkdirat(&at, name.as_os_str(), Mode::from_raw_mode(mode)) {
-                        Ok(()) if last => made = Some(name.clone()),
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(io(&here, e)),
-                    }
-                    rfs::statat(&at, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| io(&here, e))?
+            Err(Errno::NOENT) => {
+                let Some(mode) = create else {
+                    return Ok(None);
+                };
+                if walk.make(&name, &here, mode)? && last {
+                    made = Some(name.clone());
                 }
-            },
+                continue;
+            }
             Err(e) => return Err(io(&here, e)),
         };
         match FileType::from_raw_mode(stat.st_mode) {
-            FileType::Symlink => {
-                links += 1;
-                if links > MAX_LINKS {
-                    return Err(Error::invalid(
-                        display(&here),
-                        "too many symlinks on the way",
-                    ));
-                }
-                if stat.st_uid != 0 && stat.st_uid != uid {
-                    return Err(Error::invalid(
-                        display(&here),
-                        format!(
-                            "is a symlink owned by uid {}, not by you or root: refusing to follow \
-                             it on the way to --dir",
-                            stat.st_uid
-                        ),
-                    ));
-                }
-                let target =
-                    rfs::readlinkat(&at, name.as_os_str(), Vec::new()).map_err(|e| io(&here, e))?;
-                let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
-                if target.is_absolute() {
-                    at = open_root()?;
-                    shown = PathBuf::from("/");
-                }
-                for part in names(&target).into_iter().rev() {
-                    todo.push_front(part);
-                }
-            }
+            FileType::Symlink => walk.follow(&name, &here, &stat)?,
             FileType::Directory => {
-                let next = rfs::openat(&at, name.as_os_str(), DIR_FLAGS, Mode::empty())
-                    .map_err(|e| io(&here, e))?;
-                let stat = rfs::fstat(&next).map_err(|e| io(&here, e))?;
+                let next = walk.enter(&name, &here, last)?;
                 if last {
-                    check_own(&stat, &here, uid)?;
-                    let made = made.take().map(|name| (at, name));
+                    let made = made.take().map(|name| (walk.at, name));
                     return Ok(Some(Opened { dir: next, made }));
                 }
-                check_ancestor(&stat, &here, uid)?;
-                at = next;
-                shown = here;
+                walk.at = next;
+                walk.shown = here;
             }
             _ => return Err(Error::invalid(display(&here), "is not a directory")),
         }
     }
     // `--dir /` or a path of only `..`: the walk ended on an ancestor.
-    check_own(&rfs::fstat(&at).map_err(|e| io(&shown, e))?, &shown, uid)?;
+    check_own(
+        &rfs::fstat(&walk.at).map_err(|e| io(&walk.shown, e))?,
+        &walk.shown,
+        uid,
+    )?;
     Ok(Some(Opened {
-        dir: at,
+        dir: walk.at,
         made: None,
     }))
+}
+
+/// Where the walk to `--dir` is: the directory reached and the names still to go.
+struct Walk {
+    todo: VecDeque<OsString>,
+    at: OwnedFd,
+    shown: PathBuf,
+    links: usize,
+    uid: u32,
+}
+
+impl Walk {
+    /// Makes the missing directory `name` and puts it back on the way (so it is checked like any
+    /// other); `true` when this run made it.
+    fn make(&mut self, name: &OsString, here: &Path, mode: u32) -> Result<bool, Error> {
+        let made = match rfs::mkdirat(&self.at, name.as_os_str(), Mode::from_raw_mode(mode)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) => false,
+            Err(e) => return Err(io(here, e)),
+        };
+        self.todo.push_front(name.clone());
+        Ok(made)
+    }
+
+    /// Goes on at the target of the link `name`, if you or root made it.
+    fn follow(&mut self, name: &OsString, here: &Path, stat: &Stat) -> Result<(), Error> {
+        self.links += 1;
+        if self.links > MAX_LINKS {
+            return Err(Error::invalid(
+                display(here),
+                "too many symlinks on the way",
+            ));
+        }
+        if stat.st_uid != 0 && stat.st_uid != self.uid {
+            return Err(Error::invalid(
+                display(here),
+                format!(
+                    "is a symlink owned by uid {}, not by you or root: refusing to follow it on \
+                     the way to --dir",
+                    stat.st_uid
+                ),
+            ));
+        }
+        let target =
+            rfs::readlinkat(&self.at, name.as_os_str(), Vec::new()).map_err(|e| io(here, e))?;
+        let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
+        if target.is_absolute() {
+            self.at = open_root()?;
+            self.shown = PathBuf::from("/");
+        }
+        for part in names(&target).into_iter().rev() {
+            self.todo.push_front(part);
+        }
+        Ok(())
+    }
+
+    /// Opens the directory `name`: `--dir` itself when `last`, else one on the way to it.
+    fn enter(&self, name: &OsString, here: &Path, last: bool) -> Result<OwnedFd, Error> {
+        let next = rfs::openat(&self.at, name.as_os_str(), DIR_FLAGS, Mode::empty())
+            .map_err(|e| io(here, e))?;
+        let stat = rfs::fstat(&next).map_err(|e| io(here, e))?;
+        if last {
+            check_own(&stat, here, self.uid)?;
+        } else {
+            check_ancestor(&stat, here, self.uid)?;
+        }
+        Ok(next)
+    }
 }
 
 fn open_root() -> Result<OwnedFd, Error> {

@@ -258,41 +258,70 @@ impl OutDir {
         for name in dirs {
             rel.push(name);
             let shown = rel.to_string_lossy().into_owned();
-            let next = match rfs::openat(&at, *name, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) => match make {
-                    None => return Ok(None),
-                    Some(mode) => {
-                        match rfs::mkdirat(&at, *name, Mode::from_raw_mode(mode)) {
-                            Ok(()) | Err(Errno::EXIST) => {}
-                            Err(e) => return Err(self.io(&shown, e)),
-                        }
-                        rfs::openat(&at, *name, DIR_FLAGS, Mode::empty())
-                            .map_err(|e| self.not_a_dir(&at, &shown, name, e))?
-                    }
-                },
-                Err(e) => return Err(self.not_a_dir(&at, &shown, name, e)),
+            let Some((next, made)) = self.step(&at, name, &shown, make)? else {
+                return Ok(None);
             };
-            let stat = rfs::fstat(&next).map_err(|e| self.io(&shown, e))?;
-            if stat.st_uid != self.uid {
-                return Err(self.refuse(
-                    &shown,
-                    format!(
-                        "is owned by uid {}, not by you (uid {}): refusing to use it",
-                        stat.st_uid, self.uid
-                    ),
-                ));
-            }
-            if let Some(mode) = make {
-                let have = stat.st_mode & 0o7777;
-                if have != mode && (have & 0o022 != 0 || mode & 0o077 == 0) {
-                    rfs::fchmod(&next, Mode::from_raw_mode(mode))
-                        .map_err(|e| self.io(&shown, e))?;
-                }
-            }
+            self.own_dir(&next, &shown, make, made)?;
             at = next;
         }
         Ok(Some(at))
+    }
+
+    /// Opens the directory `name` in `at`, making it if missing and `make` says so (`true` in
+    /// the answer: it was made now).
+    fn step(
+        &self,
+        at: &OwnedFd,
+        name: &OsStr,
+        shown: &str,
+        make: Option<u32>,
+    ) -> Result<Option<(OwnedFd, bool)>, Error> {
+        match rfs::openat(at, name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(Some((fd, false))),
+            Err(Errno::NOENT) => {
+                let Some(mode) = make else {
+                    return Ok(None);
+                };
+                match rfs::mkdirat(at, name, Mode::from_raw_mode(mode)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(self.io(shown, e)),
+                }
+                rfs::openat(at, name, DIR_FLAGS, Mode::empty())
+                    .map(|fd| Some((fd, true)))
+                    .map_err(|e| self.not_a_dir(at, shown, name, e))
+            }
+            Err(e) => Err(self.not_a_dir(at, shown, name, e)),
+        }
+    }
+
+    /// A directory under `--dir` must be yours. With `make`, one made now gets exactly that mode
+    /// (the umask may have narrowed it), and an existing one is brought to it when others can
+    /// write it or when `make` is private.
+    fn own_dir(
+        &self,
+        dir: &OwnedFd,
+        shown: &str,
+        make: Option<u32>,
+        made: bool,
+    ) -> Result<(), Error> {
+        let stat = rfs::fstat(dir).map_err(|e| self.io(shown, e))?;
+        if stat.st_uid != self.uid {
+            return Err(self.refuse(
+                shown,
+                format!(
+                    "is owned by uid {}, not by you (uid {}): refusing to use it",
+                    stat.st_uid, self.uid
+                ),
+            ));
+        }
+        let Some(mode) = make else {
+            return Ok(());
+        };
+        let have = stat.st_mode & 0o7777;
+        if have != mode && (made || have & 0o022 != 0 || mode & 0o077 == 0) {
+            rfs::fchmod(dir, Mode::from_raw_mode(mode)).map_err(|e| self.io(shown, e))?;
+        }
+        Ok(())
     }
 
     /// The kind of what is at `name` (already known not to open as a directory), as an error.
