@@ -258,7 +258,7 @@ impl FileSet {
     /// Writes every file whose content or mode changed; touches none of the others.
     pub fn commit(self, out: &OutDir) -> Result<Committed, Error> {
         let actions = self.preview(out)?;
-        self.remove_orphans(out)?;
+        self.tidy_dirs(out)?;
         let pending: Vec<&StagedFile> = self
             .files
             .iter()
@@ -296,14 +296,22 @@ impl FileSet {
         Ok(Committed::from_actions(&actions))
     }
 
-    /// Removes what killed runs left in the directories of this set (the lock is held, so no live
+    /// In each directory of this set that exists: brings it (and those on its way) to its mode
+    /// even when none of its files changes (a key directory someone opened up is closed again on
+    /// the next run), and removes what killed runs left there (the lock is held, so no live
     /// run's temp file is among them).
-    fn remove_orphans(&self, out: &OutDir) -> Result<(), Error> {
-        let parents: std::collections::BTreeSet<String> =
-            self.files.iter().map(|f| outdir::parent(&f.rel)).collect();
-        for rel in parents {
+    fn tidy_dirs(&self, out: &OutDir) -> Result<(), Error> {
+        let parents: BTreeMap<String, u32> = self
+            .files
+            .iter()
+            .map(|f| (outdir::parent(&f.rel), f.dir_mode))
+            .collect();
+        for (rel, mode) in parents {
             let dirs: Vec<&std::ffi::OsStr> = Path::new(&rel).iter().collect();
-            if let Some(dir) = out.walk(&dirs, None)? {
+            if out.walk(&dirs, None)?.is_some() {
+                let dir = out
+                    .walk(&dirs, Some(mode))?
+                    .ok_or_else(|| out.refuse(&rel, "was removed during the run"))?;
                 outdir::remove_orphans(out, &dir, &rel)?;
             }
         }
@@ -320,7 +328,7 @@ fn action(out: &OutDir, file: &StagedFile) -> Result<Action, Error> {
             if found.contents == file.contents
                 && found.stat.st_mode & 0o7777 == file.mode
                 && found.stat.st_nlink == 1
-                && found.stat.st_uid == rustix::process::geteuid().as_raw() =>
+                && found.stat.st_uid == out.uid() =>
         {
             Action::Unchanged
         }

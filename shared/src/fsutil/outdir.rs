@@ -87,7 +87,7 @@ impl OutDir {
         let deadline = Instant::now() + lock_timeout;
         loop {
             let opened = ancestors::open_own_dir(path, uid, Some(mode))?
-                .expect("open_own_dir makes a missing --dir");
+                .ok_or_else(|| Error::invalid(display(path), "could not be made"))?;
             let shown = path.join(LOCK_FILE);
             // The lock is only good if it is still the lock file in a --dir still in place: a
             // run that failed on a fresh --dir removes both, and the waiter starts over.
@@ -101,6 +101,11 @@ impl OutDir {
                 });
             }
         }
+    }
+
+    /// The user this run writes as: what owns every directory and file it trusts.
+    pub(super) fn uid(&self) -> u32 {
+        self.uid
     }
 
     /// `--dir` as the user gave it.
