@@ -904,6 +904,7 @@ fn nobody_racing_root_in_a_sticky_dir_never_gets_a_key() {
     }
     std::fs::write(&stop, "").unwrap();
     drop(attacker);
+    eprintln!("mkcerts exit codes, round by round: {exits:?}");
     assert!(exits.contains(&Some(0)), "{exits:?}");
     assert_eq!(keys_nobody_reads(&[&shared, &loot]), Vec::<String>::new());
 }
