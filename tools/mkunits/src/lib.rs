@@ -265,14 +265,18 @@ pub fn apply(
     }
 
     let mut set = FileSet::new();
-    let mut staged: Vec<(String, Vec<u8>, u32)> = Vec::new();
     let mut entries = Vec::with_capacity(plans.len());
     for plan in &plans {
         let mut files = Vec::with_capacity(plan.files.len());
         for file in &plan.files {
             let src = format!("{NODES_PREFIX}{}{}", plan.name, file.dest);
             files.push(entry(&src, &file.dest, file.mode, &file.contents));
-            staged.push((src.clone(), file.contents.clone(), octal(file.mode)));
+            set.add(
+                src.clone(),
+                file.contents.clone(),
+                octal(file.mode),
+                DIR_MODE,
+            );
         }
         let bins = plan
             .binaries
@@ -290,29 +294,14 @@ pub fn apply(
         entries.push((files, bins, plan.services.clone()));
     }
     for (name, bytes) in binaries {
-        staged.push((format!("{BIN_PREFIX}{name}"), bytes, 0o755));
-    }
-
-    for (rel, contents, file_mode) in staged {
-        set.add(rel, contents, file_mode, DIR_MODE);
+        set.add(format!("{BIN_PREFIX}{name}"), bytes, 0o755, DIR_MODE);
     }
     let listed: BTreeSet<&str> = entries
         .iter()
         .flat_map(|(files, bins, _)| files.iter().chain(bins))
         .map(|f| f.src.as_str())
         .collect();
-    // Looked up relative to OUT's directory fds before anything is written: a symlinked
-    // directory on the way is refused here, so a stale entry never deletes outside OUT and a
-    // refusal leaves OUT as it was. A link at the name itself is removed, not what it names.
-    let mut stale = Vec::new();
-    for node in &doc.nodes {
-        for src in node.files.iter().map(|f| &f.src) {
-            let new = is_ours(src) && !listed.contains(src.as_str()) && !stale.contains(src);
-            if new && out.exists(src)? {
-                stale.push(src.clone());
-            }
-        }
-    }
+    let stale = stale_files(doc, &listed, out)?;
     let mut report = if dry_run {
         preview(&set, out)?
     } else {
@@ -327,7 +316,6 @@ pub fn apply(
             removed: Vec::new(),
         }
     };
-    stale.sort();
     report.removed = stale;
 
     if let Some(network) = opts.pod_network {
@@ -339,6 +327,26 @@ pub fn apply(
         node.services = services;
     }
     Ok(report)
+}
+
+/// Files an earlier run wrote (the document's `files`) that this run does not, and that are
+/// still there, sorted. Looked up relative to OUT's directory fds before anything is written: a
+/// symlinked directory on the way is refused here, so a stale entry never deletes outside OUT
+/// and a refusal leaves OUT as it was. A link at the name itself is removed, not what it names.
+fn stale_files(
+    doc: &Document,
+    listed: &BTreeSet<&str>,
+    out: &OutDir,
+) -> Result<Vec<String>, Error> {
+    let mut stale = Vec::new();
+    for src in doc.nodes.iter().flat_map(|n| &n.files).map(|f| &f.src) {
+        let new = is_ours(src) && !listed.contains(src.as_str()) && !stale.contains(src);
+        if new && out.exists(src)? {
+            stale.push(src.clone());
+        }
+    }
+    stale.sort();
+    Ok(stale)
 }
 
 /// A `src` mkunits wrote: under `nodes/` or `bin/`, with no `..` or absolute part, so a
