@@ -192,18 +192,7 @@ fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
     }
     let committed = set.commit(&out)?;
     out.ensure_dir("pki", pki::DIR_MODE)?;
-    for decision in made.decisions.iter().filter(|d| d.action != "reuse") {
-        let who = match &decision.node {
-            Some(node) => format!("{} for {node}", decision.name),
-            None => decision.name.clone(),
-        };
-        let why = decision
-            .reason
-            .as_deref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
-        log(TOOL, format!("{} {who}{why}", decision.action));
-    }
+    log_decisions(&made.decisions);
     log(
         TOOL,
         format!(
@@ -216,6 +205,22 @@ fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
     );
     hardway::doc::write(&made.document, std::io::stdout().lock())?;
     Ok(Exit::Ok)
+}
+
+/// One log line per certificate, key or config made or changed (reused ones are quiet).
+fn log_decisions(decisions: &[pki::Decision]) {
+    for decision in decisions.iter().filter(|d| d.action != "reuse") {
+        let who = match &decision.node {
+            Some(node) => format!("{} for {node}", decision.name),
+            None => decision.name.clone(),
+        };
+        let why = decision
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        log(TOOL, format!("{} {who}{why}", decision.action));
+    }
 }
 
 fn run_check(matches: &ArgMatches) -> Result<Exit, MkcertsError> {
