@@ -571,7 +571,8 @@ pub(super) fn remove_orphans(out: &OutDir, dir: &OwnedFd, rel: &str) -> Result<(
     }
     for name in &orphans {
         match rfs::unlinkat(dir, name.as_slice(), AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
+            // A directory by that name (when the file system gave no type) is not a temp file.
+            Ok(()) | Err(Errno::NOENT) | Err(Errno::ISDIR) => {}
             Err(e) => return Err(out.io(rel, e)),
         }
     }
