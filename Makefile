@@ -17,8 +17,10 @@ release:
 	$(CARGO) build --workspace --bins --release
 
 ## test: everything, real components included (needs root: netns, etcd, sshd, libvirt).
-## The shell tests and the fuzzers run first so cargo's summary closes the output.
+## lint first (it is cheap and keeps the house in order), then the shell tests and the fuzzers, so
+## cargo's summary closes the output.
 test: build
+	$(MAKE) lint
 	$(MAKE) test-e2e
 	$(MAKE) fuzz
 	$(CARGO) test --workspace --no-fail-fast
@@ -62,6 +64,7 @@ cluster-down:
 fmt:
 	$(CARGO) fmt --all
 
+## lint: formatting and clippy with warnings as errors, over every crate and test.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
