@@ -6,6 +6,7 @@
 //! and the units in its `services`. `run` is the command line around both.
 
 pub mod cli;
+pub mod error;
 pub mod layout;
 pub mod ports;
 pub mod render;
@@ -19,9 +20,10 @@ use hardway::doc::{ContainerRuntime, Document, FileEntry, PodNetwork};
 use hardway::fsutil::{lock_timeout, sha256_hex, Access, Action, FileSet, OutDir};
 use hardway::paths::mode;
 use hardway::table::Format;
-use hardway::{Error, Exit, Failure};
+use hardway::{Error, Exit};
 use serde::Serialize;
 
+pub use error::MkunitsError;
 pub use render::{EtcdTuning, NodeFile, NodePlan};
 
 /// Prefix of the files mkunits owns in every node's `files`, relative to the output directory.
@@ -57,23 +59,6 @@ impl BinarySources {
                  DIR) or fix --kubernetes-bin-dir",
             )
         })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MkunitsError {
-    #[error(transparent)]
-    Shared(#[from] Error),
-    #[error("{path}: no such binary, which {why}")]
-    MissingBinary { path: String, why: &'static str },
-}
-
-impl Failure for MkunitsError {
-    fn exit(&self) -> Exit {
-        match self {
-            MkunitsError::Shared(e) => e.exit(),
-            MkunitsError::MissingBinary { .. } => Exit::Usage,
-        }
     }
 }
 
