@@ -1,0 +1,385 @@
+//! Pictures of the plan as Graphviz DOT, the two pictures of the libvirt write-up (seed 000,
+//! `k8sflat.svg` and `k8sflat_routes.svg`) drawn from the document for any cluster:
+//! [`infra`] the hypervisors, their libvirt network and every node on it; [`routes`] the pod
+//! CIDRs behind each node and one arrow per route (`ip route add CIDR via NODE-IP`).
+//!
+//! Pure functions over the document: no I/O, and the same document gives the same bytes
+//! (nodes in document order, hosts and routes sorted). Every string from the document is
+//! escaped — DOT IDs are always quoted, labels are HTML-like and HTML-escaped — because the
+//! document is data (a network name or a libvirt URI may hold `"`, `<` or `\`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::{Document, Node, Role};
+
+/// Where a route is installed: on the hypervisor (`route-sync --host`) or on a node
+/// (`route-sync --node NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewpoint {
+    Host,
+    Node(String),
+}
+
+/// One route: `ip route add DST via GATEWAY`, GATEWAY being `node`'s address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dst: IpNet,
+    pub gateway: IpAddr,
+    pub node: String,
+}
+
+/// The routes installed at one viewpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routes {
+    pub from: Viewpoint,
+    pub routes: Vec<Route>,
+}
+
+/// The routes route-sync keeps at `from` (the rule of route-sync's `plan::wanted`, without its
+/// error reporting: a pod CIDR whose node has no address of its family is left out): every pod
+/// CIDR of every node but the viewpoint itself, via that node's address of the same family,
+/// sorted by destination.
+pub fn pod_routes(doc: &Document, from: &Viewpoint) -> Vec<Route> {
+    let mut routes: Vec<Route> = doc
+        .nodes
+        .iter()
+        .filter(|node| !matches!(from, Viewpoint::Node(me) if *me == node.name))
+        .flat_map(|node| {
+            node.pod_cidrs.iter().filter_map(|cidr| {
+                Some(Route {
+                    dst: *cidr,
+                    gateway: node.ip_of_family(cidr.addr().is_ipv6())?,
+                    node: node.name.clone(),
+                })
+            })
+        })
+        .collect();
+    routes.sort_by_key(|r| r.dst);
+    routes
+}
+
+/// The routes of the whole cluster: the hypervisor's, then each node's in document order.
+pub fn cluster_routes(doc: &Document) -> Vec<Routes> {
+    std::iter::once(Viewpoint::Host)
+        .chain(doc.nodes.iter().map(|n| Viewpoint::Node(n.name.clone())))
+        .map(|from| Routes {
+            routes: pod_routes(doc, &from),
+            from,
+        })
+        .collect()
+}
+
+/// Fill colour of each role; a node with several roles is striped in their colours.
+const ROLE_COLOURS: [(Role, &str); 4] = [
+    (Role::Lb, "#dadaeb"),
+    (Role::Controller, "#9ecae1"),
+    (Role::Etcd, "#fdd0a2"),
+    (Role::Worker, "#a1d99b"),
+];
+/// Text and arrow colour of each address family; IPv6 arrows are also dashed.
+const V4_COLOUR: &str = "#08519c";
+const V6_COLOUR: &str = "#a50f15";
+const FONT: &str = "Helvetica";
+
+/// The infrastructure picture: each hypervisor with its libvirt network (gateway, range) and
+/// its nodes (name, roles, addresses, MAC, size, pod CIDRs), the API VIP and the load
+/// balancers or controllers holding it, and the service range with its well-known IPs.
+pub fn infra(doc: &Document) -> String {
+    let mut out = header(doc, "infrastructure");
+    for (i, (host, nodes)) in nodes_by_host(doc).iter().enumerate() {
+        hypervisor(&mut out, doc, i, host, nodes);
+    }
+    vips(&mut out, doc);
+    services(&mut out, doc);
+    legend(&mut out, false);
+    out.push_str("}\n");
+    out
+}
+
+/// The routes picture: the hypervisor and every node, each node's pod CIDRs behind it, and an
+/// arrow from each viewpoint to each pod CIDR it routes, labelled `CIDR via NODE-IP`. Route
+/// arrows carry `class="route"` (in SVG and `dot -Tjson`) so they can be counted.
+pub fn routes(doc: &Document, views: &[Routes]) -> String {
+    let mut out = header(doc, "pod routes");
+    let uri = doc.hypervisor.as_ref().map_or("hypervisor", |h| h.uri.as_str());
+    let _ = writeln!(
+        out,
+        "  {} [shape=box3d, style=filled, fillcolor=\"#f0f0f0\", label=<<b>hypervisor</b><br/>{}>];",
+        id("hypervisor"),
+        html(uri)
+    );
+    let _ = writeln!(out, "  {{ rank=same;");
+    for node in &doc.nodes {
+        let _ = writeln!(out, "    {} [{}];", node_id(&node.name), node_attrs(node, false));
+    }
+    out.push_str("  }\n");
+    for node in &doc.nodes {
+        let _ = writeln!(out, "  {} -> {} [class=\"link\", arrowhead=none, color=gray];", id("hypervisor"), node_id(&node.name));
+        for cidr in &node.pod_cidrs {
+            let _ = writeln!(
+                out,
+                "  {} [shape=note, style=filled, fillcolor=\"#ffffff\", color={}, fontcolor={}, label=<pods of {}<br/>{}>];",
+                pod_id(cidr),
+                id(family_colour(cidr.addr())),
+                id(family_colour(cidr.addr())),
+                html(&node.name),
+                html(&cidr.to_string())
+            );
+            let _ = writeln!(out, "  {} -> {} [class=\"behind\", arrowhead=none, style=bold, color=gray];", node_id(&node.name), pod_id(cidr));
+        }
+    }
+    for view in views {
+        route_edges(&mut out, view);
+    }
+    legend(&mut out, true);
+    out.push_str("}\n");
+    out
+}
+
+fn route_edges(out: &mut String, view: &Routes) {
+    let from = match &view.from {
+        Viewpoint::Host => id("hypervisor"),
+        Viewpoint::Node(name) => node_id(name),
+    };
+    for route in &view.routes {
+        let colour = id(family_colour(route.gateway));
+        let style = if route.gateway.is_ipv6() { "dashed" } else { "solid" };
+        let _ = writeln!(
+            out,
+            "  {from} -> {} [class=\"route\", color={colour}, fontcolor={colour}, style={style}, fontsize=9, label={}];",
+            pod_id(&route.dst),
+            id(&format!("{} via {}", route.dst, route.gateway))
+        );
+    }
+}
+
+fn header(doc: &Document, what: &str) -> String {
+    let c = &doc.cluster;
+    let title = format!(
+        "cluster {} ({}), {what}; pod network: {}",
+        c.name,
+        c.domain,
+        serde_json::to_value(c.pod_network)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    );
+    let mut out = String::from("digraph hardway {\n");
+    let _ = writeln!(
+        out,
+        "  graph [fontname={f}, labelloc=t, fontsize=16, nodesep=0.3, ranksep=0.6, label={}];\n  node [fontname={f}, fontsize=10];\n  edge [fontname={f}, fontsize=9];",
+        id(&title),
+        f = id(FONT)
+    );
+    out
+}
+
+/// Nodes grouped by the hypervisor they run on (`host`, or `hypervisor.uri` when null),
+/// hosts sorted by URI, nodes in document order.
+fn nodes_by_host(doc: &Document) -> BTreeMap<String, Vec<&Node>> {
+    let default = doc.hypervisor.as_ref().map_or("qemu:///system", |h| h.uri.as_str());
+    let mut hosts: BTreeMap<String, Vec<&Node>> = BTreeMap::new();
+    for node in &doc.nodes {
+        let host = node.host.as_deref().unwrap_or(default);
+        hosts.entry(host.to_string()).or_default().push(node);
+    }
+    hosts
+}
+
+fn hypervisor(out: &mut String, doc: &Document, index: usize, host: &str, nodes: &[&Node]) {
+    let network = doc.hypervisor.as_ref().map_or("default", |h| h.network.as_str());
+    let gateway = doc.hypervisor.as_ref().and_then(|h| h.gateway);
+    let ranges = join(&doc.cluster.networks.node);
+    let _ = writeln!(
+        out,
+        "  subgraph {} {{\n    label=<<b>hypervisor</b> {}>; style=rounded; color=\"#636363\";",
+        id(&format!("cluster_host_{index}")),
+        html(host)
+    );
+    let net = id(&format!("network/{index}"));
+    let gateway_text = gateway.map_or(String::new(), |g| format!("<br/>gateway {}", html(&g.to_string())));
+    let _ = writeln!(
+        out,
+        "    {net} [shape=box, style=\"rounded,filled\", fillcolor=\"#f0f0f0\", label=<libvirt network <b>{}</b> (NAT)<br/>{}{gateway_text}>];",
+        html(network),
+        html(&ranges)
+    );
+    out.push_str("    { rank=same;\n");
+    for node in nodes {
+        let _ = writeln!(out, "      {} [{}];", node_id(&node.name), node_attrs(node, true));
+    }
+    out.push_str("    }\n");
+    for node in nodes {
+        let _ = writeln!(out, "    {net} -> {} [class=\"link\", arrowhead=none, color=gray];", node_id(&node.name));
+    }
+    out.push_str("  }\n");
+}
+
+/// The API VIP (on the load balancers, or the controllers when there are none) and the
+/// controllers' own VIP when the document has one.
+fn vips(out: &mut String, doc: &Document) {
+    let holders = |role: Role| doc.nodes.iter().filter(move |n| n.has_role(role));
+    let api_role = if holders(Role::Lb).next().is_some() { Role::Lb } else { Role::Controller };
+    let mut vip = |ip: &str, what: &str, role: Role| {
+        let vip_id = id(&format!("vip/{ip}"));
+        let _ = writeln!(
+            out,
+            "  {vip_id} [shape=ellipse, style=dashed, label=<{}<br/>{}>];",
+            html(what),
+            html(ip)
+        );
+        for node in holders(role) {
+            let _ = writeln!(out, "  {vip_id} -> {} [class=\"vip\", style=dashed, arrowhead=none];", node_id(&node.name));
+        }
+    };
+    if let Some(ip) = doc.cluster.api.vip {
+        let what = match (&doc.cluster.api.endpoint, api_role) {
+            (Some(endpoint), _) => format!("API VIP {endpoint}"),
+            (None, _) => "API VIP".to_string(),
+        };
+        vip(&ip.to_string(), &what, api_role);
+    }
+    let controller_vip = doc.cluster.extra.get("controller_vip").and_then(|v| v.as_str());
+    if let Some(ip) = controller_vip.filter(|ip| doc.cluster.api.vip.map(|v| v.to_string()).as_deref() != Some(*ip)) {
+        vip(ip, "controller VIP", Role::Controller);
+    }
+}
+
+fn services(out: &mut String, doc: &Document) {
+    let c = &doc.cluster;
+    let mut rows = vec![
+        format!("<b>service network</b> {}", html(&join(&c.networks.service))),
+        format!("pod network {}", html(&join(&c.networks.pod))),
+    ];
+    if let Some(ips) = &c.service_ips {
+        rows.push(format!("kubernetes {}", html(&join(&ips.kubernetes))));
+        rows.push(format!("dns {}", html(&join(&ips.dns))));
+    }
+    let _ = writeln!(
+        out,
+        "  {} [shape=component, style=filled, fillcolor=\"#ffffcc\", label=<{}>];",
+        id("services"),
+        rows.join("<br/>")
+    );
+}
+
+/// A legend: the colour of each role, and the two families (text, or arrows for routes).
+fn legend(out: &mut String, arrows: bool) {
+    out.push_str("  subgraph \"cluster_legend\" {\n    label=\"legend\"; style=dotted; fontsize=10;\n");
+    for (role, colour) in ROLE_COLOURS {
+        let _ = writeln!(
+            out,
+            "    {} [shape=box, style=\"rounded,filled\", fillcolor={}, label={}];",
+            id(&format!("legend/{role}")),
+            id(colour),
+            id(role.as_str())
+        );
+    }
+    for (family, colour, style) in [("IPv4", V4_COLOUR, "solid"), ("IPv6", V6_COLOUR, "dashed")] {
+        let key = id(&format!("legend/{family}"));
+        let c = id(colour);
+        let label = id(&format!("{family} {}", if arrows { "route" } else { "address" }));
+        if arrows {
+            let tail = id(&format!("legend/{family}/from"));
+            let _ = writeln!(
+                out,
+                "    {tail} [shape=point, width=0.05];\n    {key} [shape=plaintext, fontcolor={c}, label={label}];\n    {tail} -> {key} [class=\"legend\", color={c}, style={style}];"
+            );
+        } else {
+            let _ = writeln!(out, "    {key} [shape=plaintext, fontcolor={c}, label={label}];");
+        }
+    }
+    out.push_str("  }\n");
+}
+
+/// A node's box: its roles as colour stripes; for the infrastructure picture also its MAC
+/// and size.
+fn node_attrs(node: &Node, details: bool) -> String {
+    let colours: Vec<&str> = ROLE_COLOURS
+        .iter()
+        .filter(|(role, _)| node.has_role(*role))
+        .map(|(_, colour)| *colour)
+        .collect();
+    let fill = if colours.is_empty() { "#ffffff".to_string() } else { colours.join(":") };
+    let roles: Vec<&str> = node.roles.iter().map(|r| r.as_str()).collect();
+    let mut rows = vec![format!("<b>{}</b>", html(&node.name)), html(&roles.join(", "))];
+    for ip in &node.ips {
+        rows.push(format!("<font color=\"{}\">{}</font>", family_colour(*ip), html(&ip.to_string())));
+    }
+    if details {
+        rows.push(html(node.mac.as_deref().unwrap_or("no MAC yet")));
+        rows.push(html(&format!("{} vCPU, {} RAM, {} GiB disk", node.vcpus, mib(node.memory_mib), node.disk_gib)));
+        for cidr in &node.pod_cidrs {
+            rows.push(format!("<font color=\"{}\">pods {}</font>", family_colour(cidr.addr()), html(&cidr.to_string())));
+        }
+    }
+    format!(
+        "shape=box, style=striped, fillcolor={}, label=<{}>",
+        id(&fill),
+        rows.join("<br/>")
+    )
+}
+
+fn mib(memory_mib: u64) -> String {
+    if memory_mib % 1024 == 0 {
+        format!("{} GiB", memory_mib / 1024)
+    } else {
+        format!("{memory_mib} MiB")
+    }
+}
+
+fn family_colour(ip: IpAddr) -> &'static str {
+    if ip.is_ipv6() {
+        V6_COLOUR
+    } else {
+        V4_COLOUR
+    }
+}
+
+fn join<T: ToString>(items: &[T]) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn node_id(name: &str) -> String {
+    id(&format!("node/{name}"))
+}
+
+fn pod_id(cidr: &IpNet) -> String {
+    id(&format!("pod/{cidr}"))
+}
+
+/// A quoted DOT ID: `"` and `\` escaped, line breaks (the document has none) made spaces.
+pub fn id(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text for an HTML-like label: the five XML specials as entities.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
