@@ -105,7 +105,10 @@ pub fn infra(doc: &Document) -> String {
 /// arrows carry `class="route"` (in SVG and `dot -Tjson`) so they can be counted.
 pub fn routes(doc: &Document, views: &[Routes]) -> String {
     let mut out = header(doc, "pod routes");
-    let uri = doc.hypervisor.as_ref().map_or("hypervisor", |h| h.uri.as_str());
+    let uri = doc
+        .hypervisor
+        .as_ref()
+        .map_or("hypervisor", |h| h.uri.as_str());
     let _ = writeln!(
         out,
         "  {} [shape=box3d, style=filled, fillcolor=\"#f0f0f0\", label=<<b>hypervisor</b><br/>{}>];",
@@ -114,11 +117,21 @@ pub fn routes(doc: &Document, views: &[Routes]) -> String {
     );
     let _ = writeln!(out, "  {{ rank=same;");
     for node in &doc.nodes {
-        let _ = writeln!(out, "    {} [{}];", node_id(&node.name), node_attrs(node, false));
+        let _ = writeln!(
+            out,
+            "    {} [{}];",
+            node_id(&node.name),
+            node_attrs(node, false)
+        );
     }
     out.push_str("  }\n");
     for node in &doc.nodes {
-        let _ = writeln!(out, "  {} -> {} [class=\"link\", arrowhead=none, color=gray];", id("hypervisor"), node_id(&node.name));
+        let _ = writeln!(
+            out,
+            "  {} -> {} [class=\"link\", arrowhead=none, color=gray];",
+            id("hypervisor"),
+            node_id(&node.name)
+        );
         for cidr in &node.pod_cidrs {
             let _ = writeln!(
                 out,
@@ -129,7 +142,12 @@ pub fn routes(doc: &Document, views: &[Routes]) -> String {
                 html(&node.name),
                 html(&cidr.to_string())
             );
-            let _ = writeln!(out, "  {} -> {} [class=\"behind\", arrowhead=none, style=bold, color=gray];", node_id(&node.name), pod_id(cidr));
+            let _ = writeln!(
+                out,
+                "  {} -> {} [class=\"behind\", arrowhead=none, style=bold, color=gray];",
+                node_id(&node.name),
+                pod_id(cidr)
+            );
         }
     }
     for view in views {
@@ -147,7 +165,11 @@ fn route_edges(out: &mut String, view: &Routes) {
     };
     for route in &view.routes {
         let colour = id(family_colour(route.gateway));
-        let style = if route.gateway.is_ipv6() { "dashed" } else { "solid" };
+        let style = if route.gateway.is_ipv6() {
+            "dashed"
+        } else {
+            "solid"
+        };
         let _ = writeln!(
             out,
             "  {from} -> {} [class=\"route\", color={colour}, fontcolor={colour}, style={style}, fontsize=9, label={}];",
@@ -171,7 +193,7 @@ fn header(doc: &Document, what: &str) -> String {
     let mut out = String::from("digraph hardway {\n");
     let _ = writeln!(
         out,
-        "  graph [fontname={f}, labelloc=t, fontsize=16, nodesep=0.3, ranksep=0.6, label={}];\n  node [fontname={f}, fontsize=10];\n  edge [fontname={f}, fontsize=9];",
+        "  graph [fontname={f}, rankdir=LR, labelloc=t, fontsize=16, nodesep=0.3, ranksep=0.6, label={}];\n  node [fontname={f}, fontsize=10];\n  edge [fontname={f}, fontsize=9];",
         id(&title),
         f = id(FONT)
     );
@@ -181,7 +203,10 @@ fn header(doc: &Document, what: &str) -> String {
 /// Nodes grouped by the hypervisor they run on (`host`, or `hypervisor.uri` when null),
 /// hosts sorted by URI, nodes in document order.
 fn nodes_by_host(doc: &Document) -> BTreeMap<String, Vec<&Node>> {
-    let default = doc.hypervisor.as_ref().map_or("qemu:///system", |h| h.uri.as_str());
+    let default = doc
+        .hypervisor
+        .as_ref()
+        .map_or("qemu:///system", |h| h.uri.as_str());
     let mut hosts: BTreeMap<String, Vec<&Node>> = BTreeMap::new();
     for node in &doc.nodes {
         let host = node.host.as_deref().unwrap_or(default);
@@ -191,7 +216,10 @@ fn nodes_by_host(doc: &Document) -> BTreeMap<String, Vec<&Node>> {
 }
 
 fn hypervisor(out: &mut String, doc: &Document, index: usize, host: &str, nodes: &[&Node]) {
-    let network = doc.hypervisor.as_ref().map_or("default", |h| h.network.as_str());
+    let network = doc
+        .hypervisor
+        .as_ref()
+        .map_or("default", |h| h.network.as_str());
     let gateway = doc.hypervisor.as_ref().and_then(|h| h.gateway);
     let ranges = join(&doc.cluster.networks.node);
     let _ = writeln!(
@@ -201,7 +229,9 @@ fn hypervisor(out: &mut String, doc: &Document, index: usize, host: &str, nodes:
         html(host)
     );
     let net = id(&format!("network/{index}"));
-    let gateway_text = gateway.map_or(String::new(), |g| format!("<br/>gateway {}", html(&g.to_string())));
+    let gateway_text = gateway.map_or(String::new(), |g| {
+        format!("<br/>gateway {}", html(&g.to_string()))
+    });
     let _ = writeln!(
         out,
         "    {net} [shape=box, style=\"rounded,filled\", fillcolor=\"#f0f0f0\", label=<libvirt network <b>{}</b> (NAT)<br/>{}{gateway_text}>];",
@@ -210,11 +240,20 @@ fn hypervisor(out: &mut String, doc: &Document, index: usize, host: &str, nodes:
     );
     out.push_str("    { rank=same;\n");
     for node in nodes {
-        let _ = writeln!(out, "      {} [{}];", node_id(&node.name), node_attrs(node, true));
+        let _ = writeln!(
+            out,
+            "      {} [{}];",
+            node_id(&node.name),
+            node_attrs(node, true)
+        );
     }
     out.push_str("    }\n");
     for node in nodes {
-        let _ = writeln!(out, "    {net} -> {} [class=\"link\", arrowhead=none, color=gray];", node_id(&node.name));
+        let _ = writeln!(
+            out,
+            "    {net} -> {} [class=\"link\", arrowhead=none, color=gray];",
+            node_id(&node.name)
+        );
     }
     out.push_str("  }\n");
 }
@@ -223,7 +262,11 @@ fn hypervisor(out: &mut String, doc: &Document, index: usize, host: &str, nodes:
 /// controllers' own VIP when the document has one.
 fn vips(out: &mut String, doc: &Document) {
     let holders = |role: Role| doc.nodes.iter().filter(move |n| n.has_role(role));
-    let api_role = if holders(Role::Lb).next().is_some() { Role::Lb } else { Role::Controller };
+    let api_role = if holders(Role::Lb).next().is_some() {
+        Role::Lb
+    } else {
+        Role::Controller
+    };
     let mut vip = |ip: &str, what: &str, role: Role| {
         let vip_id = id(&format!("vip/{ip}"));
         let _ = writeln!(
@@ -233,7 +276,11 @@ fn vips(out: &mut String, doc: &Document) {
             html(ip)
         );
         for node in holders(role) {
-            let _ = writeln!(out, "  {vip_id} -> {} [class=\"vip\", style=dashed, arrowhead=none];", node_id(&node.name));
+            let _ = writeln!(
+                out,
+                "  {vip_id} -> {} [class=\"vip\", style=dashed, arrowhead=none];",
+                node_id(&node.name)
+            );
         }
     };
     if let Some(ip) = doc.cluster.api.vip {
@@ -243,8 +290,14 @@ fn vips(out: &mut String, doc: &Document) {
         };
         vip(&ip.to_string(), &what, api_role);
     }
-    let controller_vip = doc.cluster.extra.get("controller_vip").and_then(|v| v.as_str());
-    if let Some(ip) = controller_vip.filter(|ip| doc.cluster.api.vip.map(|v| v.to_string()).as_deref() != Some(*ip)) {
+    let controller_vip = doc
+        .cluster
+        .extra
+        .get("controller_vip")
+        .and_then(|v| v.as_str());
+    if let Some(ip) = controller_vip
+        .filter(|ip| doc.cluster.api.vip.map(|v| v.to_string()).as_deref() != Some(*ip))
+    {
         vip(ip, "controller VIP", Role::Controller);
     }
 }
@@ -252,7 +305,10 @@ fn vips(out: &mut String, doc: &Document) {
 fn services(out: &mut String, doc: &Document) {
     let c = &doc.cluster;
     let mut rows = vec![
-        format!("<b>service network</b> {}", html(&join(&c.networks.service))),
+        format!(
+            "<b>service network</b> {}",
+            html(&join(&c.networks.service))
+        ),
         format!("pod network {}", html(&join(&c.networks.pod))),
     ];
     if let Some(ips) = &c.service_ips {
@@ -269,7 +325,9 @@ fn services(out: &mut String, doc: &Document) {
 
 /// A legend: the colour of each role, and the two families (text, or arrows for routes).
 fn legend(out: &mut String, arrows: bool) {
-    out.push_str("  subgraph \"cluster_legend\" {\n    label=\"legend\"; style=dotted; fontsize=10;\n");
+    out.push_str(
+        "  subgraph \"cluster_legend\" {\n    label=\"legend\"; style=dotted; fontsize=10;\n",
+    );
     for (role, colour) in ROLE_COLOURS {
         let _ = writeln!(
             out,
@@ -282,7 +340,10 @@ fn legend(out: &mut String, arrows: bool) {
     for (family, colour, style) in [("IPv4", V4_COLOUR, "solid"), ("IPv6", V6_COLOUR, "dashed")] {
         let key = id(&format!("legend/{family}"));
         let c = id(colour);
-        let label = id(&format!("{family} {}", if arrows { "route" } else { "address" }));
+        let label = id(&format!(
+            "{family} {}",
+            if arrows { "route" } else { "address" }
+        ));
         if arrows {
             let tail = id(&format!("legend/{family}/from"));
             let _ = writeln!(
@@ -290,7 +351,10 @@ fn legend(out: &mut String, arrows: bool) {
                 "    {tail} [shape=point, width=0.05];\n    {key} [shape=plaintext, fontcolor={c}, label={label}];\n    {tail} -> {key} [class=\"legend\", color={c}, style={style}];"
             );
         } else {
-            let _ = writeln!(out, "    {key} [shape=plaintext, fontcolor={c}, label={label}];");
+            let _ = writeln!(
+                out,
+                "    {key} [shape=plaintext, fontcolor={c}, label={label}];"
+            );
         }
     }
     out.push_str("  }\n");
@@ -304,17 +368,37 @@ fn node_attrs(node: &Node, details: bool) -> String {
         .filter(|(role, _)| node.has_role(*role))
         .map(|(_, colour)| *colour)
         .collect();
-    let fill = if colours.is_empty() { "#ffffff".to_string() } else { colours.join(":") };
+    let fill = if colours.is_empty() {
+        "#ffffff".to_string()
+    } else {
+        colours.join(":")
+    };
     let roles: Vec<&str> = node.roles.iter().map(|r| r.as_str()).collect();
-    let mut rows = vec![format!("<b>{}</b>", html(&node.name)), html(&roles.join(", "))];
+    let mut rows = vec![
+        format!("<b>{}</b>", html(&node.name)),
+        html(&roles.join(", ")),
+    ];
     for ip in &node.ips {
-        rows.push(format!("<font color=\"{}\">{}</font>", family_colour(*ip), html(&ip.to_string())));
+        rows.push(format!(
+            "<font color=\"{}\">{}</font>",
+            family_colour(*ip),
+            html(&ip.to_string())
+        ));
     }
     if details {
         rows.push(html(node.mac.as_deref().unwrap_or("no MAC yet")));
-        rows.push(html(&format!("{} vCPU, {} RAM, {} GiB disk", node.vcpus, mib(node.memory_mib), node.disk_gib)));
+        rows.push(html(&format!(
+            "{} vCPU, {} RAM, {} GiB disk",
+            node.vcpus,
+            mib(node.memory_mib),
+            node.disk_gib
+        )));
         for cidr in &node.pod_cidrs {
-            rows.push(format!("<font color=\"{}\">pods {}</font>", family_colour(cidr.addr()), html(&cidr.to_string())));
+            rows.push(format!(
+                "<font color=\"{}\">pods {}</font>",
+                family_colour(cidr.addr()),
+                html(&cidr.to_string())
+            ));
         }
     }
     format!(
@@ -341,7 +425,11 @@ fn family_colour(ip: IpAddr) -> &'static str {
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn node_id(name: &str) -> String {
@@ -368,7 +456,8 @@ pub fn id(text: &str) -> String {
     out
 }
 
-/// Text for an HTML-like label: the five XML specials as entities.
+/// Text for an HTML-like label: the five XML specials as entities, and `\` doubled, because
+/// Graphviz expands `\N`, `\G`, `\L`… in HTML labels too (after entities: `&#92;` would not do).
 pub fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -378,8 +467,100 @@ pub fn html(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\\' => out.push_str("\\\\"),
             c => out.push(c),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two workers, one dual-stack and one IPv4 only whose IPv6 pod CIDR has no gateway.
+    fn doc() -> Document {
+        serde_json::from_str(
+            r#"{"version": 1,
+            "cluster": {"name": "c", "domain": "example.com", "cluster_domain": "cluster.local",
+              "kubernetes_version": "v1.37.2",
+              "networks": {"node": ["10.0.0.0/24"], "pod": ["10.1.0.0/16"], "pod_prefix": [24],
+                           "service": ["10.2.0.0/24"]},
+              "api": {"port": 6443}, "pod_network": "routes"},
+            "hypervisor": {"uri": "qemu:///system", "network": "n", "pool": "default"},
+            "nodes": [
+              {"name": "b", "roles": ["worker"], "ips": ["10.0.0.3", "fd00::3"],
+               "pod_cidrs": ["10.1.1.0/24", "fd01:0:0:1::/64"], "vcpus": 1, "memory_mib": 1024, "disk_gib": 4},
+              {"name": "a", "roles": ["worker", "controller"], "ips": ["10.0.0.2"],
+               "pod_cidrs": ["10.1.0.0/24", "fd01::/64"], "vcpus": 1, "memory_mib": 1536, "disk_gib": 4}
+            ]}"#,
+        )
+        .unwrap()
+    }
+
+    fn labels(routes: &[Route]) -> Vec<String> {
+        routes
+            .iter()
+            .map(|r| format!("{} via {}", r.dst, r.gateway))
+            .collect()
+    }
+
+    #[test]
+    fn routes_skip_the_viewpoint_and_follow_the_family() {
+        let doc = doc();
+        assert_eq!(
+            labels(&pod_routes(&doc, &Viewpoint::Host)),
+            [
+                "10.1.0.0/24 via 10.0.0.2",
+                "10.1.1.0/24 via 10.0.0.3",
+                "fd01:0:0:1::/64 via fd00::3"
+            ]
+        );
+        assert_eq!(
+            labels(&pod_routes(&doc, &Viewpoint::Node("a".into()))),
+            ["10.1.1.0/24 via 10.0.0.3", "fd01:0:0:1::/64 via fd00::3"]
+        );
+        assert_eq!(
+            labels(&pod_routes(&doc, &Viewpoint::Node("b".into()))),
+            ["10.1.0.0/24 via 10.0.0.2"]
+        );
+        let all = cluster_routes(&doc);
+        assert_eq!(
+            all.iter().map(|v| v.from.clone()).collect::<Vec<_>>(),
+            [
+                Viewpoint::Host,
+                Viewpoint::Node("b".into()),
+                Viewpoint::Node("a".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn one_route_arrow_per_route_and_the_same_bytes_each_time() {
+        let doc = doc();
+        let views = cluster_routes(&doc);
+        let text = routes(&doc, &views);
+        assert_eq!(text.matches("class=\"route\"").count(), 6, "{text}");
+        assert_eq!(text, routes(&doc, &cluster_routes(&doc)));
+        assert_eq!(infra(&doc), infra(&doc));
+    }
+
+    #[test]
+    fn several_roles_are_stripes_in_legend_order() {
+        let doc = doc();
+        let text = infra(&doc);
+        assert!(text.contains("fillcolor=\"#9ecae1:#a1d99b\""), "{text}");
+        assert!(text.contains("1 vCPU, 1536 MiB RAM, 4 GiB disk"), "{text}");
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(id(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(id("x\ny"), "\"x y\"");
+        assert_eq!(
+            html(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(html(r"\N"), r"\\N");
+    }
 }

@@ -44,9 +44,18 @@ fn cases() -> Vec<Case> {
         mkcluster: with(
             "examples/ebook-9node.csv",
             &[
-                "--node-network", "10.240.0.0/24", "--node-network", "fd00:10:240::/64",
-                "--pod-network", "10.200.0.0/16", "--pod-network", "fd00:10:200::/56",
-                "--service-network", "10.32.0.0/24", "--service-network", "fd00:10:32::/112",
+                "--node-network",
+                "10.240.0.0/24",
+                "--node-network",
+                "fd00:10:240::/64",
+                "--pod-network",
+                "10.200.0.0/16",
+                "--pod-network",
+                "fd00:10:200::/56",
+                "--service-network",
+                "10.32.0.0/24",
+                "--service-network",
+                "fd00:10:32::/112",
             ],
         ),
     });
@@ -68,11 +77,20 @@ fn run(program: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (scripts/deps.sh installs graphviz)", program.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/deps.sh installs graphviz)",
+                program.display()
+            )
+        });
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.is_empty(), "{} {args:?}: {stderr}", program.display());
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{} {args:?}: {stderr}",
+        program.display()
+    );
     out.stdout
 }
 
@@ -91,7 +109,10 @@ fn document(case: &Case) -> Vec<u8> {
 fn svg_texts(svg: &[u8]) -> BTreeSet<String> {
     let text = std::str::from_utf8(svg).unwrap();
     // dot -Tsvg starts with the SVG 1.1 DOCTYPE, which roxmltree reads only when allowed.
-    let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
     let tree = roxmltree::Document::parse_with_options(text, options).unwrap();
     tree.descendants()
         .filter(|n| n.has_tag_name("text"))
@@ -136,7 +157,12 @@ fn route_arrows(layout: &Layout) -> Vec<(String, String)> {
         .edges
         .iter()
         .filter(|e| e.class.as_deref() == Some("route"))
-        .map(|e| (layout.objects[e.tail].name.clone(), e.label.clone().unwrap_or_default()))
+        .map(|e| {
+            (
+                layout.objects[e.tail].name.clone(),
+                e.label.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     arrows.sort();
     arrows
@@ -150,24 +176,53 @@ fn pictures_of_every_example_hold_the_whole_plan() {
         let doc: Document = serde_json::from_slice(&doc_json).unwrap();
         let infra = run(&cidr_alloc, &["-o", "dot"], &doc_json);
         let routes = run(&cidr_alloc, &["-o", "dot-routes"], &doc_json);
-        assert_eq!(infra, run(&cidr_alloc, &["-o", "dot"], &doc_json), "{}: not deterministic", case.name);
-        let (infra_texts, routes_texts) = (svg_texts(&dot("-Tsvg", &infra)), svg_texts(&dot("-Tsvg", &routes)));
+        assert_eq!(
+            infra,
+            run(&cidr_alloc, &["-o", "dot"], &doc_json),
+            "{}: not deterministic",
+            case.name
+        );
+        let (infra_texts, routes_texts) = (
+            svg_texts(&dot("-Tsvg", &infra)),
+            svg_texts(&dot("-Tsvg", &routes)),
+        );
         for node in &doc.nodes {
             let mut wanted = vec![node.name.clone()];
             wanted.extend(node.ips.iter().map(ToString::to_string));
             for texts in [&infra_texts, &routes_texts] {
                 for text in &wanted {
-                    assert!(texts.contains(text), "{}: {text} missing from a picture: {texts:?}", case.name);
+                    assert!(
+                        texts.contains(text),
+                        "{}: {text} missing from a picture: {texts:?}",
+                        case.name
+                    );
                 }
             }
             for cidr in &node.pod_cidrs {
-                assert!(infra_texts.contains(&format!("pods {cidr}")), "{}: {cidr} not in the infrastructure", case.name);
-                assert!(routes_texts.contains(&cidr.to_string()), "{}: {cidr} not in the routes", case.name);
+                assert!(
+                    infra_texts.contains(&format!("pods {cidr}")),
+                    "{}: {cidr} not in the infrastructure",
+                    case.name
+                );
+                assert!(
+                    routes_texts.contains(&cidr.to_string()),
+                    "{}: {cidr} not in the routes",
+                    case.name
+                );
             }
         }
         if let Some(ips) = &doc.cluster.service_ips {
-            let kubernetes = ips.kubernetes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            assert!(infra_texts.contains(&format!("kubernetes {kubernetes}")), "{}: {infra_texts:?}", case.name);
+            let kubernetes = ips
+                .kubernetes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert!(
+                infra_texts.contains(&format!("kubernetes {kubernetes}")),
+                "{}: {infra_texts:?}",
+                case.name
+            );
         }
         assert_routes_match_route_sync(&case, &doc, &doc_json, &layout(&routes));
     }
@@ -184,9 +239,18 @@ fn assert_routes_match_route_sync(case: &Case, doc: &Document, doc_json: &[u8], 
         let mut args = view.clone();
         args.extend(["--dry-run", "-o", "dot"]);
         let arrows = route_arrows(&layout(&run(&route_sync, &args, doc_json)));
-        let own = doc.nodes.iter().find(|n| Some(&n.name.as_str()) == view.get(1)).map_or(0, |n| n.pod_cidrs.len());
+        let own = doc
+            .nodes
+            .iter()
+            .find(|n| Some(&n.name.as_str()) == view.get(1))
+            .map_or(0, |n| n.pod_cidrs.len());
         let pod_cidrs: usize = doc.nodes.iter().map(|n| n.pod_cidrs.len()).sum();
-        assert_eq!(arrows.len(), pod_cidrs - own, "{} {view:?}: {arrows:?}", case.name);
+        assert_eq!(
+            arrows.len(),
+            pod_cidrs - own,
+            "{} {view:?}: {arrows:?}",
+            case.name
+        );
         from_route_sync.extend(arrows);
     }
     from_route_sync.sort();
@@ -219,7 +283,10 @@ fn assert_no_overlap(what: &str, layout: &Layout) {
 
 #[test]
 fn nine_node_pictures_have_no_overlapping_nodes() {
-    let case = cases().into_iter().find(|c| c.name == "ebook-9node").unwrap();
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "ebook-9node")
+        .unwrap();
     let doc_json = document(&case);
     let cidr_alloc = testkit::bin("cidr-alloc");
     for output in ["dot", "dot-routes"] {
@@ -247,6 +314,62 @@ fn readme_pictures_are_current() {
     for name in ["ebook-9node.svg", "ebook-9node-routes.svg"] {
         let committed = std::fs::read(root.join("docs").join(name)).unwrap();
         let fresh = std::fs::read(out.path().join(name)).unwrap();
-        assert!(committed == fresh, "docs/{name} is stale: run `make pictures` and commit it");
+        assert!(
+            committed == fresh,
+            "docs/{name} is stale: run `make pictures` and commit it"
+        );
     }
+}
+
+/// Strings the document does not validate (the libvirt network, URI and host are mkvm's to
+/// check) reach the picture escaped: dot reads it without a warning and draws them verbatim.
+#[test]
+fn hostile_strings_are_drawn_verbatim() {
+    let case = cases().into_iter().find(|c| c.name == "lab").unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&document(&case)).unwrap();
+    let network = r#"net"] evil [label="x\N<b>&amp;'"#;
+    let uri = r#"qemu+ssh://h"o\st/system?<i>"#;
+    doc["hypervisor"]["network"] = network.into();
+    doc["hypervisor"]["uri"] = uri.into();
+    doc["nodes"][0]["host"] = r#"other"\host"#.into();
+    let doc_json = serde_json::to_vec(&doc).unwrap();
+    let cidr_alloc = testkit::bin("cidr-alloc");
+    let infra = svg_texts(&dot("-Tsvg", &run(&cidr_alloc, &["-o", "dot"], &doc_json)));
+    let routes = svg_texts(&dot(
+        "-Tsvg",
+        &run(&cidr_alloc, &["-o", "dot-routes"], &doc_json),
+    ));
+    assert!(infra.contains(network), "{infra:?}");
+    assert!(
+        infra.contains(uri) && routes.contains(uri),
+        "{infra:?} {routes:?}"
+    );
+    assert!(infra.contains(r#"other"\host"#), "{infra:?}");
+}
+
+/// `-o dot` on route-sync draws a plan: without --dry-run, or for a node the document lacks,
+/// it fails like every tool (exit 2, one line, nothing on stdout).
+#[test]
+fn route_sync_dot_needs_dry_run_and_a_known_node() {
+    let case = cases().into_iter().find(|c| c.name == "lab").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.json");
+    std::fs::write(&path, document(&case)).unwrap();
+    let route_sync = |args: &[&str]| {
+        Command::new(testkit::bin("route-sync"))
+            .args(args)
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let line =
+        testkit::assert_one_line_error(&route_sync(&["--host", "-o", "dot"]), "route-sync", 2);
+    assert!(line.contains("--dry-run"), "{line}");
+    let line = testkit::assert_one_line_error(
+        &route_sync(&["--node", "nope", "--dry-run", "-o", "dot"]),
+        "route-sync",
+        2,
+    );
+    assert!(line.contains("nope"), "{line}");
 }

@@ -351,7 +351,11 @@ fn read_wants(options: &Options) -> Result<Vec<Want>, Error> {
 }
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
-    if matches.get_one::<String>(cli::options::OUTPUT).map(String::as_str) == Some(cli::DOT) {
+    if matches
+        .get_one::<String>(cli::options::OUTPUT)
+        .map(String::as_str)
+        == Some(cli::DOT)
+    {
         return print_picture(matches);
     }
     let options = Options::from_matches(matches)?;
