@@ -19,11 +19,18 @@ draw_pictures() {
     && printf 'pictures: %s (infrastructure), %s (pod routes)\n' "$dir/cluster.svg" "$dir/routes.svg" >&2
 }
 
-# picture FORMAT DOC SVG: cidr-alloc -o FORMAT < DOC | dot -Tsvg, written whole or not at all.
+# picture FORMAT DOC SVG: cidr-alloc -o FORMAT -f DOC | dot -Tsvg, written whole or not at all
+# (no pipe, so a failing cidr-alloc fails it with or without pipefail).
 picture() {
   local format=$1 doc=$2 svg=$3
-  cidr-alloc -o "$format" -f "$doc" | dot -Tsvg > "$svg.tmp" && mv "$svg.tmp" "$svg" \
-    || { rm -f "$svg.tmp"; printf 'pictures: error: cannot draw %s\n' "$svg" >&2; return 3; }
+  if cidr-alloc -o "$format" -f "$doc" > "$svg.dot" && dot -Tsvg "$svg.dot" > "$svg.tmp"; then
+    rm -f "$svg.dot"
+    mv "$svg.tmp" "$svg"
+  else
+    rm -f "$svg.dot" "$svg.tmp"
+    printf 'pictures: error: cannot draw %s\n' "$svg" >&2
+    return 3
+  fi
 }
 
 # The README's pictures: the ebook's 9 nodes with its two VIPs (examples/ebook-9node.csv).

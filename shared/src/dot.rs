@@ -284,9 +284,9 @@ fn vips(out: &mut String, doc: &Document) {
         }
     };
     if let Some(ip) = doc.cluster.api.vip {
-        let what = match (&doc.cluster.api.endpoint, api_role) {
-            (Some(endpoint), _) => format!("API VIP {endpoint}"),
-            (None, _) => "API VIP".to_string(),
+        let what = match &doc.cluster.api.endpoint {
+            Some(endpoint) => format!("API VIP {endpoint}"),
+            None => "API VIP".to_string(),
         };
         vip(&ip.to_string(), &what, api_role);
     }
@@ -551,6 +551,21 @@ mod tests {
         let text = infra(&doc);
         assert!(text.contains("fillcolor=\"#9ecae1:#a1d99b\""), "{text}");
         assert!(text.contains("1 vCPU, 1536 MiB RAM, 4 GiB disk"), "{text}");
+    }
+
+    #[test]
+    fn nodes_are_grouped_by_their_hypervisor() {
+        let mut doc = doc();
+        doc.nodes[0].host = Some("qemu+ssh://far/system".into());
+        let text = infra(&doc);
+        // Hosts sorted by URI: "qemu+ssh://…" before "qemu:///system".
+        let far = text.find("cluster_host_0").unwrap();
+        let near = text.find("cluster_host_1").unwrap();
+        assert!(
+            text[far..near].contains("node/b") && !text[far..near].contains("node/a"),
+            "{text}"
+        );
+        assert!(text[near..].contains("\"node/a\" ["), "{text}");
     }
 
     #[test]
