@@ -73,7 +73,7 @@ pub fn cluster_routes(doc: &Document) -> Vec<Routes> {
         .collect()
 }
 
-/// Fill colour of each role; a node with several roles is striped in their colours.
+/// Colour of each role, in legend order; a node shows one cell per role it has.
 const ROLE_COLOURS: [(Role, &str); 4] = [
     (Role::Lb, "#dadaeb"),
     (Role::Controller, "#9ecae1"),
@@ -328,62 +328,55 @@ fn legend(out: &mut String, arrows: bool) {
     out.push_str(
         "  subgraph \"cluster_legend\" {\n    label=\"legend\"; style=dotted; fontsize=10;\n",
     );
-    for (role, colour) in ROLE_COLOURS {
-        let _ = writeln!(
-            out,
-            "    {} [shape=box, style=\"rounded,filled\", fillcolor={}, label={}];",
-            id(&format!("legend/{role}")),
-            id(colour),
-            id(role.as_str())
-        );
-    }
-    for (family, colour, style) in [("IPv4", V4_COLOUR, "solid"), ("IPv6", V6_COLOUR, "dashed")] {
-        let key = id(&format!("legend/{family}"));
-        let c = id(colour);
-        let label = id(&format!(
-            "{family} {}",
-            if arrows { "route" } else { "address" }
-        ));
-        if arrows {
-            let tail = id(&format!("legend/{family}/from"));
-            let _ = writeln!(
-                out,
-                "    {tail} [shape=point, width=0.05];\n    {key} [shape=plaintext, fontcolor={c}, label={label}];\n    {tail} -> {key} [class=\"legend\", color={c}, style={style}];"
+    // The roles as the nodes show them: one table, one coloured cell per role.
+    let cells: String = ROLE_COLOURS
+        .iter()
+        .map(|(role, colour)| format!("<td bgcolor=\"{colour}\">{role}</td>"))
+        .collect();
+    let families = if arrows {
+        String::new()
+    } else {
+        format!(
+            "<tr><td colspan=\"2\">{}</td><td colspan=\"2\">{}</td></tr>",
+            coloured("0.0.0.0".parse().expect("an address"), "IPv4 address"),
+            coloured("::".parse().expect("an address"), "IPv6 address")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "    {} [shape=plain, label=<<table border=\"0\" cellspacing=\"2\"><tr><td colspan=\"4\">roles</td></tr><tr>{cells}</tr>{families}</table>>];",
+        id("legend/roles")
+    );
+    if arrows {
+        for (family, colour, style) in [("IPv4", V4_COLOUR, "solid"), ("IPv6", V6_COLOUR, "dashed")]
+        {
+            let (tail, head, c) = (
+                id(&format!("legend/{family}/from")),
+                id(&format!("legend/{family}")),
+                id(colour),
             );
-        } else {
             let _ = writeln!(
                 out,
-                "    {key} [shape=plaintext, fontcolor={c}, label={label}];"
+                "    {tail} [shape=point, width=0.05];\n    {head} [shape=plaintext, fontcolor={c}, label={}];\n    {tail} -> {head} [class=\"legend\", color={c}, style={style}];",
+                id(&format!("{family} route"))
             );
         }
     }
     out.push_str("  }\n");
 }
 
-/// A node's box: its roles as colour stripes; for the infrastructure picture also its MAC
-/// and size.
+/// A node's box: a table whose top row is one cell per role in the role's colour (as in the
+/// legend), the text below on white so every colour stays readable; for the infrastructure
+/// picture also its MAC, size and pod CIDRs.
 fn node_attrs(node: &Node, details: bool) -> String {
-    let colours: Vec<&str> = ROLE_COLOURS
+    let roles: Vec<String> = ROLE_COLOURS
         .iter()
         .filter(|(role, _)| node.has_role(*role))
-        .map(|(_, colour)| *colour)
+        .map(|(role, colour)| format!("<td bgcolor=\"{colour}\">{role}</td>"))
         .collect();
-    let fill = if colours.is_empty() {
-        "#ffffff".to_string()
-    } else {
-        colours.join(":")
-    };
-    let roles: Vec<&str> = node.roles.iter().map(|r| r.as_str()).collect();
-    let mut rows = vec![
-        format!("<b>{}</b>", html(&node.name)),
-        html(&roles.join(", ")),
-    ];
+    let mut rows = vec![format!("<b>{}</b>", html(&node.name))];
     for ip in &node.ips {
-        rows.push(format!(
-            "<font color=\"{}\">{}</font>",
-            family_colour(*ip),
-            html(&ip.to_string())
-        ));
+        rows.push(coloured(*ip, &ip.to_string()));
     }
     if details {
         rows.push(html(node.mac.as_deref().unwrap_or("no MAC yet")));
@@ -394,17 +387,27 @@ fn node_attrs(node: &Node, details: bool) -> String {
             node.disk_gib
         )));
         for cidr in &node.pod_cidrs {
-            rows.push(format!(
-                "<font color=\"{}\">pods {}</font>",
-                family_colour(cidr.addr()),
-                html(&cidr.to_string())
-            ));
+            rows.push(coloured(cidr.addr(), &format!("pods {cidr}")));
         }
     }
+    let span = roles.len().max(1);
+    let body: String = rows
+        .iter()
+        .map(|row| format!("<tr><td colspan=\"{span}\">{row}</td></tr>"))
+        .collect();
     format!(
-        "shape=box, style=striped, fillcolor={}, label=<{}>",
-        id(&fill),
-        rows.join("<br/>")
+        "shape=plain, label=<<table border=\"1\" cellborder=\"0\" cellspacing=\"0\" \
+         cellpadding=\"2\" bgcolor=\"#ffffff\"><tr>{}</tr>{body}</table>>",
+        roles.concat()
+    )
+}
+
+/// `text` in the colour of `ip`'s family.
+fn coloured(ip: IpAddr, text: &str) -> String {
+    format!(
+        "<font color=\"{}\">{}</font>",
+        family_colour(ip),
+        html(text)
     )
 }
 
@@ -546,10 +549,11 @@ mod tests {
     }
 
     #[test]
-    fn several_roles_are_stripes_in_legend_order() {
+    fn several_roles_are_cells_in_legend_order() {
         let doc = doc();
         let text = infra(&doc);
-        assert!(text.contains("fillcolor=\"#9ecae1:#a1d99b\""), "{text}");
+        let cells = "<td bgcolor=\"#9ecae1\">controller</td><td bgcolor=\"#a1d99b\">worker</td>";
+        assert!(text.contains(cells), "{text}");
         assert!(text.contains("1 vCPU, 1536 MiB RAM, 4 GiB disk"), "{text}");
     }
 

@@ -53,7 +53,7 @@ Pictures (Graphviz DOT on stdout, for `dot -Tsvg`; the same document draws the s
   -o dot-routes   the pod routes: each node's pod CIDRs behind it and one arrow per route that
                   route-sync installs, on the hypervisor (--host) and on each node (--node),
                   labelled `CIDR via NODE-IP`
-  Roles are fill colours (striped for several), IPv4 is blue, IPv6 red and dashed; see the
+  Roles are coloured cells atop each node, IPv4 is blue, IPv6 red and dashed; see the
   legend. For example:
   mkcluster examples/ebook-9node.csv | cidr-alloc -o dot | dot -Tsvg > cluster.svg
   mkcluster examples/ebook-9node.csv | cidr-alloc -o dot-routes | dot -Tsvg > routes.svg";
