@@ -51,7 +51,10 @@ impl Options {
                 proto: parse_proto(proto)?,
                 table: parse_table(table)?,
             },
-            format: Format::parse(format).expect("clap checked the value"),
+            // `-o dot` is drawn by `print_picture` before any Options are built.
+            format: Format::parse(format).ok_or_else(|| {
+                Error::invalid("-o", format!("{format} draws a plan: add --dry-run"))
+            })?,
             dry_run: m.get_flag(o::DRY_RUN),
             check: m.get_flag(o::CHECK),
             watch: m.get_one::<u64>(o::WATCH).map(|s| Duration::from_secs(*s)),
