@@ -133,6 +133,8 @@ up() {
   printf '%-28s %s\n' "smoke tests" "$smoke"
   printf '%-28s %s s\n' "time after build" "$((SECONDS - start))"
   echo "The cluster is up: 'make cluster-down' removes it. Document: $doc"
+  # shellcheck source=scripts/pictures.sh
+  . "$root/scripts/pictures.sh" && draw_pictures "$doc"
   [ $health -eq 0 ] && [ $pings_ok -eq $pings ] && [ "$smoke" != failed ]
 }
 
