@@ -19,6 +19,8 @@ packages=(
   # mkvm: scripts/image.sh builds the VM image without loop devices or mounts; isoinfo reads the seed
   syslinux syslinux-common mtools dosfstools fdisk genisoimage
   openssl jq
+  # tests/e2e/scripts_lint.rs: every script in scripts/ passes shellcheck
+  shellcheck
   # benchmarks
   hyperfine
 )

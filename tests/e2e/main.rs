@@ -2,3 +2,4 @@
 //! Each test is a module; add yours with one `mod` line.
 mod mkcerts_etcd;
 mod mkunits_etcd;
+mod scripts_lint;
