@@ -10,6 +10,9 @@ pub mod options {
     pub const DOMAIN: &str = "domain";
     pub const CLUSTER_DOMAIN: &str = "cluster-domain";
     pub const KUBERNETES_VERSION: &str = "kubernetes-version";
+    pub const ALLOW_UNSUPPORTED_VERSION: &str = "allow-unsupported-version";
+    pub const CONTAINER_RUNTIME: &str = "container-runtime";
+    pub const KUBE_PROXY_MODE: &str = "kube-proxy-mode";
     pub const NODE_NETWORK: &str = "node-network";
     pub const POD_NETWORK: &str = "pod-network";
     pub const SERVICE_NETWORK: &str = "service-network";
@@ -106,8 +109,42 @@ pub fn command() -> Command {
             Arg::new(KUBERNETES_VERSION)
                 .long(KUBERNETES_VERSION)
                 .value_name("VERSION")
-                .default_value("v1.32.3")
-                .help("Kubernetes version, like v1.32.3"),
+                .default_value(hardway::k8s::DEFAULT_VERSION)
+                .help(format!(
+                    "Kubernetes version, like {}; supported minors: {}",
+                    hardway::k8s::DEFAULT_VERSION,
+                    hardway::k8s::supported_list()
+                )),
+        )
+        .arg(
+            Arg::new(ALLOW_UNSUPPORTED_VERSION)
+                .long(ALLOW_UNSUPPORTED_VERSION)
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Accept an end-of-life or unknown --kubernetes-version; recorded in the \
+                     document (cluster.allow_unsupported_version), so later tools render it with \
+                     the nearest supported release's flags and say so",
+                ),
+        )
+        .arg(
+            Arg::new(CONTAINER_RUNTIME)
+                .long(CONTAINER_RUNTIME)
+                .value_name("RUNTIME")
+                .value_parser(["containerd-2", "containerd-1", "cri-o"])
+                .default_value("containerd-2")
+                .help(
+                    "Container runtime on the nodes that run pods: containerd-2 (upstream's 2.x, \
+                     scripts/fetch-kubernetes.sh), containerd-1 (Debian's 1.6/1.7; Kubernetes \
+                     v1.35 only) or cri-o",
+                ),
+        )
+        .arg(
+            Arg::new(KUBE_PROXY_MODE)
+                .long(KUBE_PROXY_MODE)
+                .value_name("MODE")
+                .value_parser(["iptables", "nftables"])
+                .default_value("iptables")
+                .help("kube-proxy's mode (IPVS is deprecated upstream and not offered)"),
         )
         .arg(network_arg(NODE_NETWORK, "10.240.0.0/24", "Node network"))
         .arg(network_arg(

@@ -15,7 +15,9 @@ use std::path::Path;
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-use hardway::doc::{Api, Cluster, Extra, Hypervisor, Networks, PodNetwork};
+use hardway::doc::{
+    Api, Cluster, ContainerRuntime, Extra, Hypervisor, KubeProxyMode, Networks, PodNetwork,
+};
 use hardway::{validate, Document, Exit, Node, Role};
 use ipnet::IpNet;
 
@@ -39,6 +41,10 @@ pub struct Options {
     pub domain_given: bool,
     pub cluster_domain: String,
     pub kubernetes_version: String,
+    /// `--allow-unsupported-version`: recorded in the document for the tools after mkcluster.
+    pub allow_unsupported_version: bool,
+    pub container_runtime: ContainerRuntime,
+    pub kube_proxy_mode: KubeProxyMode,
     pub node_networks: Vec<IpNet>,
     pub pod_networks: Vec<IpNet>,
     /// One per entry of `pod_networks`, same order.
@@ -59,7 +65,10 @@ impl Default for Options {
             domain: "example.com".into(),
             domain_given: false,
             cluster_domain: "cluster.local".into(),
-            kubernetes_version: "v1.32.3".into(),
+            kubernetes_version: hardway::k8s::DEFAULT_VERSION.into(),
+            allow_unsupported_version: false,
+            container_runtime: ContainerRuntime::Containerd2,
+            kube_proxy_mode: KubeProxyMode::Iptables,
             node_networks: vec![net("10.240.0.0/24")],
             pod_networks: vec![net("10.200.0.0/16")],
             pod_prefix: vec![24],
@@ -104,15 +113,19 @@ impl Options {
             .to_ascii_lowercase();
         validate::dns_name(&cluster_domain).map_err(|why| flag(CLUSTER_DOMAIN, why))?;
         let kubernetes_version = text(KUBERNETES_VERSION);
-        let version_ok = kubernetes_version
-            .strip_prefix('v')
-            .is_some_and(|v| !v.is_empty() && v.split('.').all(|p| p.parse::<u32>().is_ok()));
-        if !version_ok {
-            return Err(flag(
-                KUBERNETES_VERSION,
-                format!("{kubernetes_version:?} is not a version like v1.32.3"),
-            ));
-        }
+        let allow_unsupported_version = matches.get_flag(ALLOW_UNSUPPORTED_VERSION);
+        let container_runtime = ContainerRuntime::parse(&text(CONTAINER_RUNTIME))
+            .unwrap_or(ContainerRuntime::Containerd2);
+        let kube_proxy_mode = match text(KUBE_PROXY_MODE).as_str() {
+            "nftables" => KubeProxyMode::Nftables,
+            _ => KubeProxyMode::Iptables,
+        };
+        check_release(
+            &kubernetes_version,
+            allow_unsupported_version,
+            container_runtime,
+            kube_proxy_mode,
+        )?;
 
         let networks = |id: &'static str| -> Result<Vec<IpNet>, Error> {
             let nets = matches
@@ -184,6 +197,9 @@ impl Options {
             domain_given: matches.value_source(DOMAIN) == Some(ValueSource::CommandLine),
             cluster_domain,
             kubernetes_version,
+            allow_unsupported_version,
+            container_runtime,
+            kube_proxy_mode,
             node_networks,
             pod_networks: pods.iter().map(|p| p.0).collect(),
             pod_prefix: pods.iter().map(|p| p.1).collect(),
@@ -197,6 +213,37 @@ impl Options {
             api_port: *matches.get_one::<u16>(API_PORT).unwrap_or(&6443),
         })
     }
+}
+
+/// The version is a supported release (or, with the opt-out, at least well-formed) whose kubelet
+/// works with the runtime and whose kube-proxy has the mode.
+fn check_release(
+    version: &str,
+    allow_unsupported: bool,
+    runtime: ContainerRuntime,
+    mode: KubeProxyMode,
+) -> Result<(), Error> {
+    use cli::options::*;
+    let flag = |flag: &'static str, message: String| Error::Flag { flag, message };
+    hardway::k8s::Version::parse(version).map_err(|why| flag(KUBERNETES_VERSION, why))?;
+    let release = match hardway::k8s::release(version) {
+        Ok(release) => release,
+        Err(why) if allow_unsupported => {
+            hardway::k8s::nearest_release(version).map_err(|_| flag(KUBERNETES_VERSION, why))?
+        }
+        Err(why) => {
+            return Err(flag(
+                KUBERNETES_VERSION,
+                format!("{why} (or --{ALLOW_UNSUPPORTED_VERSION})"),
+            ))
+        }
+    };
+    release
+        .check_runtime(runtime)
+        .map_err(|why| flag(CONTAINER_RUNTIME, why))?;
+    release
+        .check_proxy_mode(mode)
+        .map_err(|why| flag(KUBE_PROXY_MODE, why))
 }
 
 /// Builds the document from an inventory's text; `source` names it in errors.
@@ -286,6 +333,9 @@ pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Er
     }
 
     let mut cluster_extra = Extra::new();
+    if options.allow_unsupported_version {
+        cluster_extra.insert(hardway::k8s::ALLOW_UNSUPPORTED.into(), true.into());
+    }
     if let Some(vip) = options.controller_vip {
         cluster_extra.insert("controller_vip".into(), vip.to_string().into());
     }
@@ -315,8 +365,8 @@ pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Er
             },
             service_ips: None,
             pod_network: options.pod_routing,
-            container_runtime: None,
-            kube_proxy_mode: None,
+            container_runtime: Some(options.container_runtime),
+            kube_proxy_mode: Some(options.kube_proxy_mode),
             extra: cluster_extra,
         },
         hypervisor: Some(Hypervisor {

@@ -44,6 +44,15 @@ fn csv_to_document_with_defaults() {
     assert_eq!(doc["cluster"]["name"], "kubernetes");
     assert_eq!(doc["cluster"]["domain"], "example.com");
     assert_eq!(doc["cluster"]["cluster_domain"], "cluster.local");
+    // The newest supported release, on containerd 2 with kube-proxy's iptables mode; the
+    // document says so, so no later tool guesses.
+    assert_eq!(
+        doc["cluster"]["kubernetes_version"],
+        hardway::k8s::DEFAULT_VERSION
+    );
+    assert_eq!(doc["cluster"]["container_runtime"], "containerd-2");
+    assert_eq!(doc["cluster"]["kube_proxy_mode"], "iptables");
+    assert!(doc["cluster"].get("allow_unsupported_version").is_none());
     assert_eq!(doc["cluster"]["networks"]["node"], json!(["10.240.0.0/24"]));
     assert_eq!(doc["cluster"]["networks"]["pod"], json!(["10.200.0.0/16"]));
     assert_eq!(doc["cluster"]["networks"]["pod_prefix"], json!([24]));
@@ -102,9 +111,13 @@ fn dual_stack_flags_and_values() {
         "--api-port",
         "8443",
         "--kubernetes-version",
-        "v1.31.0",
+        "v1.36.0",
         "--pod-routing",
         "flannel",
+        "--container-runtime",
+        "cri-o",
+        "--kube-proxy-mode",
+        "nftables",
     ];
     let doc = document(&args, "name,roles,ip,pod_cidr\nw1,worker,fd00:10:240::5;10.240.0.5,10.200.0.0/25+fd00:10:200::/64\n");
     let net = &doc["cluster"]["networks"];
@@ -115,6 +128,9 @@ fn dual_stack_flags_and_values() {
         json!({"vip": "10.240.0.20", "port": 8443})
     );
     assert_eq!(doc["cluster"]["pod_network"], "flannel");
+    assert_eq!(doc["cluster"]["kubernetes_version"], "v1.36.0");
+    assert_eq!(doc["cluster"]["container_runtime"], "cri-o");
+    assert_eq!(doc["cluster"]["kube_proxy_mode"], "nftables");
     assert_eq!(doc["hypervisor"]["network"], "ds");
     assert_eq!(
         doc["nodes"][0]["ips"],
@@ -355,7 +371,7 @@ fn refuses_bad_flags() {
     refuse(
         &["--kubernetes-version", "1.32"],
         OK,
-        "--kubernetes-version: \"1.32\" is not a version like v1.32.3",
+        "--kubernetes-version: \"1.32\" is not a Kubernetes version like v1.37.2",
     );
     refuse(
         &["--node-network", "10.240.0.0/33"],
@@ -406,6 +422,82 @@ fn refuses_bad_flags() {
         "invalid value 'yaml' for '--format <FORMAT>'",
     );
     refuse(&["--no-such-flag"], OK, "--no-such-flag");
+}
+
+#[test]
+fn end_of_life_versions_and_runtimes_they_cannot_run_are_refused() {
+    for version in ["v1.33.0", "v1.34.4", "v1.38.0", "v2.0.0"] {
+        refuse(
+            &["--kubernetes-version", version],
+            OK,
+            &format!(
+                "--kubernetes-version: Kubernetes {version} is not supported (end of life or \
+                 unknown): use one of v1.35, v1.36, v1.37 (or --allow-unsupported-version)"
+            ),
+        );
+    }
+    for version in ["v1.36.0", "v1.37.2"] {
+        refuse(
+            &[
+                "--kubernetes-version",
+                version,
+                "--container-runtime",
+                "containerd-1",
+            ],
+            OK,
+            "--container-runtime: containerd 1.x does not run Kubernetes v1.3",
+        );
+    }
+    refuse(&["--container-runtime", "containerd"], OK, "containerd-2");
+    refuse(
+        &["--kube-proxy-mode", "ipvs"],
+        OK,
+        "'--kube-proxy-mode <MODE>'",
+    );
+    refuse(
+        &[
+            "--kubernetes-version",
+            "v1.33",
+            "--allow-unsupported-version",
+        ],
+        OK,
+        "--kubernetes-version: \"v1.33\" is not a Kubernetes version",
+    );
+}
+
+/// The VM test's document: Debian's containerd 1.x on the last release that runs it.
+#[test]
+fn v1_35_on_debian_containerd() {
+    let doc = document(
+        &[
+            "--kubernetes-version",
+            "v1.35.0",
+            "--container-runtime",
+            "containerd-1",
+        ],
+        OK,
+    );
+    assert_eq!(doc["cluster"]["kubernetes_version"], "v1.35.0");
+    assert_eq!(doc["cluster"]["container_runtime"], "containerd-1");
+}
+
+/// The opt-out is explicit and recorded, so the tools after mkcluster accept the version too.
+#[test]
+fn allow_unsupported_version_is_recorded() {
+    let doc = document(
+        &[
+            "--kubernetes-version",
+            "v1.33.0",
+            "--allow-unsupported-version",
+            "--container-runtime",
+            "containerd-1",
+        ],
+        OK,
+    );
+    assert_eq!(doc["cluster"]["kubernetes_version"], "v1.33.0");
+    assert_eq!(doc["cluster"]["allow_unsupported_version"], true);
+    // Rendered with v1.35's table, whose kubelet still runs containerd 1.x.
+    assert_eq!(doc["cluster"]["container_runtime"], "containerd-1");
 }
 
 #[test]
