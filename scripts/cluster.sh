@@ -71,8 +71,8 @@ push() {
   push_doc=$doc
   if [ -z "${K8S_BIN:-}" ]; then
     push_doc=$OUT/cluster.push.json
-    jq --args '.nodes[].services |= map(select(. as $s | $ARGS.positional | index($s) | not))' \
-      "$doc" "${KUBERNETES_UNITS[@]}" > "$push_doc"
+    jq '.nodes[].services |= map(select(. as $s | $ARGS.positional | index($s) | not))' \
+      "$doc" --args "${KUBERNETES_UNITS[@]}" > "$push_doc"
   fi
   say "push: node-push (files, then services in order)"
   node-push -f "$push_doc" --dir "$OUT" --identity "$SSH_KEY" --known-hosts "$SSH_KNOWN_HOSTS" --accept-new \

@@ -36,12 +36,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The admin kubeconfig mkcerts wrote names the node-local API (127.0.0.1): this host reaches the
-# API through the document's endpoint (the VIP, else the first controller).
-if [ -z "${KUBECONFIG:-}" ]; then
+# The admin credentials through the API endpoint (the VIP, else the first controller):
+# mkcerts' admin-external.kubeconfig where it writes one, else a copy of the node-local
+# admin.kubeconfig (server 127.0.0.1) pointed at the endpoint.
+if [ -z "${KUBECONFIG:-}" ] && [ -f "$out/pki/kubeconfigs/admin-external.kubeconfig" ]; then
+  export KUBECONFIG=$out/pki/kubeconfigs/admin-external.kubeconfig
+elif [ -z "${KUBECONFIG:-}" ]; then
   cp "$out/pki/kubeconfigs/admin.kubeconfig" "$work/admin.kubeconfig"
-  endpoint=$(jq -r '.cluster.api.endpoint // ([.nodes[] | select(.roles | index("controller"))][0]
-    | "https://\(.ips[0]):6443")' "$doc")
+  endpoint=$(jq -r '.cluster.api.port as $port | .cluster.api.endpoint
+    // ([.nodes[] | select(.roles | index("controller"))][0] | "https://\(.ips[0]):\($port)")' "$doc")
   kubectl --kubeconfig "$work/admin.kubeconfig" config set-cluster \
     "$(kubectl --kubeconfig "$work/admin.kubeconfig" config view -o jsonpath='{.clusters[0].name}')" \
     --server "$endpoint" >/dev/null
