@@ -48,7 +48,10 @@ base_image() {
   bash scripts/image.sh --debian "${IMAGE_DEBIAN:-13}"
 }
 
-# mkcluster | cidr-alloc | mkcerts | mkunits | mkvm up, into $doc.
+# mkcluster | cidr-alloc | mkcerts | mkunits | mkvm up, into $doc. mkvm waits for cloud-init to
+# finish, not only for sshd's banner: cloud-init's set-passwords module restarts sshd after the
+# banner first shows (the seed sets ssh_pwauth), and a push in that window is refused — seen on
+# Debian 13 guests here.
 pipeline() {
   local image=$1 version_flags=()
   # Without K8S_BIN no containerd 2 is at hand: v1.35 is the last minor on containerd 1.x, which
@@ -60,7 +63,8 @@ pipeline() {
     | cidr-alloc --previous "$doc" \
     | mkcerts --dir "$OUT" \
     | mkunits --dir "$OUT" --bin-dir "$BIN" ${K8S_BIN:+--kubernetes-bin-dir "$K8S_BIN"} \
-    | mkvm up --connect "$URI" --domain-type "$DOMAIN_TYPE" --image "$image" --ssh-key "$key.pub" --wait ssh --timeout "$WAIT_TIMEOUT" \
+    | mkvm up --connect "$URI" --domain-type "$DOMAIN_TYPE" --image "$image" --ssh-key "$key.pub" \
+        --wait cloud-init --timeout "$WAIT_TIMEOUT" \
     > "$doc.new"
   mv "$doc.new" "$doc"
 }
