@@ -35,6 +35,9 @@ WAIT_TIMEOUT=${WAIT_TIMEOUT:-900}
 DOMAIN_TYPE=${DOMAIN_TYPE:-auto}
 export PATH="$BIN:$PATH"
 doc=$OUT/cluster.json
+# The document before mkvm: what `down` removes when `mkvm up` failed (a failed wait leaves the
+# VMs defined) and so wrote no $doc.
+units_doc=$OUT/cluster.units.json
 hardway_ssh_init "$OUT"
 key=$SSH_KEY
 
@@ -63,6 +66,7 @@ pipeline() {
     | cidr-alloc --previous "$doc" \
     | mkcerts --dir "$OUT" \
     | mkunits --dir "$OUT" --bin-dir "$BIN" ${K8S_BIN:+--kubernetes-bin-dir "$K8S_BIN"} \
+    | tee "$units_doc" \
     | mkvm up --connect "$URI" --domain-type "$DOMAIN_TYPE" --image "$image" --ssh-key "$key.pub" \
         --wait cloud-init --timeout "$WAIT_TIMEOUT" \
     > "$doc.new"
@@ -225,8 +229,10 @@ up() {
 }
 
 down() {
-  [ -f "$doc" ] || { say "no $doc: nothing to remove"; return 0; }
-  mkvm down -f "$doc" --connect "$URI"
+  local made=$doc
+  [ -f "$made" ] || made=$units_doc
+  [ -f "$made" ] || { say "no $doc: nothing to remove"; return 0; }
+  mkvm down -f "$made" --connect "$URI"
   say "down: every domain, volume and network mkvm made for this cluster is gone"
 }
 
