@@ -20,7 +20,7 @@
 # image; default: scripts/image.sh's), IMAGE_DEBIAN (13 or 12), LIBVIRT_URI (qemu:///system),
 # DOMAIN_TYPE (auto: kvm when the host offers it; qemu forces TCG where /dev/kvm exists but cannot
 # run guests), K8S_BIN, WAIT_TIMEOUT (900 s per node: a TCG guest needs about 90 s idle, much more
-# on a busy machine), CLUSTER_NO_BUILD=1.
+# on a busy machine), MKVM_FLAGS (more `mkvm up` flags, e.g. --overcommit), CLUSTER_NO_BUILD=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -61,14 +61,14 @@ pipeline() {
   # the image has from Debian (DESIGN.md, "Kubernetes versions and runtimes").
   [ -n "${K8S_BIN:-}" ] || version_flags=(--kubernetes-version v1.35.0 --container-runtime containerd-1)
   say "pipeline: mkcluster | cidr-alloc | mkcerts | mkunits | mkvm up"
-  # shellcheck disable=SC2086 # MKCLUSTER_FLAGS is a list of flags
+  # shellcheck disable=SC2086 # MKCLUSTER_FLAGS and MKVM_FLAGS are lists of flags
   mkcluster $MKCLUSTER_FLAGS "${version_flags[@]}" "$INVENTORY" \
     | cidr-alloc --previous "$doc" \
     | mkcerts --dir "$OUT" \
     | mkunits --dir "$OUT" --bin-dir "$BIN" ${K8S_BIN:+--kubernetes-bin-dir "$K8S_BIN"} \
     | tee "$units_doc" \
     | mkvm up --connect "$URI" --domain-type "$DOMAIN_TYPE" --image "$image" --ssh-key "$key.pub" \
-        --wait cloud-init --timeout "$WAIT_TIMEOUT" \
+        --wait cloud-init --timeout "$WAIT_TIMEOUT" ${MKVM_FLAGS:-} \
     > "$doc.new"
   mv "$doc.new" "$doc"
 }
