@@ -26,8 +26,10 @@ node_ip() {
   jq -r --arg n "$2" '.nodes[] | select(.name == $n) | .ips[0]' "$1"
 }
 
-# The units whose programs come from K8S_BIN (the Kubernetes server binaries, flanneld) or that
-# need the API those run (the add-ons): installed always, started only with K8S_BIN.
+# The units whose programs come from K8S_BIN (the Kubernetes server binaries, flanneld, kubectl)
+# or that need the API those run (the add-ons and the Nodes' podCIDRs, applied with kubectl):
+# installed always, started only with K8S_BIN.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 KUBERNETES_UNITS=(kube-apiserver.service kube-controller-manager.service kube-scheduler.service
-  kubelet.service kube-proxy.service flanneld.service hardway-addons.service)
+  kubelet.service kube-proxy.service flanneld.service hardway-addons.service
+  hardway-pod-cidrs.timer hardway-pod-cidrs.service)
