@@ -24,6 +24,8 @@ packages=(
   # mkunits: the add-on manifests are validated against each release's schemas with PyPI's
   # kubernetes-validate, installed below into a venv of Debian's python3
   python3 python3-venv
+  # tests/e2e/scripts_lint.rs: every script in scripts/ passes shellcheck
+  shellcheck
   # benchmarks
   hyperfine
 )

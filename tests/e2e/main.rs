@@ -5,3 +5,4 @@ mod mkcerts_etcd;
 mod mkunits_etcd;
 mod pictures;
 mod pod_network;
+mod scripts_lint;
