@@ -2,6 +2,7 @@
 //! atomic file writes, validation of names and ranges, and report tables. No tool logic lives here.
 
 pub mod doc;
+mod doc_check;
 pub mod error;
 pub mod fsutil;
 pub mod io;
@@ -9,6 +10,7 @@ pub mod k8s;
 pub mod paths;
 pub mod table;
 pub mod tool;
+pub mod uri;
 pub mod validate;
 
 pub use doc::{Document, Node, Role};

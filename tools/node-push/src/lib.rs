@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod error;
 pub mod hostkey;
+pub mod local;
 pub mod plan;
 pub mod push;
 pub mod report;
