@@ -130,6 +130,21 @@ mod tests {
     }
 
     #[test]
+    fn only_a_closed_stdout_ends_quietly() {
+        use crate::error::{Error, Failure};
+        use std::io;
+        let epipe = || io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(Error::stdout(epipe()).is_closed_stdout());
+        // An EPIPE elsewhere (a socket, an SSH channel) and a message that merely ends like one
+        // are errors like any other.
+        assert!(!Error::io("ssh channel", epipe()).is_closed_stdout());
+        let lookalike = Error::invalid("x", "Broken pipe (os error 32)");
+        assert!(!lookalike.is_closed_stdout());
+        let code = super::main("t", || Err::<crate::Exit, _>(lookalike));
+        assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::from(2)));
+    }
+
+    #[test]
     fn one_line_folds_lines() {
         assert_eq!(super::one_line("a\n  b\n\nc"), "a; b; c");
     }
