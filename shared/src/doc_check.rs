@@ -45,12 +45,14 @@ fn cluster(c: &Cluster) -> Result<(), Error> {
     at(
         || "cluster.kubernetes_version".into(),
         validate::plain_text(&c.kubernetes_version).and_then(|()| {
-            crate::k8s::Version::parse(&c.kubernetes_version).map(|_| ()).map_err(|_| {
-                format!(
-                    "{} is not a Kubernetes version like v1.37.2",
-                    quote(&c.kubernetes_version)
-                )
-            })
+            crate::k8s::Version::parse(&c.kubernetes_version)
+                .map(|_| ())
+                .map_err(|_| {
+                    format!(
+                        "{} is not a Kubernetes version like v1.37.2",
+                        quote(&c.kubernetes_version)
+                    )
+                })
         }),
     )?;
     if let Some(endpoint) = &c.api.endpoint {
@@ -64,7 +66,10 @@ fn cluster(c: &Cluster) -> Result<(), Error> {
 
 fn hypervisor(h: &Hypervisor) -> Result<(), Error> {
     at(|| "hypervisor.uri".into(), crate::uri::libvirt(&h.uri))?;
-    at(|| "hypervisor.network".into(), validate::libvirt_name(&h.network))?;
+    at(
+        || "hypervisor.network".into(),
+        validate::libvirt_name(&h.network),
+    )?;
     at(|| "hypervisor.pool".into(), validate::libvirt_name(&h.pool))
 }
 
@@ -105,7 +110,10 @@ fn file(path: &str, entry: &FileEntry) -> Result<(), Error> {
     let field = |name: &str| format!("{path}.{name}");
     at(|| field("src"), validate::relative_path(&entry.src))?;
     at(|| field("dest"), validate::absolute_path(&entry.dest))?;
-    at(|| field("mode"), validate::file_mode(&entry.mode).map(|_| ()))?;
+    at(
+        || field("mode"),
+        validate::file_mode(&entry.mode).map(|_| ()),
+    )?;
     at(|| field("owner"), validate::owner(&entry.owner))?;
     at(|| field("sha256"), validate::hex_text(&entry.sha256, 64))
 }
@@ -169,7 +177,11 @@ mod tests {
     fn a_newline_anywhere_typed_is_refused_at_its_json_path() {
         let mut doc = lab();
         doc.cluster.name = "lab\nExecStartPre=/tmp/x".into();
-        assert!(refused(&doc).starts_with("cluster.name: "), "{}", refused(&doc));
+        assert!(
+            refused(&doc).starts_with("cluster.name: "),
+            "{}",
+            refused(&doc)
+        );
         let mut doc = lab();
         doc.nodes[1].fqdn = Some("node-2.example.com\n10.0.0.1 evil".into());
         assert!(refused(&doc).starts_with("nodes[1].fqdn: "));

@@ -141,7 +141,10 @@ mod tests {
         let lookalike = Error::invalid("x", "Broken pipe (os error 32)");
         assert!(!lookalike.is_closed_stdout());
         let code = super::main("t", || Err::<crate::Exit, _>(lookalike));
-        assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::from(2)));
+        assert_eq!(
+            format!("{code:?}"),
+            format!("{:?}", std::process::ExitCode::from(2))
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ fn remote_authority(authority: &str) -> Result<(), String> {
     let host_port = match authority.rsplit_once('@') {
         Some((user, host_port)) => {
             if user.contains(':') {
-                return Err("carries a password: use an SSH key or agent, never a password in a URI".into());
+                return Err(
+                    "carries a password: use an SSH key or agent, never a password in a URI".into(),
+                );
             }
             let user_ok = !user.is_empty()
                 && user.len() <= 32

@@ -22,7 +22,10 @@ fn dns_label(kind: &str, name: &str) -> Result<(), String> {
         return Err(format!("{kind} is empty"));
     }
     if name.len() > 63 {
-        return Err(format!("{kind} {} is longer than 63 characters", quote(name)));
+        return Err(format!(
+            "{kind} {} is longer than 63 characters",
+            quote(name)
+        ));
     }
     let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if let Some(bad) = name.chars().find(|&c| !valid_char(c)) {
@@ -43,7 +46,10 @@ fn dns_label(kind: &str, name: &str) -> Result<(), String> {
 /// A DNS name made of DNS-1123 labels joined by dots (a domain or an FQDN).
 pub fn dns_name(name: &str) -> Result<(), String> {
     if name.len() > 253 {
-        return Err(format!("DNS name {} is longer than 253 characters", quote(name)));
+        return Err(format!(
+            "DNS name {} is longer than 253 characters",
+            quote(name)
+        ));
     }
     for label in name.split('.') {
         node_name(label).map_err(|_| {
@@ -144,14 +150,26 @@ pub fn mac(text: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{} is not a MAC address like 52:54:00:8e:1c:02", quote(text)))
+        Err(format!(
+            "{} is not a MAC address like 52:54:00:8e:1c:02",
+            quote(text)
+        ))
     }
 }
 
 /// The unit types systemd knows (systemd.unit(5), "DESCRIPTION").
 const UNIT_SUFFIXES: [&str; 11] = [
-    "service", "socket", "device", "mount", "automount", "swap", "target", "path", "timer",
-    "slice", "scope",
+    "service",
+    "socket",
+    "device",
+    "mount",
+    "automount",
+    "swap",
+    "target",
+    "path",
+    "timer",
+    "slice",
+    "scope",
 ];
 
 /// Checks a systemd unit name: at most 255 of ASCII letters, digits, `:`, `-`, `_`, `.`, `\\` and
@@ -227,7 +245,10 @@ pub fn word(text: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{} is not a word of letters, digits, '_', '.', ':' and '-'", quote(text)))
+        Err(format!(
+            "{} is not a word of letters, digits, '_', '.', ':' and '-'",
+            quote(text)
+        ))
     }
 }
 
@@ -235,15 +256,17 @@ pub fn word(text: &str) -> Result<(), String> {
 pub fn ip(text: &str) -> Result<IpAddr, String> {
     text.trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not an IP address"))
+        .map_err(|_| format!("{} is not an IP address", crate::error::quote(&text)))
 }
 
 /// Parses a network in CIDR form whose host bits are zero (`10.240.0.0/24`, not `10.240.0.5/24`).
 pub fn network(text: &str) -> Result<IpNet, String> {
-    let net: IpNet = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a CIDR range (like 10.240.0.0/24)"))?;
+    let net: IpNet = text.trim().parse().map_err(|_| {
+        format!(
+            "{} is not a CIDR range (like 10.240.0.0/24)",
+            crate::error::quote(&text)
+        )
+    })?;
     if net.trunc() != net {
         return Err(format!(
             "{text:?} has host bits set: the range is {}",
@@ -295,7 +318,9 @@ pub fn pod_range(net: &IpNet, nodes: &[IpNet], services: &[IpNet]) -> Result<(),
     for (special, what) in NOT_POD_RANGES {
         let special: IpNet = special.parse().expect("a valid range");
         if overlaps(net, &special) {
-            return Err(format!("{net} is inside or overlaps {special}, {what}: not a pod range"));
+            return Err(format!(
+                "{net} is inside or overlaps {special}, {what}: not a pod range"
+            ));
         }
     }
     for (kind, nets) in [("node", nodes), ("service", services)] {
@@ -350,23 +375,52 @@ mod tests {
 
     #[test]
     fn pod_ranges_are_never_special_or_the_node_or_service_network() {
-        let nodes = [network("10.240.0.0/24").unwrap(), network("fd00:10:240::/64").unwrap()];
+        let nodes = [
+            network("10.240.0.0/24").unwrap(),
+            network("fd00:10:240::/64").unwrap(),
+        ];
         let services = [network("10.32.0.0/24").unwrap()];
         for good in ["10.200.0.0/24", "10.200.0.0/16", "fd00:10:200::/64"] {
-            assert_eq!(pod_range(&network(good).unwrap(), &nodes, &services), Ok(()), "{good}");
+            assert_eq!(
+                pod_range(&network(good).unwrap(), &nodes, &services),
+                Ok(()),
+                "{good}"
+            );
         }
         for bad in [
-            "0.0.0.0/0", "::/0", "10.240.0.0/25", "10.0.0.0/8", "10.32.0.0/28", "127.0.0.0/8",
-            "169.254.0.0/16", "fe80::/64", "224.0.0.0/4", "ff00::/8", "0.0.0.0/8", "::1/128",
-            "255.255.255.255/32", "fd00:10:240::/80",
+            "0.0.0.0/0",
+            "::/0",
+            "10.240.0.0/25",
+            "10.0.0.0/8",
+            "10.32.0.0/28",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "fe80::/64",
+            "224.0.0.0/4",
+            "ff00::/8",
+            "0.0.0.0/8",
+            "::1/128",
+            "255.255.255.255/32",
+            "fd00:10:240::/80",
         ] {
-            assert!(pod_range(&network(bad).unwrap(), &nodes, &services).is_err(), "{bad}");
+            assert!(
+                pod_range(&network(bad).unwrap(), &nodes, &services).is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn strings_with_control_characters_are_refused() {
-        for bad in ["a\nb", "a\rb", "a\0b", "a\u{7f}", "a\u{2028}b", "a\u{202e}b", "a\u{85}b"] {
+        for bad in [
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "a\u{7f}",
+            "a\u{2028}b",
+            "a\u{202e}b",
+            "a\u{85}b",
+        ] {
             assert!(plain_text(bad).is_err(), "{bad:?}");
         }
         assert!(plain_text("ok: spaces, ünïcode = fine").is_ok());
@@ -375,17 +429,37 @@ mod tests {
     #[test]
     fn paths_units_modes_owners_macs() {
         assert!(absolute_path("/etc/systemd/system/etcd.service").is_ok());
-        for bad in ["etc/x", "/etc/../x", "/etc//x", "/etc/x/", "/", "/a/./b", "/a\\b", "/a\nb"] {
+        for bad in [
+            "etc/x",
+            "/etc/../x",
+            "/etc//x",
+            "/etc/x/",
+            "/",
+            "/a/./b",
+            "/a\\b",
+            "/a\nb",
+        ] {
             assert!(absolute_path(bad).is_err(), "{bad:?}");
         }
         assert!(relative_path("pki/ca/ca.pem").is_ok());
         for bad in ["", "/pki", "../x", "pki/../../x", "pki//x", "a\0"] {
             assert!(relative_path(bad).is_err(), "{bad:?}");
         }
-        for good in ["etcd.service", "kube-apiserver.service", "getty@tty1.service", "x.timer"] {
+        for good in [
+            "etcd.service",
+            "kube-apiserver.service",
+            "getty@tty1.service",
+            "x.timer",
+        ] {
             assert!(unit_name(good).is_ok(), "{good}");
         }
-        for bad in ["etcd", "-x.service", ".service", "a b.service", "x.service\nExecStartPre=/x"] {
+        for bad in [
+            "etcd",
+            "-x.service",
+            ".service",
+            "a b.service",
+            "x.service\nExecStartPre=/x",
+        ] {
             assert!(unit_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(file_mode("0644"), Ok(0o644));

@@ -56,12 +56,32 @@ const MKUNITS: &[&str] = &["--dir", "@OUT@", "-f", "@DOC@"];
 const CIDR_ALLOC: &[&str] = &["-f", "@DOC@"];
 const MKVM_STATUS: &[&str] = &["status", "-f", "@DOC@"];
 const MKVM_DRY_RUN: &[&str] = &[
-    "up", "--dry-run", "--image", "@IMG@", "--ssh-key", "@PUB@", "--pool-dir", "@OUT@", "-f",
+    "up",
+    "--dry-run",
+    "--image",
+    "@IMG@",
+    "--ssh-key",
+    "@PUB@",
+    "--pool-dir",
+    "@OUT@",
+    "-f",
     "@DOC@",
 ];
 const NODE_PUSH: &[&str] = &[
-    "-f", "@DOC@", "--dir", "@SRC@", "--identity", "@KEY@", "--known-hosts", "@KH@",
-    "--address", "node-1=@ADDR@", "--only", "node-1", "--timeout", "3",
+    "-f",
+    "@DOC@",
+    "--dir",
+    "@SRC@",
+    "--identity",
+    "@KEY@",
+    "--known-hosts",
+    "@KH@",
+    "--address",
+    "node-1=@ADDR@",
+    "--only",
+    "node-1",
+    "--timeout",
+    "3",
 ];
 
 /// A file entry of node 1 whose `src` is `src`.
@@ -75,60 +95,458 @@ fn cases() -> Vec<Case> {
     let huge = "a".repeat(10 << 20);
     vec![
         // 3. Every string from the document is validated before it lands anywhere.
-        case("newline in cluster.name (mkunits: ExecStartPre= injection)", vec![("/cluster/name", json!(format!("lab{nl}")))], "mkunits", MKUNITS, 2, "cluster.name"),
-        case("newline in cluster.name (mkcerts)", vec![("/cluster/name", json!(format!("lab{nl}")))], "mkcerts", MKCERTS, 2, "cluster.name"),
-        case("newline in an fqdn (mkunits: /etc/hosts and units)", vec![("/nodes/1/fqdn", json!(format!("node-2.example.com{nl}")))], "mkunits", MKUNITS, 2, "nodes[1].fqdn"),
-        case("newline in an fqdn (mkcerts: SANs)", vec![("/nodes/1/fqdn", json!("node-2.example.com\n10.0.0.1 evil"))], "mkcerts", MKCERTS, 2, "nodes[1].fqdn"),
-        case("CR in cluster.domain", vec![("/cluster/domain", json!("example.com\rExecStart=/x"))], "mkunits", MKUNITS, 2, "cluster.domain"),
-        case("NUL in cluster.cluster_domain", vec![("/cluster/cluster_domain", json!("cluster.local\u{0}x"))], "mkunits", MKUNITS, 2, "cluster.cluster_domain"),
-        case("U+2028 in cluster.name", vec![("/cluster/name", json!("lab\u{2028}x"))], "mkcerts", MKCERTS, 2, "cluster.name"),
-        case("U+2029 in an fqdn", vec![("/nodes/0/fqdn", json!("node-1\u{2029}.example.com"))], "mkunits", MKUNITS, 2, "nodes[0].fqdn"),
-        case("DEL in cluster.domain", vec![("/cluster/domain", json!("example.com\u{7f}"))], "mkcerts", MKCERTS, 2, "cluster.domain"),
-        case("newline in kubernetes_version", vec![("/cluster/kubernetes_version", json!(format!("v1.37.2{nl}")))], "mkunits", MKUNITS, 2, "cluster.kubernetes_version"),
-        case("space in cluster.name", vec![("/cluster/name", json!("lab x"))], "mkcerts", MKCERTS, 2, "cluster.name"),
-        case("userinfo in api.endpoint", vec![("/cluster/api/endpoint", json!("https://u:secret@10.240.0.2:6443"))], "mkcerts", MKCERTS, 2, "cluster.api.endpoint"),
-        case("newline in api.endpoint", vec![("/cluster/api/endpoint", json!("https://10.240.0.2:6443\nserver: https://evil"))], "mkcerts", MKCERTS, 2, "cluster.api.endpoint"),
-        case("XML in hypervisor.network", vec![("/hypervisor/network", json!("lab'/><forward mode='bridge'/><x a='"))], "mkvm", MKVM_STATUS, 2, "hypervisor.network"),
-        case("path in hypervisor.pool", vec![("/hypervisor/pool", json!("../../etc"))], "mkvm", MKVM_DRY_RUN, 2, "hypervisor.pool"),
-        case("XML in a MAC", vec![("/nodes/0/mac", json!("52:54:00:6c:54:0e'/><x a='"))], "mkvm", MKVM_DRY_RUN, 2, "nodes[0].mac"),
-        case("newline in a service name", vec![("/nodes/0/services", json!(["etcd.service\nExecStartPre=/x"]))], "node-push", NODE_PUSH, 2, "nodes[0].services[0]"),
-        case("newline in a file's dest", vec![("/nodes/0/files", json!([{"src": "pki/ok.pem", "dest": "/etc/x\n/etc/y", "mode": "0644", "owner": "root:root", "sha256": ""}]))], "node-push", NODE_PUSH, 2, "nodes[0].files[0].dest"),
-        case("control character in a cert subject", vec![("/pki", json!({"dir": "pki", "algorithm": "ecdsa-p256", "certs": [{"name": "ca", "path": "pki/ca.pem", "subject": "CN=x\u{1b}[2J", "issuer": "CN=x", "not_after": "2030", "sha256": ""}]}))], "mkcerts", MKCERTS, 2, "pki.certs[0].subject"),
-        case("relative pki.dir escaping --dir", vec![("/pki", json!({"dir": "../../etc", "algorithm": "ecdsa-p256", "certs": []}))], "mkcerts", MKCERTS, 2, "pki.dir"),
-        case("a 10 MB cluster.name is cut in the error", vec![("/cluster/name", json!(huge.clone()))], "mkcerts", MKCERTS, 2, "cluster.name"),
-        case("a 10 MB node name is cut in the error", vec![("/nodes/0/name", json!(huge))], "mkunits", MKUNITS, 2, "nodes[0].name"),
+        case(
+            "newline in cluster.name (mkunits: ExecStartPre= injection)",
+            vec![("/cluster/name", json!(format!("lab{nl}")))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "cluster.name",
+        ),
+        case(
+            "newline in cluster.name (mkcerts)",
+            vec![("/cluster/name", json!(format!("lab{nl}")))],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "cluster.name",
+        ),
+        case(
+            "newline in an fqdn (mkunits: /etc/hosts and units)",
+            vec![("/nodes/1/fqdn", json!(format!("node-2.example.com{nl}")))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "nodes[1].fqdn",
+        ),
+        case(
+            "newline in an fqdn (mkcerts: SANs)",
+            vec![("/nodes/1/fqdn", json!("node-2.example.com\n10.0.0.1 evil"))],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "nodes[1].fqdn",
+        ),
+        case(
+            "CR in cluster.domain",
+            vec![("/cluster/domain", json!("example.com\rExecStart=/x"))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "cluster.domain",
+        ),
+        case(
+            "NUL in cluster.cluster_domain",
+            vec![("/cluster/cluster_domain", json!("cluster.local\u{0}x"))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "cluster.cluster_domain",
+        ),
+        case(
+            "U+2028 in cluster.name",
+            vec![("/cluster/name", json!("lab\u{2028}x"))],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "cluster.name",
+        ),
+        case(
+            "U+2029 in an fqdn",
+            vec![("/nodes/0/fqdn", json!("node-1\u{2029}.example.com"))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "nodes[0].fqdn",
+        ),
+        case(
+            "DEL in cluster.domain",
+            vec![("/cluster/domain", json!("example.com\u{7f}"))],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "cluster.domain",
+        ),
+        case(
+            "newline in kubernetes_version",
+            vec![("/cluster/kubernetes_version", json!(format!("v1.37.2{nl}")))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "cluster.kubernetes_version",
+        ),
+        case(
+            "space in cluster.name",
+            vec![("/cluster/name", json!("lab x"))],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "cluster.name",
+        ),
+        case(
+            "userinfo in api.endpoint",
+            vec![(
+                "/cluster/api/endpoint",
+                json!("https://u:secret@10.240.0.2:6443"),
+            )],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "cluster.api.endpoint",
+        ),
+        case(
+            "newline in api.endpoint",
+            vec![(
+                "/cluster/api/endpoint",
+                json!("https://10.240.0.2:6443\nserver: https://evil"),
+            )],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "cluster.api.endpoint",
+        ),
+        case(
+            "XML in hypervisor.network",
+            vec![(
+                "/hypervisor/network",
+                json!("lab'/><forward mode='bridge'/><x a='"),
+            )],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "hypervisor.network",
+        ),
+        case(
+            "path in hypervisor.pool",
+            vec![("/hypervisor/pool", json!("../../etc"))],
+            "mkvm",
+            MKVM_DRY_RUN,
+            2,
+            "hypervisor.pool",
+        ),
+        case(
+            "XML in a MAC",
+            vec![("/nodes/0/mac", json!("52:54:00:6c:54:0e'/><x a='"))],
+            "mkvm",
+            MKVM_DRY_RUN,
+            2,
+            "nodes[0].mac",
+        ),
+        case(
+            "newline in a service name",
+            vec![(
+                "/nodes/0/services",
+                json!(["etcd.service\nExecStartPre=/x"]),
+            )],
+            "node-push",
+            NODE_PUSH,
+            2,
+            "nodes[0].services[0]",
+        ),
+        case(
+            "newline in a file's dest",
+            vec![(
+                "/nodes/0/files",
+                json!([{"src": "pki/ok.pem", "dest": "/etc/x\n/etc/y", "mode": "0644", "owner": "root:root", "sha256": ""}]),
+            )],
+            "node-push",
+            NODE_PUSH,
+            2,
+            "nodes[0].files[0].dest",
+        ),
+        case(
+            "control character in a cert subject",
+            vec![(
+                "/pki",
+                json!({"dir": "pki", "algorithm": "ecdsa-p256", "certs": [{"name": "ca", "path": "pki/ca.pem", "subject": "CN=x\u{1b}[2J", "issuer": "CN=x", "not_after": "2030", "sha256": ""}]}),
+            )],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "pki.certs[0].subject",
+        ),
+        case(
+            "relative pki.dir escaping --dir",
+            vec![(
+                "/pki",
+                json!({"dir": "../../etc", "algorithm": "ecdsa-p256", "certs": []}),
+            )],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "pki.dir",
+        ),
+        case(
+            "a 10 MB cluster.name is cut in the error",
+            vec![("/cluster/name", json!(huge.clone()))],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "cluster.name",
+        ),
+        case(
+            "a 10 MB node name is cut in the error",
+            vec![("/nodes/0/name", json!(huge))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "nodes[0].name",
+        ),
         // 4. No program run on the document's say-so, before libvirt is ever opened.
-        case("qemu+ext command= in hypervisor.uri (mkvm status)", vec![("/hypervisor/uri", json!("qemu+ext:///system?command=@CMD@"))], "mkvm", MKVM_STATUS, 2, "hypervisor.uri"),
-        case("qemu+ext command= in hypervisor.uri (mkvm up --dry-run)", vec![("/hypervisor/uri", json!("qemu+ext:///system?command=@CMD@"))], "mkvm", MKVM_DRY_RUN, 2, "hypervisor.uri"),
-        case("qemu+ext command= in a node's host", vec![("/nodes/2/host", json!("qemu+ext:///system?command=@CMD@"))], "mkvm", MKVM_STATUS, 2, "nodes[2].host"),
-        case("qemu+ext in hypervisor.uri is refused by every tool", vec![("/hypervisor/uri", json!("qemu+ext:///system?command=@CMD@"))], "mkcerts", MKCERTS, 2, "hypervisor.uri"),
-        case("command= on the test driver", vec![("/hypervisor/uri", json!("test:///default?command=@CMD@"))], "mkvm", MKVM_STATUS, 2, "hypervisor.uri"),
-        case("command= replacing ssh", vec![("/hypervisor/uri", json!("qemu+ssh://h/system?command=@CMD@"))], "mkvm", MKVM_DRY_RUN, 2, "hypervisor.uri"),
-        case("netcat= on the remote shell", vec![("/hypervisor/uri", json!("qemu+ssh://h/system?netcat=@CMD@"))], "mkvm", MKVM_STATUS, 2, "hypervisor.uri"),
-        case("an unknown URI parameter", vec![("/hypervisor/uri", json!("qemu+ssh://h/system?proxy=native"))], "mkvm", MKVM_STATUS, 2, "hypervisor.uri"),
-        case("the libssh2 transport", vec![("/hypervisor/uri", json!("qemu+libssh2://h/system?known_hosts_verify=ignore"))], "mkvm", MKVM_STATUS, 2, "hypervisor.uri"),
-        case("a password in the URI is never echoed", vec![("/hypervisor/uri", json!("qemu+ssh://u:secret@h/system"))], "mkvm", MKVM_STATUS, 2, "hypervisor.uri"),
-        case("--connect qemu+ext", vec![], "mkvm", &["--connect", "qemu+ext:///system?command=@CMD@", "status", "-f", "@DOC@"], 2, "--connect"),
-        case("--connect with a password is never echoed", vec![], "mkvm", &["--connect", "qemu+ssh://u:secret@h/system", "status", "-f", "@DOC@"], 2, "--connect"),
-        case("--connect test driver with command=", vec![], "mkvm", &["--connect", "test:///default?command=@CMD@", "up", "--dry-run", "--image", "@IMG@", "--ssh-key", "@PUB@", "-f", "@DOC@"], 2, "--connect"),
+        case(
+            "qemu+ext command= in hypervisor.uri (mkvm status)",
+            vec![("/hypervisor/uri", json!("qemu+ext:///system?command=@CMD@"))],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "qemu+ext command= in hypervisor.uri (mkvm up --dry-run)",
+            vec![("/hypervisor/uri", json!("qemu+ext:///system?command=@CMD@"))],
+            "mkvm",
+            MKVM_DRY_RUN,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "qemu+ext command= in a node's host",
+            vec![("/nodes/2/host", json!("qemu+ext:///system?command=@CMD@"))],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "nodes[2].host",
+        ),
+        case(
+            "qemu+ext in hypervisor.uri is refused by every tool",
+            vec![("/hypervisor/uri", json!("qemu+ext:///system?command=@CMD@"))],
+            "mkcerts",
+            MKCERTS,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "command= on the test driver",
+            vec![("/hypervisor/uri", json!("test:///default?command=@CMD@"))],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "command= replacing ssh",
+            vec![(
+                "/hypervisor/uri",
+                json!("qemu+ssh://h/system?command=@CMD@"),
+            )],
+            "mkvm",
+            MKVM_DRY_RUN,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "netcat= on the remote shell",
+            vec![("/hypervisor/uri", json!("qemu+ssh://h/system?netcat=@CMD@"))],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "an unknown URI parameter",
+            vec![("/hypervisor/uri", json!("qemu+ssh://h/system?proxy=native"))],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "the libssh2 transport",
+            vec![(
+                "/hypervisor/uri",
+                json!("qemu+libssh2://h/system?known_hosts_verify=ignore"),
+            )],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "a password in the URI is never echoed",
+            vec![("/hypervisor/uri", json!("qemu+ssh://u:secret@h/system"))],
+            "mkvm",
+            MKVM_STATUS,
+            2,
+            "hypervisor.uri",
+        ),
+        case(
+            "--connect qemu+ext",
+            vec![],
+            "mkvm",
+            &[
+                "--connect",
+                "qemu+ext:///system?command=@CMD@",
+                "status",
+                "-f",
+                "@DOC@",
+            ],
+            2,
+            "--connect",
+        ),
+        case(
+            "--connect with a password is never echoed",
+            vec![],
+            "mkvm",
+            &[
+                "--connect",
+                "qemu+ssh://u:secret@h/system",
+                "status",
+                "-f",
+                "@DOC@",
+            ],
+            2,
+            "--connect",
+        ),
+        case(
+            "--connect test driver with command=",
+            vec![],
+            "mkvm",
+            &[
+                "--connect",
+                "test:///default?command=@CMD@",
+                "up",
+                "--dry-run",
+                "--image",
+                "@IMG@",
+                "--ssh-key",
+                "@PUB@",
+                "-f",
+                "@DOC@",
+            ],
+            2,
+            "--connect",
+        ),
         // 5. node-push reads only plain files inside --dir, refused before connecting.
-        case("node-push src is a symlink to a root-only file", vec![("/nodes/0/files", file_entry("pki/link.pem"))], "node-push", NODE_PUSH, 2, "nodes[0].files[0].src"),
-        case("node-push src is a FIFO", vec![("/nodes/0/files", file_entry("pki/fifo"))], "node-push", NODE_PUSH, 2, "nodes[0].files[0].src"),
-        case("node-push src goes through a symlinked directory", vec![("/nodes/0/files", file_entry("alias/ok.pem"))], "node-push", NODE_PUSH, 2, "nodes[0].files[0].src"),
-        case("node-push src is a directory", vec![("/nodes/0/files", file_entry("pki"))], "node-push", NODE_PUSH, 2, "nodes[0].files[0].src"),
-        case("node-push src is a device", vec![("/nodes/0/files", file_entry("pki/null"))], "node-push", NODE_PUSH, 2, "nodes[0].files[0].src"),
+        case(
+            "node-push src is a symlink to a root-only file",
+            vec![("/nodes/0/files", file_entry("pki/link.pem"))],
+            "node-push",
+            NODE_PUSH,
+            2,
+            "nodes[0].files[0].src",
+        ),
+        case(
+            "node-push src is a FIFO",
+            vec![("/nodes/0/files", file_entry("pki/fifo"))],
+            "node-push",
+            NODE_PUSH,
+            2,
+            "nodes[0].files[0].src",
+        ),
+        case(
+            "node-push src goes through a symlinked directory",
+            vec![("/nodes/0/files", file_entry("alias/ok.pem"))],
+            "node-push",
+            NODE_PUSH,
+            2,
+            "nodes[0].files[0].src",
+        ),
+        case(
+            "node-push src is a directory",
+            vec![("/nodes/0/files", file_entry("pki"))],
+            "node-push",
+            NODE_PUSH,
+            2,
+            "nodes[0].files[0].src",
+        ),
+        case(
+            "node-push src is a device",
+            vec![("/nodes/0/files", file_entry("pki/null"))],
+            "node-push",
+            NODE_PUSH,
+            2,
+            "nodes[0].files[0].src",
+        ),
         // 6. Pod CIDRs (route-sync's own cases run in a netns below); every tool refuses them.
-        case("default pod CIDR (cidr-alloc)", vec![("/nodes/0/pod_cidrs", json!(["0.0.0.0/0"]))], "cidr-alloc", CIDR_ALLOC, 2, "nodes[0].pod_cidrs[0]"),
-        case("loopback pod CIDR (mkunits)", vec![("/nodes/0/pod_cidrs", json!(["127.0.0.0/8"]))], "mkunits", MKUNITS, 2, "nodes[0].pod_cidrs[0]"),
-        case("a loopback pod network (cidr-alloc)", vec![("/cluster/networks/pod", json!(["127.0.0.0/8"])), ("/nodes/0/pod_cidrs", json!([])), ("/nodes/1/pod_cidrs", json!([])), ("/nodes/2/pod_cidrs", json!([]))], "cidr-alloc", CIDR_ALLOC, 2, "cluster.networks.pod"),
+        case(
+            "default pod CIDR (cidr-alloc)",
+            vec![("/nodes/0/pod_cidrs", json!(["0.0.0.0/0"]))],
+            "cidr-alloc",
+            CIDR_ALLOC,
+            2,
+            "nodes[0].pod_cidrs[0]",
+        ),
+        case(
+            "loopback pod CIDR (mkunits)",
+            vec![("/nodes/0/pod_cidrs", json!(["127.0.0.0/8"]))],
+            "mkunits",
+            MKUNITS,
+            2,
+            "nodes[0].pod_cidrs[0]",
+        ),
+        case(
+            "a loopback pod network (cidr-alloc)",
+            vec![
+                ("/cluster/networks/pod", json!(["127.0.0.0/8"])),
+                ("/nodes/0/pod_cidrs", json!([])),
+                ("/nodes/1/pod_cidrs", json!([])),
+                ("/nodes/2/pod_cidrs", json!([])),
+            ],
+            "cidr-alloc",
+            CIDR_ALLOC,
+            2,
+            "cluster.networks.pod",
+        ),
         // 7. No panic on any input.
-        case("mkcerts --days 999999999", vec![], "mkcerts", &["--days", "999999999", "--dir", "@OUT@", "-f", "@DOC@"], 2, "--days"),
-        case("mkcerts --ca-days 999999999", vec![], "mkcerts", &["--ca-days", "999999999", "--dir", "@OUT@", "-f", "@DOC@"], 2, "--ca-days"),
-        case("mkcerts check --warn-days 999999999", vec![], "mkcerts", &["check", "--dir", "@OUT@", "--warn-days", "999999999"], 2, "--warn-days"),
+        case(
+            "mkcerts --days 999999999",
+            vec![],
+            "mkcerts",
+            &["--days", "999999999", "--dir", "@OUT@", "-f", "@DOC@"],
+            2,
+            "--days",
+        ),
+        case(
+            "mkcerts --ca-days 999999999",
+            vec![],
+            "mkcerts",
+            &["--ca-days", "999999999", "--dir", "@OUT@", "-f", "@DOC@"],
+            2,
+            "--ca-days",
+        ),
+        case(
+            "mkcerts check --warn-days 999999999",
+            vec![],
+            "mkcerts",
+            &["check", "--dir", "@OUT@", "--warn-days", "999999999"],
+            2,
+            "--warn-days",
+        ),
         // 8. One error line from every tool.
-        case("a bad flag to mkvm", vec![], "mkvm", &["--bogus", "status"], 2, "--bogus"),
-        case("a bad flag to route-sync", vec![], "route-sync", &["--bogus"], 2, "--bogus"),
-        case("a missing subcommand of mkvm", vec![], "mkvm", &["-f", "@DOC@"], 2, "mkvm"),
+        case(
+            "a bad flag to mkvm",
+            vec![],
+            "mkvm",
+            &["--bogus", "status"],
+            2,
+            "--bogus",
+        ),
+        case(
+            "a bad flag to route-sync",
+            vec![],
+            "route-sync",
+            &["--bogus"],
+            2,
+            "--bogus",
+        ),
+        case(
+            "a missing subcommand of mkvm",
+            vec![],
+            "mkvm",
+            &["-f", "@DOC@"],
+            2,
+            "mkvm",
+        ),
     ]
 }
 
@@ -157,7 +575,10 @@ impl World {
             .status()
             .unwrap();
         assert!(null.success(), "mknod needs root (make test runs as root)");
-        let fifo = Command::new("mkfifo").arg(p("src/pki/fifo")).status().unwrap();
+        let fifo = Command::new("mkfifo")
+            .arg(p("src/pki/fifo"))
+            .status()
+            .unwrap();
         assert!(fifo.success());
         let script = format!("#!/bin/sh\ntouch {}\n", p("marker").display());
         std::fs::write(p("hostile.sh"), script).unwrap();
@@ -194,7 +615,10 @@ impl World {
             "ROOT-ONLY SECRET\n",
             "{name}: the victim changed"
         );
-        assert!(!self.path("marker").exists(), "{name}: the hostile program ran");
+        assert!(
+            !self.path("marker").exists(),
+            "{name}: the hostile program ran"
+        );
     }
 }
 
@@ -258,7 +682,11 @@ fn assert_refused(case: &Case, out: &Output) -> String {
         case.name,
         case.names
     );
-    assert!(!line.contains("secret"), "{}: echoes a password: {line}", case.name);
+    assert!(
+        !line.contains("secret"),
+        "{}: echoes a password: {line}",
+        case.name
+    );
     assert!(
         line.chars().count() <= LINE_MAX,
         "{}: a {}-character error line",
@@ -299,7 +727,9 @@ fn run(world: &World, case: &Case, addr: &str) -> Output {
     }
 }
 
-fn stdout_reader(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+fn stdout_reader(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
@@ -319,7 +749,12 @@ fn every_hostile_input_is_refused_with_one_line_and_nothing_touched() {
         .filter(|case| std::panic::catch_unwind(|| check_case(case)).is_err())
         .map(|case| case.name)
         .collect();
-    assert!(failed.is_empty(), "{} of {} cases broke: {failed:#?}", failed.len(), cases.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases broke: {failed:#?}",
+        failed.len(),
+        cases.len()
+    );
 }
 
 fn check_case(case: &Case) {
@@ -333,7 +768,10 @@ fn check_case(case: &Case) {
     world.assert_untouched(case.name);
     match node.accept() {
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-        other => panic!("{}: node-push connected before refusing: {other:?}", case.name),
+        other => panic!(
+            "{}: node-push connected before refusing: {other:?}",
+            case.name
+        ),
     }
 }
 
@@ -344,7 +782,11 @@ fn the_fixture_itself_passes_and_writes_under_dir() {
     let world = World::new();
     let control = case("control", vec![], "mkcerts", MKCERTS, 0, "");
     let out = run(&world, &control, "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!walk(&world.path("out")).is_empty());
     let _: hardway::Document = serde_json::from_slice(&out.stdout).unwrap();
 }
@@ -371,10 +813,19 @@ fn route_sync_installs_no_route_that_is_not_a_pod_route() {
     };
     let dual = |cidrs: Value| -> Vec<(&'static str, Value)> {
         vec![
-            ("/cluster/networks/node", json!(["10.240.0.0/24", "fd00:10:240::/64"])),
-            ("/cluster/networks/pod", json!(["10.200.0.0/16", "fd00:10:200::/56"])),
+            (
+                "/cluster/networks/node",
+                json!(["10.240.0.0/24", "fd00:10:240::/64"]),
+            ),
+            (
+                "/cluster/networks/pod",
+                json!(["10.200.0.0/16", "fd00:10:200::/56"]),
+            ),
             ("/cluster/networks/pod_prefix", json!([24, 64])),
-            ("/cluster/networks/service", json!(["10.32.0.0/24", "fd00:10:32::/112"])),
+            (
+                "/cluster/networks/service",
+                json!(["10.32.0.0/24", "fd00:10:32::/112"]),
+            ),
             ("/nodes/1/ips", json!(["10.240.0.12", "fd00:10:240::12"])),
             ("/nodes/1/pod_cidrs", cidrs),
         ]
@@ -393,26 +844,47 @@ fn route_sync_installs_no_route_that_is_not_a_pod_route() {
         "10.32.0.0/24",
     ] {
         let v6 = cidr.contains(':');
-        let cidrs = if v6 { json!(["10.200.1.0/24", cidr]) } else { json!([cidr]) };
-        let names = if v6 { "nodes[1].pod_cidrs[1]" } else { "nodes[1].pod_cidrs[0]" };
+        let cidrs = if v6 {
+            json!(["10.200.1.0/24", cidr])
+        } else {
+            json!([cidr])
+        };
+        let names = if v6 {
+            "nodes[1].pod_cidrs[1]"
+        } else {
+            "nodes[1].pod_cidrs[0]"
+        };
         let doc = world.fill(&serde_json::to_string(&patched(&dual(cidrs))).unwrap(), "");
         std::fs::write(world.path("doc.json"), doc).unwrap();
         let file = world.path("doc.json");
-        let out = ns.exec(testkit::bin("route-sync"), &["--host", "-f", &file.to_string_lossy()]);
+        let out = ns.exec(
+            testkit::bin("route-sync"),
+            &["--host", "-f", &file.to_string_lossy()],
+        );
         let case = case("route-sync", vec![], "route-sync", &[], 2, names);
         let line = assert_refused(&case, &out);
         assert_eq!(dump(), before, "{cidr}: the routes changed ({line})");
     }
     // Positive control: the same document with pod CIDRs is installed, so the dump can differ.
     let doc = world.fill(
-        &serde_json::to_string(&patched(&dual(json!(["10.200.1.0/24", "fd00:10:200:1::/64"]))))
-            .unwrap(),
+        &serde_json::to_string(&patched(&dual(json!([
+            "10.200.1.0/24",
+            "fd00:10:200:1::/64"
+        ]))))
+        .unwrap(),
         "",
     );
     std::fs::write(world.path("doc.json"), doc).unwrap();
     let file = world.path("doc.json");
-    let out = ns.exec(testkit::bin("route-sync"), &["--host", "-f", &file.to_string_lossy()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ns.exec(
+        testkit::bin("route-sync"),
+        &["--host", "-f", &file.to_string_lossy()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_ne!(dump(), before);
 }
 

@@ -263,7 +263,7 @@ pub fn up(mut doc: Document, options: &UpOptions) -> Result<Document, MkvmError>
             {
                 return Err(MkvmError::preflight(
                     "cluster.networks.node",
-                    format!("{ours} overlaps {range} of the active libvirt network {other:?} on {uri}: pick another node range (cidr-alloc --avoid {range})"),
+                    format!("{ours} overlaps {range} of the active libvirt network {} on {uri}: pick another node range (cidr-alloc --avoid {range})", hardway::error::quote(&other)),
                 ));
             }
         }

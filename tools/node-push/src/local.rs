@@ -29,9 +29,9 @@ pub fn open_plain(path: &Path) -> io::Result<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => refused(
-                "is a symbolic link: node-push sends only plain files inside --dir".into(),
-            ),
+            Some(libc::ELOOP) => {
+                refused("is a symbolic link: node-push sends only plain files inside --dir".into())
+            }
             _ => e,
         })?;
     let kind = file.metadata()?.file_type();

@@ -140,7 +140,10 @@ pub fn parse_address_override(text: &str, default_port: u16) -> Result<(String, 
     let bad = || {
         Error::invalid(
             "--address",
-            format!("{text:?} is not NODE=HOST[:PORT] (e.g. node-1=127.0.0.1:2222)"),
+            format!(
+                "{} is not NODE=HOST[:PORT] (e.g. node-1=127.0.0.1:2222)",
+                hardway::error::quote(&text)
+            ),
         )
     };
     let (node, address) = text.split_once('=').ok_or_else(bad)?;
@@ -284,7 +287,10 @@ fn address_of(at: &str, node: &Node, selection: &Selection) -> Result<Target, Er
     Target::parse(&host, selection.port).ok_or_else(|| {
         Error::invalid(
             format!("{at}.ips"),
-            format!("{host:?} is not an address node-push can connect to"),
+            format!(
+                "{} is not an address node-push can connect to",
+                hardway::error::quote(&host)
+            ),
         )
     })
 }
