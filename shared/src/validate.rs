@@ -256,7 +256,7 @@ pub fn word(text: &str) -> Result<(), String> {
 pub fn ip(text: &str) -> Result<IpAddr, String> {
     text.trim()
         .parse()
-        .map_err(|_| format!("{} is not an IP address", crate::error::quote(&text)))
+        .map_err(|_| format!("{} is not an IP address", crate::error::quote(text)))
 }
 
 /// Parses a network in CIDR form whose host bits are zero (`10.240.0.0/24`, not `10.240.0.5/24`).
@@ -264,7 +264,7 @@ pub fn network(text: &str) -> Result<IpNet, String> {
     let net: IpNet = text.trim().parse().map_err(|_| {
         format!(
             "{} is not a CIDR range (like 10.240.0.0/24)",
-            crate::error::quote(&text)
+            crate::error::quote(text)
         )
     })?;
     if net.trunc() != net {

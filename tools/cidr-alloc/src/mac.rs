@@ -27,7 +27,7 @@ pub fn parse(text: &str) -> Result<u64, String> {
     let bad = || {
         format!(
             "{} is not a MAC address like 52:54:00:12:34:56",
-            hardway::error::quote(&text)
+            hardway::error::quote(text)
         )
     };
     if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
@@ -40,7 +40,7 @@ pub fn parse(text: &str) -> Result<u64, String> {
     if (value >> 40) & 1 == 1 {
         return Err(format!(
             "{} is a multicast MAC address: a NIC needs a unicast one",
-            hardway::error::quote(&text)
+            hardway::error::quote(text)
         ));
     }
     Ok(value)

@@ -71,24 +71,24 @@ pub fn parse_endpoint(text: &str) -> Result<Target, String> {
     } else {
         return Err(format!(
             "{} is not an etcd client URL ({want})",
-            hardway::error::quote(&text)
+            hardway::error::quote(text)
         ));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '@', '?', '#', ' ']) {
         return Err(format!(
             "{} is not an etcd client URL ({want})",
-            hardway::error::quote(&text)
+            hardway::error::quote(text)
         ));
     }
     let (host_text, port_text) = if let Some(v6) = authority.strip_prefix('[') {
         let (addr, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("{}: unclosed '[' ({want})", hardway::error::quote(&text)))?;
+            .ok_or_else(|| format!("{}: unclosed '[' ({want})", hardway::error::quote(text)))?;
         let port = match after {
             "" => None,
             p => Some(p.strip_prefix(':').ok_or_else(|| {
-                format!("{}: junk after ']' ({want})", hardway::error::quote(&text))
+                format!("{}: junk after ']' ({want})", hardway::error::quote(text))
             })?),
         };
         (addr, port)
@@ -109,7 +109,7 @@ pub fn parse_endpoint(text: &str) -> Result<Target, String> {
         if ip.is_ipv6() && !authority.starts_with('[') {
             return Err(format!(
                 "{}: an IPv6 address needs brackets ({want})",
-                hardway::error::quote(&text)
+                hardway::error::quote(text)
             ));
         }
         Host::Ip(ip)
@@ -144,7 +144,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = number.parse().map_err(|_| {
         format!(
             "{} is not a duration (e.g. 5s, 500ms, 1m)",
-            hardway::error::quote(&text)
+            hardway::error::quote(text)
         )
     })?;
     let seconds = match unit {
@@ -156,7 +156,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds > 0.0 && seconds < 86_400.0) {
         return Err(format!(
             "{} must be above zero and below a day",
-            hardway::error::quote(&text)
+            hardway::error::quote(text)
         ));
     }
     Ok(Duration::from_secs_f64(seconds))

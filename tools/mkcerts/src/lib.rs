@@ -44,7 +44,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, MkcertsError> {
             "--renew-before",
             format!(
                 "{} is not a duration: write e.g. 30d or 72h",
-                hardway::error::quote(&text)
+                hardway::error::quote(text)
             ),
         )
     };

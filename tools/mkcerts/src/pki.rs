@@ -394,7 +394,7 @@ impl Run<'_> {
                     .map_err(|_| {
                         MkcertsError::bad(
                             leaf.label(),
-                            format!("SAN {} is not ASCII", hardway::error::quote(&name)),
+                            format!("SAN {} is not ASCII", hardway::error::quote(name)),
                         )
                     }),
                 San::Ip(ip) => Ok(SanType::IpAddress(*ip)),

@@ -456,7 +456,7 @@ fn api_endpoint(doc: &Document) -> Result<Endpoint, MkcertsError> {
             .ok_or_else(|| {
                 MkcertsError::bad(
                     "cluster.api.endpoint",
-                    format!("{} is not an https:// URL", hardway::error::quote(&url)),
+                    format!("{} is not an https:// URL", hardway::error::quote(url)),
                 )
             })?;
         // [v6]:port, v4:port, name:port, or no port.

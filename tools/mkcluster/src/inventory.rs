@@ -123,14 +123,14 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
                 source,
                 format!(
                     "unknown column {}: the columns are {COLUMNS}",
-                    hardway::error::quote(&title)
+                    hardway::error::quote(title)
                 ),
             )
         })?;
         if seen.insert(column, i).is_some() {
             return Err(at(header_line, i).error(
                 source,
-                format!("column {} appears twice", hardway::error::quote(&title)),
+                format!("column {} appears twice", hardway::error::quote(title)),
             ));
         }
         columns.push(column);
@@ -146,7 +146,7 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
                 source,
                 format!(
                     "the header row has no {} column: name and roles are required ({COLUMNS})",
-                    hardway::error::quote(&what)
+                    hardway::error::quote(what)
                 ),
             ));
         }
@@ -209,7 +209,7 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
                         || {
                             fail(format!(
                                 "vcpus {} is not a whole number above 0",
-                                hardway::error::quote(&value)
+                                hardway::error::quote(value)
                             ))
                         },
                     )?)
@@ -375,7 +375,7 @@ fn parse_pair<T: Family>(
     if values.len() > 2 || v6 > 1 || values.len() - v6 > 1 {
         return Err(format!(
             "{}: give one value, or one IPv4 and one IPv6 joined by '+' or ';'",
-            hardway::error::quote(&text)
+            hardway::error::quote(text)
         ));
     }
     Ok(values)

@@ -65,7 +65,7 @@ impl Options {
                     "--roles",
                     format!(
                         "unknown role {} (etcd, controller, worker, lb)",
-                        hardway::error::quote(&name)
+                        hardway::error::quote(name)
                     ),
                 )
             })?);

@@ -142,7 +142,7 @@ pub fn parse_address_override(text: &str, default_port: u16) -> Result<(String, 
             "--address",
             format!(
                 "{} is not NODE=HOST[:PORT] (e.g. node-1=127.0.0.1:2222)",
-                hardway::error::quote(&text)
+                hardway::error::quote(text)
             ),
         )
     };

@@ -114,7 +114,7 @@ pub fn parse_proto(text: &str) -> Result<u8, Error> {
             "--proto",
             format!(
                 "{} is not a protocol number (5-255) nor a name in /etc/iproute2/rt_protos",
-                hardway::error::quote(&text)
+                hardway::error::quote(text)
             ),
         )),
     }
