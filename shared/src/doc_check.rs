@@ -129,7 +129,7 @@ fn vm(path: &str, vm: &VmStatus) -> Result<(), Error> {
 }
 
 fn pki(pki: &Pki) -> Result<(), Error> {
-    at(|| "pki.dir".into(), validate::relative_path(&pki.dir))?;
+    at(|| "pki.dir".into(), validate::relative_dir(&pki.dir))?;
     at(|| "pki.algorithm".into(), validate::word(&pki.algorithm))?;
     for (i, cert) in pki.certs.iter().enumerate() {
         self::cert(&format!("pki.certs[{i}]"), cert)?;

@@ -106,6 +106,15 @@ pub fn relative_path(path: &str) -> Result<(), String> {
     path_components(path, path)
 }
 
+/// Checks a relative directory inside the one it is relative to: [`relative_path`], or `.` for
+/// that directory itself.
+pub fn relative_dir(path: &str) -> Result<(), String> {
+    match path {
+        "." => Ok(()),
+        path => relative_path(path),
+    }
+}
+
 fn path_components(path: &str, rest: &str) -> Result<(), String> {
     if path.len() > PATH_MAX {
         return Err(format!("{} is longer than {PATH_MAX} bytes", quote(path)));
