@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted text — the cluster document (hardway::doc::from_str) and the
-# CSV / machines.txt inventories (mkcluster) — each target for ${FUZZ_SECONDS:-60} s, starting from
+# CSV / machines.txt inventories (mkcluster) — and the document-to-files paths of mkcerts and
+# mkunits, each reader for ${FUZZ_SECONDS:-60} s and each document-to-files target half that, from
 # the examples and fixtures. Only the stable toolchain is installed here and in CI: cargo-fuzz
 # needs nightly flags, which RUSTC_BOOTSTRAP=1 allows. No sanitizer: the code has no unsafe
 # (the workspace denies it), so a panic is what there is to find, and the build is minutes faster.
@@ -20,13 +21,19 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# target  seed directory (read, never written)
+# The document-to-files paths (mkcerts' plan, mkunits' render) get half the time each: they
+# start from the same fixtures as doc_reader and only add their checks on what it accepts, so
+# `make test` grows by one FUZZ_SECONDS, not two.
+half=$(( (seconds + 1) / 2 ))
+# target  seed directory (read, never written)  seconds
 targets=(
-    "doc_reader tests/fixtures"
-    "inventory_reader examples"
+    "doc_reader tests/fixtures $seconds"
+    "inventory_reader examples $seconds"
+    "mkcerts_plan tests/fixtures $half"
+    "mkunits_render tests/fixtures $half"
 )
 for entry in "${targets[@]}"; do
-    read -r target seeds <<<"$entry"
+    read -r target seeds seconds <<<"$entry"
     mkdir -p "$work/$target"
     echo "fuzz: $target for ${seconds}s (seeds from $seeds/)" >&2
     cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "$work/$target" "$seeds" -- \

@@ -316,7 +316,10 @@ impl Document {
         self.nodes.iter().filter(move |n| n.has_role(role))
     }
 
-    /// Checks what every tool relies on: the version, unique valid node names, known roles.
+    /// Checks what every tool relies on: the version, unique valid node names, known roles, and
+    /// every typed string in its format with no control character (`doc_check`): run once at
+    /// read time, so a value from the document is safe to write into a unit, a config, a hosts
+    /// file, XML or a URI.
     pub fn validate(&self) -> Result<(), Error> {
         if self.version != VERSION {
             return Err(Error::invalid(
@@ -334,7 +337,7 @@ impl Document {
             if !seen.insert(node.name.as_str()) {
                 return Err(Error::invalid(
                     &path,
-                    format!("duplicate node name {:?}", node.name),
+                    format!("duplicate node name {}", crate::error::quote(&node.name)),
                 ));
             }
             if node.roles.is_empty() {
@@ -344,7 +347,7 @@ impl Document {
                 ));
             }
         }
-        Ok(())
+        crate::doc_check::check(self)
     }
 }
 
@@ -405,7 +408,7 @@ pub fn to_string(document: &Document) -> String {
 pub fn write(document: &Document, mut out: impl Write) -> Result<(), Error> {
     out.write_all(to_string(document).as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| Error::io("stdout", e))
+        .map_err(Error::stdout)
 }
 
 /// Reads all of a reader into a string (for tests and tools that take other inputs).

@@ -29,6 +29,13 @@ impl Exit {
 /// An error a tool can end with: its message (one line) and its exit code.
 pub trait Failure: fmt::Display {
     fn exit(&self) -> Exit;
+
+    /// True only when writing the tool's output to stdout found the reader gone (`tool | head`):
+    /// the one error [`crate::tool::main`] ends with silently, exit 0. A tool forwards it from its
+    /// wrapped [`Error`]; an EPIPE anywhere else (an SSH channel, a socket) is a real error.
+    fn is_closed_stdout(&self) -> bool {
+        false
+    }
 }
 
 /// Errors from the shared crate: reading the document and inputs, validation, file writes.
@@ -52,6 +59,10 @@ pub enum Error {
     /// Writing or syncing an output failed: exit 3.
     #[error("cannot write {what}: {source}")]
     Io { what: String, source: io::Error },
+    /// Writing the tool's output to stdout failed. Its own variant, so a closed pipe is known by
+    /// its type (and only here), never by the text of a message.
+    #[error("cannot write stdout: {source}")]
+    Stdout { source: io::Error },
 }
 
 /// `path: ` when serde knew where in the document it was, nothing when it did not (`?`, `.`).
@@ -84,9 +95,9 @@ impl Error {
         }
     }
 
-    /// True for a write to a closed pipe (`tool | head`), which is not worth an error message.
-    pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    /// A failed write to stdout.
+    pub fn stdout(source: io::Error) -> Error {
+        Error::Stdout { source }
     }
 }
 
@@ -94,7 +105,25 @@ impl Failure for Error {
     fn exit(&self) -> Exit {
         match self {
             Error::Parse { .. } | Error::Invalid { .. } | Error::Input { .. } => Exit::Usage,
-            Error::Io { .. } => Exit::External,
+            Error::Io { .. } | Error::Stdout { .. } => Exit::External,
         }
+    }
+
+    fn is_closed_stdout(&self) -> bool {
+        matches!(self, Error::Stdout { source } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// The most of an input value an error message quotes, in characters.
+pub const QUOTE_MAX: usize = 80;
+
+/// An input value as error messages quote it: in double quotes with every control character
+/// escaped (Rust's `{:?}`, so a newline cannot split the error line), and cut to [`QUOTE_MAX`]
+/// characters with `…` (a 10 MB name is not repeated whole). Every message that quotes a value
+/// from the document, an inventory or a flag goes through this.
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTE_MAX) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}…", &value[..cut]),
     }
 }

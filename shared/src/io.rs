@@ -30,7 +30,7 @@ pub fn print(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| Error::io("stdout", e))
+        .map_err(Error::stdout)
 }
 
 /// Prints a value as pretty JSON with a final newline.

@@ -2,6 +2,7 @@
 //! atomic file writes, validation of names and ranges, and report tables. No tool logic lives here.
 
 pub mod doc;
+mod doc_check;
 pub mod dot;
 pub mod error;
 pub mod fsutil;
@@ -10,6 +11,7 @@ pub mod k8s;
 pub mod paths;
 pub mod table;
 pub mod tool;
+pub mod uri;
 pub mod validate;
 pub mod vip;
 

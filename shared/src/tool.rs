@@ -7,18 +7,30 @@ use crate::error::{Exit, Failure};
 /// Runs a tool's body and turns its result into the process exit code.
 ///
 /// Errors print as one line, `tool: error: message`, however many lines the message had, so a
-/// script can `grep` or log them. A closed stdout (`tool | head`) is not an error.
+/// script can `grep` or log them. A closed stdout (`tool | head`) is not an error: it is known by
+/// its type ([`Failure::is_closed_stdout`]), never by the message's text.
 pub fn main<E: Failure>(tool: &str, run: impl FnOnce() -> Result<Exit, E>) -> ExitCode {
     match run() {
         Ok(exit) => ExitCode::from(exit.code()),
+        Err(error) if error.is_closed_stdout() => ExitCode::SUCCESS,
         Err(error) => {
-            let message = one_line(&error.to_string());
-            if message.ends_with("Broken pipe (os error 32)") {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("{tool}: error: {message}");
+            eprintln!("{tool}: error: {}", printable(&error.to_string()));
             ExitCode::from(error.exit().code())
         }
+    }
+}
+
+/// The most an error line carries: a message that quotes input through [`crate::error::quote`]
+/// stays far below it; this bounds the rest (an OS or library message that echoes a value).
+const LINE_MAX: usize = 2000;
+
+/// What an error message becomes before it is printed: one line, no URL password or user name
+/// (`qemu+ssh://u:secret@h` prints as `qemu+ssh://…@h`), at most [`LINE_MAX`] characters.
+pub fn printable(message: &str) -> String {
+    let line = crate::uri::redact_userinfo(&one_line(message));
+    match line.char_indices().nth(LINE_MAX) {
+        None => line,
+        Some((cut, _)) => format!("{}…", &line[..cut]),
     }
 }
 
@@ -40,7 +52,7 @@ pub fn run<E: Failure>(
 /// Prints a command-line parser's usage error (clap's rendered text) as one `tool: error:` line
 /// and returns exit code 2, so bad flags look like every other error.
 pub fn usage(tool: &str, rendered: &str) -> ExitCode {
-    eprintln!("{}", usage_message(tool, rendered));
+    eprintln!("{}", printable(&usage_message(tool, rendered)));
     ExitCode::from(Exit::Usage.code())
 }
 
@@ -105,6 +117,33 @@ mod tests {
         assert_eq!(
             super::usage_message("mkcerts", rendered),
             "mkcerts: error: the following required arguments were not provided: --dir <OUT> (see mkcerts --help)"
+        );
+    }
+
+    #[test]
+    fn printable_hides_userinfo_and_cuts_long_lines() {
+        let line = super::printable("cannot open qemu+ssh://u:secret@h/system: refused");
+        assert_eq!(line, "cannot open qemu+ssh://…@h/system: refused");
+        let line = super::printable(&"x".repeat(10_000_000));
+        assert_eq!(line.chars().count(), super::LINE_MAX + 1);
+        assert!(line.ends_with('…'));
+    }
+
+    #[test]
+    fn only_a_closed_stdout_ends_quietly() {
+        use crate::error::{Error, Failure};
+        use std::io;
+        let epipe = || io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(Error::stdout(epipe()).is_closed_stdout());
+        // An EPIPE elsewhere (a socket, an SSH channel) and a message that merely ends like one
+        // are errors like any other.
+        assert!(!Error::io("ssh channel", epipe()).is_closed_stdout());
+        let lookalike = Error::invalid("x", "Broken pipe (os error 32)");
+        assert!(!lookalike.is_closed_stdout());
+        let code = super::main("t", || Err::<crate::Exit, _>(lookalike));
+        assert_eq!(
+            format!("{code:?}"),
+            format!("{:?}", std::process::ExitCode::from(2))
         );
     }
 

@@ -41,6 +41,10 @@ impl Error {
 }
 
 impl Failure for Error {
+    fn is_closed_stdout(&self) -> bool {
+        matches!(self, Error::Shared(e) if e.is_closed_stdout())
+    }
+
     fn exit(&self) -> Exit {
         match self {
             Error::Overlap { .. }

@@ -103,7 +103,7 @@ fn print_document(document: &Document) -> Result<(), Error> {
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())
-        .map_err(|e| hardway::Error::io("stdout", e))?;
+        .map_err(hardway::Error::stdout)?;
     Ok(())
 }
 

@@ -24,7 +24,12 @@ pub fn derive(cluster: &str, node: &str, attempt: u32) -> u64 {
 /// Parses `aa:bb:cc:dd:ee:ff` (either case); refuses multicast addresses.
 pub fn parse(text: &str) -> Result<u64, String> {
     let parts: Vec<&str> = text.split(':').collect();
-    let bad = || format!("{text:?} is not a MAC address like 52:54:00:12:34:56");
+    let bad = || {
+        format!(
+            "{} is not a MAC address like 52:54:00:12:34:56",
+            hardway::error::quote(text)
+        )
+    };
     if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
         return Err(bad());
     }
@@ -34,7 +39,8 @@ pub fn parse(text: &str) -> Result<u64, String> {
     }
     if (value >> 40) & 1 == 1 {
         return Err(format!(
-            "{text:?} is a multicast MAC address: a NIC needs a unicast one"
+            "{} is a multicast MAC address: a NIC needs a unicast one",
+            hardway::error::quote(text)
         ));
     }
     Ok(value)

@@ -128,7 +128,7 @@ struct Named {
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
+    validate::overlaps(a, b)
 }
 
 /// Checks the ranges themselves: well-formed, big enough, and clear of each other, of libvirt's
@@ -221,6 +221,13 @@ fn check_ranges(
                 });
             }
         }
+    }
+    // The rule every tool applies to a pod CIDR when it reads a document (so route-sync never
+    // installs a default, loopback, link-local or multicast route): each CIDR cidr-alloc hands out
+    // is inside a pod network, so checking the networks checks every CIDR it can decide.
+    for net in &networks.pod {
+        validate::pod_range(net, &networks.node, &networks.service)
+            .map_err(|why| Error::invalid("cluster.networks.pod", why))?;
     }
 
     let mut avoid: Vec<Named> = vec![Named {

@@ -69,22 +69,27 @@ pub fn parse_endpoint(text: &str) -> Result<Target, String> {
     } else if let Some(rest) = text.strip_prefix("http://") {
         (false, rest)
     } else {
-        return Err(format!("{text:?} is not an etcd client URL ({want})"));
+        return Err(format!(
+            "{} is not an etcd client URL ({want})",
+            hardway::error::quote(text)
+        ));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '@', '?', '#', ' ']) {
-        return Err(format!("{text:?} is not an etcd client URL ({want})"));
+        return Err(format!(
+            "{} is not an etcd client URL ({want})",
+            hardway::error::quote(text)
+        ));
     }
     let (host_text, port_text) = if let Some(v6) = authority.strip_prefix('[') {
         let (addr, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("{text:?}: unclosed '[' ({want})"))?;
+            .ok_or_else(|| format!("{}: unclosed '[' ({want})", hardway::error::quote(text)))?;
         let port = match after {
             "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .ok_or_else(|| format!("{text:?}: junk after ']' ({want})"))?,
-            ),
+            p => Some(p.strip_prefix(':').ok_or_else(|| {
+                format!("{}: junk after ']' ({want})", hardway::error::quote(text))
+            })?),
         };
         (addr, port)
     } else {
@@ -102,7 +107,10 @@ pub fn parse_endpoint(text: &str) -> Result<Target, String> {
     };
     let host = if let Ok(ip) = host_text.parse::<IpAddr>() {
         if ip.is_ipv6() && !authority.starts_with('[') {
-            return Err(format!("{text:?}: an IPv6 address needs brackets ({want})"));
+            return Err(format!(
+                "{}: an IPv6 address needs brackets ({want})",
+                hardway::error::quote(text)
+            ));
         }
         Host::Ip(ip)
     } else if hardway::validate::dns_name(host_text).is_ok() {
@@ -133,9 +141,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 5s, 500ms, 1m)"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!(
+            "{} is not a duration (e.g. 5s, 500ms, 1m)",
+            hardway::error::quote(text)
+        )
+    })?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
@@ -143,7 +154,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
     };
     if !(seconds > 0.0 && seconds < 86_400.0) {
-        return Err(format!("{text:?} must be above zero and below a day"));
+        return Err(format!(
+            "{} must be above zero and below a day",
+            hardway::error::quote(text)
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }

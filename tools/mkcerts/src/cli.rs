@@ -53,14 +53,14 @@ fn pki_args(dir_required: bool) -> Vec<Arg> {
             .long("days")
             .value_name("DAYS")
             .default_value("365")
-            .value_parser(value_parser!(u32).range(1..))
-            .help("Validity of leaf certificates"),
+            .value_parser(value_parser!(u32).range(1..=MAX_DAYS))
+            .help("Validity of leaf certificates (at most 36500: 100 years)"),
         Arg::new("ca-days")
             .long("ca-days")
             .value_name("DAYS")
             .default_value("3650")
-            .value_parser(value_parser!(u32).range(1..))
-            .help("Validity of new CA certificates"),
+            .value_parser(value_parser!(u32).range(1..=MAX_DAYS))
+            .help("Validity of new CA certificates (at most 36500: 100 years)"),
         Arg::new("renew-before")
             .long("renew-before")
             .value_name("DURATION")
@@ -108,6 +108,12 @@ fn ca_arg(name: &'static str, help: &'static str) -> Arg {
         .help(help)
 }
 
+/// The longest validity (and warning window) in days: 100 years. A certificate's notAfter is an
+/// X.509 GeneralizedTime and the `time` crate's dates end at year 9999 (RFC 5280 4.1.2.5 uses
+/// 99991231235959Z for "no expiry"); `--days 999999999` went past that and panicked. 100 years
+/// from any date this code will run on stays far inside both.
+pub const MAX_DAYS: i64 = 36_500;
+
 pub fn command() -> Command {
     Command::new("mkcerts")
         .about("Make the cluster's whole PKI and kubeconfigs")
@@ -143,7 +149,7 @@ pub fn command() -> Command {
                         .long("warn-days")
                         .value_name("DAYS")
                         .default_value("30")
-                        .value_parser(value_parser!(u32))
+                        .value_parser(value_parser!(u32).range(..=MAX_DAYS))
                         .help("Count a certificate expiring within DAYS as a problem"),
                 )
                 .arg(

@@ -33,6 +33,10 @@ impl MkcertsError {
 }
 
 impl Failure for MkcertsError {
+    fn is_closed_stdout(&self) -> bool {
+        matches!(self, MkcertsError::Shared(e) if e.is_closed_stdout())
+    }
+
     fn exit(&self) -> Exit {
         match self {
             MkcertsError::Shared(e) => e.exit(),

@@ -42,7 +42,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, MkcertsError> {
     let bad = || {
         MkcertsError::bad(
             "--renew-before",
-            format!("{text:?} is not a duration: write e.g. 30d or 72h"),
+            format!(
+                "{} is not a duration: write e.g. 30d or 72h",
+                hardway::error::quote(text)
+            ),
         )
     };
     let (number, unit) = match text.strip_suffix('d') {

@@ -396,7 +396,10 @@ impl Run<'_> {
                 San::Dns(name) => rcgen::string::Ia5String::try_from(name.as_str())
                     .map(SanType::DnsName)
                     .map_err(|_| {
-                        MkcertsError::bad(leaf.label(), format!("SAN {name:?} is not ASCII"))
+                        MkcertsError::bad(
+                            leaf.label(),
+                            format!("SAN {} is not ASCII", hardway::error::quote(name)),
+                        )
                     }),
                 San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
             })

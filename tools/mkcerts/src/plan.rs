@@ -493,7 +493,7 @@ fn api_endpoint(doc: &Document) -> Result<Endpoint, MkcertsError> {
             .ok_or_else(|| {
                 MkcertsError::bad(
                     "cluster.api.endpoint",
-                    format!("{url:?} is not an https:// URL"),
+                    format!("{} is not an https:// URL", hardway::error::quote(url)),
                 )
             })?;
         // [v6]:port, v4:port, name:port, or no port.

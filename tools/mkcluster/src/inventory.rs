@@ -121,11 +121,17 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
         let column = Column::parse(title).ok_or_else(|| {
             at(header_line, i).error(
                 source,
-                format!("unknown column {title:?}: the columns are {COLUMNS}"),
+                format!(
+                    "unknown column {}: the columns are {COLUMNS}",
+                    hardway::error::quote(title)
+                ),
             )
         })?;
         if seen.insert(column, i).is_some() {
-            return Err(at(header_line, i).error(source, format!("column {title:?} appears twice")));
+            return Err(at(header_line, i).error(
+                source,
+                format!("column {} appears twice", hardway::error::quote(title)),
+            ));
         }
         columns.push(column);
     }
@@ -138,7 +144,10 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
             };
             return Err(at(header_line, 0).error(
                 source,
-                format!("the header row has no {what:?} column: name and roles are required ({COLUMNS})"),
+                format!(
+                    "the header row has no {} column: name and roles are required ({COLUMNS})",
+                    hardway::error::quote(what)
+                ),
             ));
         }
     }
@@ -197,7 +206,12 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
                 }
                 Column::Vcpus => {
                     entry.vcpus = Some(value.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(
-                        || fail(format!("vcpus {value:?} is not a whole number above 0")),
+                        || {
+                            fail(format!(
+                                "vcpus {} is not a whole number above 0",
+                                hardway::error::quote(value)
+                            ))
+                        },
                     )?)
                 }
                 Column::Memory => {
@@ -360,7 +374,8 @@ fn parse_pair<T: Family>(
     let v6 = values.iter().filter(|v| v.is_v6()).count();
     if values.len() > 2 || v6 > 1 || values.len() - v6 > 1 {
         return Err(format!(
-            "{text:?}: give one value, or one IPv4 and one IPv6 joined by '+' or ';'"
+            "{}: give one value, or one IPv4 and one IPv6 joined by '+' or ';'",
+            hardway::error::quote(text)
         ));
     }
     Ok(values)

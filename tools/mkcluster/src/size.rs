@@ -46,7 +46,8 @@ pub fn parse(text: &str, unit: Unit) -> Result<u64, String> {
         "t" | "tb" | "tib" => TIB,
         _ => {
             return Err(format!(
-                "{text:?} is not a size: use a number with M, G or T (like 512M, 1.5G, 20G)"
+                "{} is not a size: use a number with M, G or T (like 512M, 1.5G, 20G)",
+                hardway::error::quote(text)
             ))
         }
     };
@@ -57,23 +58,28 @@ pub fn parse(text: &str, unit: Unit) -> Result<u64, String> {
         || whole.len() > 15
     {
         return Err(format!(
-            "{text:?} is not a size: use a number with M, G or T (like 512M, 1.5G, 20G)"
+            "{} is not a size: use a number with M, G or T (like 512M, 1.5G, 20G)",
+            hardway::error::quote(text)
         ));
     }
     // Exact decimal arithmetic: mantissa × unit / 10^decimals, in KiB.
     let mantissa: u128 = format!("{whole}{fraction}")
         .parse()
-        .map_err(|_| format!("{text:?} is not a size"))?;
+        .map_err(|_| format!("{} is not a size", hardway::error::quote(text)))?;
     let scale = 10u128.pow(fraction.len() as u32);
     let kib_times_scale = mantissa * suffix_kib;
     if kib_times_scale == 0 {
-        return Err(format!("{text:?} is zero: give a size larger than 0"));
+        return Err(format!(
+            "{} is zero: give a size larger than 0",
+            hardway::error::quote(text)
+        ));
     }
     let per_unit = unit.kib() * scale;
     if kib_times_scale % per_unit != 0 {
         return Err(format!("{text:?} is not a whole number of {}", unit.name()));
     }
-    u64::try_from(kib_times_scale / per_unit).map_err(|_| format!("{text:?} is too large"))
+    u64::try_from(kib_times_scale / per_unit)
+        .map_err(|_| format!("{} is too large", hardway::error::quote(text)))
 }
 
 #[cfg(test)]

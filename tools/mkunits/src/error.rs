@@ -12,6 +12,10 @@ pub enum MkunitsError {
 }
 
 impl Failure for MkunitsError {
+    fn is_closed_stdout(&self) -> bool {
+        matches!(self, MkunitsError::Shared(e) if e.is_closed_stdout())
+    }
+
     fn exit(&self) -> Exit {
         match self {
             MkunitsError::Shared(e) => e.exit(),

@@ -40,6 +40,7 @@ pub fn command() -> Command {
                 .long("connect")
                 .global(true)
                 .value_name("URI")
+                .value_parser(libvirt_uri)
                 .help("libvirt URI [default: hypervisor.uri, else qemu:///system]; a node's `host` overrides it"),
         )
         .arg(
@@ -148,6 +149,12 @@ pub fn command() -> Command {
                     hardway::table::output_arg("Report format"),
                 ),
         )
+}
+
+/// `--connect`: only the URIs `hardway::uri::libvirt` accepts (no transport or parameter that
+/// runs a program), refused before libvirt is opened.
+fn libvirt_uri(text: &str) -> Result<String, String> {
+    hardway::uri::libvirt(text).map(|()| text.to_string())
 }
 
 #[cfg(test)]

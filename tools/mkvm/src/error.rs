@@ -42,6 +42,19 @@ impl MkvmError {
         }
     }
 
+    /// A domain mkvm had seen was removed by another libvirt client while mkvm ran: a race with
+    /// the outside world, exit 3, not a panic.
+    pub fn vanished(uri: &str, node: &str, when: &str) -> MkvmError {
+        MkvmError::Libvirt {
+            uri: uri.to_string(),
+            what: format!("domain {node}"),
+            message: format!(
+                "another libvirt client removed it {when}; run mkvm up again to recreate it"
+            ),
+            rollback: String::new(),
+        }
+    }
+
     /// Appends what the rollback did (or failed to do) to a libvirt error's message.
     pub fn with_rollback(self, note: String) -> MkvmError {
         match self {
@@ -63,6 +76,10 @@ impl MkvmError {
 }
 
 impl Failure for MkvmError {
+    fn is_closed_stdout(&self) -> bool {
+        matches!(self, MkvmError::Shared(e) if e.is_closed_stdout())
+    }
+
     fn exit(&self) -> Exit {
         match self {
             MkvmError::Shared(e) => e.exit(),

@@ -69,6 +69,10 @@ pub fn is_unsupported(e: &virt::error::Error) -> bool {
 
 impl Host {
     pub fn open(uri: &str) -> Result<Host, MkvmError> {
+        // The one door to libvirt: a URI that could run a program never reaches it, wherever it
+        // came from (the document is checked at read time and --connect by clap; this is the
+        // last word).
+        hardway::uri::libvirt(uri).map_err(|why| MkvmError::preflight("libvirt URI", why))?;
         // libvirt's default handler prints every error, "not found" lookups included, to stderr;
         // mkvm reports the ones that matter itself, once.
         virt::error::clear_error_callback();

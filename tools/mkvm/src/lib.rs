@@ -263,7 +263,7 @@ pub fn up(mut doc: Document, options: &UpOptions) -> Result<Document, MkvmError>
             {
                 return Err(MkvmError::preflight(
                     "cluster.networks.node",
-                    format!("{ours} overlaps {range} of the active libvirt network {other:?} on {uri}: pick another node range (cidr-alloc --avoid {range})"),
+                    format!("{ours} overlaps {range} of the active libvirt network {} on {uri}: pick another node range (cidr-alloc --avoid {range})", hardway::error::quote(&other)),
                 ));
             }
         }
@@ -401,7 +401,9 @@ pub fn up(mut doc: Document, options: &UpOptions) -> Result<Document, MkvmError>
     for (node, result) in plan.nodes.iter().zip(results) {
         let reached = result?;
         let host = &hosts[&node.uri];
-        let domain = host.domain(&node.name)?.expect("waited on it");
+        let domain = host
+            .domain(&node.name)?
+            .ok_or_else(|| MkvmError::vanished(&node.uri, &node.name, "while mkvm waited on it"))?;
         let vm = vm_status(host, &domain, node, &reached)?;
         doc.nodes[node.index].vm = Some(vm);
     }
@@ -557,7 +559,9 @@ fn apply(
     for (count, (node, state)) in plan.nodes.iter().zip(states).enumerate() {
         let host = &hosts[&node.uri];
         if *state == NodeState::Matches {
-            let domain = host.domain(&node.name)?.expect("preflight saw it");
+            let domain = host.domain(&node.name)?.ok_or_else(|| {
+                MkvmError::vanished(&node.uri, &node.name, "after the preflight saw it")
+            })?;
             if options.start && !domain.is_active().unwrap_or(false) {
                 domain
                     .create()

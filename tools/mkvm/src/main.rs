@@ -1,4 +1,3 @@
 fn main() -> std::process::ExitCode {
-    let matches = mkvm::cli::command().get_matches();
-    hardway::tool::main("mkvm", || mkvm::run(&matches))
+    hardway::tool::run(mkvm::cli::command(), mkvm::run)
 }

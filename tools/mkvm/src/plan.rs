@@ -223,7 +223,7 @@ pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
         if !is_mac(&mac) {
             return Err(MkvmError::preflight(
                 at("mac"),
-                format!("{mac:?} is not a MAC address"),
+                format!("{} is not a MAC address", hardway::error::quote(&mac)),
             ));
         }
         let mut addresses = Vec::new();

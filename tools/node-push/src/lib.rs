@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod error;
 pub mod hostkey;
+pub mod local;
 pub mod plan;
 pub mod push;
 pub mod report;
@@ -62,7 +63,10 @@ impl Options {
             roles.push(Role::parse(name).ok_or_else(|| {
                 hardway::Error::invalid(
                     "--roles",
-                    format!("unknown role {name:?} (etcd, controller, worker, lb)"),
+                    format!(
+                        "unknown role {} (etcd, controller, worker, lb)",
+                        hardway::error::quote(name)
+                    ),
                 )
             })?);
         }

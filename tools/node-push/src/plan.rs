@@ -6,10 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use hardway::doc::{Document, Node, Role};
 use hardway::Error;
@@ -141,7 +140,10 @@ pub fn parse_address_override(text: &str, default_port: u16) -> Result<(String, 
     let bad = || {
         Error::invalid(
             "--address",
-            format!("{text:?} is not NODE=HOST[:PORT] (e.g. node-1=127.0.0.1:2222)"),
+            format!(
+                "{} is not NODE=HOST[:PORT] (e.g. node-1=127.0.0.1:2222)",
+                hardway::error::quote(text)
+            ),
         )
     };
     let (node, address) = text.split_once('=').ok_or_else(bad)?;
@@ -163,6 +165,8 @@ pub fn plan(doc: &Document, selection: &Selection) -> Result<Vec<NodePlan>, Erro
             ));
         }
     }
+    let dir = crate::local::resolve_dir(&selection.dir)
+        .map_err(|e| Error::input(format!("--dir {}", selection.dir.display()), e))?;
     let mut hashes = HashCache::default();
     let mut plans = Vec::new();
     for (index, node) in doc.nodes.iter().enumerate() {
@@ -172,7 +176,7 @@ pub fn plan(doc: &Document, selection: &Selection) -> Result<Vec<NodePlan>, Erro
         if !selection.roles.is_empty() && !selection.roles.iter().any(|r| node.has_role(*r)) {
             continue;
         }
-        plans.push(plan_node(index, node, selection, &mut hashes)?);
+        plans.push(plan_node(index, node, selection, &dir, &mut hashes)?);
     }
     Ok(plans)
 }
@@ -181,6 +185,7 @@ fn plan_node(
     index: usize,
     node: &Node,
     selection: &Selection,
+    dir: &Path,
     hashes: &mut HashCache,
 ) -> Result<NodePlan, Error> {
     let at = format!("nodes[{index}]");
@@ -188,41 +193,25 @@ fn plan_node(
         Some(target) => target.clone(),
         None => address_of(&at, node, selection)?,
     };
-    for (s, service) in node.services.iter().enumerate() {
-        if service.is_empty()
-            || service.starts_with('-')
-            || !service.chars().all(|c| {
-                c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | ':' | '-' | '\\')
-            })
-        {
-            return Err(Error::invalid(
-                format!("{at}.services[{s}]"),
-                format!("{service:?} is not a systemd unit name"),
-            ));
-        }
-    }
+    // Unit names, destinations, modes, owners and sources were checked when the document was
+    // read (hardway::doc::read): here they are only used.
     let mut files = Vec::with_capacity(node.files.len());
     let mut dests = BTreeSet::new();
     let mut texts = Vec::with_capacity(node.files.len());
     for (f, entry) in node.files.iter().enumerate() {
         let at = format!("{at}.files[{f}]");
-        check_dest(&entry.dest).map_err(|why| Error::invalid(format!("{at}.dest"), why))?;
         if !dests.insert(entry.dest.as_str()) {
             return Err(Error::invalid(
                 format!("{at}.dest"),
                 format!("{} is listed twice for node {}", entry.dest, node.name),
             ));
         }
-        let mode = parse_mode(&entry.mode).ok_or_else(|| {
-            Error::invalid(
-                format!("{at}.mode"),
-                format!("{:?} is not an octal mode like \"0644\"", entry.mode),
-            )
-        })?;
-        check_owner(&entry.owner).map_err(|why| Error::invalid(format!("{at}.owner"), why))?;
-        let path = local_path(&selection.dir, &entry.src)
+        let mode = hardway::validate::file_mode(&entry.mode)
+            .map_err(|why| Error::invalid(format!("{at}.mode"), why))?;
+        hardway::validate::relative_path(&entry.src)
             .map_err(|why| Error::invalid(format!("{at}.src"), why))?;
-        let local = hashes.get(&path)?;
+        let path = dir.join(&entry.src);
+        let local = hashes.get(&path, &format!("{at}.src"))?;
         if !entry.sha256.is_empty() && !entry.sha256.eq_ignore_ascii_case(&local.sha256) {
             return Err(Error::invalid(
                 format!("{at}.sha256"),
@@ -298,7 +287,10 @@ fn address_of(at: &str, node: &Node, selection: &Selection) -> Result<Target, Er
     Target::parse(&host, selection.port).ok_or_else(|| {
         Error::invalid(
             format!("{at}.ips"),
-            format!("{host:?} is not an address node-push can connect to"),
+            format!(
+                "{} is not an address node-push can connect to",
+                hardway::error::quote(&host)
+            ),
         )
     })
 }
@@ -358,61 +350,6 @@ fn mentions(text: &str, path: &str) -> bool {
     })
 }
 
-fn check_dest(dest: &str) -> Result<(), String> {
-    if !dest.starts_with('/') || dest.ends_with('/') {
-        return Err(format!("{dest:?} is not an absolute file path"));
-    }
-    if dest.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(format!("{dest:?} holds a control character or a backslash"));
-    }
-    if Path::new(dest)
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        || dest.contains("//")
-    {
-        return Err(format!("{dest:?} is not a normalized path"));
-    }
-    Ok(())
-}
-
-fn parse_mode(mode: &str) -> Option<u32> {
-    if mode.is_empty() || mode.len() > 5 {
-        return None;
-    }
-    u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777)
-}
-
-fn check_owner(owner: &str) -> Result<(), String> {
-    let name_ok = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with('-')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    };
-    let ok = match owner.split_once(':') {
-        Some((user, group)) => name_ok(user) && name_ok(group),
-        None => name_ok(owner),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{owner:?} is not USER or USER:GROUP"))
-    }
-}
-
-fn local_path(dir: &Path, src: &str) -> Result<PathBuf, String> {
-    let rel = Path::new(src);
-    if src.is_empty()
-        || rel.is_absolute()
-        || rel.components().any(|c| matches!(c, Component::ParentDir))
-    {
-        return Err(format!(
-            "{src:?} must be a relative path inside --dir without `..`"
-        ));
-    }
-    Ok(dir.join(rel))
-}
-
 #[derive(Debug, Clone)]
 struct Hashed {
     sha256: String,
@@ -427,16 +364,20 @@ struct HashCache {
 }
 
 impl HashCache {
-    fn get(&mut self, path: &Path) -> Result<&Hashed, Error> {
+    /// The hash of a plain file inside --dir; `at` is the JSON path that names it.
+    fn get(&mut self, path: &Path, at: &str) -> Result<&Hashed, Error> {
         if !self.seen.contains_key(path) {
-            let hashed = hash_file(path).map_err(|e| {
-                Error::input(
+            let hashed = hash_file(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidInput => {
+                    Error::invalid(at, format!("{}: {e}", path.display()))
+                }
+                _ => Error::input(
                     format!(
                         "{} (run mkcerts/mkunits with this --dir first, or pass the right --dir)",
                         path.display()
                     ),
                     e,
-                )
+                ),
             })?;
             self.seen.insert(path.to_path_buf(), hashed);
         }
@@ -445,7 +386,7 @@ impl HashCache {
 }
 
 fn hash_file(path: &Path) -> std::io::Result<Hashed> {
-    let mut file = File::open(path)?;
+    let mut file = crate::local::open_plain(path)?;
     let size = file.metadata()?.len();
     let mut hasher = Sha256::new();
     let mut kept = Vec::new();
@@ -531,18 +472,19 @@ mod tests {
 
     #[test]
     fn modes_owners_and_destinations_are_checked() {
-        assert_eq!(parse_mode("0644"), Some(0o644));
-        assert_eq!(parse_mode("600"), Some(0o600));
-        assert_eq!(parse_mode("0999"), None);
-        assert_eq!(parse_mode("17777"), None);
-        assert!(check_owner("root:root").is_ok());
-        assert!(check_owner("etcd").is_ok());
-        assert!(check_owner("root:$(reboot)").is_err());
-        assert!(check_dest("/etc/etcd/ca.pem").is_ok());
-        assert!(check_dest("etc/ca.pem").is_err());
-        assert!(check_dest("/etc/../ca.pem").is_err());
-        assert!(check_dest("/etc/ca\n.pem").is_err());
-        assert!(local_path(Path::new("out"), "../x").is_err());
+        use hardway::validate::{absolute_path, file_mode, owner, relative_path};
+        assert_eq!(file_mode("0644"), Ok(0o644));
+        assert_eq!(file_mode("600"), Ok(0o600));
+        assert!(file_mode("0999").is_err());
+        assert!(file_mode("17777").is_err());
+        assert!(owner("root:root").is_ok());
+        assert!(owner("etcd").is_ok());
+        assert!(owner("root:$(reboot)").is_err());
+        assert!(absolute_path("/etc/etcd/ca.pem").is_ok());
+        assert!(absolute_path("etc/ca.pem").is_err());
+        assert!(absolute_path("/etc/../ca.pem").is_err());
+        assert!(absolute_path("/etc/ca\n.pem").is_err());
+        assert!(relative_path("../x").is_err());
     }
 
     #[test]

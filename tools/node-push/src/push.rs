@@ -7,7 +7,6 @@
 //! a marker after each step so the report says exactly what was done when it fails half-way.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -378,7 +377,7 @@ fn upload(
         what: format!("cannot read {}", file.path.display()),
         source,
     };
-    let mut local = File::open(&file.path).map_err(local_error)?;
+    let mut local = crate::local::open_plain(&file.path).map_err(local_error)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;

@@ -133,12 +133,15 @@ impl World {
             .spawn()
             .expect("run node-push");
         use std::io::Write;
-        child
+        // A bad flag ends node-push before it reads stdin: a closed pipe is then no test failure.
+        let written = child
             .stdin
             .take()
             .unwrap()
-            .write_all(self.doc_text().as_bytes())
-            .unwrap();
+            .write_all(self.doc_text().as_bytes());
+        if let Err(e) = written {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
         child
     }
 

@@ -116,7 +116,8 @@ pub fn parse_proto(text: &str) -> Result<u8, Error> {
         _ => Err(Error::invalid(
             "--proto",
             format!(
-                "{text:?} is not a protocol number (5-255) nor a name in /etc/iproute2/rt_protos"
+                "{} is not a protocol number (5-255) nor a name in /etc/iproute2/rt_protos",
+                hardway::error::quote(text)
             ),
         )),
     }
