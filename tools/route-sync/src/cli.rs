@@ -21,6 +21,8 @@ pub mod options {
     pub const DRY_RUN: &str = "dry-run";
     pub const CHECK: &str = "check";
     pub const WATCH: &str = "watch";
+    pub const NEXTHOP_IDS: &str = "nexthop-ids";
+    pub const NO_NEXTHOPS: &str = "no-nexthops";
 }
 
 pub fn command() -> Command {
@@ -116,6 +118,27 @@ pub fn command() -> Command {
                     "Keep running: re-sync every SECONDS and soon after a link or address \
                      changes; re-reads -f FILE on each pass. Reports print when a pass changed \
                      something; errors are logged and retried. Stops on SIGINT or SIGTERM",
+                ),
+        )
+        .arg(
+            Arg::new(options::NEXTHOP_IDS)
+                .long("nexthop-ids")
+                .value_name("START-END")
+                .help(
+                    "Ids of the nexthop objects route-sync makes, one per node and family, and \
+                     owns (with its --proto); default 0xc8000000-0xc8ffffff, clear of the \
+                     kernel's own ids (from 1 up) and FRR's (below 250000000 and from \
+                     0xf0000000). Give each route-sync on one machine its own range",
+                ),
+        )
+        .arg(
+            Arg::new(options::NO_NEXTHOPS)
+                .long("no-nexthops")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Plain routes via the gateway instead of routes naming a nexthop object \
+                     (what a kernel before 5.3 gets anyway); routes of the other form are \
+                     replaced in place and route-sync's nexthops removed",
                 ),
         )
         .after_help(

@@ -8,6 +8,8 @@
 pub mod cli;
 pub mod error;
 pub mod netlink;
+pub mod nexthops;
+mod nhmsg;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use hardway::table::Format;
 use hardway::Exit;
 
 pub use error::Error;
+use nexthops::{NexthopIds, NexthopMode};
 use plan::{Owner, Plan, Scope, Snapshot, Want};
 
 const TOOL: &str = "route-sync";
@@ -28,6 +31,8 @@ pub struct Options {
     pub file: Option<PathBuf>,
     pub scope: Scope,
     pub owner: Owner,
+    /// Nexthop objects (`--nexthop-ids`) or plain routes (`--no-nexthops`).
+    pub nexthops: NexthopMode,
     pub format: Format,
     pub dry_run: bool,
     pub check: bool,
@@ -50,6 +55,13 @@ impl Options {
             owner: Owner {
                 proto: parse_proto(proto)?,
                 table: parse_table(table)?,
+            },
+            nexthops: NexthopMode {
+                ids: match m.get_one::<String>(o::NEXTHOP_IDS) {
+                    Some(text) => parse_nexthop_ids(text)?,
+                    None => NexthopIds::DEFAULT,
+                },
+                enabled: !m.get_flag(o::NO_NEXTHOPS),
             },
             format: Format::parse(format).expect("clap checked the value"),
             dry_run: m.get_flag(o::DRY_RUN),
@@ -138,10 +150,29 @@ pub fn parse_table(text: &str) -> Result<u32, Error> {
     }
 }
 
+/// `--nexthop-ids START-END`: the ids route-sync gives its nexthops (inclusive, not 0).
+pub fn parse_nexthop_ids(text: &str) -> Result<NexthopIds, Error> {
+    let range = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((parse_number(a.trim())?, parse_number(b.trim())?)));
+    match range {
+        Some((first, last)) if first >= 1 && first <= last => Ok(NexthopIds { first, last }),
+        _ => Err(Error::invalid(
+            "--nexthop-ids",
+            format!(
+                "{text:?} is not a range START-END of nexthop ids with 1 <= START <= END <= \
+                 4294967295, e.g. the default {:#x}-{:#x}",
+                NexthopIds::DEFAULT.first,
+                NexthopIds::DEFAULT.last
+            ),
+        )),
+    }
+}
+
 /// Diffs `wants` against `kernel` and, unless a dry run or a check, applies the plan. Returns
 /// the plan as done.
 pub fn reconcile(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result<Plan, Error> {
-    let plan = plan::plan(wants, kernel, options.owner)?;
+    let plan = plan::plan(wants, kernel, options.owner, options.nexthops)?;
     if options.dry_run || options.check || plan.changes() == 0 {
         return Ok(plan);
     }
@@ -174,82 +205,114 @@ pub fn exit_of(plan: &Plan, options: &Options) -> Exit {
     }
 }
 
-/// The report for people: one row per change or conflict, then the count of unchanged routes.
+/// The report for people: one row per nexthop change, route change or conflict, then the
+/// counts of what is unchanged.
 pub fn render_table(plan: &Plan) -> String {
-    let mut rows = Vec::new();
+    let ip = |v: Option<std::net::IpAddr>| v.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let id = |v: Option<u32>| v.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+    let was = |h: &plan::Hop| {
+        let named = h.nexthop.map(|i| format!("nhid {i} ")).unwrap_or_default();
+        format!("was {named}via {} dev {}", ip(h.gateway), opt(&h.dev))
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let nh = &plan.nexthops;
+    for n in &nh.added {
+        rows.push(nexthop_row("add nexthop", n, String::new()));
+    }
+    for r in &nh.replaced {
+        rows.push(nexthop_row("replace nexthop", &r.nexthop, was(&r.was)));
+    }
+    for n in &nh.removed {
+        let (gateway, dev) = (ip(n.hop.gateway), opt(&n.hop.dev));
+        let row = [
+            "remove nexthop",
+            "-",
+            &gateway,
+            &dev,
+            &n.id.to_string(),
+            "-",
+            "unused",
+        ];
+        rows.push(row.map(String::from).to_vec());
+    }
+    let route_row = |action: &str, r: &plan::Route, note: String| {
+        let (dst, gateway, nexthop) = (r.dst.to_string(), r.gateway.to_string(), id(r.nexthop));
+        [action, &dst, &gateway, &r.dev, &nexthop, &r.node, &note]
+            .map(String::from)
+            .to_vec()
+    };
     for r in &plan.added {
-        rows.push(vec![
-            "add".into(),
-            r.dst.to_string(),
-            r.gateway.to_string(),
-            r.dev.clone(),
-            r.node.clone(),
-            String::new(),
-        ]);
+        rows.push(route_row("add", r, String::new()));
     }
     for r in &plan.replaced {
-        let was = format!(
-            "was {} dev {}",
-            r.was
-                .gateway
-                .map(|g| g.to_string())
-                .unwrap_or_else(|| "-".into()),
-            opt(&r.was.dev)
-        );
-        let r2 = &r.route;
-        rows.push(vec![
-            "replace".into(),
-            r2.dst.to_string(),
-            r2.gateway.to_string(),
-            r2.dev.clone(),
-            r2.node.clone(),
-            was,
-        ]);
+        rows.push(route_row("replace", &r.route, was(&r.was)));
     }
     for r in &plan.removed {
-        rows.push(vec![
-            "remove".into(),
-            r.dst.to_string(),
-            r.hop
-                .gateway
-                .map(|g| g.to_string())
-                .unwrap_or_else(|| "-".into()),
-            opt(&r.hop.dev),
-            "-".into(),
-            "stale".into(),
-        ]);
+        let (dst, gateway, dev) = (r.dst.to_string(), ip(r.hop.gateway), opt(&r.hop.dev));
+        let row = [
+            "remove",
+            &dst,
+            &gateway,
+            &dev,
+            &id(r.hop.nexthop),
+            "-",
+            "stale",
+        ];
+        rows.push(row.map(String::from).to_vec());
     }
     for c in &plan.conflicts {
         let proto = match c.foreign.proto_name {
             Some(name) => format!("{name}({})", c.foreign.proto),
             None => c.foreign.proto.to_string(),
         };
-        rows.push(vec![
-            "conflict".into(),
+        let note = format!(
+            "held by proto {proto} via {}, left alone",
+            ip(c.foreign.hop.gateway)
+        );
+        let (dst, gateway, dev) = (
             c.dst.to_string(),
             c.gateway.to_string(),
             opt(&c.foreign.hop.dev),
-            c.node.clone(),
-            format!(
-                "held by proto {proto} via {}, left alone",
-                c.foreign
-                    .hop
-                    .gateway
-                    .map(|g| g.to_string())
-                    .unwrap_or_else(|| "-".into())
-            ),
-        ]);
+        );
+        let row = [
+            "conflict",
+            &dst,
+            &gateway,
+            &dev,
+            &id(c.foreign.hop.nexthop),
+            &c.node,
+            &note,
+        ];
+        rows.push(row.map(String::from).to_vec());
     }
     let mut text = String::new();
     if !rows.is_empty() {
         text = hardway::table::render(
-            &["action", "destination", "gateway", "dev", "node", "note"],
+            &[
+                "action",
+                "destination",
+                "gateway",
+                "dev",
+                "nexthop",
+                "node",
+                "note",
+            ],
             rows,
         );
     }
-    text.push_str(&format!("{} routes unchanged\n", plan.unchanged));
+    text.push_str(&format!(
+        "{} routes unchanged, {} nexthops unchanged\n",
+        plan.unchanged, nh.unchanged
+    ));
     text
+}
+
+fn nexthop_row(action: &str, n: &nexthops::Nexthop, note: String) -> Vec<String> {
+    let (gateway, id) = (n.gateway.to_string(), n.id.to_string());
+    [action, "-", &gateway, &n.dev, &id, &n.node, &note]
+        .map(String::from)
+        .to_vec()
 }
 
 fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
@@ -270,13 +333,18 @@ fn log_pass(plan: &Plan, options: &Options) {
     hardway::tool::log(
         TOOL,
         format!(
-            "{} {verb}added, {} {verb}replaced, {} {verb}removed, {} unchanged, {} conflicts \
-             (proto {}, table {})",
+            "routes: {} {verb}added, {} {verb}replaced, {} {verb}removed, {} unchanged, {} \
+             conflicts; nexthops: {} {verb}added, {} {verb}replaced, {} {verb}removed, {} \
+             unchanged (proto {}, table {})",
             plan.added.len(),
             plan.replaced.len(),
             plan.removed.len(),
             plan.unchanged,
             plan.conflicts.len(),
+            plan.nexthops.added.len(),
+            plan.nexthops.replaced.len(),
+            plan.nexthops.removed.len(),
+            plan.nexthops.unchanged,
             options.owner.proto,
             options.owner.table
         ),
@@ -426,6 +494,23 @@ mod tests {
         assert!(parse_proto("2").is_err());
         assert!(parse_proto("300").is_err());
         assert!(parse_proto("nonsense").is_err());
+    }
+
+    #[test]
+    fn nexthop_id_ranges() {
+        let r = parse_nexthop_ids("0xc8000000-0xc8ffffff").unwrap();
+        assert_eq!(r, NexthopIds::DEFAULT);
+        assert_eq!(
+            parse_nexthop_ids("100-199").unwrap(),
+            NexthopIds {
+                first: 100,
+                last: 199
+            }
+        );
+        for bad in ["0-10", "10-9", "10", "a-b", "1-4294967296"] {
+            let e = parse_nexthop_ids(bad).unwrap_err();
+            assert_eq!(hardway::Failure::exit(&e), Exit::Usage, "{bad}");
+        }
     }
 
     #[test]
