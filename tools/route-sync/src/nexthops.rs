@@ -191,13 +191,14 @@ pub fn assign(
             }
         }
     }
-    // Ids that routes route-sync does not own name: deleting those nexthops would take the
-    // routes with them.
+    // Ids that routes route-sync leaves alone name — another protocol's, another table's, or
+    // its own on a prefix another protocol holds: deleting those nexthops would take the routes
+    // with them.
     let mut named_by_others = kernel.nexthops_used_elsewhere.clone();
     named_by_others.extend(
         table
             .iter()
-            .filter(|r| r.proto != owner.proto)
+            .filter(|r| r.proto != owner.proto || held.contains(&r.dst))
             .filter_map(|r| r.nhid),
     );
     for (id, k) in &ours {
@@ -417,9 +418,16 @@ mod tests {
     #[test]
     fn orphans_of_a_killed_run_are_reused_or_swept_and_foreign_ones_kept() {
         let wants = vec![want("10.200.1.0/24", "10.240.0.11", "a")];
+        let wants = vec![wants[0].clone(), want("10.200.4.0/24", "10.240.0.14", "d")];
         let k = kernel(
-            vec![route("10.99.0.0/24", Some(FIRST + 9), "10.240.0.9", 4)],
             vec![
+                route("10.99.0.0/24", Some(FIRST + 9), "10.240.0.9", 4),
+                // A conflict: a static route holds d's prefix, and ours there is left alone.
+                route("10.200.4.0/24", None, "10.240.0.44", 4),
+                route("10.200.4.0/24", Some(FIRST + 4), "10.240.0.14", 200),
+            ],
+            vec![
+                nexthop(FIRST + 4, "10.240.0.14", 200), // our conflicting route names it: kept
                 nexthop(FIRST + 7, "10.240.0.11", 200), // made, route not yet: reused
                 nexthop(FIRST + 8, "10.240.0.8", 200),  // node gone: swept
                 nexthop(FIRST + 9, "10.240.0.9", 200),  // a static route names it: kept
@@ -429,6 +437,7 @@ mod tests {
         );
         let p = plan(&wants, &k, OWNER, ON).unwrap();
         assert_eq!(p.added[0].nexthop, Some(FIRST + 7));
+        assert_eq!((p.conflicts.len(), p.removed.len()), (1, 0), "{p:?}");
         assert_eq!(p.nexthops.unchanged, 1);
         let removed: Vec<u32> = p.nexthops.removed.iter().map(|n| n.id).collect();
         assert_eq!(removed, [FIRST + 8]);
