@@ -417,8 +417,10 @@ mod tests {
 
     #[test]
     fn orphans_of_a_killed_run_are_reused_or_swept_and_foreign_ones_kept() {
-        let wants = vec![want("10.200.1.0/24", "10.240.0.11", "a")];
-        let wants = vec![wants[0].clone(), want("10.200.4.0/24", "10.240.0.14", "d")];
+        let wants = vec![
+            want("10.200.1.0/24", "10.240.0.11", "a"),
+            want("10.200.4.0/24", "10.240.0.14", "d"),
+        ];
         let k = kernel(
             vec![
                 route("10.99.0.0/24", Some(FIRST + 9), "10.240.0.9", 4),
