@@ -205,114 +205,124 @@ pub fn exit_of(plan: &Plan, options: &Options) -> Exit {
     }
 }
 
-/// The report for people: one row per nexthop change, route change or conflict, then the
-/// counts of what is unchanged.
+/// The report for people: one row per nexthop change, route change or conflict, in the order
+/// they are applied, then the counts of what is unchanged.
 pub fn render_table(plan: &Plan) -> String {
-    let ip = |v: Option<std::net::IpAddr>| v.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let id = |v: Option<u32>| v.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
-    let was = |h: &plan::Hop| {
-        let named = h.nexthop.map(|i| format!("nhid {i} ")).unwrap_or_default();
-        format!("was {named}via {} dev {}", ip(h.gateway), opt(&h.dev))
-    };
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let nh = &plan.nexthops;
-    for n in &nh.added {
-        rows.push(nexthop_row("add nexthop", n, String::new()));
-    }
-    for r in &nh.replaced {
-        rows.push(nexthop_row("replace nexthop", &r.nexthop, was(&r.was)));
-    }
-    for n in &nh.removed {
-        let (gateway, dev) = (ip(n.hop.gateway), opt(&n.hop.dev));
-        let row = [
-            "remove nexthop",
-            "-",
-            &gateway,
-            &dev,
-            &n.id.to_string(),
-            "-",
-            "unused",
+    let (mut rows, unused) = nexthop_rows(&plan.nexthops);
+    rows.extend(route_rows(plan));
+    rows.extend(unused);
+    let mut text = String::new();
+    if !rows.is_empty() {
+        let header = [
+            "action",
+            "destination",
+            "gateway",
+            "dev",
+            "nexthop",
+            "node",
+            "note",
         ];
-        rows.push(row.map(String::from).to_vec());
+        text = hardway::table::render(&header, rows);
     }
-    let route_row = |action: &str, r: &plan::Route, note: String| {
-        let (dst, gateway, nexthop) = (r.dst.to_string(), r.gateway.to_string(), id(r.nexthop));
-        [action, &dst, &gateway, &r.dev, &nexthop, &r.node, &note]
-            .map(String::from)
-            .to_vec()
+    text.push_str(&format!(
+        "{} routes unchanged, {} nexthops unchanged\n",
+        plan.unchanged, plan.nexthops.unchanged
+    ));
+    text
+}
+
+/// One row of the table, "-" for what is not there.
+fn row(cells: [&str; 7]) -> Vec<String> {
+    cells.map(String::from).to_vec()
+}
+
+fn dash<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// Where a replaced route or nexthop pointed.
+fn was(h: &plan::Hop) -> String {
+    let named = h.nexthop.map(|i| format!("nhid {i} ")).unwrap_or_default();
+    format!(
+        "was {named}via {} dev {}",
+        dash(h.gateway),
+        dash(h.dev.as_ref())
+    )
+}
+
+/// The nexthops made or repointed (applied before the routes), and those removed (after).
+fn nexthop_rows(nh: &nexthops::NexthopChanges) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let made = |action: &str, n: &nexthops::Nexthop, note: &str| {
+        let (gateway, id) = (n.gateway.to_string(), n.id.to_string());
+        row([action, "-", &gateway, &n.dev, &id, &n.node, note])
     };
-    for r in &plan.added {
-        rows.push(route_row("add", r, String::new()));
+    let mut rows: Vec<Vec<String>> = nh
+        .added
+        .iter()
+        .map(|n| made("add nexthop", n, ""))
+        .collect();
+    for r in &nh.replaced {
+        rows.push(made("replace nexthop", &r.nexthop, &was(&r.was)));
     }
+    let unused = nh.removed.iter().map(|n| {
+        let id = n.id.to_string();
+        let (gateway, dev) = (dash(n.hop.gateway), dash(n.hop.dev.as_ref()));
+        row(["remove nexthop", "-", &gateway, &dev, &id, "-", "unused"])
+    });
+    (rows, unused.collect())
+}
+
+fn route_rows(plan: &Plan) -> Vec<Vec<String>> {
+    let routed = |action: &str, r: &plan::Route, note: &str| {
+        let (dst, gateway, nexthop) = (r.dst.to_string(), r.gateway.to_string(), dash(r.nexthop));
+        row([action, &dst, &gateway, &r.dev, &nexthop, &r.node, note])
+    };
+    let mut rows: Vec<Vec<String>> = plan.added.iter().map(|r| routed("add", r, "")).collect();
     for r in &plan.replaced {
-        rows.push(route_row("replace", &r.route, was(&r.was)));
+        rows.push(routed("replace", &r.route, &was(&r.was)));
     }
     for r in &plan.removed {
-        let (dst, gateway, dev) = (r.dst.to_string(), ip(r.hop.gateway), opt(&r.hop.dev));
-        let row = [
+        let (dst, gateway, dev) = (
+            r.dst.to_string(),
+            dash(r.hop.gateway),
+            dash(r.hop.dev.as_ref()),
+        );
+        rows.push(row([
             "remove",
             &dst,
             &gateway,
             &dev,
-            &id(r.hop.nexthop),
+            &dash(r.hop.nexthop),
             "-",
             "stale",
-        ];
-        rows.push(row.map(String::from).to_vec());
+        ]));
     }
     for c in &plan.conflicts {
         let proto = match c.foreign.proto_name {
             Some(name) => format!("{name}({})", c.foreign.proto),
             None => c.foreign.proto.to_string(),
         };
+        let hop = &c.foreign.hop;
         let note = format!(
             "held by proto {proto} via {}, left alone",
-            ip(c.foreign.hop.gateway)
+            dash(hop.gateway)
         );
         let (dst, gateway, dev) = (
             c.dst.to_string(),
             c.gateway.to_string(),
-            opt(&c.foreign.hop.dev),
+            dash(hop.dev.as_ref()),
         );
-        let row = [
+        rows.push(row([
             "conflict",
             &dst,
             &gateway,
             &dev,
-            &id(c.foreign.hop.nexthop),
+            &dash(hop.nexthop),
             &c.node,
             &note,
-        ];
-        rows.push(row.map(String::from).to_vec());
+        ]));
     }
-    let mut text = String::new();
-    if !rows.is_empty() {
-        text = hardway::table::render(
-            &[
-                "action",
-                "destination",
-                "gateway",
-                "dev",
-                "nexthop",
-                "node",
-                "note",
-            ],
-            rows,
-        );
-    }
-    text.push_str(&format!(
-        "{} routes unchanged, {} nexthops unchanged\n",
-        plan.unchanged, nh.unchanged
-    ));
-    text
-}
-
-fn nexthop_row(action: &str, n: &nexthops::Nexthop, note: String) -> Vec<String> {
-    let (gateway, id) = (n.gateway.to_string(), n.id.to_string());
-    [action, "-", &gateway, &n.dev, &id, &n.node, &note]
-        .map(String::from)
-        .to_vec()
+    rows
 }
 
 fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {

@@ -752,7 +752,17 @@ fn dry_run_and_check_change_nothing() {
             .any(|l| l.starts_with("add") && l.contains("10.200.1.0/24")),
         "{text}"
     );
-    assert!(text.contains("1 routes unchanged"), "{text}");
+    assert!(
+        text.contains("1 routes unchanged, 2 nexthops unchanged"),
+        "{text}"
+    );
+    // The row names the nexthop the route will name: n1's, the first id of the range.
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..5]
+                == ["add", "10.200.1.0/24", "10.240.0.11", "br0", "3355443200"]),
+        "{text}"
+    );
 }
 
 #[test]
