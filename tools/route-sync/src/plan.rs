@@ -306,17 +306,7 @@ pub fn plan(
         .collect::<Result<Vec<u32>, Error>>()?;
     let mut order: Vec<usize> = (0..wants.len()).collect();
     order.sort_by_key(|&i| wants[i].dst);
-    let mut table: Vec<&KernelRoute> = kernel
-        .routes
-        .iter()
-        .filter(|r| r.table == owner.table)
-        .collect();
-    table.sort_by_key(|r| r.dst);
-    let held: BTreeSet<IpNet> = table
-        .iter()
-        .filter(|r| r.proto != owner.proto)
-        .map(|r| r.dst)
-        .collect();
+    let (table, held) = table_and_held(kernel, owner);
     let (via, nexthops) = nexthops::assign(wants, &ifindexes, &table, &held, kernel, owner, mode)?;
 
     let hop = |r: &KernelRoute| Hop {
@@ -398,6 +388,23 @@ pub fn plan(
     }
     remove_ours(&mut plan, rest);
     Ok(plan)
+}
+
+/// The routes of the owner's table sorted by destination, and the prefixes other protocols'
+/// routes hold there.
+fn table_and_held(kernel: &Snapshot, owner: Owner) -> (Vec<&KernelRoute>, BTreeSet<IpNet>) {
+    let mut table: Vec<&KernelRoute> = kernel
+        .routes
+        .iter()
+        .filter(|r| r.table == owner.table)
+        .collect();
+    table.sort_by_key(|r| r.dst);
+    let held = table
+        .iter()
+        .filter(|r| r.proto != owner.proto)
+        .map(|r| r.dst)
+        .collect();
+    (table, held)
 }
 
 /// This machine's connected subnets, for an error message.
