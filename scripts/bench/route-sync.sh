@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# route-sync against what a user would otherwise run, in one network namespace made here:
-# install then remove 10,000 pod routes with route-sync, with `ip -batch`, and with a shell loop
-# of `ip route add`/`del` (the loop is timed on LOOP_ROUTES routes and scaled to ROUTES: at
-# several ms per `ip` process it would take a minute or more per run); and a no-op resync with
-# the 10,000 present against the idempotent shell way, `ip -batch` of `route replace`.
+# route-sync against what a user would otherwise run, in one network namespace made here, all
+# side by side in one run: install then remove 10,000 pod routes, each via its own node, with
+# route-sync (one nexthop object per node, routes naming it), with `ip -batch` of plain routes,
+# with `ip -batch` of nexthops plus routes naming them (the kernel's floor for that form), and
+# with a shell loop of `ip route add`/`del` (timed on LOOP_ROUTES routes and scaled to ROUTES:
+# at several ms per `ip` process it would take a minute or more per run); a no-op resync with
+# the 10,000 present against the idempotent shell way, `ip -batch` of `replace`; and one node's
+# move (a new address) against one `ip nexthop replace`.
 # Prints a markdown table. Needs root, iproute2, hyperfine, jq, awk.
 set -euo pipefail
 
@@ -51,11 +54,28 @@ document() {
 
 document "$routes" >"$tmp/full.json"
 document 0 >"$tmp/empty.json"
+# The node that moves: the middle one, to an address no node has.
+mover=$((routes / 2))
+moved_ip=10.240.255.250
+sed "s|\"$(node_ip "$mover")\"|\"$moved_ip\"|" "$tmp/full.json" >"$tmp/moved.json"
+# route-sync numbers its nexthops from the first id of its range in pod CIDR order, which here
+# is node order: node i's nexthop is first_id + i, so the batches below make exactly its objects.
+first_id=$((0xC8000000))
 for ((i = 0; i < routes; i++)); do
-  echo "route add $(pod_cidr "$i") via $(node_ip "$i") proto 200" >>"$tmp/add.batch"
-  echo "route del $(pod_cidr "$i") via $(node_ip "$i") proto 200" >>"$tmp/del.batch"
-  echo "route replace $(pod_cidr "$i") via $(node_ip "$i") proto 200" >>"$tmp/replace.batch"
+  cidr=$(pod_cidr "$i") ip=$(node_ip "$i") id=$((first_id + i))
+  echo "route add $cidr via $ip proto 200" >>"$tmp/add.batch"
+  echo "route del $cidr via $ip proto 200" >>"$tmp/del.batch"
+  echo "route replace $cidr via $ip proto 200" >>"$tmp/replace.batch"
+  echo "nexthop add id $id via $ip dev br0 proto 200" >>"$tmp/nh-objects.batch"
+  echo "route add $cidr nhid $id proto 200" >>"$tmp/nh-routes.batch"
+  echo "route del $cidr nhid $id proto 200" >>"$tmp/nh-del-routes.batch"
+  echo "nexthop del id $id" >>"$tmp/nh-del-objects.batch"
+  echo "nexthop replace id $id via $ip dev br0 proto 200" >>"$tmp/nh-replace-objects.batch"
+  echo "route replace $cidr nhid $id proto 200" >>"$tmp/nh-replace-routes.batch"
 done
+cat "$tmp/nh-objects.batch" "$tmp/nh-routes.batch" >"$tmp/nh-add.batch"
+cat "$tmp/nh-del-routes.batch" "$tmp/nh-del-objects.batch" >"$tmp/nh-del.batch"
+cat "$tmp/nh-replace-objects.batch" "$tmp/nh-replace-routes.batch" >"$tmp/nh-replace.batch"
 # The loop runs on LOOP_ROUTES routes in the middle of the table: the kernel's cost of adding a
 # route grows with the routes already there (the same gateway-blind hash bucket holds them all),
 # so the middle stretch times the average route and scaling it by ROUTES/LOOP_ROUTES is fair.
@@ -68,8 +88,11 @@ head -n "$((first + loop_routes))" "$tmp/add.batch" >"$tmp/through.batch"
 
 # Everything below runs inside the namespace, so no command pays for entering it.
 in_ns() { ip netns exec "$ns" "$@"; }
-flush='ip route flush proto 200'
+# Nexthops first: `ip route flush` cannot delete a route naming a nexthop (it asks by gateway,
+# which the kernel refuses for such a route); deleting the nexthop takes its routes with it.
+flush='ip nexthop flush proto 200 >/dev/null; ip route flush proto 200'
 fill="ip -batch $tmp/add.batch"
+fill_nh="ip -batch $tmp/nh-add.batch"
 below="$flush; ip -batch $tmp/below.batch"
 through="$flush; ip -batch $tmp/through.batch"
 
@@ -83,21 +106,40 @@ median_ms() {
 
 rs_add=$(median_ms rs_add "$flush" "$route_sync --host -f $tmp/full.json")
 batch_add=$(median_ms batch_add "$flush" "ip -batch $tmp/add.batch")
+nh_batch_add=$(median_ms nh_batch_add "$flush" "ip -batch $tmp/nh-add.batch")
 loop_add=$(median_ms loop_add "$below" "sh $tmp/add-loop.sh")
-rs_del=$(median_ms rs_del "$flush; $fill" "$route_sync --host -f $tmp/empty.json")
+rs_del=$(median_ms rs_del "$flush; $fill_nh" "$route_sync --host -f $tmp/empty.json")
 batch_del=$(median_ms batch_del "$flush; $fill" "ip -batch $tmp/del.batch")
+nh_batch_del=$(median_ms nh_batch_del "$flush; $fill_nh" "ip -batch $tmp/nh-del.batch")
 loop_del=$(median_ms loop_del "$through" "sh $tmp/del-loop.sh")
-# Neither no-op changes the table: fill it once; the quick one gets more runs.
-in_ns sh -c "$flush; $fill"
+# The no-ops change nothing: fill once; the quick ones get more runs.
+in_ns sh -c "$flush; $fill_nh"
 change_runs=$runs
 runs=$((runs * 4))
 rs_noop=$(median_ms rs_noop true "$route_sync --host -f $tmp/full.json")
+# One node moves: each run starts from its old address.
+mover_id=$((first_id + mover))
+back="ip nexthop replace id $mover_id via $(node_ip "$mover") dev br0 proto 200"
+rs_move=$(median_ms rs_move "$back" "$route_sync --host -f $tmp/moved.json")
+ip_move=$(median_ms ip_move "$back" "ip nexthop replace id $mover_id via $moved_ip dev br0 proto 200")
+in_ns sh -c "$back"
 runs=$change_runs
+nh_batch_noop=$(median_ms nh_batch_noop true "ip -batch $tmp/nh-replace.batch")
+in_ns sh -c "$flush; $fill"
 batch_noop=$(median_ms batch_noop true "ip -batch $tmp/replace.batch")
 
-# Check that the last route-sync run left exactly the routes it should have.
-have=$(in_ns ip route show proto 200 | wc -l)
-[ "$have" -eq "$routes" ] || { echo "route-sync.sh: error: $have routes after the no-op, expected $routes" >&2; exit 1; }
+# Check that route-sync leaves exactly the routes and nexthops it should: converge from the
+# plain routes (replaced in place), then a run changes nothing.
+in_ns "$route_sync" --host -f "$tmp/full.json" >/dev/null 2>&1
+have=$(in_ns ip route show proto 200 | grep -c nhid || true)
+objects=$(in_ns ip nexthop show proto 200 | wc -l)
+[ "$have" -eq "$routes" ] && [ "$objects" -eq "$routes" ] || {
+  echo "route-sync.sh: error: $have routes naming nexthops and $objects nexthops, expected $routes" >&2
+  exit 1
+}
+changes=$(in_ns "$route_sync" --host -f "$tmp/full.json" 2>/dev/null |
+  jq '[.added, .replaced, .removed, .nexthops.added, .nexthops.replaced, .nexthops.removed] | map(length) | add')
+[ "$changes" -eq 0 ] || { echo "route-sync.sh: error: a second run made $changes changes" >&2; exit 1; }
 
 calc() { awk "BEGIN { print $1 }"; }
 scale=$(calc "$routes / $loop_routes")
@@ -108,13 +150,18 @@ echo "### route-sync"
 echo
 echo "| case | hardway | alternative (what) | ratio |"
 echo "|---|---|---|---|"
-row "install $routes routes" "$rs_add" "$batch_add" "ip -batch route add"
+row "install $routes routes" "$rs_add" "$batch_add" "ip -batch route add, plain routes"
+row "install $routes routes" "$rs_add" "$nh_batch_add" "ip -batch nexthop add + route add nhid"
 row "install $routes routes" "$rs_add" "$(calc "$loop_add * $scale")" "shell loop of ip route add, $loop_routes mid-table timed ×$(printf %.0f "$scale")"
-row "remove $routes routes" "$rs_del" "$batch_del" "ip -batch route del"
+row "remove $routes routes" "$rs_del" "$batch_del" "ip -batch route del, plain routes"
+row "remove $routes routes" "$rs_del" "$nh_batch_del" "ip -batch route del nhid + nexthop del"
 row "remove $routes routes" "$rs_del" "$(calc "$loop_del * $scale")" "shell loop of ip route del, $loop_routes mid-table timed ×$(printf %.0f "$scale")"
-row "no-op resync, $routes present" "$rs_noop" "$batch_noop" "ip -batch route replace"
+row "no-op resync, $routes present" "$rs_noop" "$batch_noop" "ip -batch route replace, plain routes"
+row "no-op resync, $routes present" "$rs_noop" "$nh_batch_noop" "ip -batch nexthop replace + route replace"
+row "one node's move, $routes present" "$rs_move" "$ip_move" "one ip nexthop replace"
 echo
-echo "Medians of $runs runs ($((runs * 4)) for route-sync's no-op) with hyperfine, in one network namespace; times in ms;"
-echo "ratio = hardway / alternative. Each route has its own gateway, as each node has its own address: the kernel"
-echo "finds a new route's nexthop info by walking one hash bucket that holds every such route (fib_create_info),"
-echo "so adding the 10,000 costs the kernel about 2 s whoever asks; that is ~90% of route-sync's install time."
+echo "Medians of $runs runs ($((runs * 4)) for route-sync's no-op and the move) with hyperfine, in one network"
+echo "namespace; times in ms; ratio = hardway / alternative. route-sync makes one nexthop object per node and"
+echo "routes naming it (nhid); each node has its own address. A plain route via its own gateway makes the kernel"
+echo "walk one hash bucket holding every such route (fib_create_info), about 2 s for 10,000 whoever sends them;"
+echo "a route naming a nexthop skips that. The move is the document's parse, the dump and one nexthop replace."

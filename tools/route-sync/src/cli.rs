@@ -23,6 +23,8 @@ pub mod options {
     pub const DRY_RUN: &str = "dry-run";
     pub const CHECK: &str = "check";
     pub const WATCH: &str = "watch";
+    pub const NEXTHOP_IDS: &str = "nexthop-ids";
+    pub const NO_NEXTHOPS: &str = "no-nexthops";
 }
 
 pub fn command() -> Command {
@@ -33,16 +35,19 @@ pub fn command() -> Command {
              netlink.\n\n\
              On a node (--node NAME) it routes every other node's pod CIDRs via that node's \
              address of the same family; on the hypervisor (--host) it routes every node's pod \
-             CIDRs. It reads the kernel's routes in one dump, diffs them against the document, \
-             and adds, replaces (wrong gateway or device) and deletes (stale) routes, up to \
-             256 requests to a datagram. It owns only the routes that carry its protocol number \
+             CIDRs. Each node gets one nexthop object per family (ip nexthop), and each pod \
+             CIDR's route names it (nhid), so a node's new address is one nexthop replace; \
+             --no-nexthops, or a kernel without nexthop objects, gives plain routes. It reads \
+             the kernel's routes and nexthops in one dump, diffs them against the document, \
+             and adds, replaces (wrong nexthop, gateway or device) and deletes (stale) routes \
+             and nexthops, up to 256 requests to a datagram. It owns only the routes that carry its protocol number \
              (--proto) in its table (--table): routes of any other protocol are never changed, \
              and one for a prefix it wants is reported as a conflict (exit 1).\n\n\
              The device of each route is the one whose directly connected subnet holds the \
              gateway; a gateway on no connected subnet is an error (exit 3) and nothing is \
              changed.\n\n\
-             Prints a JSON report {added, replaced, removed, unchanged, conflicts} (unchanged is \
-             a count), or a table with -o table.",
+             Prints a JSON report {added, replaced, removed, unchanged, conflicts, nexthops} \
+             (unchanged is a count), or a table with -o table.",
         )
         .version(env!("CARGO_PKG_VERSION"))
         .arg(
@@ -123,12 +128,34 @@ pub fn command() -> Command {
                      something; errors are logged and retried. Stops on SIGINT or SIGTERM",
                 ),
         )
+        .arg(
+            Arg::new(options::NEXTHOP_IDS)
+                .long("nexthop-ids")
+                .value_name("START-END")
+                .help(
+                    "Ids of the nexthop objects route-sync makes, one per node and family, and \
+                     owns (with its --proto); default 0xc8000000-0xc8ffffff, clear of the \
+                     kernel's own ids (from 1 up) and FRR's (below 250000000 and from \
+                     0xf0000000). Give each route-sync on one machine its own range",
+                ),
+        )
+        .arg(
+            Arg::new(options::NO_NEXTHOPS)
+                .long("no-nexthops")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Plain routes via the gateway instead of routes naming a nexthop object \
+                     (what a kernel before 5.3 gets anyway); routes of the other form are \
+                     replaced in place and route-sync's nexthops removed",
+                ),
+        )
         .after_help(
             "Examples:\n  \
              route-sync --host -f out/cluster.json                 # on the hypervisor\n  \
              route-sync --node worker-1 < /etc/hardway/cluster.json # on a node\n  \
              route-sync --host --check -o table < out/cluster.json # exit 1 when out of sync\n  \
-             ip route show proto 200                               # what route-sync owns\n\n\
+             ip route show proto 200                               # what route-sync owns\n  \
+             ip nexthop show proto 200                             # its nexthops, one per node\n\n\
              Exit status: 0 in sync (or synced), 1 conflicts or --check found changes, 2 bad \
              input, 3 netlink failed or a gateway is on no connected subnet.",
         )

@@ -8,6 +8,8 @@
 pub mod cli;
 pub mod error;
 pub mod netlink;
+pub mod nexthops;
+mod nhmsg;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use hardway::table::Format;
 use hardway::Exit;
 
 pub use error::Error;
+use nexthops::{NexthopIds, NexthopMode};
 use plan::{Owner, Plan, Scope, Snapshot, Want};
 
 const TOOL: &str = "route-sync";
@@ -28,6 +31,8 @@ pub struct Options {
     pub file: Option<PathBuf>,
     pub scope: Scope,
     pub owner: Owner,
+    /// Nexthop objects (`--nexthop-ids`) or plain routes (`--no-nexthops`).
+    pub nexthops: NexthopMode,
     pub format: Format,
     pub dry_run: bool,
     pub check: bool,
@@ -50,6 +55,13 @@ impl Options {
             owner: Owner {
                 proto: parse_proto(proto)?,
                 table: parse_table(table)?,
+            },
+            nexthops: NexthopMode {
+                ids: match m.get_one::<String>(o::NEXTHOP_IDS) {
+                    Some(text) => parse_nexthop_ids(text)?,
+                    None => NexthopIds::DEFAULT,
+                },
+                enabled: !m.get_flag(o::NO_NEXTHOPS),
             },
             // `-o dot` is drawn by `print_picture` before any Options are built.
             format: Format::parse(format).ok_or_else(|| {
@@ -142,10 +154,29 @@ pub fn parse_table(text: &str) -> Result<u32, Error> {
     }
 }
 
+/// `--nexthop-ids START-END`: the ids route-sync gives its nexthops (inclusive, not 0).
+pub fn parse_nexthop_ids(text: &str) -> Result<NexthopIds, Error> {
+    let range = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((parse_number(a.trim())?, parse_number(b.trim())?)));
+    match range {
+        Some((first, last)) if first >= 1 && first <= last => Ok(NexthopIds { first, last }),
+        _ => Err(Error::invalid(
+            "--nexthop-ids",
+            format!(
+                "{text:?} is not a range START-END of nexthop ids with 1 <= START <= END <= \
+                 4294967295, e.g. the default {:#x}-{:#x}",
+                NexthopIds::DEFAULT.first,
+                NexthopIds::DEFAULT.last
+            ),
+        )),
+    }
+}
+
 /// Diffs `wants` against `kernel` and, unless a dry run or a check, applies the plan. Returns
 /// the plan as done.
 pub fn reconcile(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result<Plan, Error> {
-    let plan = plan::plan(wants, kernel, options.owner)?;
+    let plan = plan::plan(wants, kernel, options.owner, options.nexthops)?;
     if options.dry_run || options.check || plan.changes() == 0 {
         return Ok(plan);
     }
@@ -178,82 +209,124 @@ pub fn exit_of(plan: &Plan, options: &Options) -> Exit {
     }
 }
 
-/// The report for people: one row per change or conflict, then the count of unchanged routes.
+/// The report for people: one row per nexthop change, route change or conflict, in the order
+/// they are applied, then the counts of what is unchanged.
 pub fn render_table(plan: &Plan) -> String {
-    let mut rows = Vec::new();
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    for r in &plan.added {
-        rows.push(vec![
-            "add".into(),
-            r.dst.to_string(),
-            r.gateway.to_string(),
-            r.dev.clone(),
-            r.node.clone(),
-            String::new(),
-        ]);
+    let (mut rows, unused) = nexthop_rows(&plan.nexthops);
+    rows.extend(route_rows(plan));
+    rows.extend(unused);
+    let mut text = String::new();
+    if !rows.is_empty() {
+        let header = [
+            "action",
+            "destination",
+            "gateway",
+            "dev",
+            "nexthop",
+            "node",
+            "note",
+        ];
+        text = hardway::table::render(&header, rows);
     }
+    text.push_str(&format!(
+        "{} routes unchanged, {} nexthops unchanged\n",
+        plan.unchanged, plan.nexthops.unchanged
+    ));
+    text
+}
+
+/// One row of the table, "-" for what is not there.
+fn row(cells: [&str; 7]) -> Vec<String> {
+    cells.map(String::from).to_vec()
+}
+
+fn dash<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// Where a replaced route or nexthop pointed.
+fn was(h: &plan::Hop) -> String {
+    let named = h.nexthop.map(|i| format!("nhid {i} ")).unwrap_or_default();
+    format!(
+        "was {named}via {} dev {}",
+        dash(h.gateway),
+        dash(h.dev.as_ref())
+    )
+}
+
+/// The nexthops made or repointed (applied before the routes), and those removed (after).
+fn nexthop_rows(nh: &nexthops::NexthopChanges) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let made = |action: &str, n: &nexthops::Nexthop, note: &str| {
+        let (gateway, id) = (n.gateway.to_string(), n.id.to_string());
+        row([action, "-", &gateway, &n.dev, &id, &n.node, note])
+    };
+    let mut rows: Vec<Vec<String>> = nh
+        .added
+        .iter()
+        .map(|n| made("add nexthop", n, ""))
+        .collect();
+    for r in &nh.replaced {
+        rows.push(made("replace nexthop", &r.nexthop, &was(&r.was)));
+    }
+    let unused = nh.removed.iter().map(|n| {
+        let id = n.id.to_string();
+        let (gateway, dev) = (dash(n.hop.gateway), dash(n.hop.dev.as_ref()));
+        row(["remove nexthop", "-", &gateway, &dev, &id, "-", "unused"])
+    });
+    (rows, unused.collect())
+}
+
+fn route_rows(plan: &Plan) -> Vec<Vec<String>> {
+    let routed = |action: &str, r: &plan::Route, note: &str| {
+        let (dst, gateway, nexthop) = (r.dst.to_string(), r.gateway.to_string(), dash(r.nexthop));
+        row([action, &dst, &gateway, &r.dev, &nexthop, &r.node, note])
+    };
+    let mut rows: Vec<Vec<String>> = plan.added.iter().map(|r| routed("add", r, "")).collect();
     for r in &plan.replaced {
-        let was = format!(
-            "was {} dev {}",
-            r.was
-                .gateway
-                .map(|g| g.to_string())
-                .unwrap_or_else(|| "-".into()),
-            opt(&r.was.dev)
-        );
-        let r2 = &r.route;
-        rows.push(vec![
-            "replace".into(),
-            r2.dst.to_string(),
-            r2.gateway.to_string(),
-            r2.dev.clone(),
-            r2.node.clone(),
-            was,
-        ]);
+        rows.push(routed("replace", &r.route, &was(&r.was)));
     }
     for r in &plan.removed {
-        rows.push(vec![
-            "remove".into(),
+        let (dst, gateway, dev) = (
             r.dst.to_string(),
-            r.hop
-                .gateway
-                .map(|g| g.to_string())
-                .unwrap_or_else(|| "-".into()),
-            opt(&r.hop.dev),
-            "-".into(),
-            "stale".into(),
-        ]);
+            dash(r.hop.gateway),
+            dash(r.hop.dev.as_ref()),
+        );
+        rows.push(row([
+            "remove",
+            &dst,
+            &gateway,
+            &dev,
+            &dash(r.hop.nexthop),
+            "-",
+            "stale",
+        ]));
     }
     for c in &plan.conflicts {
         let proto = match c.foreign.proto_name {
             Some(name) => format!("{name}({})", c.foreign.proto),
             None => c.foreign.proto.to_string(),
         };
-        rows.push(vec![
-            "conflict".into(),
+        let hop = &c.foreign.hop;
+        let note = format!(
+            "held by proto {proto} via {}, left alone",
+            dash(hop.gateway)
+        );
+        let (dst, gateway, dev) = (
             c.dst.to_string(),
             c.gateway.to_string(),
-            opt(&c.foreign.hop.dev),
-            c.node.clone(),
-            format!(
-                "held by proto {proto} via {}, left alone",
-                c.foreign
-                    .hop
-                    .gateway
-                    .map(|g| g.to_string())
-                    .unwrap_or_else(|| "-".into())
-            ),
-        ]);
-    }
-    let mut text = String::new();
-    if !rows.is_empty() {
-        text = hardway::table::render(
-            &["action", "destination", "gateway", "dev", "node", "note"],
-            rows,
+            dash(hop.dev.as_ref()),
         );
+        rows.push(row([
+            "conflict",
+            &dst,
+            &gateway,
+            &dev,
+            &dash(hop.nexthop),
+            &c.node,
+            &note,
+        ]));
     }
-    text.push_str(&format!("{} routes unchanged\n", plan.unchanged));
-    text
+    rows
 }
 
 fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
@@ -306,13 +379,18 @@ fn log_pass(plan: &Plan, options: &Options) {
     hardway::tool::log(
         TOOL,
         format!(
-            "{} {verb}added, {} {verb}replaced, {} {verb}removed, {} unchanged, {} conflicts \
-             (proto {}, table {})",
+            "routes: {} {verb}added, {} {verb}replaced, {} {verb}removed, {} unchanged, {} \
+             conflicts; nexthops: {} {verb}added, {} {verb}replaced, {} {verb}removed, {} \
+             unchanged (proto {}, table {})",
             plan.added.len(),
             plan.replaced.len(),
             plan.removed.len(),
             plan.unchanged,
             plan.conflicts.len(),
+            plan.nexthops.added.len(),
+            plan.nexthops.replaced.len(),
+            plan.nexthops.removed.len(),
+            plan.nexthops.unchanged,
             options.owner.proto,
             options.owner.table
         ),
@@ -469,6 +547,23 @@ mod tests {
         assert!(parse_proto("2").is_err());
         assert!(parse_proto("300").is_err());
         assert!(parse_proto("nonsense").is_err());
+    }
+
+    #[test]
+    fn nexthop_id_ranges() {
+        let r = parse_nexthop_ids("0xc8000000-0xc8ffffff").unwrap();
+        assert_eq!(r, NexthopIds::DEFAULT);
+        assert_eq!(
+            parse_nexthop_ids("100-199").unwrap(),
+            NexthopIds {
+                first: 100,
+                last: 199
+            }
+        );
+        for bad in ["0-10", "10-9", "10", "a-b", "1-4294967296"] {
+            let e = parse_nexthop_ids(bad).unwrap_err();
+            assert_eq!(hardway::Failure::exit(&e), Exit::Usage, "{bad}");
+        }
     }
 
     #[test]

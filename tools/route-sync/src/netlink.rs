@@ -1,6 +1,7 @@
-//! The kernel side: one dump each of routes, addresses and links through rtnetlink, and the
-//! plan's adds, replaces and deletes built as netlink-packet-route messages and sent many to a
-//! datagram on a plain netlink socket, answers collected by sequence number.
+//! The kernel side: one dump each of routes, addresses and links through rtnetlink and of
+//! nexthops on a plain socket ([`crate::nhmsg`]), and the plan's nexthop and route requests
+//! built as netlink messages and sent many to a datagram on a plain netlink socket, answers
+//! collected by sequence number.
 //!
 //! Everything here speaks the plain types of [`crate::plan`]; nothing else in route-sync knows
 //! netlink.
@@ -10,7 +11,7 @@ use std::net::IpAddr;
 use futures::stream::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
     NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -24,7 +25,9 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rtnetlink::Handle;
 
 use crate::error::Error;
-use crate::plan::{Address, KernelRoute, Owner, Plan, Snapshot};
+use crate::nexthops::{KernelNexthop, Nexthop};
+use crate::nhmsg::{Message, NexthopMessage};
+use crate::plan::{Address, KernelRoute, Owner, Plan, Route, Snapshot};
 
 /// Receive buffer asked for, so a dump of many routes and a window of acks fit.
 const RECV_BUFFER: usize = 4 << 20;
@@ -58,14 +61,19 @@ pub async fn snapshot(handle: &Handle, table: u32) -> Result<Snapshot, Error> {
     // dump on a socket while one runs (EBUSY), and `execute` sends its request at once.
     let mut request = RouteMessage::default();
     request.header.address_family = AddressFamily::Unspec;
-    let routes = handle
+    let all_routes = handle
         .route()
         .get(request)
         .execute()
-        .try_filter_map(|m| async move { Ok(kernel_route(&m).filter(|r| r.table == table)) })
+        .try_filter_map(|m| async move { Ok(kernel_route(&m)) })
         .try_collect::<Vec<_>>()
         .await
         .map_err(dump_error("routes"))?;
+    let (routes, elsewhere): (Vec<KernelRoute>, Vec<KernelRoute>) =
+        all_routes.into_iter().partition(|r| r.table == table);
+    let nexthops_used_elsewhere = elsewhere.iter().filter_map(|r| r.nhid).collect();
+    // On route-sync's own socket: netlink-packet-route cannot parse nexthop messages.
+    let nexthops = dump_nexthops()?;
     let addresses = handle
         .address()
         .get()
@@ -100,6 +108,8 @@ pub async fn snapshot(handle: &Handle, table: u32) -> Result<Snapshot, Error> {
         .map_err(dump_error("links"))?;
     Ok(Snapshot {
         routes,
+        nexthops,
+        nexthops_used_elsewhere,
         addresses,
         links,
     })
@@ -113,6 +123,7 @@ fn kernel_route(m: &RouteMessage) -> Option<KernelRoute> {
     let mut priority = None;
     let mut table = u32::from(m.header.table);
     let mut multipath = false;
+    let mut nhid = None;
     for attribute in &m.attributes {
         match attribute {
             RouteAttribute::Destination(a) => dst = ip_of(a),
@@ -121,6 +132,7 @@ fn kernel_route(m: &RouteMessage) -> Option<KernelRoute> {
             RouteAttribute::Priority(p) => priority = Some(*p),
             RouteAttribute::Table(t) => table = *t,
             RouteAttribute::MultiPath(_) => multipath = true,
+            RouteAttribute::NhId(id) => nhid = Some(*id),
             _ => {}
         }
     }
@@ -140,6 +152,7 @@ fn kernel_route(m: &RouteMessage) -> Option<KernelRoute> {
         tos: m.header.tos,
         kind: u8::from(m.header.kind),
         multipath,
+        nhid,
     })
 }
 
@@ -167,13 +180,27 @@ fn message(dst: IpNet, table: u32, proto: u8) -> RouteMessage {
     m
 }
 
-fn unicast(dst: IpNet, gateway: IpAddr, ifindex: u32, owner: Owner) -> RouteMessage {
-    let mut m = message(dst, owner.table, owner.proto);
+/// A route of route-sync's: naming its node's nexthop object, or plain via the gateway.
+fn unicast(r: &Route, owner: Owner) -> RouteMessage {
+    let mut m = message(r.dst, owner.table, owner.proto);
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
-    m.attributes.push(RouteAttribute::Gateway(gateway.into()));
-    m.attributes.push(RouteAttribute::Oif(ifindex));
+    match r.nexthop {
+        Some(id) => m.attributes.push(RouteAttribute::NhId(id)),
+        None => {
+            m.attributes.push(RouteAttribute::Gateway(r.gateway.into()));
+            m.attributes.push(RouteAttribute::Oif(r.ifindex));
+        }
+    }
     m
+}
+
+/// How a route is named in an error line.
+fn describe(r: &Route) -> String {
+    match r.nexthop {
+        Some(id) => format!("{} nhid {id} (via {} dev {})", r.dst, r.gateway, r.dev),
+        None => format!("{} via {} dev {}", r.dst, r.gateway, r.dev),
+    }
 }
 
 /// A delete that matches exactly the dumped route: its protocol, priority, gateway and device,
@@ -186,6 +213,12 @@ fn deletion(route: &KernelRoute) -> RouteMessage {
     m.header.kind = RouteType::Unspec;
     if let Some(priority) = route.priority {
         m.attributes.push(RouteAttribute::Priority(priority));
+    }
+    // A route naming a nexthop matches a delete by that id only: the kernel refuses to match
+    // its gateway or device (fib_nh_match), which the dump shows for compatibility.
+    if let Some(id) = route.nhid {
+        m.attributes.push(RouteAttribute::NhId(id));
+        return m;
     }
     if let Some(gateway) = route.gateway {
         m.attributes.push(RouteAttribute::Gateway(gateway.into()));
@@ -203,43 +236,58 @@ pub struct Failed {
     pub error: std::io::Error,
 }
 
-/// Route requests per datagram. The kernel handles a datagram's messages one after the other
-/// under one lock, so a batch costs one `sendmsg` instead of one round trip per route.
-const BATCH: usize = 256;
+/// A request to send and how its failure is named.
+type Request = (String, NetlinkMessage<Message>);
 
-/// Sends the plan's requests in batches and collects every answer; returns those that failed
-/// (the rest are done).
-///
-/// Within a batch only the last request asks for an ack: the kernel answers a failing request
-/// whatever its flags, in order, so when the last ack arrives every earlier request of the batch
-/// has been handled, and each error names its request by sequence number. A batch of successes
-/// thus costs one `sendmsg` and one `recvmsg`.
-pub fn apply(plan: &Plan, owner: Owner) -> Result<Vec<Failed>, Error> {
-    let mut requests: Vec<(String, NetlinkMessage<RouteNetlinkMessage>)> =
-        Vec::with_capacity(plan.changes());
+fn request(what: String, message: Message, flags: u16) -> Request {
+    let mut m = NetlinkMessage::from(message);
+    m.header.flags = NLM_F_REQUEST | flags;
+    (what, m)
+}
+
+/// The plan's requests in the order the kernel must see them: nexthops first (routes name
+/// them), then route adds and replaces, route deletes, and nexthop deletes last (deleting a
+/// nexthop deletes the routes that still name it).
+fn requests(plan: &Plan, owner: Owner) -> Vec<Request> {
+    let nh = &plan.nexthops;
+    let mut out: Vec<Request> = Vec::with_capacity(plan.changes());
+    let (proto, table) = (owner.proto, owner.table);
+    let new_nexthop = |n: &Nexthop| {
+        Message::Nexthop(NexthopMessage::new(n.id, n.gateway, n.ifindex, owner.proto))
+    };
+    for n in &nh.added {
+        let what = format!(
+            "nexthop add id {} via {} dev {} proto {proto}",
+            n.id, n.gateway, n.dev
+        );
+        out.push(request(what, new_nexthop(n), NLM_F_CREATE | NLM_F_EXCL));
+    }
+    for n in nh.replaced.iter().map(|r| &r.nexthop) {
+        let what = format!(
+            "nexthop replace id {} via {} dev {} proto {proto}",
+            n.id, n.gateway, n.dev
+        );
+        out.push(request(what, new_nexthop(n), NLM_F_CREATE | NLM_F_REPLACE));
+    }
     for r in &plan.added {
-        let mut m = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(unicast(
-            r.dst, r.gateway, r.ifindex, owner,
-        )));
-        m.header.flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
-        requests.push((format!("add {} via {} dev {}", r.dst, r.gateway, r.dev), m));
+        let m = Message::Route(RouteNetlinkMessage::NewRoute(unicast(r, owner)));
+        let what = format!("add {} proto {proto} table {table}", describe(r));
+        out.push(request(what, m, NLM_F_CREATE | NLM_F_EXCL));
     }
     for r in plan.replaced.iter().map(|r| &r.route) {
-        let mut m = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(unicast(
-            r.dst, r.gateway, r.ifindex, owner,
-        )));
-        m.header.flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
-        requests.push((
-            format!("replace {} via {} dev {}", r.dst, r.gateway, r.dev),
-            m,
-        ));
+        let m = Message::Route(RouteNetlinkMessage::NewRoute(unicast(r, owner)));
+        let what = format!("replace {} proto {proto} table {table}", describe(r));
+        out.push(request(what, m, NLM_F_CREATE | NLM_F_REPLACE));
     }
     for r in &plan.removed {
-        let mut m = NetlinkMessage::from(RouteNetlinkMessage::DelRoute(deletion(&r.route)));
-        m.header.flags = NLM_F_REQUEST;
+        let m = Message::Route(RouteNetlinkMessage::DelRoute(deletion(&r.route)));
         let what = format!(
-            "delete {}{}{}",
+            "delete {}{}{}{} proto {proto} table {table}",
             r.dst,
+            r.hop
+                .nexthop
+                .map(|id| format!(" nhid {id}"))
+                .unwrap_or_default(),
             r.hop
                 .gateway
                 .map(|g| format!(" via {g}"))
@@ -250,16 +298,24 @@ pub fn apply(plan: &Plan, owner: Owner) -> Result<Vec<Failed>, Error> {
                 .map(|d| format!(" dev {d}"))
                 .unwrap_or_default()
         );
-        requests.push((what, m));
+        out.push(request(what, m, 0));
     }
+    for n in &nh.removed {
+        let m = Message::Nexthop(NexthopMessage::delete(n.id));
+        out.push(request(format!("nexthop delete id {}", n.id), m, 0));
+    }
+    out
+}
 
-    let socket_error = |what: &str| {
-        let what = what.to_string();
-        move |source| Error::Netlink {
-            what: what.clone(),
-            source,
-        }
-    };
+fn socket_error(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Netlink {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// A plain netlink route socket connected to the kernel, for batches and the nexthop dump.
+fn raw_socket() -> Result<Socket, Error> {
     let mut socket =
         Socket::new(NETLINK_ROUTE).map_err(socket_error("cannot open a netlink route socket"))?;
     socket
@@ -271,7 +327,96 @@ pub fn apply(plan: &Plan, owner: Owner) -> Result<Vec<Failed>, Error> {
     // Errors then carry only the failed request's header, not all of it.
     let _ = socket.set_cap_ack(true);
     let _ = socket.set_rx_buf_sz(RECV_BUFFER);
+    Ok(socket)
+}
 
+/// Reads one datagram and calls `each` on its messages until it returns `true` (done).
+fn read_answers(
+    socket: &Socket,
+    buf: &mut Vec<u8>,
+    mut each: impl FnMut(NetlinkMessage<Message>) -> bool,
+) -> Result<bool, Error> {
+    buf.clear();
+    let n = socket
+        .recv(buf, 0)
+        .map_err(socket_error("reading the kernel's answers"))?;
+    let mut at = 0;
+    while at + 16 <= n {
+        let reply =
+            NetlinkMessage::<Message>::deserialize(&buf[at..n]).map_err(|e| Error::Netlink {
+                what: "reading the kernel's answers".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        at += (reply.header.length as usize).max(16).next_multiple_of(4);
+        if each(reply) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Every nexthop object, or `None` when the kernel has none: before Linux 5.3 RTM_GETNEXTHOP
+/// is an unknown message type (EOPNOTSUPP), and EINVAL is taken the same way.
+fn dump_nexthops() -> Result<Option<Vec<KernelNexthop>>, Error> {
+    let socket = raw_socket()?;
+    let mut m = NetlinkMessage::from(Message::Nexthop(NexthopMessage::dump()));
+    m.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    m.header.sequence_number = 1;
+    m.finalize();
+    let mut out = vec![0; m.buffer_len()];
+    m.serialize(&mut out);
+    socket
+        .send(&out, 0)
+        .map_err(socket_error("dumping nexthops"))?;
+    let mut nexthops = Vec::new();
+    let mut refused = None;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while !read_answers(&socket, &mut buf, |reply| match reply.payload {
+        NetlinkPayload::InnerMessage(Message::Nexthop(n)) => {
+            nexthops.extend(kernel_nexthop(&n));
+            false
+        }
+        NetlinkPayload::Error(e) => {
+            refused = e.code.map(|_| e.to_io());
+            true
+        }
+        NetlinkPayload::Done(_) => true,
+        _ => false,
+    })? {}
+    match refused {
+        None => Ok(Some(nexthops)),
+        Some(e) if matches!(e.raw_os_error(), Some(95 | 22)) => Ok(None),
+        Some(source) => Err(Error::Netlink {
+            what: "dumping nexthops".into(),
+            source,
+        }),
+    }
+}
+
+fn kernel_nexthop(m: &NexthopMessage) -> Option<KernelNexthop> {
+    Some(KernelNexthop {
+        id: m.id?,
+        proto: m.protocol,
+        gateway: m.gateway,
+        oif: m.oif,
+        special: m.special,
+    })
+}
+
+/// Requests per datagram. The kernel handles a datagram's messages one after the other under
+/// one lock, so a batch costs one `sendmsg` instead of one round trip per request.
+const BATCH: usize = 256;
+
+/// Sends the plan's requests in batches and collects every answer; returns those that failed
+/// (the rest are done).
+///
+/// Within a batch only the last request asks for an ack: the kernel answers a failing request
+/// whatever its flags, in order, so when the last ack arrives every earlier request of the batch
+/// has been handled, and each error names its request by sequence number. A batch of successes
+/// thus costs one `sendmsg` and one `recvmsg`.
+pub fn apply(plan: &Plan, owner: Owner) -> Result<Vec<Failed>, Error> {
+    let mut requests = requests(plan, owner);
+    let socket = raw_socket()?;
     let mut failed = Vec::new();
     let mut out = Vec::with_capacity(BATCH * 128);
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -293,34 +438,20 @@ pub fn apply(plan: &Plan, owner: Owner) -> Result<Vec<Failed>, Error> {
             .send(&out, 0)
             .map_err(socket_error("sending route requests"))?;
         let last_seq = first_seq + last as u32;
-        'batch: loop {
-            buf.clear();
-            let n = socket
-                .recv(&mut buf, 0)
-                .map_err(socket_error("reading the kernel's answers"))?;
-            let mut at = 0;
-            while at + 16 <= n {
-                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[at..n])
-                    .map_err(|e| Error::Netlink {
-                        what: "reading the kernel's answers".into(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
-                at += (reply.header.length as usize).max(16).next_multiple_of(4);
-                let seq = reply.header.sequence_number;
-                if let NetlinkPayload::Error(e) = &reply.payload {
-                    if e.code.is_some() && (first_seq..=last_seq).contains(&seq) {
-                        let (what, _) = &batch[(seq - first_seq) as usize];
-                        failed.push(Failed {
-                            what: format!("{what} proto {} table {}", owner.proto, owner.table),
-                            error: e.to_io(),
-                        });
-                    }
-                    if seq == last_seq {
-                        break 'batch;
-                    }
-                }
+        while !read_answers(&socket, &mut buf, |reply| {
+            let seq = reply.header.sequence_number;
+            let NetlinkPayload::Error(e) = &reply.payload else {
+                return false;
+            };
+            if e.code.is_some() && (first_seq..=last_seq).contains(&seq) {
+                let (what, _) = &batch[(seq - first_seq) as usize];
+                failed.push(Failed {
+                    what: what.clone(),
+                    error: e.to_io(),
+                });
             }
-        }
+            seq == last_seq
+        })? {}
     }
     Ok(failed)
 }

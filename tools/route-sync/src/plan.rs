@@ -3,7 +3,7 @@
 //! of ownership (never touch another protocol's route, a conflict is reported) is testable
 //! without a kernel.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use hardway::Document;
@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::nexthops::{self, KernelNexthop, NexthopChanges, NexthopMode};
 
 /// Where route-sync runs: on one node, or on the hypervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub struct KernelRoute {
     pub kind: u8,
     /// Several next hops (RTA_MULTIPATH): never what route-sync installs.
     pub multipath: bool,
+    /// The nexthop object the route names (RTA_NH_ID), if any. The kernel's dump then also
+    /// shows that nexthop's gateway and device (net.ipv4.nexthop_compat_mode, on by default).
+    pub nhid: Option<u32>,
 }
 
 /// RTN_UNICAST: a gateway or direct route.
@@ -72,18 +76,23 @@ pub struct Address {
     pub net: IpNet,
 }
 
-/// What the kernel holds, from one dump each of routes (in the owner's table), addresses and
-/// links.
+/// What the kernel holds, from one dump each of routes (in the owner's table), nexthops,
+/// addresses and links.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub routes: Vec<KernelRoute>,
+    /// Every nexthop object, or `None` where the kernel has none (before 5.3: the dump is
+    /// refused with EOPNOTSUPP or EINVAL).
+    pub nexthops: Option<Vec<KernelNexthop>>,
+    /// Nexthop ids that routes in other tables name: never swept, whoever made them.
+    pub nexthops_used_elsewhere: BTreeSet<u32>,
     pub addresses: Vec<Address>,
     /// Interface index → name.
     pub links: BTreeMap<u32, String>,
 }
 
 impl Snapshot {
-    fn dev(&self, ifindex: Option<u32>) -> Option<String> {
+    pub(crate) fn dev(&self, ifindex: Option<u32>) -> Option<String> {
         ifindex.map(|i| {
             self.links
                 .get(&i)
@@ -102,6 +111,9 @@ pub struct Route {
     #[serde(skip)]
     pub ifindex: u32,
     pub node: String,
+    /// The id of the node's nexthop object the route names (`nhid`); `null` for a plain route
+    /// via the gateway (`--no-nexthops`, or a kernel without nexthop objects).
+    pub nexthop: Option<u32>,
 }
 
 /// A route of route-sync's that pointed elsewhere and is replaced.
@@ -117,6 +129,9 @@ pub struct Replaced {
 pub struct Hop {
     pub gateway: Option<IpAddr>,
     pub dev: Option<String>,
+    /// The nexthop object a route named, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nexthop: Option<u32>,
 }
 
 /// A route of route-sync's that the document no longer asks for.
@@ -157,12 +172,14 @@ pub struct Plan {
     /// How many wanted routes are already in place.
     pub unchanged: usize,
     pub conflicts: Vec<Conflict>,
+    /// The nodes' nexthop objects: made before the routes that name them, removed after.
+    pub nexthops: NexthopChanges,
 }
 
 impl Plan {
-    /// Whether applying the plan writes anything to the kernel.
+    /// How many write requests applying the plan sends to the kernel.
     pub fn changes(&self) -> usize {
-        self.added.len() + self.replaced.len() + self.removed.len()
+        self.added.len() + self.replaced.len() + self.removed.len() + self.nexthops.changes()
     }
 }
 
@@ -271,29 +288,36 @@ fn resolve(want: &Want, kernel: &Snapshot) -> Result<u32, Error> {
 }
 
 /// Diffs the wanted routes against the kernel's. Checks every gateway before anything is
-/// planned, so a bad one changes nothing.
+/// planned, so a bad one changes nothing. In nexthop mode each route names its node's nexthop
+/// ([`nexthops::assign`]); a route of ours of the other form (plain, or naming another id) is
+/// replaced in place, so switching modes is one run with no route missing at any point.
 ///
 /// Both sides are walked in destination order (a merge, no hashing): with 10,000 routes in
 /// place a no-op run is mostly this and the dump.
-pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Error> {
+pub fn plan(
+    wants: &[Want],
+    kernel: &Snapshot,
+    owner: Owner,
+    mode: NexthopMode,
+) -> Result<Plan, Error> {
     let ifindexes = wants
         .iter()
         .map(|w| resolve(w, kernel))
         .collect::<Result<Vec<u32>, Error>>()?;
     let mut order: Vec<usize> = (0..wants.len()).collect();
     order.sort_by_key(|&i| wants[i].dst);
-    let mut table: Vec<&KernelRoute> = kernel
-        .routes
-        .iter()
-        .filter(|r| r.table == owner.table)
-        .collect();
-    table.sort_by_key(|r| r.dst);
+    let (table, held) = table_and_held(kernel, owner);
+    let (via, nexthops) = nexthops::assign(wants, &ifindexes, &table, &held, kernel, owner, mode)?;
 
     let hop = |r: &KernelRoute| Hop {
         gateway: r.gateway,
         dev: kernel.dev(r.oif),
+        nexthop: r.nhid,
     };
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        nexthops,
+        ..Plan::default()
+    };
     let remove_ours = |plan: &mut Plan, routes: &[&KernelRoute]| {
         for r in routes.iter().filter(|r| r.proto == owner.proto) {
             plan.removed.push(Removed {
@@ -306,7 +330,7 @@ pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Err
 
     let mut rest = table.as_slice();
     for i in order {
-        let (want, ifindex) = (&wants[i], ifindexes[i]);
+        let (want, ifindex, nhid) = (&wants[i], ifindexes[i], via[i]);
         // Routes to prefixes nothing wants come first: stale if ours, none of our business if not.
         let before = rest.partition_point(|r| r.dst < want.dst);
         remove_ours(&mut plan, &rest[..before]);
@@ -328,12 +352,12 @@ pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Err
             });
             continue;
         }
+        let right_hop = |r: &KernelRoute| match nhid {
+            Some(id) => r.nhid == Some(id),
+            None => r.nhid.is_none() && r.gateway == Some(want.gateway) && r.oif == Some(ifindex),
+        };
         let exact = same.iter().position(|r| {
-            r.gateway == Some(want.gateway)
-                && r.oif == Some(ifindex)
-                && r.kind == RTN_UNICAST
-                && !r.multipath
-                && r.has_default_priority()
+            right_hop(r) && r.kind == RTN_UNICAST && !r.multipath && r.has_default_priority()
         });
         // A route to keep (exact) or to replace in place (same key, wrong hop).
         let keep = exact.or_else(|| same.iter().position(|r| r.has_default_priority()));
@@ -352,6 +376,7 @@ pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Err
             dev: kernel.dev(Some(ifindex)).unwrap_or_default(),
             ifindex,
             node: want.node.clone(),
+            nexthop: nhid,
         };
         match keep {
             Some(k) => plan.replaced.push(Replaced {
@@ -363,6 +388,23 @@ pub fn plan(wants: &[Want], kernel: &Snapshot, owner: Owner) -> Result<Plan, Err
     }
     remove_ours(&mut plan, rest);
     Ok(plan)
+}
+
+/// The routes of the owner's table sorted by destination, and the prefixes other protocols'
+/// routes hold there.
+fn table_and_held(kernel: &Snapshot, owner: Owner) -> (Vec<&KernelRoute>, BTreeSet<IpNet>) {
+    let mut table: Vec<&KernelRoute> = kernel
+        .routes
+        .iter()
+        .filter(|r| r.table == owner.table)
+        .collect();
+    table.sort_by_key(|r| r.dst);
+    let held = table
+        .iter()
+        .filter(|r| r.proto != owner.proto)
+        .map(|r| r.dst)
+        .collect();
+    (table, held)
 }
 
 /// This machine's connected subnets, for an error message.
@@ -426,6 +468,10 @@ mod tests {
         proto: 200,
         table: 254,
     };
+    const PLAIN: NexthopMode = NexthopMode {
+        ids: crate::nexthops::NexthopIds::DEFAULT,
+        enabled: false,
+    };
 
     fn lab() -> Document {
         let text =
@@ -456,6 +502,7 @@ mod tests {
                 },
             ],
             links: [(1, "lo".to_string()), (2, "br0".to_string())].into(),
+            ..Snapshot::default()
         }
     }
 
@@ -470,6 +517,7 @@ mod tests {
             tos: 0,
             kind: RTN_UNICAST,
             multipath: false,
+            nhid: None,
         }
     }
 
@@ -533,7 +581,7 @@ mod tests {
             kroute("10.200.9.0/24", "10.240.0.19", 200), // stale: removed
             kroute("10.200.8.0/24", "10.240.0.18", 3),   // boot, unrelated: untouched
         ]);
-        let plan = plan(&wants, &kernel, OWNER).unwrap();
+        let plan = plan(&wants, &kernel, OWNER, PLAIN).unwrap();
         assert_eq!(plan.unchanged, 1);
         assert_eq!(plan.replaced.len(), 1);
         assert_eq!(plan.replaced[0].was.gateway, Some(ip("10.240.0.99")));
@@ -550,7 +598,7 @@ mod tests {
     fn other_tables_are_not_ours() {
         let mut elsewhere = kroute("10.200.9.0/24", "10.240.0.19", 200);
         elsewhere.table = 100;
-        let plan = plan(&[], &snapshot(vec![elsewhere]), OWNER).unwrap();
+        let plan = plan(&[], &snapshot(vec![elsewhere]), OWNER, PLAIN).unwrap();
         assert_eq!(plan, Plan::default());
     }
 
@@ -561,7 +609,7 @@ mod tests {
             gateway: ip("192.0.2.7"),
             node: "b".into(),
         }];
-        let e = plan(&wants, &snapshot(vec![]), OWNER).unwrap_err();
+        let e = plan(&wants, &snapshot(vec![]), OWNER, PLAIN).unwrap_err();
         assert_eq!(hardway::Failure::exit(&e), hardway::Exit::External);
         let text = e.to_string();
         assert!(text.contains("10.200.1.0/24 via 192.0.2.7"), "{text}");
@@ -575,7 +623,7 @@ mod tests {
             gateway: ip("10.240.0.1"),
             node: "b".into(),
         }];
-        let e = plan(&wants, &snapshot(vec![]), OWNER).unwrap_err();
+        let e = plan(&wants, &snapshot(vec![]), OWNER, PLAIN).unwrap_err();
         assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
     }
 
@@ -589,7 +637,7 @@ mod tests {
         let mut metric = kroute("10.200.1.0/24", "10.240.0.12", 200);
         metric.priority = Some(50);
         let kernel = snapshot(vec![metric, kroute("10.200.1.0/24", "10.240.0.12", 200)]);
-        let plan = plan(&wants, &kernel, OWNER).unwrap();
+        let plan = plan(&wants, &kernel, OWNER, PLAIN).unwrap();
         assert_eq!(plan.unchanged, 1);
         assert_eq!(plan.removed.len(), 1);
         assert_eq!(plan.removed[0].route.priority, Some(50));

@@ -24,13 +24,36 @@ struct Report {
     removed: Vec<Value>,
     unchanged: usize,
     conflicts: Vec<Value>,
+    nexthops: NexthopReport,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NexthopReport {
+    added: Vec<Value>,
+    replaced: Vec<Value>,
+    removed: Vec<Value>,
+    unchanged: usize,
 }
 
 impl Report {
+    /// Write requests: route and nexthop changes.
     fn changes(&self) -> usize {
+        self.route_changes() + self.nexthop_changes()
+    }
+
+    fn route_changes(&self) -> usize {
         self.added.len() + self.replaced.len() + self.removed.len()
     }
+
+    fn nexthop_changes(&self) -> usize {
+        let n = &self.nexthops;
+        n.added.len() + n.replaced.len() + n.removed.len()
+    }
 }
+
+/// The first id of route-sync's default nexthop range (`--nexthop-ids`).
+const FIRST_ID: u32 = 0xC800_0000;
 
 /// A node of a test document: name, addresses, pod CIDRs.
 struct N<'a>(&'a str, &'a [&'a str], &'a [&'a str]);
@@ -110,9 +133,100 @@ fn routes(ns: &Netns, proto: &str, table: &str) -> BTreeSet<String> {
             "ip {family} route show table {table}: {err}"
         );
         let text = String::from_utf8_lossy(&out.stdout);
-        all.extend(text.lines().map(|l| l.trim().to_string()));
+        all.extend(text.lines().map(without_nhid));
     }
     all
+}
+
+/// An `ip route` line without its `nhid N`, so routes via a nexthop object and plain routes
+/// compare by where they lead; [`named_routes`] checks the ids.
+fn without_nhid(line: &str) -> String {
+    let mut words = line.split_whitespace();
+    let mut out = Vec::new();
+    while let Some(w) = words.next() {
+        if w == "nhid" {
+            words.next();
+        } else {
+            out.push(w);
+        }
+    }
+    out.join(" ")
+}
+
+/// One route of `ip -j route show`.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct IpRoute {
+    dst: String,
+    nhid: Option<u32>,
+    gateway: Option<String>,
+    dev: Option<String>,
+}
+
+/// One nexthop object of `ip -j nexthop show`.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct IpNexthop {
+    id: u32,
+    gateway: Option<String>,
+    dev: Option<String>,
+    protocol: Option<String>,
+}
+
+fn ip_json<T: serde::de::DeserializeOwned>(ns: &Netns, args: &[&str]) -> Vec<T> {
+    let out = ns.exec("ip", args);
+    assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("ip {args:?}: {e}: {text}"))
+}
+
+/// The routes of proto 200 in main, both families, as iproute2 reports them.
+fn named_routes(ns: &Netns) -> Vec<IpRoute> {
+    let mut all: Vec<IpRoute> = ip_json(ns, &["-4", "-j", "route", "show", "proto", "200"]);
+    all.extend(ip_json::<IpRoute>(
+        ns,
+        &["-6", "-j", "route", "show", "proto", "200"],
+    ));
+    all.sort();
+    all
+}
+
+/// The nexthop objects of one protocol ("200", "static"...).
+fn nexthops(ns: &Netns, proto: &str) -> Vec<IpNexthop> {
+    let mut all: Vec<IpNexthop> = ip_json(ns, &["-j", "nexthop", "show", "proto", proto]);
+    all.sort();
+    all
+}
+
+/// Every route of ours names a nexthop of ours (in the default range) that leads where the
+/// route does, and every nexthop of ours is named by a route: none is orphaned.
+fn assert_routes_name_their_nexthops(ns: &Netns) {
+    let orphans = routes_name_their_nexthops(ns);
+    assert!(orphans.is_empty(), "orphaned nexthops: {orphans:?}");
+}
+
+/// Checks that every route of proto 200 names a nexthop of proto 200 leading where the route
+/// does; returns the nexthops of proto 200 that no such route names.
+fn routes_name_their_nexthops(ns: &Netns) -> Vec<IpNexthop> {
+    let routes = named_routes(ns);
+    let nexthops = nexthops(ns, "200");
+    let by_id: std::collections::BTreeMap<u32, &IpNexthop> =
+        nexthops.iter().map(|n| (n.id, n)).collect();
+    let mut named = BTreeSet::new();
+    for r in &routes {
+        let id = r.nhid.unwrap_or_else(|| panic!("{r:?} names no nexthop"));
+        assert!(id >= FIRST_ID, "{r:?}: id outside route-sync's range");
+        let n = by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("{r:?}: no nexthop {id}"));
+        assert_eq!((&n.gateway, &n.dev), (&r.gateway, &r.dev), "{r:?} vs {n:?}");
+        named.insert(id);
+    }
+    nexthops
+        .into_iter()
+        .filter(|n| !named.contains(&n.id))
+        .collect()
 }
 
 fn ping(ns: &Netns, target: &str) {
@@ -126,7 +240,8 @@ fn ping(ns: &Netns, target: &str) {
     );
 }
 
-/// `ip monitor route` inside a namespace: what route changes happened while it ran.
+/// `ip monitor nexthop route` inside a namespace: what nexthop and route changes happened while
+/// it ran. Nexthop lines start with `id` (or `Deleted id`), route lines with the prefix.
 struct Monitor {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -136,7 +251,7 @@ impl Monitor {
     fn start(ns: &Netns) -> Monitor {
         let mut child = ns
             .command("ip")
-            .args(["monitor", "route"])
+            .args(["monitor", "nexthop", "route"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -155,8 +270,9 @@ impl Monitor {
         Monitor { child, lines }
     }
 
-    /// Waits for things to settle, stops, and returns the changes seen to routes of proto 200
-    /// (the kernel's own, such as IPv6 link-local addresses coming up, are left out).
+    /// Waits for things to settle, stops, and returns the changes seen to routes and nexthops
+    /// of proto 200 (the kernel's own, such as IPv6 link-local addresses coming up, are left
+    /// out).
     fn stop(mut self) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(300));
         let _ = self.child.kill();
@@ -235,9 +351,15 @@ fn pods_reach_each_other_and_the_host_reaches_all_both_families() {
             "{} routes its own pod CIDR: {mine:?}",
             node.name
         );
+        // One nexthop per other node and family.
+        assert_eq!(r.nexthops.added.len(), 4, "{r:?}");
+        assert_eq!(nexthops(node, "200").len(), 4);
+        assert_routes_name_their_nexthops(node);
     }
     let r = sync_expect(&lab.host, &["--host", "-f", &file], 0);
     assert_eq!(r.added.len(), 6, "{r:?}");
+    assert_eq!(r.nexthops.added.len(), 6, "{r:?}");
+    assert_routes_name_their_nexthops(&lab.host);
     let host_routes = routes(&lab.host, "200", "main");
     assert!(
         host_routes.contains("10.200.2.0/24 via 10.240.0.12 dev br0"),
@@ -267,6 +389,7 @@ fn pods_reach_each_other_and_the_host_reaches_all_both_families() {
     let monitor = Monitor::start(&lab.host);
     let r = sync_expect(&lab.host, &["--host", "-f", &file], 0);
     assert_eq!((r.changes(), r.unchanged), (0, 6), "{r:?}");
+    assert_eq!(r.nexthops.unchanged, 6, "{r:?}");
     for node in &lab.nodes {
         let r = sync_expect(node, &["--node", &node.name, "-f", &file], 0);
         assert_eq!((r.changes(), r.unchanged), (0, 4), "{r:?}");
@@ -286,6 +409,67 @@ fn pods_reach_each_other_and_the_host_reaches_all_both_families() {
             .any(|l| l.contains("10.200.1.0/24") && l.contains("proto 200")),
         "{seen:?}"
     );
+
+    move_n2_and_watch_its_routes_follow(&lab, &doc, dir.path());
+}
+
+/// n2 moves to new addresses. Wherever n2's pod CIDRs are routed, that is one nexthop replace
+/// per family, and every route of n2's follows without a request of its own. The host runs with
+/// net.ipv4.nexthop_compat_mode=0 (it covers IPv6 too), so the kernel does not re-announce the
+/// routes that follow a replaced nexthop and `ip monitor` shows exactly what route-sync wrote.
+fn move_n2_and_watch_its_routes_follow(lab: &Lab, doc: &Value, dir: &Path) {
+    let n2 = lab.node("n2");
+    // Old first: deleting a primary IPv4 address takes its secondaries with it.
+    n2.ip(&["addr", "del", "10.240.0.12/24", "dev", Lab::NODE_DEV]);
+    n2.ip(&["addr", "del", "fd00:240::12/64", "dev", Lab::NODE_DEV]);
+    n2.add_addr(Lab::NODE_DEV, "10.240.0.22/24");
+    n2.add_addr(Lab::NODE_DEV, "fd00:240::22/64");
+    let mut moved = doc.clone();
+    moved["nodes"][1]["ips"] = json!(["10.240.0.22", "fd00:240::22"]);
+    let file = write_doc(dir, "moved.json", &moved);
+    let before = named_routes(&lab.host);
+
+    lab.host.sysctl("net.ipv4.nexthop_compat_mode", "0");
+    let monitor = Monitor::start(&lab.host);
+    let r = sync_expect(&lab.host, &["--host", "-f", &file], 0);
+    let seen = monitor.stop();
+    assert_eq!(r.route_changes(), 0, "{r:?}");
+    assert_eq!(r.nexthops.replaced.len(), 2, "{r:?}");
+    assert_eq!(r.nexthops.replaced[0]["was"]["gateway"], "10.240.0.12");
+    let nexthop_events = seen.iter().filter(|l| l.starts_with("id ")).count();
+    let route_events: Vec<&String> = seen.iter().filter(|l| !l.starts_with("id ")).collect();
+    assert_eq!(nexthop_events, 2, "one replace per family: {seen:?}");
+    assert!(route_events.is_empty(), "routes were written: {seen:?}");
+    // The routes are the same objects, naming the same ids, which now lead to n2's new address.
+    assert_eq!(named_routes(&lab.host).len(), before.len());
+    let gateways: BTreeSet<String> = nexthops(&lab.host, "200")
+        .into_iter()
+        .filter_map(|n| n.gateway)
+        .collect();
+    assert!(gateways.contains("10.240.0.22") && gateways.contains("fd00:240::22"));
+    assert!(!gateways.contains("10.240.0.12"), "{gateways:?}");
+
+    for node in &lab.nodes {
+        let r = sync_expect(node, &["--node", &node.name, "-f", &file], 0);
+        let want = if node.name == "n2" { 0 } else { 2 };
+        assert_eq!(
+            (r.route_changes(), r.nexthops.replaced.len()),
+            (0, want),
+            "{r:?}"
+        );
+    }
+    for from in &lab.nodes {
+        for to in 1..=3 {
+            if from.name != format!("n{to}") {
+                ping(from, &format!("10.200.{to}.1"));
+                ping(from, &format!("fd00:10:200:{to}::1"));
+            }
+        }
+    }
+    for to in 1..=3 {
+        ping(&lab.host, &format!("10.200.{to}.1"));
+        ping(&lab.host, &format!("fd00:10:200:{to}::1"));
+    }
 }
 
 #[test]
@@ -334,8 +518,77 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
         all.extend(routes(ns, "boot", "main"));
         all
     };
+    // Foreign nexthops: one of the kernel's ids, one of route-sync's protocol outside its range,
+    // one inside its range with another protocol, one of route-sync's own that a static route
+    // names (route-sync must not delete it: the kernel would take the route with it).
+    ns.ip(&[
+        "nexthop",
+        "add",
+        "id",
+        "7",
+        "via",
+        "10.240.0.60",
+        "dev",
+        "br0",
+    ]);
+    ns.ip(&[
+        "nexthop",
+        "add",
+        "id",
+        "8",
+        "via",
+        "10.240.0.61",
+        "dev",
+        "br0",
+        "proto",
+        "200",
+    ]);
+    let in_range = (FIRST_ID + 100).to_string();
+    let named = (FIRST_ID + 101).to_string();
+    ns.ip(&[
+        "nexthop",
+        "add",
+        "id",
+        &in_range,
+        "via",
+        "10.240.0.62",
+        "dev",
+        "br0",
+        "proto",
+        "static",
+    ]);
+    ns.ip(&[
+        "nexthop",
+        "add",
+        "id",
+        &named,
+        "via",
+        "10.240.0.63",
+        "dev",
+        "br0",
+        "proto",
+        "200",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.98.0.0/16",
+        "nhid",
+        &named,
+        "proto",
+        "static",
+    ]);
+    let foreign_nexthops = |ns: &Netns| {
+        let all: Vec<IpNexthop> = ip_json(ns, &["-j", "nexthop", "show"]);
+        let ours = [7, 8, FIRST_ID + 100, FIRST_ID + 101];
+        all.into_iter()
+            .filter(|n| ours.contains(&n.id))
+            .collect::<Vec<_>>()
+    };
+    let foreign_nexthops_before = foreign_nexthops(&ns);
+    assert_eq!(foreign_nexthops_before.len(), 4);
     let before = foreign(&ns);
-    assert_eq!(before.len(), 4, "{before:?}");
+    assert_eq!(before.len(), 5, "{before:?}");
 
     let dir = tempfile::tempdir().unwrap();
     let doc = document(&[
@@ -375,6 +628,7 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
         stderr(&out)
     );
     assert_eq!(foreign(&ns), before);
+    assert_eq!(foreign_nexthops(&ns), foreign_nexthops_before);
 
     // Again: still the conflicts, nothing to change, foreign routes as they were.
     let r = sync_expect(&ns, &["--host", "-f", &file], 1);
@@ -410,11 +664,29 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
         BTreeSet::from(["10.200.1.0/24", "fd00:10:200:1::/64"]),
         "{r:?}"
     );
-    assert_eq!(r.replaced.len(), 2, "{r:?}");
-    assert_eq!(r.replaced[0]["dst"], "10.200.2.0/24");
-    assert_eq!(r.replaced[0]["was"]["gateway"], "10.240.0.12");
-    assert_eq!(r.replaced[1]["dst"], "fd00:10:200:3::/64");
-    assert_eq!(r.replaced[1]["was"]["gateway"], "fd00:240::13");
+    // A moved node is its nexthop replaced: the routes stay as they are and follow it.
+    assert_eq!((r.added.len(), r.replaced.len()), (0, 0), "{r:?}");
+    let moved: Vec<(&str, &str)> = r
+        .nexthops
+        .replaced
+        .iter()
+        .map(|n| {
+            (
+                n["gateway"].as_str().unwrap(),
+                n["was"]["gateway"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("10.240.0.22", "10.240.0.12"),
+            ("fd00:240::23", "fd00:240::13")
+        ]
+    );
+    // n1's two nexthops go with its routes. (None was made for the prefixes the foreign routes
+    // hold.)
+    assert_eq!(r.nexthops.removed.len(), 2, "{r:?}");
     let mine = routes(&ns, "200", "main");
     let expected: BTreeSet<String> = [
         "10.200.2.0/24 via 10.240.0.22 dev br0",
@@ -425,13 +697,24 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
     .collect();
     assert_eq!(mine, expected);
     assert_eq!(foreign(&ns), before);
+    assert_eq!(foreign_nexthops(&ns), foreign_nexthops_before);
+    // Of proto 200, only the nexthop outside the range and the one a static route names are
+    // named by none of route-sync's routes.
+    let unnamed: Vec<u32> = routes_name_their_nexthops(&ns)
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(unnamed, [8, FIRST_ID + 101]);
 
     // The administrator removes the static route: route-sync takes the prefix over.
     ns.ip(&["route", "del", "10.200.3.0/24", "proto", "static"]);
     let r = sync_expect(&ns, &["--host", "-f", &file], 1);
     assert_eq!(r.added.len(), 1);
     assert_eq!(r.added[0]["dst"], "10.200.3.0/24");
+    assert_eq!(r.nexthops.added.len(), 1, "{r:?}");
+    assert_eq!(r.added[0]["nexthop"], r.nexthops.added[0]["id"]);
     assert_eq!(r.conflicts.len(), 1);
+    assert_eq!(foreign_nexthops(&ns), foreign_nexthops_before);
 }
 
 #[test]
@@ -450,7 +733,9 @@ fn dry_run_and_check_change_nothing() {
     assert!(routes(&ns, "200", "main").is_empty());
     let r = sync_expect(&ns, &["--host", "--check", "-f", &file], 1);
     assert_eq!(r.added.len(), 2);
+    assert_eq!(r.nexthops.added.len(), 2);
     assert!(routes(&ns, "200", "main").is_empty());
+    assert!(nexthops(&ns, "200").is_empty());
 
     sync_expect(&ns, &["--host", "-f", &file], 0);
     let r = sync_expect(&ns, &["--host", "--check", "-f", &file], 0);
@@ -467,7 +752,17 @@ fn dry_run_and_check_change_nothing() {
             .any(|l| l.starts_with("add") && l.contains("10.200.1.0/24")),
         "{text}"
     );
-    assert!(text.contains("1 routes unchanged"), "{text}");
+    assert!(
+        text.contains("1 routes unchanged, 2 nexthops unchanged"),
+        "{text}"
+    );
+    // The row names the nexthop the route will name: n1's, the first id of the range.
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..5]
+                == ["add", "10.200.1.0/24", "10.240.0.11", "br0", "3355443200"]),
+        "{text}"
+    );
 }
 
 #[test]
@@ -537,7 +832,17 @@ fn kernel_refusal_exits_3_with_errno_and_route() {
     assert_eq!(code(&out), 3);
     let err = stderr(&out);
     assert!(
-        err.contains("add 10.200.1.0/24 via 10.240.0.11 dev br0 proto 200 table 254")
+        err.contains("nexthop add id 3355443200 via 10.240.0.11 dev br0 proto 200: ")
+            && err.contains("os error")
+            && err.contains("(and 1 more failed)"),
+        "{err}"
+    );
+    // Plain routes: the route's own request is the one refused.
+    let out = route_sync(&ns, &["--host", "--no-nexthops", "-f", &file]);
+    assert_eq!(code(&out), 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("add 10.200.1.0/24 via 10.240.0.11 dev br0 proto 200 table 254: ")
             && err.contains("os error"),
         "{err}"
     );
@@ -622,6 +927,29 @@ fn kill_9_during_an_apply_of_10000_routes_then_a_run_converges_exactly() {
         "proto",
         "200",
     ]);
+    // And a nexthop of ours that no node has, named by a stale route of ours.
+    let stale = (FIRST_ID + 50_000).to_string();
+    ns.ip(&[
+        "nexthop",
+        "add",
+        "id",
+        &stale,
+        "via",
+        "10.240.0.9",
+        "dev",
+        "br0",
+        "proto",
+        "200",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.99.1.0/24",
+        "nhid",
+        &stale,
+        "proto",
+        "200",
+    ]);
 
     let mut killed_at = None;
     for _attempt in 0..5 {
@@ -633,11 +961,12 @@ fn kill_9_during_an_apply_of_10000_routes_then_a_run_converges_exactly() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Kill it as soon as the kernel announces its first new route.
+        // Kill it as soon as the kernel announces its first new nexthop: its nexthops are then
+        // partly made and its routes not yet.
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             match monitor.lines.recv_timeout(Duration::from_secs(1)) {
-                Ok(line) if line.contains("proto 200") && !line.starts_with("Deleted") => break,
+                Ok(line) if line.contains("proto 200") && line.starts_with("id ") => break,
                 _ => {}
             }
         }
@@ -649,24 +978,30 @@ fn kill_9_during_an_apply_of_10000_routes_then_a_run_converges_exactly() {
         let status = child.wait().unwrap();
         drop(monitor);
         let have = routes(&ns, "200", "main").len();
-        if status.code().is_none() && have > 2 && have < 10_000 {
-            killed_at = Some(have);
+        let made = nexthops(&ns, "200").len();
+        if status.code().is_none() && have < 10_000 && made > 1 && made < 10_001 {
+            killed_at = Some((made, have));
             break;
         }
         // It finished (or had not started) before the kill: start over from nothing.
         ns.ip(&["route", "flush", "proto", "200"]);
+        ns.ip(&["nexthop", "flush", "proto", "200"]);
     }
-    let killed_at = killed_at.expect("could not kill route-sync in the middle of an apply");
-    eprintln!("killed with {killed_at} routes installed");
+    let (made, have) = killed_at.expect("could not kill route-sync in the middle of an apply");
+    eprintln!("killed with {made} nexthops and {have} routes of proto 200 in place");
 
     let r = sync_expect(&ns, &["--host", "-f", &file], 0);
     assert!(r.changes() > 0, "{:?}", (r.added.len(), r.removed.len()));
     let have = routes(&ns, "200", "main");
     assert_eq!(have.len(), expected.len());
     assert_eq!(have, expected);
+    // One nexthop per node, each named by its node's route: none left over from the killed run.
+    assert_eq!(nexthops(&ns, "200").len(), 10_000);
+    assert_routes_name_their_nexthops(&ns);
 
     let r = sync_expect(&ns, &["--host", "-f", &file], 0);
     assert_eq!((r.changes(), r.unchanged), (0, 10_000));
+    assert_eq!(r.nexthops.unchanged, 10_000);
 }
 
 #[test]
@@ -715,4 +1050,82 @@ fn watch_repairs_routes_and_follows_the_document_until_sigterm() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn switching_between_plain_routes_and_nexthops_is_one_run_with_no_route_missing() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24", "fd00:240::1/64"]);
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+    let ips: Vec<[String; 2]> = (0..100)
+        .map(|i| {
+            [
+                format!("10.240.0.{}", i + 2),
+                format!("fd00:240::{:x}", i + 2),
+            ]
+        })
+        .collect();
+    let cidrs: Vec<[String; 2]> = (0..100)
+        .map(|i| {
+            [
+                format!("10.200.{i}.0/24"),
+                format!("fd00:10:200:{i:x}::/64"),
+            ]
+        })
+        .collect();
+    let ip_refs: Vec<[&str; 2]> = ips.iter().map(|[a, b]| [a.as_str(), b.as_str()]).collect();
+    let cidr_refs: Vec<[&str; 2]> = cidrs
+        .iter()
+        .map(|[a, b]| [a.as_str(), b.as_str()])
+        .collect();
+    let nodes: Vec<N> = (0..100)
+        .map(|i| N(&names[i], &ip_refs[i], &cidr_refs[i]))
+        .collect();
+    let file = write_doc(dir.path(), "s.json", &document(&nodes));
+
+    let r = sync_expect(&ns, &["--host", "--no-nexthops", "-f", &file], 0);
+    assert_eq!((r.added.len(), r.nexthop_changes()), (200, 0), "{r:?}");
+    let plain = routes(&ns, "200", "main");
+    assert!(named_routes(&ns).iter().all(|r| r.nhid.is_none()));
+    assert!(nexthops(&ns, "200").is_empty());
+
+    // Plain to nexthops: 200 nexthops made, then each route replaced in place. A replace is
+    // one new-route announcement; a route removed, even for a moment, would be a `Deleted` one.
+    let monitor = Monitor::start(&ns);
+    let r = sync_expect(&ns, &["--host", "-f", &file], 0);
+    let seen = monitor.stop();
+    assert_eq!(
+        (r.replaced.len(), r.nexthops.added.len()),
+        (200, 200),
+        "{r:?}"
+    );
+    assert_eq!((r.added.len(), r.removed.len()), (0, 0), "{r:?}");
+    let deleted: Vec<&String> = seen.iter().filter(|l| l.starts_with("Deleted")).collect();
+    assert!(deleted.is_empty(), "{deleted:?}");
+    let route_events = seen.iter().filter(|l| !l.starts_with("id ")).count();
+    assert_eq!(route_events, 200, "{seen:?}");
+    assert_eq!(routes(&ns, "200", "main"), plain);
+    assert_routes_name_their_nexthops(&ns);
+    assert_eq!(nexthops(&ns, "200").len(), 200);
+
+    // And back: routes replaced by plain ones first, then the nexthops no route names removed.
+    let monitor = Monitor::start(&ns);
+    let r = sync_expect(&ns, &["--host", "--no-nexthops", "-f", &file], 0);
+    let seen = monitor.stop();
+    assert_eq!(
+        (r.replaced.len(), r.nexthops.removed.len()),
+        (200, 200),
+        "{r:?}"
+    );
+    let deleted_routes: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("Deleted") && !l.starts_with("Deleted id "))
+        .collect();
+    assert!(deleted_routes.is_empty(), "{deleted_routes:?}");
+    assert_eq!(routes(&ns, "200", "main"), plain);
+    assert!(named_routes(&ns).iter().all(|r| r.nhid.is_none()));
+    assert!(nexthops(&ns, "200").is_empty());
+    let r = sync_expect(&ns, &["--host", "--no-nexthops", "-f", &file], 0);
+    assert_eq!((r.changes(), r.unchanged), (0, 200));
 }

@@ -1,0 +1,496 @@
+//! One nexthop object per node and family, as plain data: which id each node's routes name,
+//! which nexthops to make, repoint or sweep. No syscalls here.
+//!
+//! Why nexthop objects: a route that names a nexthop by id (`nhid`) skips the kernel's
+//! comparison of its gateway with every route through the same device (fib_create_info), which
+//! makes installing 10,000 per-node routes several times cheaper, and a node whose address
+//! changes is one nexthop replace that every route of the node follows.
+//!
+//! route-sync owns the nexthops that carry its protocol number *and* an id in its range
+//! (`--nexthop-ids`); it never changes or deletes any other, and never deletes one of its own
+//! that a route it does not own still names (the kernel would delete that route with it).
+//!
+//! A node's nexthop is found again from the kernel alone, with no state file: first the id its
+//! routes already name, then (after a run was killed between making nexthops and routes) an
+//! unclaimed one of ours with the same gateway and device, and only then a fresh id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::plan::{Hop, KernelRoute, Owner, Snapshot, Want};
+
+/// A nexthop object as the kernel's dump shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelNexthop {
+    pub id: u32,
+    pub proto: u8,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    /// A group, blackhole, encap or FDB nexthop: never what route-sync makes.
+    pub special: bool,
+}
+
+/// The ids route-sync gives its nexthops, inclusive.
+///
+/// The default, 0xC8000000–0xC8FFFFFF (3355443200–3372220415), is protocol 200 in the top byte,
+/// so route-sync's ids read as its own in `ip nexthop`, and it is clear of the ids others use:
+/// the kernel numbers nexthops added without an id upward from 1 (`ip nexthop add` users pick
+/// small ids by hand), and FRR's zebra keeps its own and its daemons' ids below 250,000,000 and
+/// its EVPN ones in the top 4 bits, 0xF0000000 and up (FRRouting/frr lib/zclient.h,
+/// ZEBRA_NHG_PROTO_UPPER). 16.7 million ids: two per node, for any cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NexthopIds {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl NexthopIds {
+    pub const DEFAULT: NexthopIds = NexthopIds {
+        first: 0xC800_0000,
+        last: 0xC8FF_FFFF,
+    };
+
+    pub fn contains(&self, id: u32) -> bool {
+        (self.first..=self.last).contains(&id)
+    }
+}
+
+/// How route-sync routes: through nexthop objects with ids in `ids`, or (when `enabled` is
+/// false: `--no-nexthops`, or a kernel without them) plain routes via the gateway, sweeping
+/// its nexthops once no route names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NexthopMode {
+    pub ids: NexthopIds,
+    pub enabled: bool,
+}
+
+/// A nexthop route-sync makes or keeps: one node's address of one family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nexthop {
+    pub id: u32,
+    pub gateway: IpAddr,
+    pub dev: String,
+    #[serde(skip)]
+    pub ifindex: u32,
+    pub node: String,
+}
+
+/// A nexthop of route-sync's repointed in place (the node's address moved): its routes follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NexthopReplaced {
+    #[serde(flatten)]
+    pub nexthop: Nexthop,
+    pub was: Hop,
+}
+
+/// A nexthop of route-sync's that no node needs any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NexthopRemoved {
+    pub id: u32,
+    #[serde(flatten)]
+    pub hop: Hop,
+}
+
+/// What happens to route-sync's nexthops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NexthopChanges {
+    pub added: Vec<Nexthop>,
+    pub replaced: Vec<NexthopReplaced>,
+    pub removed: Vec<NexthopRemoved>,
+    pub unchanged: usize,
+}
+
+impl NexthopChanges {
+    pub fn changes(&self) -> usize {
+        self.added.len() + self.replaced.len() + self.removed.len()
+    }
+}
+
+/// The wanted routes of one node and family: they share a gateway and so a nexthop.
+struct Group<'a> {
+    node: &'a str,
+    gateway: IpAddr,
+    ifindex: u32,
+    members: Vec<usize>,
+}
+
+/// Groups the wants that route-sync will install (not those on a prefix another protocol holds)
+/// by node and family, in the order of their first want.
+fn groups<'a>(wants: &'a [Want], ifindexes: &[u32], held: &BTreeSet<IpNet>) -> Vec<Group<'a>> {
+    let mut index: BTreeMap<(&str, bool), usize> = BTreeMap::new();
+    let mut out: Vec<Group> = Vec::new();
+    for (i, w) in wants.iter().enumerate() {
+        if held.contains(&w.dst) {
+            continue;
+        }
+        let g = *index
+            .entry((w.node.as_str(), w.gateway.is_ipv6()))
+            .or_insert_with(|| {
+                out.push(Group {
+                    node: &w.node,
+                    gateway: w.gateway,
+                    ifindex: ifindexes[i],
+                    members: Vec::new(),
+                });
+                out.len() - 1
+            });
+        out[g].members.push(i);
+    }
+    out
+}
+
+/// Picks each node's nexthop and plans the nexthop changes. Returns, for each want, the id its
+/// route names (`None`: a plain route, or a want another protocol's route holds), and the
+/// changes. `table` is the owner's table; `held` the prefixes other protocols' routes hold.
+pub fn assign(
+    wants: &[Want],
+    ifindexes: &[u32],
+    table: &[&KernelRoute],
+    held: &BTreeSet<IpNet>,
+    kernel: &Snapshot,
+    owner: Owner,
+    mode: NexthopMode,
+) -> Result<(Vec<Option<u32>>, NexthopChanges), Error> {
+    let all = kernel.nexthops.as_deref().unwrap_or_default();
+    let ours: BTreeMap<u32, &KernelNexthop> = all
+        .iter()
+        .filter(|n| n.proto == owner.proto && mode.ids.contains(n.id))
+        .map(|n| (n.id, n))
+        .collect();
+    let mut via = vec![None; wants.len()];
+    let mut changes = NexthopChanges::default();
+    let mut claimed: BTreeSet<u32> = BTreeSet::new();
+    if mode.enabled && kernel.nexthops.is_some() {
+        let groups = groups(wants, ifindexes, held);
+        let ids = claim(&groups, wants, table, &ours, mode.ids, all)?;
+        for (g, id) in groups.iter().zip(ids) {
+            claimed.insert(id);
+            for &m in &g.members {
+                via[m] = Some(id);
+            }
+            let nexthop = Nexthop {
+                id,
+                gateway: g.gateway,
+                dev: kernel.dev(Some(g.ifindex)).unwrap_or_default(),
+                ifindex: g.ifindex,
+                node: g.node.to_string(),
+            };
+            match ours.get(&id) {
+                None => changes.added.push(nexthop),
+                Some(k) if k.gateway == Some(g.gateway) && k.oif == Some(g.ifindex) => {
+                    changes.unchanged += 1
+                }
+                Some(k) => changes.replaced.push(NexthopReplaced {
+                    nexthop,
+                    was: hop(k, kernel),
+                }),
+            }
+        }
+    }
+    // Ids that routes route-sync leaves alone name — another protocol's, another table's, or
+    // its own on a prefix another protocol holds: deleting those nexthops would take the routes
+    // with them.
+    let mut named_by_others = kernel.nexthops_used_elsewhere.clone();
+    named_by_others.extend(
+        table
+            .iter()
+            .filter(|r| r.proto != owner.proto || held.contains(&r.dst))
+            .filter_map(|r| r.nhid),
+    );
+    for (id, k) in &ours {
+        if !claimed.contains(id) && !named_by_others.contains(id) {
+            changes.removed.push(NexthopRemoved {
+                id: *id,
+                hop: hop(k, kernel),
+            });
+        }
+    }
+    Ok((via, changes))
+}
+
+fn hop(k: &KernelNexthop, kernel: &Snapshot) -> Hop {
+    Hop {
+        gateway: k.gateway,
+        dev: kernel.dev(k.oif),
+        nexthop: None,
+    }
+}
+
+/// The id of each group's nexthop: the one its routes name, else an unclaimed one of ours with
+/// the same gateway and device, else the lowest id of the range nobody uses.
+fn claim(
+    groups: &[Group],
+    wants: &[Want],
+    table: &[&KernelRoute],
+    ours: &BTreeMap<u32, &KernelNexthop>,
+    range: NexthopIds,
+    all: &[KernelNexthop],
+) -> Result<Vec<u32>, Error> {
+    let usable = |id: u32, v6: bool| {
+        ours.get(&id).is_some_and(|n| {
+            !n.special && n.gateway.is_some_and(|g| g.is_ipv6() == v6) && n.oif.is_some()
+        })
+    };
+    let route_names: BTreeMap<IpNet, u32> = table
+        .iter()
+        .filter(|r| ours.contains_key(&r.nhid.unwrap_or(0)))
+        .filter_map(|r| r.nhid.map(|id| (r.dst, id)))
+        .collect();
+    let mut taken: BTreeSet<u32> = BTreeSet::new();
+    let mut ids: Vec<Option<u32>> = groups
+        .iter()
+        .map(|g| {
+            let v6 = g.gateway.is_ipv6();
+            let id = g
+                .members
+                .iter()
+                .filter_map(|&m| route_names.get(&wants[m].dst).copied())
+                .find(|&id| usable(id, v6) && !taken.contains(&id))?;
+            taken.insert(id);
+            Some(id)
+        })
+        .collect();
+    // Left by a killed run before its routes were made: same gateway and device.
+    let mut by_hop: BTreeMap<(IpAddr, u32), Vec<u32>> = BTreeMap::new();
+    for n in ours.values().rev() {
+        if let (Some(g), Some(o), false) = (n.gateway, n.oif, n.special || taken.contains(&n.id)) {
+            by_hop.entry((g, o)).or_default().push(n.id);
+        }
+    }
+    for (g, id) in groups
+        .iter()
+        .zip(ids.iter_mut())
+        .filter(|(_, id)| id.is_none())
+    {
+        *id = by_hop.get_mut(&(g.gateway, g.ifindex)).and_then(Vec::pop);
+        taken.extend(*id);
+    }
+    // Fresh ids, skipping every id in use, whoever made it.
+    taken.extend(all.iter().map(|n| n.id));
+    let mut next = range.first;
+    let mut fresh = || {
+        while taken.contains(&next) && next < range.last {
+            next += 1;
+        }
+        let id = (!taken.contains(&next)).then_some(next)?;
+        taken.insert(id);
+        Some(id)
+    };
+    ids.into_iter()
+        .map(|id| {
+            id.or_else(&mut fresh).ok_or_else(|| {
+                Error::invalid(
+                    "--nexthop-ids",
+                    format!(
+                        "{}-{} has no free id left for {} nexthops (one per node and family); \
+                         give a larger range",
+                        range.first,
+                        range.last,
+                        groups.len()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{plan, Address, RTN_UNICAST};
+
+    const OWNER: Owner = Owner {
+        proto: 200,
+        table: 254,
+    };
+    const ON: NexthopMode = NexthopMode {
+        ids: NexthopIds::DEFAULT,
+        enabled: true,
+    };
+    const FIRST: u32 = NexthopIds::DEFAULT.first;
+
+    fn want(dst: &str, gw: &str, node: &str) -> Want {
+        Want {
+            dst: dst.parse().unwrap(),
+            gateway: gw.parse().unwrap(),
+            node: node.into(),
+        }
+    }
+
+    fn nexthop(id: u32, gw: &str, proto: u8) -> KernelNexthop {
+        KernelNexthop {
+            id,
+            proto,
+            gateway: Some(gw.parse().unwrap()),
+            oif: Some(2),
+            special: false,
+        }
+    }
+
+    fn route(dst: &str, nhid: Option<u32>, gw: &str, proto: u8) -> KernelRoute {
+        KernelRoute {
+            dst: dst.parse().unwrap(),
+            gateway: Some(gw.parse().unwrap()),
+            oif: Some(2),
+            proto,
+            table: 254,
+            priority: None,
+            tos: 0,
+            kind: RTN_UNICAST,
+            multipath: false,
+            nhid,
+        }
+    }
+
+    fn kernel(routes: Vec<KernelRoute>, nexthops: Vec<KernelNexthop>) -> Snapshot {
+        Snapshot {
+            routes,
+            nexthops: Some(nexthops),
+            addresses: vec![
+                Address {
+                    ifindex: 2,
+                    net: "10.240.0.1/24".parse().unwrap(),
+                },
+                Address {
+                    ifindex: 2,
+                    net: "fd00::1/64".parse().unwrap(),
+                },
+            ],
+            links: [(2, "br0".to_string())].into(),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn one_nexthop_per_node_and_family_and_routes_name_it() {
+        let wants = vec![
+            want("10.200.1.0/24", "10.240.0.11", "a"),
+            want("10.201.1.0/24", "10.240.0.11", "a"),
+            want("fd00:200:1::/64", "fd00::11", "a"),
+            want("10.200.2.0/24", "10.240.0.12", "b"),
+        ];
+        // A foreign nexthop holds the first id of the range: it is skipped, never touched.
+        let k = kernel(vec![], vec![nexthop(FIRST, "10.240.0.99", 4)]);
+        let p = plan(&wants, &k, OWNER, ON).unwrap();
+        let ids: Vec<u32> = p.nexthops.added.iter().map(|n| n.id).collect();
+        assert_eq!(ids, [FIRST + 1, FIRST + 2, FIRST + 3]);
+        assert_eq!(p.nexthops.added[0].node, "a");
+        let named: Vec<Option<u32>> = p.added.iter().map(|r| r.nexthop).collect();
+        assert_eq!(
+            named,
+            [
+                Some(FIRST + 1),
+                Some(FIRST + 3),
+                Some(FIRST + 1),
+                Some(FIRST + 2)
+            ]
+        );
+        assert!(p.nexthops.removed.is_empty());
+    }
+
+    #[test]
+    fn a_moved_node_is_one_nexthop_replace_and_its_routes_stay() {
+        let wants = vec![
+            want("10.200.1.0/24", "10.240.0.21", "a"),
+            want("10.201.1.0/24", "10.240.0.21", "a"),
+        ];
+        let k = kernel(
+            vec![
+                route("10.200.1.0/24", Some(FIRST + 5), "10.240.0.11", 200),
+                route("10.201.1.0/24", Some(FIRST + 5), "10.240.0.11", 200),
+            ],
+            vec![nexthop(FIRST + 5, "10.240.0.11", 200)],
+        );
+        let p = plan(&wants, &k, OWNER, ON).unwrap();
+        assert_eq!(p.changes(), 1, "{p:?}");
+        assert_eq!(p.nexthops.replaced[0].nexthop.id, FIRST + 5);
+        assert_eq!(
+            p.nexthops.replaced[0].was.gateway,
+            Some("10.240.0.11".parse().unwrap())
+        );
+        assert_eq!(p.unchanged, 2);
+    }
+
+    #[test]
+    fn orphans_of_a_killed_run_are_reused_or_swept_and_foreign_ones_kept() {
+        let wants = vec![
+            want("10.200.1.0/24", "10.240.0.11", "a"),
+            want("10.200.4.0/24", "10.240.0.14", "d"),
+        ];
+        let k = kernel(
+            vec![
+                route("10.99.0.0/24", Some(FIRST + 9), "10.240.0.9", 4),
+                // A conflict: a static route holds d's prefix, and ours there is left alone.
+                route("10.200.4.0/24", None, "10.240.0.44", 4),
+                route("10.200.4.0/24", Some(FIRST + 4), "10.240.0.14", 200),
+            ],
+            vec![
+                nexthop(FIRST + 4, "10.240.0.14", 200), // our conflicting route names it: kept
+                nexthop(FIRST + 7, "10.240.0.11", 200), // made, route not yet: reused
+                nexthop(FIRST + 8, "10.240.0.8", 200),  // node gone: swept
+                nexthop(FIRST + 9, "10.240.0.9", 200),  // a static route names it: kept
+                nexthop(5, "10.240.0.5", 200),          // outside the range: not ours
+                nexthop(FIRST + 6, "10.240.0.6", 16),   // another protocol: not ours
+            ],
+        );
+        let p = plan(&wants, &k, OWNER, ON).unwrap();
+        assert_eq!(p.added[0].nexthop, Some(FIRST + 7));
+        assert_eq!((p.conflicts.len(), p.removed.len()), (1, 0), "{p:?}");
+        assert_eq!(p.nexthops.unchanged, 1);
+        let removed: Vec<u32> = p.nexthops.removed.iter().map(|n| n.id).collect();
+        assert_eq!(removed, [FIRST + 8]);
+    }
+
+    #[test]
+    fn switching_forms_replaces_routes_in_place() {
+        let wants = vec![want("10.200.1.0/24", "10.240.0.11", "a")];
+        let plain = kernel(
+            vec![route("10.200.1.0/24", None, "10.240.0.11", 200)],
+            vec![],
+        );
+        let p = plan(&wants, &plain, OWNER, ON).unwrap();
+        assert_eq!((p.nexthops.added.len(), p.replaced.len()), (1, 1));
+        assert!(p.removed.is_empty() && p.added.is_empty());
+
+        let named = kernel(
+            vec![route("10.200.1.0/24", Some(FIRST), "10.240.0.11", 200)],
+            vec![nexthop(FIRST, "10.240.0.11", 200)],
+        );
+        let off = NexthopMode {
+            enabled: false,
+            ..ON
+        };
+        let p = plan(&wants, &named, OWNER, off).unwrap();
+        assert_eq!(p.replaced.len(), 1);
+        assert_eq!(p.replaced[0].route.nexthop, None);
+        assert_eq!(p.replaced[0].was.nexthop, Some(FIRST));
+        assert_eq!(p.nexthops.removed.len(), 1);
+        // A kernel without nexthop objects: plain routes, nothing to sweep.
+        let old = Snapshot {
+            nexthops: None,
+            ..plain
+        };
+        let p = plan(&wants, &old, OWNER, ON).unwrap();
+        assert_eq!((p.changes(), p.unchanged), (0, 1));
+    }
+
+    #[test]
+    fn a_full_range_is_an_input_error() {
+        let wants = vec![want("10.200.1.0/24", "10.240.0.11", "a")];
+        let tiny = NexthopMode {
+            ids: NexthopIds {
+                first: 10,
+                last: 10,
+            },
+            enabled: true,
+        };
+        let k = kernel(vec![], vec![nexthop(10, "10.240.0.99", 4)]);
+        let e = plan(&wants, &k, OWNER, tiny).unwrap_err();
+        assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
+        assert!(e.to_string().starts_with("--nexthop-ids"), "{e}");
+    }
+}
