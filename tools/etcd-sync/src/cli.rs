@@ -9,14 +9,15 @@ pub mod options {
     pub const DRY_RUN: &str = "dry-run";
     pub const CHECK: &str = "check";
     pub const TIMEOUT: &str = "timeout";
-    pub const PROMOTE_TIMEOUT: &str = "promote-timeout";
+    pub const RETRY_TIMEOUT: &str = "retry-timeout";
     pub const OUTPUT: &str = "output";
 }
 
 const AFTER_HELP: &str = "\
 What it does, one change at a time, listing the members again after each:
   1. promotes a learner that has started (etcd 3.4 refuses until it has caught up: retried
-     until --promote-timeout);
+     until --retry-timeout, as is a change refused while the leader has not been connected
+     to every voter for 5 s);
   2. adds the first etcd node of the document that is not a member, as a learner
      (MemberAdd), and records its --initial-cluster (the current members plus itself) in
      nodes[].etcd, so mkunits writes its unit with --initial-cluster-state=existing; the run
@@ -87,11 +88,11 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(u64).range(1..)),
         )
         .arg(
-            Arg::new(PROMOTE_TIMEOUT)
-                .long(PROMOTE_TIMEOUT)
+            Arg::new(RETRY_TIMEOUT)
+                .long(RETRY_TIMEOUT)
                 .value_name("SECONDS")
                 .default_value("60")
-                .help("How long to retry promoting a learner that has not caught up yet")
+                .help("How long to retry a change etcd refuses for now: a learner not caught up yet, or (etcd 3.4's strict reconfiguration check) a leader not connected to every voter for 5 s")
                 .value_parser(value_parser!(u64).range(1..)),
         )
         .arg(hardway::table::output_arg(

@@ -97,6 +97,45 @@ async fn voter(
     ))
 }
 
+/// etcd's answers that mean "not now" rather than "no": a learner still catching up
+/// (`can only promote a learner member which is in sync with leader`), and 3.4's strict
+/// reconfiguration check wanting the leader connected to every voter for the last 5 s
+/// (`unhealthy cluster`, `not enough started members`; etcd server/etcdserver/server.go
+/// mayAddMember / mayRemoveMember).
+fn is_not_yet(why: &str) -> bool {
+    ["in sync", "unhealthy cluster", "not enough started members"]
+        .iter()
+        .any(|s| why.contains(s))
+}
+
+/// Runs `call` until it succeeds, fails for good, or `bound` has passed while etcd says
+/// "not yet"; errors are `what: etcd's message`.
+async fn retried<T, F, Fut>(
+    what: &str,
+    bound: Duration,
+    timeout: Duration,
+    mut call: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let until = Instant::now() + bound;
+    loop {
+        let why = match tokio::time::timeout(timeout, call()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => grpc_error(&e),
+            Err(_) => format!("no answer within {timeout:?}"),
+        };
+        if !is_not_yet(&why) || Instant::now() >= until {
+            return Err(Error::Change(format!(
+                "{what}: {why} (retried up to --retry-timeout {bound:?})"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// MemberAdd as a learner; returns the new ID and the membership after the add as
 /// `(id, name (empty when unstarted), peer URLs)`.
 pub async fn add(
@@ -104,24 +143,24 @@ pub async fn add(
     peer_url: &str,
     tls: &Tls,
     timeout: Duration,
+    bound: Duration,
 ) -> Result<(u64, Vec<(u64, String, Vec<String>)>), Error> {
-    let mut client = voter(members, 0, tls, timeout).await?;
-    let options = MemberAddOptions::new().with_is_learner();
-    let response = tokio::time::timeout(
-        timeout,
-        client.member_add(vec![peer_url.to_string()], Some(options)),
-    )
-    .await
-    .map_err(|_| {
-        Error::Change(format!(
-            "MemberAdd {peer_url}: no answer within {timeout:?}"
-        ))
-    })?
-    .map_err(|e| Error::Change(format!("MemberAdd {peer_url}: {}", grpc_error(&e))))?;
+    let client = voter(members, 0, tls, timeout).await?;
+    let what = format!("MemberAdd {peer_url}");
+    let response = retried(&what, bound, timeout, || {
+        let mut client = client.clone();
+        let urls = vec![peer_url.to_string()];
+        async move {
+            client
+                .member_add(urls, Some(MemberAddOptions::new().with_is_learner()))
+                .await
+        }
+    })
+    .await?;
     let id = response
         .member()
         .map(|m| m.id())
-        .ok_or_else(|| Error::Change(format!("MemberAdd {peer_url}: no member in the answer")))?;
+        .ok_or_else(|| Error::Change(format!("{what}: no member in the answer")))?;
     let after = response
         .member_list()
         .iter()
@@ -138,23 +177,14 @@ pub async fn promote(
     timeout: Duration,
     bound: Duration,
 ) -> Result<(), Error> {
-    let until = Instant::now() + bound;
-    let mut client = voter(members, id, tls, timeout).await?;
-    loop {
-        let why = match tokio::time::timeout(timeout, client.member_promote(id)).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => grpc_error(&e),
-            Err(_) => format!("no answer within {timeout:?}"),
-        };
-        // etcd 3.4: "etcdserver: can only promote a learner member which is in sync with leader"
-        if !why.contains("in sync") || Instant::now() >= until {
-            return Err(Error::Change(format!(
-                "MemberPromote {}: {why} (retried up to --promote-timeout {bound:?})",
-                id_hex(id)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let client = voter(members, id, tls, timeout).await?;
+    let what = format!("MemberPromote {}", id_hex(id));
+    retried(&what, bound, timeout, || {
+        let mut client = client.clone();
+        async move { client.member_promote(id).await }
+    })
+    .await?;
+    Ok(())
 }
 
 pub async fn remove(
@@ -162,11 +192,14 @@ pub async fn remove(
     id: u64,
     tls: &Tls,
     timeout: Duration,
+    bound: Duration,
 ) -> Result<(), Error> {
-    let mut client = voter(members, id, tls, timeout).await?;
-    tokio::time::timeout(timeout, client.member_remove(id))
-        .await
-        .map_err(|_| Error::Change(format!("MemberRemove {}: no answer", id_hex(id))))?
-        .map_err(|e| Error::Change(format!("MemberRemove {}: {}", id_hex(id), grpc_error(&e))))?;
+    let client = voter(members, id, tls, timeout).await?;
+    let what = format!("MemberRemove {}", id_hex(id));
+    retried(&what, bound, timeout, || {
+        let mut client = client.clone();
+        async move { client.member_remove(id).await }
+    })
+    .await?;
     Ok(())
 }

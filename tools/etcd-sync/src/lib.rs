@@ -30,7 +30,7 @@ pub struct Options {
     pub dry_run: bool,
     pub check: bool,
     pub timeout: Duration,
-    pub promote_timeout: Duration,
+    pub retry_timeout: Duration,
     pub format: Format,
 }
 
@@ -44,7 +44,7 @@ impl Options {
             dry_run: m.get_flag(o::DRY_RUN),
             check: m.get_flag(o::CHECK),
             timeout: seconds(o::TIMEOUT),
-            promote_timeout: seconds(o::PROMOTE_TIMEOUT),
+            retry_timeout: seconds(o::RETRY_TIMEOUT),
             format: Format::parse(m.get_one::<String>(o::OUTPUT).expect("default"))
                 .expect("clap checked the format"),
         }
@@ -105,21 +105,22 @@ async fn apply(
         hardway::tool::log(TOOL, describe(&change));
         match &change {
             Change::Add { name, peer_url } => {
-                let (id, after) = cluster::add(&observed, peer_url, tls, options.timeout).await?;
+                let (id, after) = cluster::add(
+                    &observed,
+                    peer_url,
+                    tls,
+                    options.timeout,
+                    options.retry_timeout,
+                )
+                .await?;
                 record::joined(document, name, id, &after);
             }
             Change::Promote { id, .. } => {
-                cluster::promote(
-                    &observed,
-                    *id,
-                    tls,
-                    options.timeout,
-                    options.promote_timeout,
-                )
-                .await?
+                cluster::promote(&observed, *id, tls, options.timeout, options.retry_timeout)
+                    .await?
             }
             Change::Remove { id, .. } => {
-                cluster::remove(&observed, *id, tls, options.timeout).await?
+                cluster::remove(&observed, *id, tls, options.timeout, options.retry_timeout).await?
             }
         }
         observed = cluster::observe(targets, tls, options.timeout).await?;

@@ -17,7 +17,8 @@ use testkit::etcd::{Cluster, MemberCerts, MemberSpec, Tls};
 
 const UP: Duration = Duration::from_secs(60);
 
-/// A lab of `count` etcd nodes on 127.N.78.11.. with mkcerts' PKI in a temporary directory.
+/// A lab of `count` etcd nodes on 127.N.SUBNET.11.. (N from the process, SUBNET one per test, so
+/// tests running at once never share an address) with mkcerts' PKI in a temporary directory.
 struct Lab {
     dir: tempfile::TempDir,
     /// The whole document mkcerts wrote (every node, every certificate).
@@ -25,12 +26,11 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(count: usize) -> Lab {
+    fn new(count: usize, subnet: u8) -> Lab {
         testkit::require_root();
         let fixture = testkit::workspace_root().join("tests/fixtures/lab.json");
         let mut doc: Document =
-            hardway::doc::from_str(&std::fs::read_to_string(fixture).unwrap(), "lab.json")
-                .unwrap();
+            hardway::doc::from_str(&std::fs::read_to_string(fixture).unwrap(), "lab.json").unwrap();
         let net = 1 + (std::process::id() % 200) as u8;
         let template = doc.nodes[0].clone();
         doc.nodes = (1..=count)
@@ -39,13 +39,15 @@ impl Lab {
                 node.name = format!("node-{i}");
                 node.fqdn = None;
                 node.roles = vec![hardway::Role::Etcd];
-                node.ips = vec![format!("127.{net}.78.{}", 10 + i).parse().unwrap()];
+                node.ips = vec![format!("127.{net}.{subnet}.{}", 10 + i).parse().unwrap()];
                 node
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
         let out = pipe(
-            Command::new(testkit::bin("mkcerts")).arg("--dir").arg(dir.path()),
+            Command::new(testkit::bin("mkcerts"))
+                .arg("--dir")
+                .arg(dir.path()),
             &hardway::doc::to_string(&doc),
         );
         assert!(out.status.success(), "mkcerts: {}", describe(&out));
@@ -158,7 +160,12 @@ fn pipe(command: &mut Command, input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -240,7 +247,7 @@ fn record(doc: &Document, node: usize) -> &hardway::doc::EtcdMember {
 
 #[test]
 fn three_to_four_to_three_members_without_losing_quorum() {
-    let lab = Lab::new(4);
+    let lab = Lab::new(4, 78);
     let mut cluster = lab.start(&[0, 1, 2]);
     let poller = Poller::start(cluster.endpoints_arg(), &lab.tls());
 
@@ -252,7 +259,10 @@ fn three_to_four_to_three_members_without_losing_quorum() {
     let bootstrap = record(&three, 0).initial_cluster.clone();
     for i in 0..3 {
         assert_eq!(record(&three, i).state, EtcdMemberState::Member);
-        assert_eq!(record(&three, i).initial_cluster_state, InitialClusterState::New);
+        assert_eq!(
+            record(&three, i).initial_cluster_state,
+            InitialClusterState::New
+        );
         assert_eq!(record(&three, i).initial_cluster, bootstrap);
     }
     assert_eq!(bootstrap.split(',').count(), 3);
@@ -270,16 +280,34 @@ fn three_to_four_to_three_members_without_losing_quorum() {
     assert_eq!(joiner.initial_cluster_state, InitialClusterState::Existing);
     assert_eq!(joiner.initial_cluster.split(',').count(), 4, "{joiner:?}");
     for i in 0..3 {
-        assert_eq!(record(&four, i), record(&three, i), "member {i}'s record moved");
+        assert_eq!(
+            record(&four, i),
+            record(&three, i),
+            "member {i}'s record moved"
+        );
     }
     // Waiting for it to start: a run changes nothing and says so.
     let (code, report) = lab.check(&four);
     assert_eq!(code, 1);
-    assert_eq!(report.hold.as_ref().unwrap()["kind"], "waiting", "{report:?}");
+    assert_eq!(
+        report.hold.as_ref().unwrap()["kind"],
+        "waiting",
+        "{report:?}"
+    );
 
     // Its unit starts it; etcd-sync promotes it once it has caught up.
     let index = cluster.join(lab.member(3), &joiner.initial_cluster);
-    cluster.wait_members_healthy(&[index], UP).unwrap();
+    // A learner serves no quorum read (etcdctl endpoint health fails on it by design): wait
+    // for it to publish its name instead, which is when etcd-sync counts it as started.
+    let deadline = std::time::Instant::now() + UP;
+    while !member_names(&cluster).contains(&"node-4".to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node-4 never started: {}",
+            cluster.log_tail(index, 10)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let four = lab.apply(&four);
     assert_eq!(record(&four, 3).state, EtcdMemberState::Member);
     assert_eq!(record(&four, 3).initial_cluster, joiner.initial_cluster);
@@ -302,15 +330,22 @@ fn three_to_four_to_three_members_without_losing_quorum() {
     cluster.kill(index);
 
     let verdicts = poller.finish();
-    assert!(verdicts.len() >= 5, "etcd-check ran only {} times", verdicts.len());
+    assert!(
+        verdicts.len() >= 5,
+        "etcd-check ran only {} times",
+        verdicts.len()
+    );
     let unavailable: Vec<_> = verdicts.iter().filter(|(c, _)| *c == 3).collect();
     assert!(unavailable.is_empty(), "quorum lost: {unavailable:?}");
-    assert!(verdicts.iter().all(|(c, _)| *c == 0 || *c == 1), "{verdicts:?}");
+    assert!(
+        verdicts.iter().all(|(c, _)| *c == 0 || *c == 1),
+        "{verdicts:?}"
+    );
 }
 
 #[test]
 fn a_removal_that_would_lose_quorum_is_refused() {
-    let lab = Lab::new(3);
+    let lab = Lab::new(3, 79);
     let mut cluster = lab.start(&[0, 1, 2]);
     let three = lab.apply(&lab.doc_with(&[0, 1, 2]));
     // node-3 stopped: quorum holds (2 of 3), but dropping node-1 would leave node-2 and the
@@ -342,4 +377,3 @@ fn a_removal_that_would_lose_quorum_is_refused() {
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     assert!(out.stdout.is_empty());
 }
-
