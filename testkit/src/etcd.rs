@@ -226,6 +226,23 @@ impl Cluster {
         self.members.len() - 1
     }
 
+    /// Starts member `index` again (after [`Cluster::kill`]) on its data directory, e.g. one
+    /// rebuilt by `etcdctl snapshot restore`; its `--initial-cluster` is ignored by etcd then.
+    pub fn restart(&mut self, index: usize) {
+        let names: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.spec.name, m.spec.peer_url))
+            .collect();
+        let child = self.spawn(&self.members[index], &names.join(","), "new", "testkit");
+        self.members[index].child = Some(child);
+    }
+
+    /// Member `index`'s data directory (`--data-dir`).
+    pub fn data_dir(&self, index: usize) -> &Path {
+        &self.members[index].data_dir
+    }
+
     fn spawn(&self, member: &Running, initial_cluster: &str, state: &str, token: &str) -> Child {
         let spec = &member.spec;
         let log = fs::File::create(&member.log).expect("create the member's log file");
