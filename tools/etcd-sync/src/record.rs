@@ -85,8 +85,8 @@ pub fn joined(document: &mut Document, name: &str, id: u64, after: &[(u64, Strin
     }
 }
 
-/// Writes each etcd node's member ID and state as etcd lists them. A member seen for the first
-/// time without a record was bootstrapped: it is recorded with the voting members of the
+/// Writes each etcd node's member ID and state as etcd lists them. A voting member seen for the
+/// first time without a record was bootstrapped: it is recorded with the voting members of the
 /// document (what mkunits rendered before any record existed) and state `new`, so its unit
 /// stays as it was.
 pub fn members(document: &mut Document, observed: &[Observed]) {
@@ -96,6 +96,11 @@ pub fn members(document: &mut Document, observed: &[Observed]) {
         .map(|m| (m.id, m.name.clone(), m.peer_urls.clone()))
         .collect();
     let bootstrap = initial_cluster(document, &voters);
+    let everyone: Vec<(u64, String, Vec<String>)> = observed
+        .iter()
+        .map(|m| (m.id, m.name.clone(), m.peer_urls.clone()))
+        .collect();
+    let joining = initial_cluster(document, &everyone);
     for node in document.nodes.iter_mut().filter(|n| n.has_role(Role::Etcd)) {
         let url = node_peer_url(node);
         let Some(member) = observed
@@ -109,11 +114,19 @@ pub fn members(document: &mut Document, observed: &[Observed]) {
             (true, true) => EtcdMemberState::Learner,
             (true, false) => EtcdMemberState::Joining,
         };
+        // A learner without a record was added by a run that could not print its document:
+        // it joins with the membership as it stands (what MemberAdd answered, if nothing
+        // changed since, and nothing does while a learner is joining).
+        let (first_cluster, first_state) = if member.is_learner {
+            (joining.clone(), InitialClusterState::Existing)
+        } else {
+            (bootstrap.clone(), InitialClusterState::New)
+        };
         let record = node.etcd.get_or_insert_with(|| EtcdMember {
             member_id: None,
             state,
-            initial_cluster: bootstrap.clone(),
-            initial_cluster_state: InitialClusterState::New,
+            initial_cluster: first_cluster,
+            initial_cluster_state: first_state,
             extra: Default::default(),
         });
         record.member_id = Some(id_hex(member.id));
@@ -186,6 +199,25 @@ mod tests {
         assert_eq!(
             rec.initial_cluster,
             "node-1=https://10.240.0.11:2380,node-2=https://10.240.0.12:2380,node-3=https://10.240.0.13:2380"
+        );
+    }
+
+    #[test]
+    fn a_learner_without_a_record_joins_with_the_membership_as_it_stands() {
+        let mut d = doc();
+        let mut seen = observed(&d);
+        seen[2].is_learner = true;
+        seen[2].name.clear();
+        members(&mut d, &seen);
+        let rec = d.nodes[2].etcd.as_ref().unwrap();
+        assert_eq!(rec.state, EtcdMemberState::Joining);
+        assert_eq!(rec.initial_cluster_state, InitialClusterState::Existing);
+        assert_eq!(rec.initial_cluster.split(',').count(), 3);
+        let voter = d.nodes[0].etcd.as_ref().unwrap();
+        assert_eq!(
+            voter.initial_cluster.split(',').count(),
+            2,
+            "bootstrap: the voters"
         );
     }
 }

@@ -169,6 +169,19 @@ fn three_to_four_to_three_members_without_losing_quorum() {
     let (code, report) = lab.check(&four);
     assert_eq!((code, report.in_sync), (1, false), "{report:?}");
     assert_eq!(report.next.as_ref().unwrap()["action"], "add");
+    // --dry-run prints the same plan and changes nothing; -o table is one row per member and
+    // change.
+    let out = lab.sync(&four, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let plan: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan.changes, report.changes);
+    let out = lab.sync(&four, &["--dry-run", "-o", "table"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1 + 3 + 1
+    );
+    assert_eq!(member_names(&cluster), ["node-1", "node-2", "node-3"]);
     let four = lab.apply(&four);
     let joiner = record(&four, 3).clone();
     assert_eq!(joiner.state, EtcdMemberState::Joining);
