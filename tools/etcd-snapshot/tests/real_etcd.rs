@@ -181,3 +181,60 @@ fn a_corrupt_snapshot_is_refused_before_anything_is_written() {
     assert!(out.stdout.is_empty());
     assert!(!lab.path("restore").exists());
 }
+
+/// The unit restore writes, checked by systemd-analyze under a root holding systemd's own units
+/// and the node's restore files at their destinations (systemd does not run here; the unit is
+/// only verified). Any output on stderr is a failure: systemd reports unknown keys as warnings.
+#[test]
+fn the_restore_unit_passes_systemd_analyze() {
+    testkit::require_root();
+    let lab = Lab::new(1, 82);
+    let doc = lab.doc_with(&[0]);
+    // A snapshot-shaped file: a page of zeros and its sha256 (no cluster runs in this test).
+    let mut db = vec![0u8; 4096];
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(&db);
+    db.extend_from_slice(&hash);
+    let file = lab.path("s.db");
+    std::fs::write(&file, &db).unwrap();
+    let out = snapshot(
+        &lab,
+        &doc,
+        &["restore", "--snapshot", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let restored =
+        hardway::doc::from_str(&String::from_utf8_lossy(&out.stdout), "restore").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("usr/lib/systemd")).unwrap();
+    let copied = Command::new("cp")
+        .args(["-a", "/usr/lib/systemd/system"])
+        .arg(root.path().join("usr/lib/systemd/"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let mut unit = None;
+    for entry in &restored.nodes[0].files {
+        let target = root.path().join(entry.dest.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(lab.path(&entry.src), &target).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = u32::from_str_radix(&entry.mode, 8).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).unwrap();
+        if entry.dest.ends_with(".service") {
+            unit = Some(target);
+        }
+    }
+    let output = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(format!("--root={}", root.path().display()))
+        .arg(unit.expect("a unit"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze: {:?}\n{stderr}",
+        output.status
+    );
+}
