@@ -12,6 +12,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod pki;
 pub mod plan;
+pub mod prune;
 
 use std::path::{Path, PathBuf};
 
@@ -178,6 +179,7 @@ fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
     }
     let committed = set.commit()?;
     ensure_dir(&options.dir.join("pki"), pki::DIR_MODE)?;
+    log_pruned(&prune::prune(&options.dir, &made.document)?);
     for decision in made.decisions.iter().filter(|d| d.action != "reuse") {
         let who = match &decision.node {
             Some(node) => format!("{} for {node}", decision.name),
@@ -202,6 +204,25 @@ fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
     );
     hardway::doc::write(&made.document, std::io::stdout().lock())?;
     Ok(Exit::Ok)
+}
+
+/// One line per departed node's directory: removed, or kept for files mkcerts did not write.
+fn log_pruned(pruned: &prune::Pruned) {
+    for dir in &pruned.dirs {
+        log(
+            TOOL,
+            format!("removed {} (its node left the document)", dir.display()),
+        );
+    }
+    for dir in &pruned.kept {
+        log(
+            TOOL,
+            format!(
+                "removed mkcerts' files from {} (its node left the document); kept the directory: it holds other files",
+                dir.display()
+            ),
+        );
+    }
 }
 
 fn file_action(path: &Path, contents: &[u8], mode: u32) -> &'static str {
