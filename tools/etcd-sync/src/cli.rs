@@ -6,6 +6,7 @@ use clap::{value_parser, Arg, ArgAction, Command};
 pub mod options {
     pub const FILE: &str = "file";
     pub const DIR: &str = "dir";
+    pub const PREVIOUS: &str = "previous";
     pub const DRY_RUN: &str = "dry-run";
     pub const CHECK: &str = "check";
     pub const TIMEOUT: &str = "timeout";
@@ -36,6 +37,8 @@ unavailable or a change was refused or failed.
 
 Examples:
   etcd-sync -f out/cluster.json --dir out --check -o table
+  mkcluster nodes.csv | cidr-alloc --previous out/cluster.json | mkcerts --dir out \\
+    | etcd-sync --dir out --previous out/cluster.json | mkunits --dir out | …
   etcd-sync -f out/cluster.json --dir out > out/cluster.json.new && mv out/cluster.json.new out/cluster.json";
 
 pub fn command() -> Command {
@@ -64,6 +67,17 @@ pub fn command() -> Command {
                 .value_name("DIR")
                 .default_value(".")
                 .help("The output directory the document's certificate paths are relative to")
+                .value_parser(value_parser!(std::path::PathBuf)),
+        )
+        .arg(
+            Arg::new(PREVIOUS)
+                .long(PREVIOUS)
+                .value_name("FILE")
+                .help(
+                    "An earlier output: its nodes[].etcd records are kept for the same nodes (same \
+                     name and address) when the input has none, as after rebuilding the document \
+                     from the inventory; a missing FILE counts as none",
+                )
                 .value_parser(value_parser!(std::path::PathBuf)),
         )
         .arg(

@@ -27,6 +27,7 @@ const TOOL: &str = "etcd-sync";
 pub struct Options {
     pub file: Option<PathBuf>,
     pub dir: PathBuf,
+    pub previous: Option<PathBuf>,
     pub dry_run: bool,
     pub check: bool,
     pub timeout: Duration,
@@ -41,6 +42,7 @@ impl Options {
         Options {
             file: m.get_one::<PathBuf>(o::FILE).cloned(),
             dir: m.get_one::<PathBuf>(o::DIR).cloned().expect("default"),
+            previous: m.get_one::<PathBuf>(o::PREVIOUS).cloned(),
             dry_run: m.get_flag(o::DRY_RUN),
             check: m.get_flag(o::CHECK),
             timeout: seconds(o::TIMEOUT),
@@ -54,6 +56,11 @@ impl Options {
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     let options = Options::from_matches(matches);
     let mut document = hardway::doc::read(options.file.as_deref())?;
+    if let Some(path) = &options.previous {
+        if path.exists() {
+            record::carry(&mut document, &hardway::doc::read(Some(path))?);
+        }
+    }
     let wanted = record::wanted(&document)?;
     let (targets, tls) = hardway_etcd::members_from_document(&document, &options.dir)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -123,7 +130,35 @@ async fn apply(
                 cluster::remove(&observed, *id, tls, options.timeout, options.retry_timeout).await?
             }
         }
-        observed = cluster::observe(targets, tls, options.timeout).await?;
+        observed = settled(wanted, &change, targets, tls, options).await?;
+    }
+}
+
+/// The members listed again once `change` shows: a member lists the membership it has applied,
+/// and the one that made the change may not be the one that lists it, so a listing right after
+/// can still show the change to do (and doing it twice fails). Bounded by --retry-timeout.
+async fn settled(
+    wanted: &[plan::Wanted],
+    change: &Change,
+    targets: &[Target],
+    tls: &Tls,
+    options: &Options,
+) -> Result<Vec<Observed>, Error> {
+    let until = std::time::Instant::now() + options.retry_timeout;
+    loop {
+        let observed = cluster::observe(targets, tls, options.timeout).await?;
+        let still = plan::plan(wanted, &observed).changes.first() == Some(change);
+        if !still {
+            return Ok(observed);
+        }
+        if std::time::Instant::now() >= until {
+            return Err(Error::Change(format!(
+                "{} was accepted but the member list still does not show it after {:?}",
+                describe(change),
+                options.retry_timeout
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

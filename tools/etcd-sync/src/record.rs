@@ -70,6 +70,18 @@ fn initial_cluster(document: &Document, members: &[(u64, String, Vec<String>)]) 
         .join(",")
 }
 
+/// Keeps an earlier run's record for each node that has none now and is the same member: same
+/// name, same address (a node whose address changed is another member to etcd).
+pub fn carry(document: &mut Document, previous: &Document) {
+    for node in document.nodes.iter_mut().filter(|n| n.etcd.is_none()) {
+        if let Some(old) = previous.node(&node.name) {
+            if old.primary_ip() == node.primary_ip() && node.has_role(Role::Etcd) {
+                node.etcd = old.etcd.clone();
+            }
+        }
+    }
+}
+
 /// Records a member just added: it will first boot with the membership MemberAdd returned
 /// (etcd insists on exactly that set) and `--initial-cluster-state=existing`.
 pub fn joined(document: &mut Document, name: &str, id: u64, after: &[(u64, String, Vec<String>)]) {
@@ -219,5 +231,17 @@ mod tests {
             2,
             "bootstrap: the voters"
         );
+    }
+
+    #[test]
+    fn records_are_carried_for_the_same_member_only() {
+        let mut previous = doc();
+        let seen = observed(&previous);
+        members(&mut previous, &seen);
+        let mut rebuilt = doc();
+        rebuilt.nodes[1].ips = vec!["10.240.0.99".parse().unwrap()];
+        carry(&mut rebuilt, &previous);
+        assert_eq!(rebuilt.nodes[0].etcd, previous.nodes[0].etcd);
+        assert_eq!(rebuilt.nodes[1].etcd, None, "a new address is a new member");
     }
 }

@@ -182,7 +182,16 @@ fn three_to_four_to_three_members_without_losing_quorum() {
         1 + 3 + 1
     );
     assert_eq!(member_names(&cluster), ["node-1", "node-2", "node-3"]);
-    let four = lab.apply(&four);
+    // Applied as the pipeline does it: the document rebuilt from the inventory (no records),
+    // the previous output given with --previous.
+    let previous = lab.path("previous.json");
+    std::fs::write(&previous, hardway::doc::to_string(&three)).unwrap();
+    let out = lab.sync(
+        &lab.doc_with(&[0, 1, 2, 3]),
+        &["--previous", previous.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let four = hardway::doc::from_str(&String::from_utf8_lossy(&out.stdout), "etcd-sync").unwrap();
     let joiner = record(&four, 3).clone();
     assert_eq!(joiner.state, EtcdMemberState::Joining);
     assert_eq!(joiner.initial_cluster_state, InitialClusterState::Existing);
