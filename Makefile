@@ -6,7 +6,7 @@ TOOLS := mkcluster cidr-alloc mkcerts mkunits mkvm node-push route-sync etcd-che
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export PATH := $(TARGET_DIR)/debug:$(PATH)
 
-.PHONY: all build release test fuzz test-e2e man install bench lab lab-down cluster cluster-down clean fmt lint
+.PHONY: all build release test fuzz test-e2e man pictures install bench lab lab-down cluster cluster-down clean fmt lint
 
 all: build
 
@@ -17,8 +17,10 @@ release:
 	$(CARGO) build --workspace --bins --release
 
 ## test: everything, real components included (needs root: netns, etcd, sshd, libvirt).
-## The shell tests and the fuzzers run first so cargo's summary closes the output.
+## lint first (it is cheap and keeps the house in order), then the shell tests and the fuzzers, so
+## cargo's summary closes the output.
 test: build
+	$(MAKE) lint
 	$(MAKE) test-e2e
 	$(MAKE) fuzz
 	$(CARGO) test --workspace --no-fail-fast
@@ -30,6 +32,10 @@ fuzz:
 ## test-e2e: shell tests in tests/ that run the tools together as a user would.
 test-e2e: build
 	@set -e; for t in tests/*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; bash "$$t"; done
+
+## pictures: redraw the README's pictures of the plan (docs/ebook-9node*.svg) with Graphviz.
+pictures: build
+	HARDWAY_BIN=$(TARGET_DIR)/debug bash scripts/pictures.sh docs
 
 ## man: regenerate man/ and the shell completions from each tool's clap Command.
 man:
@@ -62,6 +68,7 @@ cluster-down:
 fmt:
 	$(CARGO) fmt --all
 
+## lint: formatting and clippy with warnings as errors, over every crate and test.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -19,10 +19,13 @@ packages=(
   # mkvm: scripts/image.sh builds the VM image without loop devices or mounts; isoinfo reads the seed
   syslinux syslinux-common mtools dosfstools fdisk genisoimage
   openssl jq
+  graphviz  # `dot`: the pictures of the plan (scripts/pictures.sh) and their tests
   curl  # scripts/fetch-kubernetes.sh, whose test fetches from a loopback mirror
   # mkunits: the add-on manifests are validated against each release's schemas with PyPI's
   # kubernetes-validate, installed below into a venv of Debian's python3
   python3 python3-venv
+  # tests/e2e/scripts_lint.rs: every script in scripts/ passes shellcheck
+  shellcheck
   # benchmarks
   hyperfine
 )

@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
-# Builds the small Debian 12 base image mkvm boots (qcow2), from Debian's packages with mmdebstrap:
-# no cloud image is downloaded. Prints the image's path on stdout; logs go to stderr.
+# Builds the small Debian base image mkvm boots (qcow2), from Debian's packages with mmdebstrap:
+# no cloud image is downloaded. Debian 13 (trixie) by default, Debian 12 (bookworm) on request.
+# Prints the image's path on stdout; logs go to stderr.
 #
-#   scripts/image.sh                 # -> /var/cache/hardway/images/debian-12-<hash>.qcow2
-#   HARDWAY_IMAGE_DIR=/srv/img scripts/image.sh
+#   scripts/image.sh                 # -> /var/cache/hardway/images/debian-13-<hash>.qcow2
+#   scripts/image.sh --debian 12     # -> /var/cache/hardway/images/debian-12-<hash>.qcow2
+#   HARDWAY_IMAGE_DEBIAN=12 HARDWAY_IMAGE_DIR=/srv/img scripts/image.sh
 #
-# The image is cached under the content hash of this script: edit the script and the next run
-# builds a new one; run it again unchanged and it prints the cached path at once.
+# Environment: HARDWAY_IMAGE_DEBIAN (13 or 12; --debian wins), HARDWAY_IMAGE_MIRROR (Debian's
+# archive, default http://deb.debian.org/debian, the mirror this machine's apt sources use; every
+# suite answers there), HARDWAY_IMAGE_SECURITY_MIRROR (http://deb.debian.org/debian-security),
+# HARDWAY_IMAGE_DIR (/var/cache/hardway/images), HARDWAY_IMAGE_EXTRA (more packages, space
+# separated).
+#
+# The image carries what every role's services need, so one image serves every node and every
+# run, with or without Kubernetes binaries: etcd-server and etcd-client (etcd; etcdctl for
+# flannel-config and the smoke tests), containerd, runc and the CNI plugins (workers; Debian's
+# containerd is 1.7 in trixie and 1.6 in bookworm: CRI config version 2, for a v1.35 document),
+# iptables, conntrack and socat (kube-proxy, port-forward), nftables (the masquerade table),
+# haproxy and keepalived (load balancers), ca-certificates (image pulls). The services those
+# packages ship are disabled in the image: each starts only when node-push has put its
+# configuration there (`systemctl enable --now`), never first with Debian's defaults.
+#
+# The image is cached under the content hash of this script, the suite, the mirrors and the
+# extra packages: edit the script and the next run builds a new one; run it again unchanged and it
+# prints the cached path at once.
 #
 # Layout, chosen so that nothing needs a loop device or a mount (it runs in containers and CI):
 #   MBR (syslinux mbr.bin) | p1 FAT16 64 MiB, boot flag: syslinux, vmlinuz, initrd.img
@@ -19,11 +37,35 @@
 # qemu-utils (scripts/deps.sh installs them).
 set -euo pipefail
 
-suite=${HARDWAY_IMAGE_SUITE:-bookworm}
+usage() {
+  cat <<'EOF'
+usage: scripts/image.sh [--debian 13|12]
+
+Builds (or finds in its cache) the Debian base image mkvm boots and prints its path.
+  --debian 13   Debian 13 (trixie), the default
+  --debian 12   Debian 12 (bookworm)
+Environment: HARDWAY_IMAGE_DEBIAN (13|12), HARDWAY_IMAGE_MIRROR, HARDWAY_IMAGE_SECURITY_MIRROR,
+HARDWAY_IMAGE_DIR, HARDWAY_IMAGE_EXTRA (see the script's header).
+EOF
+}
+
+debian=${HARDWAY_IMAGE_DEBIAN:-13}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --debian) [ $# -ge 2 ] || { usage >&2; exit 2; }; debian=$2; shift 2 ;;
+    --debian=*) debian=${1#--debian=}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "image.sh: error: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+case "$debian" in
+  13|trixie) debian=13 suite=trixie ;;
+  12|bookworm) debian=12 suite=bookworm ;;
+  *) echo "image.sh: error: --debian $debian: give 13 (trixie) or 12 (bookworm)" >&2; exit 2 ;;
+esac
 mirror=${HARDWAY_IMAGE_MIRROR:-http://deb.debian.org/debian}
+security_mirror=${HARDWAY_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 out_dir=${HARDWAY_IMAGE_DIR:-/var/cache/hardway/images}
-# Extra packages for a node that runs the cluster (etcd-server containerd runc); off by default to
-# keep the image small and the build fast.
 extra=${HARDWAY_IMAGE_EXTRA:-}
 
 log() { echo "image.sh: $*" >&2; }
@@ -36,8 +78,8 @@ done
 mbr=/usr/lib/syslinux/mbr/mbr.bin
 [ -r "$mbr" ] || die "$mbr is missing: apt-get install syslinux-common" 2
 
-hash=$( { cat "$0"; echo "$suite $mirror $extra"; } | sha256sum | cut -c1-16)
-image=$out_dir/debian-12-$hash.qcow2
+hash=$( { cat "$0"; echo "$suite $mirror $security_mirror $extra"; } | sha256sum | cut -c1-16)
+image=$out_dir/debian-$debian-$hash.qcow2
 if [ -s "$image" ]; then
   log "cached: $image"
   echo "$image"
@@ -49,7 +91,18 @@ work=$(mktemp -d "$out_dir/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 started=$(date +%s)
 
-packages=linux-image-amd64,systemd-sysv,udev,cloud-init,cloud-guest-utils,openssh-server,iproute2,ifupdown,netbase,procps
+# Every one of these exists in both suites (checked with `apt-cache policy` against trixie on
+# deb.debian.org, 2026-12-01: etcd-server/etcd-client 3.5.16, containerd 1.7.24, runc 1.1.15,
+# haproxy 3.0.11, keepalived 2.3.3). mmdebstrap fails naming any package a suite lacks.
+base=(linux-image-amd64 systemd-sysv udev cloud-init cloud-guest-utils openssh-server iproute2
+  ifupdown netbase procps ca-certificates)
+roles=(etcd-server etcd-client containerd runc containernetworking-plugins iptables conntrack socat
+  nftables haproxy keepalived)
+# Debian's units for the role packages: disabled, so none starts on the first boot with Debian's
+# defaults (etcd on localhost with its own data dir, haproxy with no frontend, which node-push's
+# `enable --now` would then leave running): each starts with the files mkunits wrote.
+disabled="etcd.service containerd.service haproxy.service keepalived.service nftables.service"
+packages=$(IFS=,; echo "${base[*]},${roles[*]}")
 [ -z "$extra" ] || packages="$packages,${extra// /,}"
 
 log "mmdebstrap $suite ($packages)"
@@ -60,9 +113,11 @@ mmdebstrap --variant=minbase --include="$packages" \
   --customize-hook='echo "/dev/vda2 / ext4 errors=remount-ro 0 1" > "$1/etc/fstab"' \
   --customize-hook='printf "datasource_list: [ NoCloud, None ]\n" > "$1/etc/cloud/cloud.cfg.d/90-hardway-nocloud.cfg"' \
   --customize-hook=': > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id" "$1"/etc/ssh/ssh_host_*' \
+  --customize-hook="systemctl --root=\"\$1\" disable --quiet $disabled" \
   --customize-hook='printf "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n" > "$1/etc/network/interfaces"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/usr/share/doc/* "$1"/usr/share/man/*' \
-  "$suite" "$work/root" "$mirror" >&2
+  "$suite" "$work/root" \
+  "deb $mirror $suite main" "deb $mirror $suite-updates main" "deb $security_mirror $suite-security main" >&2
 
 kernel=$(ls "$work"/root/boot/vmlinuz-* | sort -V | tail -1)
 initrd=$(ls "$work"/root/boot/initrd.img-* | sort -V | tail -1)

@@ -167,6 +167,8 @@ up() {
   printf '%-28s %s\n' "mkcerts check" "$([ $certs -eq 0 ] && echo clean || echo "exit $certs")"
   printf '%-28s %s s\n' "time after build" "$((SECONDS - start))"
   echo "The lab is up: 'make lab-down' removes it. Files in $LAB_DIR."
+  # shellcheck source=scripts/pictures.sh
+  . "$root/scripts/pictures.sh" && draw_pictures "$doc"
   [ $health -eq 0 ] && [ $pings_ok -eq $pings ] && [ $certs -eq 0 ]
 }
 

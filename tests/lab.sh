@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 export LAB_NAME=hwtest LAB_DIR=$(mktemp -d /tmp/hardway-lab.XXXXXX) LAB_NO_BUILD=1
 trap 'bash scripts/lab.sh down >/dev/null 2>&1 || true; rm -rf "$LAB_DIR"' EXIT
 bash scripts/lab.sh up
+for svg in cluster.svg routes.svg; do  # scripts/pictures.sh, drawn beside the document
+  grep -q '<svg' "$LAB_DIR/$svg" || { echo "lab test: no $svg beside the document" >&2; exit 1; }
+done
 cp "$LAB_DIR/cluster.json" "$LAB_DIR/first.json"
 # Idempotence across the pipeline: re-running every step on the same inventory changes nothing.
 before=$(find "$LAB_DIR/out" -type f -printf '%P %T@\n' | sort)

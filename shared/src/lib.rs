@@ -2,6 +2,7 @@
 //! atomic file writes, validation of names and ranges, and report tables. No tool logic lives here.
 
 pub mod doc;
+pub mod dot;
 pub mod error;
 pub mod fsutil;
 pub mod io;

@@ -25,11 +25,18 @@ impl Format {
 /// The `-o/--output FORMAT` flag every reporting tool takes (`json` by default, `table` for
 /// people); `help` says what each format shows for that tool.
 pub fn output_arg(help: &'static str) -> clap::Arg {
+    output_arg_with(help, &[])
+}
+
+/// [`output_arg`] that also accepts a tool's own formats (`dot` for pictures), which that
+/// tool parses itself before [`Format::parse`].
+pub fn output_arg_with(help: &'static str, more: &'static [&'static str]) -> clap::Arg {
+    let names: Vec<&'static str> = Format::NAMES.iter().chain(more).copied().collect();
     clap::Arg::new("output")
         .short('o')
         .long("output")
         .value_name("FORMAT")
-        .value_parser(Format::NAMES)
+        .value_parser(clap::builder::PossibleValuesParser::new(names))
         .default_value("json")
         .help(help)
 }

@@ -61,6 +61,35 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The mkcluster arguments an example's header comment gives (`#   mkcluster ARGS | cidr-alloc`,
+/// possibly continued with `\`), so tests render what the README tells a user to run.
+pub fn example_args(csv: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let comment: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    let start = comment
+        .iter()
+        .position(|l| l.starts_with("mkcluster "))
+        .unwrap_or_else(|| panic!("{}: no `mkcluster ...` line in its comment", csv.display()));
+    let mut command = String::new();
+    for line in &comment[start..] {
+        command.push_str(line.trim_end_matches('\\'));
+        command.push(' ');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let first = command.split('|').next().unwrap();
+    first
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
 /// Runs a command; panics with its stdout and stderr unless it exits 0.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd
@@ -73,6 +102,29 @@ pub fn run_ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Runs `program args` with `stdin` on its standard input; panics with its stderr unless it exits
+/// 0. Returns its stdout: how a pipeline stage is run in the cross-tool tests.
+pub fn run_piped(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// Asserts a tool failed the way every hardway tool must (DESIGN.md): exit `code`, nothing on

@@ -119,12 +119,13 @@ impl Drop for Libvirtd {
     }
 }
 
-/// The base image VM tests boot: scripts/image.sh with etcd-server added (what `make cluster`
-/// asks for without Kubernetes binaries), built outside any namespace — mmdebstrap needs Debian's
-/// mirror — and cached by content, so every VM test shares one build.
+/// The base image VM tests boot: scripts/image.sh's default (Debian 13 with every role's
+/// packages, the image `make cluster` boots), built outside any namespace — mmdebstrap needs
+/// Debian's mirror — and cached by content, so every VM test shares one build.
 pub fn base_image() -> std::path::PathBuf {
     let out = run(Command::new("bash")
         .arg(crate::workspace_root().join("scripts/image.sh"))
-        .env("HARDWAY_IMAGE_EXTRA", "etcd-server"));
+        .env_remove("HARDWAY_IMAGE_EXTRA")
+        .env_remove("HARDWAY_IMAGE_DEBIAN"));
     std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }

@@ -3,4 +3,6 @@
 mod k8s_versions;
 mod mkcerts_etcd;
 mod mkunits_etcd;
+mod pictures;
 mod pod_network;
+mod scripts_lint;

@@ -23,26 +23,6 @@ impl Drop for Members {
     }
 }
 
-fn run_tool(program: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?}: {}",
-        program.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// `(dest, src)` of each file of a node.
 fn node_files(node: &Value) -> Vec<(String, String)> {
     node["files"]
@@ -105,9 +85,9 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
     let mut source: Value = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
     source["cluster"]["pod_network"] = Value::from("flannel");
     let source = source.to_string().into_bytes();
-    let with_pki = run_tool(&testkit::bin("mkcerts"), &["--dir", out_arg], &source);
+    let with_pki = testkit::run_piped(&testkit::bin("mkcerts"), &["--dir", out_arg], &source);
     let bin_dir = testkit::target_dir();
-    let doc_bytes = run_tool(
+    let doc_bytes = testkit::run_piped(
         &testkit::bin("mkunits"),
         &[
             "--dir",

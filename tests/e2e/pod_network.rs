@@ -16,7 +16,6 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hardway::Document;
@@ -26,26 +25,6 @@ use testkit::netns::{Lab, Netns};
 /// The internet: documentation prefixes (RFC 5737, RFC 3849), inside the test's namespaces only.
 const INTERNET_V4: &str = "203.0.113.1";
 const INTERNET_V6: &str = "2001:db8:ffff::1";
-
-fn run_tool(program: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?}: {}",
-        program.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// The file a node gets at `dest`, as mkunits wrote it under OUT.
 fn node_file(out: &Path, doc: &Document, node: &str, dest: &str) -> std::path::PathBuf {
@@ -155,7 +134,7 @@ fn pod_to_pod_keeps_the_source_and_traffic_leaving_the_cluster_is_masqueraded() 
     let out = tmp.path().join("out");
     let out_arg = out.to_str().unwrap();
     let bin_dir = testkit::target_dir();
-    let rendered = run_tool(
+    let rendered = testkit::run_piped(
         &testkit::bin("mkunits"),
         &["--dir", out_arg, "--bin-dir", bin_dir.to_str().unwrap()],
         &std::fs::read(&fixture).unwrap(),

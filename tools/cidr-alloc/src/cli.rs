@@ -14,6 +14,9 @@ pub mod options {
     pub const RANGE: &str = "range";
     pub const PREFIX: &str = "prefix";
     pub const COUNT: &str = "count";
+    /// `-o` values beyond json and table: the two pictures of the plan.
+    pub const DOT: &str = "dot";
+    pub const DOT_ROUTES: &str = "dot-routes";
 }
 
 const AFTER_HELP: &str = "\
@@ -40,7 +43,20 @@ Examples:
   mkcluster nodes.csv | cidr-alloc --previous out/cluster.json > out/cluster.json.new
   mkcluster examples/ebook-9node.csv --api-vip 10.240.0.40 --controller-vip 10.240.0.20 \\
     | cidr-alloc -o table
-  cidr-alloc split 10.200.0.0/16 --prefix 24 --count 3";
+  cidr-alloc split 10.200.0.0/16 --prefix 24 --count 3
+
+Pictures (Graphviz DOT on stdout, for `dot -Tsvg`; the same document draws the same bytes):
+  -o dot          the infrastructure: each hypervisor (nodes grouped by `host`) with its libvirt
+                  network, gateway and range; every node with its roles, addresses, MAC, size
+                  and pod CIDRs; the API VIP and who holds it; the service range with the
+                  kubernetes and dns IPs
+  -o dot-routes   the pod routes: each node's pod CIDRs behind it and one arrow per route that
+                  route-sync installs, on the hypervisor (--host) and on each node (--node),
+                  labelled `CIDR via NODE-IP`
+  Roles are coloured cells atop each node, IPv4 is blue, IPv6 red and dashed; see the
+  legend. For example:
+  mkcluster examples/ebook-9node.csv | cidr-alloc -o dot | dot -Tsvg > cluster.svg
+  mkcluster examples/ebook-9node.csv | cidr-alloc -o dot-routes | dot -Tsvg > routes.svg";
 
 pub fn command() -> Command {
     use options::*;
@@ -90,8 +106,10 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Give controllers a pod CIDR too, not only workers"),
         )
-        .arg(hardway::table::output_arg(
-            "json: the document; table: nodes, roles, IPs, pod CIDRs, MACs for people",
+        .arg(hardway::table::output_arg_with(
+            "json: the document; table: nodes, roles, IPs, pod CIDRs, MACs for people; \
+             dot: the infrastructure picture (Graphviz); dot-routes: the pod routes picture",
+            &[DOT, DOT_ROUTES],
         ))
         .subcommand(
             Command::new(SPLIT)

@@ -62,13 +62,16 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         document,
     });
     let document = allocate(document, previous, &options)?;
-    let format = matches
-        .get_one::<String>(OUTPUT)
-        .and_then(|f| Format::parse(f))
-        .unwrap_or_default();
-    match format {
-        Format::Json => print_document(&document)?,
-        Format::Table => hardway::io::print(&render_table(&document))?,
+    match matches.get_one::<String>(OUTPUT).map(String::as_str) {
+        Some(DOT) => hardway::io::print(&hardway::dot::infra(&document))?,
+        Some(DOT_ROUTES) => hardway::io::print(&hardway::dot::routes(
+            &document,
+            &hardway::dot::cluster_routes(&document),
+        ))?,
+        format => match format.and_then(Format::parse).unwrap_or_default() {
+            Format::Json => print_document(&document)?,
+            Format::Table => hardway::io::print(&render_table(&document))?,
+        },
     }
     Ok(Exit::Ok)
 }

@@ -61,6 +61,7 @@ fn common(command: Command) -> Command {
                 .help("Bound on connecting to each member")
                 .value_parser(value_parser!(u64).range(1..)),
         )
+        .arg(hardway::fsutil::lock_timeout_arg())
 }
 
 pub fn command() -> Command {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 use hardway::doc::Document;
-use hardway::fsutil::FileSet;
+use hardway::fsutil::{Access, FileSet, OutDir};
 use hardway::table::Format;
 use hardway::Exit;
 use hardway_etcd::{connect, Target, Tls};
@@ -38,7 +38,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
                 .expect("clap checked the format");
             runtime
                 .block_on(save::stream(&targets, &tls, timeout))
-                .and_then(|streamed| save::write(&dir, streamed))
+                .and_then(|streamed| save::write(&open_dir(&dir, m)?, streamed))
                 .and_then(|saved| print_saved(&saved, format))
         }
         _ => {
@@ -49,11 +49,22 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
                     return Err(Error::Running(up));
                 }
             }
-            restore(&mut document, &dir, snapshot)
+            restore(&mut document, &open_dir(&dir, m)?, snapshot)
         }
     };
     runtime.shutdown_background();
     result
+}
+
+/// `--dir`, held with its lock for the rest of the run (DESIGN: one lock per `--dir`).
+fn open_dir(dir: &Path, m: &ArgMatches) -> Result<OutDir, Error> {
+    Ok(OutDir::open(
+        dir,
+        Access::Write {
+            mode: 0o700,
+            lock_timeout: hardway::fsutil::lock_timeout(m),
+        },
+    )?)
 }
 
 /// The first member that answers a status call, if any (one after the other: a handful of
@@ -89,7 +100,7 @@ fn print_saved(saved: &save::Saved, format: Format) -> Result<Exit, Error> {
 
 /// Checks the snapshot, writes every etcd node's restore files under `dir` all together, and
 /// prints the document with them recorded.
-fn restore(document: &mut Document, dir: &Path, snapshot: &Path) -> Result<Exit, Error> {
+fn restore(document: &mut Document, out: &OutDir, snapshot: &Path) -> Result<Exit, Error> {
     let bytes = std::fs::read(snapshot).map_err(|e| Error::BadSnapshot {
         path: snapshot.display().to_string(),
         message: format!("cannot read it: {e}"),
@@ -102,10 +113,10 @@ fn restore(document: &mut Document, dir: &Path, snapshot: &Path) -> Result<Exit,
     let mut set = FileSet::new();
     for (_, node_files) in &files {
         for f in node_files {
-            set.add(dir.join(&f.src), f.contents.clone(), f.mode, 0o700);
+            set.add(f.src.clone(), f.contents.clone(), f.mode, 0o700);
         }
     }
-    set.commit()?;
+    set.commit(out)?;
     restore::record(document, &files);
     hardway::doc::write(document, std::io::stdout().lock())?;
     Ok(Exit::Ok)

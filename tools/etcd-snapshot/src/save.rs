@@ -1,9 +1,10 @@
 //! `save`: stream a snapshot from the first member that answers, check it, and write it
 //! atomically as `snapshots/etcd-<UTC time>-rev<revision>.db` (0600 in a 0700 directory).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use hardway::fsutil::{FileSet, OutDir};
 use hardway_etcd::{connect, grpc_error, Target, Tls};
 use serde::Serialize;
 
@@ -93,23 +94,25 @@ pub fn file_name(now: time::OffsetDateTime, revision: i64) -> String {
     format!("etcd-{compact}-rev{revision}.db")
 }
 
-/// Checks the snapshot and writes it under `dir/snapshots`.
-pub fn write(dir: &Path, streamed: Streamed) -> Result<Saved, Error> {
+/// Checks the snapshot and writes it under `--dir/snapshots`, through the directory handle
+/// (temp file, fsync, rename; never through a link).
+pub fn write(out: &OutDir, streamed: Streamed) -> Result<Saved, Error> {
     let now = time::OffsetDateTime::now_utc();
-    let folder = dir.join(SNAPSHOT_DIR);
-    let file = folder.join(file_name(now, streamed.revision));
+    let rel = format!("{SNAPSHOT_DIR}/{}", file_name(now, streamed.revision));
     let sha256 = crate::verify::verify(&streamed.bytes).map_err(|message| {
         Error::Unavailable(format!(
             "the snapshot from {} failed its check: {message}",
             streamed.endpoint
         ))
     })?;
-    hardway::fsutil::ensure_dir(&folder, 0o700)?;
-    hardway::fsutil::write_atomic(&file, &streamed.bytes, 0o600)?;
+    let size = streamed.bytes.len() as u64;
+    let mut set = FileSet::new();
+    set.add(rel.clone(), streamed.bytes, 0o600, 0o700);
+    set.commit(out)?;
     Ok(Saved {
-        file,
+        file: out.path().join(rel),
         revision: streamed.revision,
-        size: streamed.bytes.len() as u64,
+        size,
         sha256,
         member: streamed.member,
         member_id: streamed.member_id,

@@ -4,7 +4,9 @@
 //! It reads the files, not the document, so it also checks a PKI that was edited by hand or
 //! copied from elsewhere.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use hardway::fsutil::{Access, OutDir};
 
 use rcgen::PublicKeyData;
 use serde::Serialize;
@@ -40,27 +42,28 @@ impl Row {
 }
 
 /// Checks everything under `dir/pki`; a certificate expiring within `warn_days` is a problem.
+/// Read through [`OutDir`], as mkcerts writes: no link is followed, no foreign file trusted.
 pub fn check(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Vec<Row>, MkcertsError> {
-    let root = dir.join("pki");
-    if !root.is_dir() {
+    let out = OutDir::open(dir, Access::Read)?;
+    let Some(files) = out.list("pki")? else {
         return Err(MkcertsError::bad(
-            root.display().to_string(),
+            out.shown("pki"),
             "no PKI here: give the --dir of an earlier mkcerts run",
         ));
-    }
-    let mut files = Vec::new();
-    walk(&root, &mut files)?;
-    files.sort();
+    };
+    let read =
+        |rel: &str| -> Result<Vec<u8>, MkcertsError> { Ok(out.read(rel)?.unwrap_or_default()) };
 
     // Every certificate first: the CAs among them are what chains are checked against.
     let mut certs = Vec::new();
     let mut kubeconfigs = Vec::new();
     for path in files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let name = Path::new(&path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
         if name.ends_with(".pem") && !name.ends_with("-key.pem") {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| hardway::Error::input(path.display().to_string(), e))?;
-            if let Some(der) = pem_der(&bytes) {
+            if let Some(der) = pem_der(&read(&path)?) {
                 certs.push((path, der));
             }
         } else if name.ends_with(".kubeconfig") || name == "kubeconfig" {
@@ -73,23 +76,20 @@ pub fn check(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Vec<Row>
         .map(|(_, der)| der.clone())
         .collect();
 
-    let rel = |path: &Path| path.strip_prefix(dir).unwrap_or(path).display().to_string();
     let mut rows = Vec::new();
     for (path, der) in &certs {
         let Ok(cert) = parse_der(der) else { continue };
-        let key_path = path.with_file_name(
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .replace(".pem", "-key.pem"),
-        );
-        let key = match std::fs::read_to_string(&key_path) {
-            Ok(text) => key_state(&cert, &text),
-            Err(_) => "missing",
+        let key_path = match path.strip_suffix(".pem") {
+            Some(stem) => format!("{stem}-key.pem"),
+            None => continue,
+        };
+        let key = match out.read(&key_path)? {
+            Some(bytes) => key_state(&cert, &String::from_utf8_lossy(&bytes)),
+            None => "missing",
         };
         let chain = chain_state(&cert, &cas);
         rows.push(row(
-            rel(path),
+            path.clone(),
             "certificate",
             &cert,
             chain,
@@ -99,9 +99,8 @@ pub fn check(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Vec<Row>
         ));
     }
     for path in &kubeconfigs {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| hardway::Error::input(path.display().to_string(), e))?;
-        let config = kubeconfig::parse(&text).map_err(|e| MkcertsError::bad(rel(path), e))?;
+        let text = String::from_utf8_lossy(&read(path)?).into_owned();
+        let config = kubeconfig::parse(&text).map_err(|e| MkcertsError::bad(path.clone(), e))?;
         let ca = config
             .clusters
             .first()
@@ -113,21 +112,21 @@ pub fn check(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Vec<Row>
                 .and_then(|pem| pem_der(&pem));
             let Some(cert_der) = cert_der else {
                 return Err(MkcertsError::bad(
-                    rel(path),
+                    path.clone(),
                     format!(
                         "user {:?} has no readable client-certificate-data",
                         user.name
                     ),
                 ));
             };
-            let cert = parse_der(&cert_der).map_err(|e| MkcertsError::bad(rel(path), e))?;
+            let cert = parse_der(&cert_der).map_err(|e| MkcertsError::bad(path.clone(), e))?;
             let key = kubeconfig::decode(&user.user.client_key_data)
                 .ok()
                 .and_then(|k| String::from_utf8(k).ok())
                 .map_or("missing", |text| key_state(&cert, &text));
             let chain = chain_state(&cert, ca.as_slice());
             rows.push(row(
-                format!("{}#{}", rel(path), user.name),
+                format!("{}#{}", path.clone(), user.name),
                 "kubeconfig",
                 &cert,
                 chain,
@@ -138,22 +137,6 @@ pub fn check(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Vec<Row>
         }
     }
     Ok(rows)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), MkcertsError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| hardway::Error::input(dir.display().to_string(), e))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| hardway::Error::input(dir.display().to_string(), e))?
-            .path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 fn key_state(cert: &X509Certificate, key_pem: &str) -> &'static str {

@@ -43,6 +43,7 @@ fn pki_args(dir_required: bool) -> Vec<Arg> {
             .required(dir_required)
             .value_parser(value_parser!(std::path::PathBuf))
             .help("Output directory: the PKI goes to OUT/pki/, files[].src is relative to OUT"),
+        hardway::fsutil::lock_timeout_arg(),
         Arg::new("key-algorithm")
             .long("key-algorithm")
             .value_name("ALG")

@@ -14,10 +14,10 @@ pub mod pki;
 pub mod plan;
 pub mod prune;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::ArgMatches;
-use hardway::fsutil::{ensure_dir, FileSet};
+use hardway::fsutil::{lock_timeout, Access, FileSet, OutDir};
 use hardway::table::Format;
 use hardway::tool::log;
 use hardway::Exit;
@@ -147,40 +147,71 @@ pub struct FilePlan {
 fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
     let doc = hardway::doc::read(matches.get_one::<PathBuf>("file").map(PathBuf::as_path))?;
     let options = options(matches, &doc, renew)?;
-    let made = pki::make(&doc, &options)?;
+    let dry_run = matches.get_flag("dry-run");
+    // Held (with its lock, for a real run) until the document is printed: what a concurrent run
+    // writes can never slip between reading the PKI, writing it and printing its sha256s.
+    let out = OutDir::open(
+        &options.dir,
+        if dry_run {
+            Access::Read
+        } else {
+            Access::Write {
+                mode: pki::DIR_MODE,
+                lock_timeout: lock_timeout(matches),
+            }
+        },
+    )?;
+    let made = pki::make(&doc, &options, &out)?;
     for warning in &made.warnings {
         log(TOOL, format!("warning: {warning}"));
     }
-    if matches.get_flag("dry-run") {
+    let mut set = FileSet::new();
+    for file in &made.files {
+        set.add(
+            file.rel.clone(),
+            file.contents.clone(),
+            file.mode,
+            pki::DIR_MODE,
+        );
+    }
+    if dry_run {
         let report = DryRun {
             dir: options.dir.display().to_string(),
             algorithm: options.algorithm.to_string(),
             certificates: made.decisions,
-            files: made
-                .files
-                .iter()
-                .map(|f| FilePlan {
-                    path: f.rel.clone(),
-                    action: file_action(&options.dir.join(&f.rel), &f.contents, f.mode),
+            files: set
+                .preview(&out)?
+                .into_iter()
+                .map(|(path, action)| FilePlan {
+                    path,
+                    action: action.as_str(),
                 })
                 .collect(),
         };
         hardway::io::print_json(&report)?;
         return Ok(Exit::Ok);
     }
-    let mut set = FileSet::new();
-    for file in &made.files {
-        set.add(
-            options.dir.join(&file.rel),
-            file.contents.clone(),
-            file.mode,
-            pki::DIR_MODE,
-        );
-    }
-    let committed = set.commit()?;
-    ensure_dir(&options.dir.join("pki"), pki::DIR_MODE)?;
-    log_pruned(&prune::prune(&options.dir, &made.document)?);
-    for decision in made.decisions.iter().filter(|d| d.action != "reuse") {
+    let committed = set.commit(&out)?;
+    out.ensure_dir("pki", pki::DIR_MODE)?;
+    log_pruned(&out, &prune::prune(&out, &made.document)?);
+    log_decisions(&made.decisions);
+    log(
+        TOOL,
+        format!(
+            "{}: {} files created, {} updated, {} unchanged",
+            out.shown("pki"),
+            committed.created.len(),
+            committed.updated.len(),
+            committed.unchanged.len()
+        ),
+    );
+    hardway::doc::write(&made.document, std::io::stdout().lock())?;
+    Ok(Exit::Ok)
+}
+
+/// One log line per certificate, key or config made or changed (reused ones are quiet).
+fn log_decisions(decisions: &[pki::Decision]) {
+    for decision in decisions.iter().filter(|d| d.action != "reuse") {
         let who = match &decision.node {
             Some(node) => format!("{} for {node}", decision.name),
             None => decision.name.clone(),
@@ -192,26 +223,14 @@ fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
             .unwrap_or_default();
         log(TOOL, format!("{} {who}{why}", decision.action));
     }
-    log(
-        TOOL,
-        format!(
-            "{}: {} files created, {} updated, {} unchanged",
-            options.dir.join("pki").display(),
-            committed.created.len(),
-            committed.updated.len(),
-            committed.unchanged.len()
-        ),
-    );
-    hardway::doc::write(&made.document, std::io::stdout().lock())?;
-    Ok(Exit::Ok)
 }
 
 /// One line per departed node's directory: removed, or kept for files mkcerts did not write.
-fn log_pruned(pruned: &prune::Pruned) {
+fn log_pruned(out: &OutDir, pruned: &prune::Pruned) {
     for dir in &pruned.dirs {
         log(
             TOOL,
-            format!("removed {} (its node left the document)", dir.display()),
+            format!("removed {} (its node left the document)", out.shown(dir)),
         );
     }
     for dir in &pruned.kept {
@@ -219,27 +238,9 @@ fn log_pruned(pruned: &prune::Pruned) {
             TOOL,
             format!(
                 "removed mkcerts' files from {} (its node left the document); kept the directory: it holds other files",
-                dir.display()
+                out.shown(dir)
             ),
         );
-    }
-}
-
-fn file_action(path: &Path, contents: &[u8], mode: u32) -> &'static str {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::read(path) {
-        Ok(bytes) if bytes == contents => {
-            let same_mode = std::fs::metadata(path)
-                .map(|m| m.permissions().mode() & 0o7777 == mode)
-                .unwrap_or(false);
-            if same_mode {
-                "unchanged"
-            } else {
-                "update"
-            }
-        }
-        Ok(_) => "update",
-        Err(_) => "create",
     }
 }
 

@@ -8,11 +8,10 @@
 //! second run writes nothing and a failed run writes nothing at all.
 
 use std::collections::BTreeMap;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use hardway::doc::{CertRecord, Document, Extra, FileEntry, Pki};
-use hardway::fsutil::sha256_hex;
+use hardway::fsutil::{sha256_hex, OutDir};
 use hardway::paths;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -92,11 +91,13 @@ struct LeafMaterial {
     key_pem: String,
 }
 
-/// Makes (in memory) the PKI for `doc` under `options.dir`.
-pub fn make(doc: &Document, options: &Options) -> Result<Made, MkcertsError> {
+/// Makes (in memory) the PKI for `doc` under `out` (`options.dir`, opened), reading what an
+/// earlier run left there through `out` only: never through a link, never a file another user owns.
+pub fn make(doc: &Document, options: &Options, out: &OutDir) -> Result<Made, MkcertsError> {
     let plan = plan::plan(doc, &options.plan)?;
     let mut run = Run {
         options,
+        out,
         files: Vec::new(),
         decisions: Vec::new(),
         warnings: Vec::new(),
@@ -138,6 +139,7 @@ pub fn make(doc: &Document, options: &Options) -> Result<Made, MkcertsError> {
 
 struct Run<'a> {
     options: &'a Options,
+    out: &'a OutDir,
     files: Vec<Staged>,
     decisions: Vec<Decision>,
     warnings: Vec<String>,
@@ -145,13 +147,14 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn path(&self, rel: &str) -> PathBuf {
-        self.options.dir.join(rel)
+    /// `OUT/rel`, for messages.
+    fn path(&self, rel: &str) -> String {
+        self.out.shown(rel)
     }
 
     /// The bytes of a file under OUT, `None` when it does not exist.
     fn existing(&self, rel: &str) -> Result<Option<Vec<u8>>, MkcertsError> {
-        read_optional(&self.path(rel))
+        Ok(self.out.read(rel)?)
     }
 
     fn stage(&mut self, rel: &str, contents: Vec<u8>, mode: u32) {
@@ -181,7 +184,7 @@ impl Run<'_> {
         let (cert_rel, key_rel) = (ca.cert_path(), ca.key_path());
         let local_cert = self.existing(&cert_rel)?;
         let local_key = self.existing(&key_rel)?;
-        let local_at = |rel: &str| self.path(rel).display().to_string();
+        let local_at = |rel: &str| self.path(rel);
 
         if let Some((cert_file, key_file)) = &self.options.external_ca[ca.index()] {
             let cert_bytes = read_input(cert_file)?;
@@ -249,8 +252,8 @@ impl Run<'_> {
                 self.decide(ca.name(), None, "reuse", None);
                 material
             }
-            (Some(_), None) | (None, Some(_)) => {
-                let (has, lacks) = if self.path(&cert_rel).exists() {
+            (cert @ Some(_), None) | (cert @ None, Some(_)) => {
+                let (has, lacks) = if cert.is_some() {
                     (&cert_rel, &key_rel)
                 } else {
                     (&key_rel, &cert_rel)
@@ -319,7 +322,7 @@ impl Run<'_> {
         let (key, key_pem, mut verdict) = match self.existing(&key_rel)? {
             Some(bytes) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let key = load_key(&text, &self.path(&key_rel).display().to_string())?;
+                let key = load_key(&text, &self.path(&key_rel))?;
                 match KeyAlgorithm::of_key(&key) {
                     Some(have) if have == want => (key, text, None),
                     have => {
@@ -435,7 +438,7 @@ impl Run<'_> {
         let (key, pem, action) = match self.existing(plan::SA_KEY)? {
             Some(bytes) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let key = load_key(&text, &self.path(plan::SA_KEY).display().to_string())?;
+                let key = load_key(&text, &self.path(plan::SA_KEY))?;
                 (key, text, "reuse")
             }
             None => {
@@ -454,12 +457,8 @@ impl Run<'_> {
     fn encryption_config(&mut self) -> Result<(), MkcertsError> {
         let (contents, action) = match self.existing(plan::ENCRYPTION_CONFIG)? {
             Some(bytes) => {
-                kubeconfig::check_encryption_config(&bytes).map_err(|why| {
-                    MkcertsError::bad(
-                        self.path(plan::ENCRYPTION_CONFIG).display().to_string(),
-                        why,
-                    )
-                })?;
+                kubeconfig::check_encryption_config(&bytes)
+                    .map_err(|why| MkcertsError::bad(self.path(plan::ENCRYPTION_CONFIG), why))?;
                 (bytes, "reuse")
             }
             None => (
@@ -687,16 +686,6 @@ fn random_serial() -> SerialNumber {
     bytes[0] &= 0x7f;
     bytes[0] |= 0x01;
     SerialNumber::from(bytes.to_vec())
-}
-
-pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, MkcertsError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        // Under a path that is not a directory nothing exists yet; writing there fails later, as
-        // an I/O error, before anything is written.
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
-        Err(e) => Err(hardway::Error::input(path.display().to_string(), e).into()),
-    }
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>, MkcertsError> {

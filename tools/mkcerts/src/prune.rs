@@ -1,19 +1,17 @@
 //! What mkcerts wrote for nodes that left the document: `pki/nodes/<old>/`. Only the files
-//! mkcerts writes there are removed — by name, regular files only (a symlink is left alone, its
-//! target never touched), in directories that are not links — and the directory itself only
-//! when nothing else is left in it, so a user's own files there survive.
-//!
-//! Paths are checked with `symlink_metadata` and removed with unlink(2), which never follows a
-//! final symlink; until `--dir` is opened through a directory handle, a directory swapped for a
-//! link between the check and the unlink is the one race left.
+//! mkcerts writes there are removed — by name, plain files of ours only (a symlink is left
+//! alone, its target never touched), found and removed through [`OutDir`] (directory fds, never
+//! through a link) — and the directory itself only when nothing else is left in it, so a user's
+//! own files there survive.
 
-use std::fs;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
 
 use hardway::doc::Document;
+use hardway::fsutil::OutDir;
 use hardway::paths::cert;
 use hardway::Error;
+
+const NODES: &str = "pki/nodes";
 
 /// The per-node leaves mkcerts issues (plan.rs `installs_for`), each as `NAME.pem` and
 /// `NAME-key.pem`, and the kubelet's kubeconfig.
@@ -25,16 +23,16 @@ const NODE_LEAVES: [&str; 4] = [
 ];
 const NODE_OTHER: [&str; 1] = ["kubelet.kubeconfig"];
 
-/// What [`prune`] removed.
+/// What [`prune`] removed, as paths under `--dir`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
-    pub files: Vec<PathBuf>,
-    pub dirs: Vec<PathBuf>,
+    pub files: Vec<String>,
+    pub dirs: Vec<String>,
     /// Directories of departed nodes kept because they hold files mkcerts did not write.
-    pub kept: Vec<PathBuf>,
+    pub kept: Vec<String>,
 }
 
-fn file_names() -> Vec<String> {
+fn file_names() -> BTreeSet<String> {
     NODE_LEAVES
         .iter()
         .flat_map(|n| [format!("{n}.pem"), format!("{n}-key.pem")])
@@ -42,72 +40,55 @@ fn file_names() -> Vec<String> {
         .collect()
 }
 
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::io(path.display().to_string(), e)
-}
-
-/// Whether `path` is a real directory (not a link to one).
-fn is_real_dir(path: &Path) -> Result<bool, Error> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) => Ok(meta.file_type().is_dir()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io(path, e)),
-    }
-}
-
-/// Removes mkcerts' files of every node directory under `dir/pki/nodes` whose node the document
-/// no longer lists.
-pub fn prune(dir: &Path, doc: &Document) -> Result<Pruned, Error> {
-    let nodes = dir.join("pki").join("nodes");
+/// Removes mkcerts' files of every node directory under `pki/nodes` whose node the document no
+/// longer lists.
+pub fn prune(out: &OutDir, doc: &Document) -> Result<Pruned, Error> {
     let mut pruned = Pruned::default();
-    if !is_real_dir(&dir.join("pki"))? || !is_real_dir(&nodes)? {
+    let Some(listed) = out.list(NODES)? else {
         return Ok(pruned);
+    };
+    // `pki/nodes/NODE/FILE` by node; a link in place of a node directory is listed as a file
+    // (never entered) and has no FILE part.
+    let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for rel in &listed {
+        let rest = rel.strip_prefix(NODES).and_then(|r| r.strip_prefix('/'));
+        if let Some((node, file)) = rest.and_then(|r| r.split_once('/')) {
+            by_node.entry(node).or_default().push(file);
+        }
     }
-    for entry in fs::read_dir(&nodes).map_err(|e| io(&nodes, e))? {
-        let entry = entry.map_err(|e| io(&nodes, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // DirEntry::file_type does not follow links.
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| io(&entry.path(), e))?
-            .is_dir();
-        if !is_dir || doc.node(&name).is_some() || hardway::validate::node_name(&name).is_err() {
+    let ours = file_names();
+    for (node, files) in by_node {
+        if doc.node(node).is_some() || hardway::validate::node_name(node).is_err() {
             continue;
         }
-        prune_node(&entry.path(), &mut pruned)?;
-    }
-    pruned.files.sort();
-    pruned.dirs.sort();
-    pruned.kept.sort();
-    Ok(pruned)
-}
-
-fn prune_node(node_dir: &Path, pruned: &mut Pruned) -> Result<(), Error> {
-    for name in file_names() {
-        let path = node_dir.join(&name);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_file() => {
-                fs::remove_file(&path).map_err(|e| io(&path, e))?;
-                pruned.files.push(path);
+        let mut left = 0;
+        for file in files {
+            let rel = format!("{NODES}/{node}/{file}");
+            // read refuses what is not a plain file of ours (a link, another user's file).
+            if ours.contains(file) && out.read(&rel).is_ok() && out.remove(&rel)? {
+                pruned.files.push(rel);
+            } else {
+                left += 1;
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&path, e)),
+        }
+        let dir = format!("{NODES}/{node}");
+        if left > 0 {
+            pruned.kept.push(dir);
+        } else {
+            // rmdir(2) removes only an empty directory and never follows a link.
+            std::fs::remove_dir(out.path().join(&dir))
+                .map_err(|e| Error::io(out.shown(&dir), e))?;
+            pruned.dirs.push(dir);
         }
     }
-    match fs::remove_dir(node_dir) {
-        Ok(()) => pruned.dirs.push(node_dir.to_path_buf()),
-        Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => {
-            pruned.kept.push(node_dir.to_path_buf())
-        }
-        Err(e) => return Err(io(node_dir, e)),
-    }
-    Ok(())
+    Ok(pruned)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
 
     fn lab() -> Document {
         let text = std::fs::read_to_string(
@@ -146,9 +127,17 @@ mod tests {
         fs::write(elsewhere.join("kubelet.pem"), "precious").unwrap();
         std::os::unix::fs::symlink(&elsewhere, nodes.join("linked")).unwrap();
 
-        let pruned = prune(dir, &doc).unwrap();
-        assert_eq!(pruned.dirs, [nodes.join("gone")]);
-        assert_eq!(pruned.kept, [nodes.join("partly")]);
+        let out = OutDir::open(
+            dir,
+            hardway::fsutil::Access::Write {
+                mode: 0o700,
+                lock_timeout: std::time::Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        let pruned = prune(&out, &doc).unwrap();
+        assert_eq!(pruned.dirs, ["pki/nodes/gone"]);
+        assert_eq!(pruned.kept, ["pki/nodes/partly"]);
         assert_eq!(pruned.files.len(), 4, "{pruned:?}");
         assert!(!nodes.join("gone").exists());
         assert!(kept_current.exists() && user_file.exists());
@@ -160,7 +149,7 @@ mod tests {
             "precious"
         );
         // Idempotent: nothing more to do.
-        let again = prune(dir, &doc).unwrap();
+        let again = prune(&out, &doc).unwrap();
         assert!(again.files.is_empty() && again.dirs.is_empty(), "{again:?}");
     }
 }

@@ -117,6 +117,7 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(std::path::PathBuf))
                 .help("Output directory (the same as mkcerts'); files go to OUT/nodes/<node>/"),
         )
+        .arg(hardway::fsutil::lock_timeout_arg())
         .arg(
             Arg::new(BIN_DIR)
                 .long(BIN_DIR)

@@ -6,6 +6,7 @@
 //! and the units in its `services`. `run` is the command line around both.
 
 pub mod cli;
+pub mod error;
 pub mod layout;
 pub mod ports;
 pub mod render;
@@ -16,12 +17,13 @@ use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
 use hardway::doc::{ContainerRuntime, Document, FileEntry, PodNetwork};
-use hardway::fsutil::{sha256_hex, FileSet};
+use hardway::fsutil::{lock_timeout, sha256_hex, Access, Action, FileSet, OutDir};
 use hardway::paths::mode;
 use hardway::table::Format;
-use hardway::{Error, Exit, Failure};
+use hardway::{Error, Exit};
 use serde::Serialize;
 
+pub use error::MkunitsError;
 pub use render::{EtcdTuning, NodeFile, NodePlan};
 
 /// Prefix of the files mkunits owns in every node's `files`, relative to the output directory.
@@ -57,23 +59,6 @@ impl BinarySources {
                  DIR) or fix --kubernetes-bin-dir",
             )
         })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MkunitsError {
-    #[error(transparent)]
-    Shared(#[from] Error),
-    #[error("{path}: no such binary, which {why}")]
-    MissingBinary { path: String, why: &'static str },
-}
-
-impl Failure for MkunitsError {
-    fn exit(&self) -> Exit {
-        match self {
-            MkunitsError::Shared(e) => e.exit(),
-            MkunitsError::MissingBinary { .. } => Exit::Usage,
-        }
     }
 }
 
@@ -172,7 +157,17 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     if let Ok((_, Some(warning))) = hardway::k8s::release_for(&doc.cluster) {
         hardway::tool::log("mkunits", warning);
     }
-    let report = apply(&mut doc, &opts, out, &sources, dry_run)?;
+    let access = if dry_run {
+        Access::Read
+    } else {
+        Access::Write {
+            mode: DIR_MODE,
+            lock_timeout: lock_timeout(matches),
+        }
+    };
+    // Held, with its lock, until the document is printed (see hardway::fsutil::outdir).
+    let out = OutDir::open(out, access)?;
+    let report = apply(&mut doc, &opts, &out, &sources, dry_run)?;
     if dry_run {
         hardway::io::print_json(&report)?;
     } else {
@@ -184,7 +179,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
                 report.updated.len(),
                 report.unchanged.len(),
                 report.removed.len(),
-                out.display()
+                out.path().display()
             ),
         );
         hardway::doc::write(&doc, std::io::stdout().lock())?;
@@ -202,12 +197,15 @@ fn own_dir() -> Result<PathBuf, Error> {
         .unwrap_or_else(|| PathBuf::from(".")))
 }
 
+/// Mode of the directories mkunits makes under OUT.
+pub const DIR_MODE: u32 = 0o755;
+
 /// Renders every node, writes the files under `out` (unless `dry_run`) and records them and the
 /// services in `doc`. On any error neither the directory nor the document has changed.
 pub fn apply(
     doc: &mut Document,
     opts: &Options,
-    out: &Path,
+    out: &OutDir,
     sources: &BinarySources,
     dry_run: bool,
 ) -> Result<Report, MkunitsError> {
@@ -228,14 +226,18 @@ pub fn apply(
     }
 
     let mut set = FileSet::new();
-    let mut staged: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
     let mut entries = Vec::with_capacity(plans.len());
     for plan in &plans {
         let mut files = Vec::with_capacity(plan.files.len());
         for file in &plan.files {
             let src = format!("{NODES_PREFIX}{}{}", plan.name, file.dest);
             files.push(entry(&src, &file.dest, file.mode, &file.contents));
-            staged.push((out.join(&src), file.contents.clone(), octal(file.mode)));
+            set.add(
+                src.clone(),
+                file.contents.clone(),
+                octal(file.mode),
+                DIR_MODE,
+            );
         }
         let bins = plan
             .binaries
@@ -253,55 +255,29 @@ pub fn apply(
         entries.push((files, bins, plan.services.clone()));
     }
     for (name, bytes) in binaries {
-        staged.push((out.join(format!("{BIN_PREFIX}{name}")), bytes, 0o755));
+        set.add(format!("{BIN_PREFIX}{name}"), bytes, 0o755, DIR_MODE);
     }
-
-    let report = if dry_run {
-        preview(&staged, out)?
-    } else {
-        for (path, contents, file_mode) in staged {
-            set.add(path, contents, file_mode, 0o755);
-        }
-        let done = set.commit()?;
-        let names = |paths: Vec<PathBuf>| -> Vec<String> {
-            paths
-                .iter()
-                .map(|p| p.strip_prefix(out).unwrap_or(p).display().to_string())
-                .collect()
-        };
-        Report {
-            created: names(done.created),
-            updated: names(done.updated),
-            unchanged: names(done.unchanged),
-            removed: Vec::new(),
-        }
-    };
-    let mut report = report;
     let listed: BTreeSet<&str> = entries
         .iter()
         .flat_map(|(files, bins, _)| files.iter().chain(bins))
         .map(|f| f.src.as_str())
         .collect();
-    let stale: BTreeSet<String> = doc
-        .nodes
-        .iter()
-        .flat_map(|n| &n.files)
-        .map(|f| f.src.clone())
-        .filter(|src| is_ours(src) && !listed.contains(src.as_str()))
-        .collect();
-    for src in stale {
-        let path = out.join(&src);
-        if !dry_run {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(path.display().to_string(), e).into()),
-            }
-        } else if !path.exists() {
-            continue;
+    let stale = stale_files(doc, &listed, out)?;
+    let mut report = if dry_run {
+        preview(&set, out)?
+    } else {
+        let done = set.commit(out)?;
+        for src in &stale {
+            out.remove(src)?;
         }
-        report.removed.push(src);
-    }
+        Report {
+            created: done.created,
+            updated: done.updated,
+            unchanged: done.unchanged,
+            removed: Vec::new(),
+        }
+    };
+    report.removed = stale;
 
     for (node, (files, bins, services)) in doc.nodes.iter_mut().zip(entries) {
         node.replace_files(NODES_PREFIX, files);
@@ -309,6 +285,26 @@ pub fn apply(
         node.services = services;
     }
     Ok(report)
+}
+
+/// Files an earlier run wrote (the document's `files`) that this run does not, and that are
+/// still there, sorted. Looked up relative to OUT's directory fds before anything is written: a
+/// symlinked directory on the way is refused here, so a stale entry never deletes outside OUT
+/// and a refusal leaves OUT as it was. A link at the name itself is removed, not what it names.
+fn stale_files(
+    doc: &Document,
+    listed: &BTreeSet<&str>,
+    out: &OutDir,
+) -> Result<Vec<String>, Error> {
+    let mut stale = Vec::new();
+    for src in doc.nodes.iter().flat_map(|n| &n.files).map(|f| &f.src) {
+        let new = is_ours(src) && !listed.contains(src.as_str()) && !stale.contains(src);
+        if new && out.exists(src)? {
+            stale.push(src.clone());
+        }
+    }
+    stale.sort();
+    Ok(stale)
 }
 
 /// A `src` mkunits wrote: under `nodes/` or `bin/`, with no `..` or absolute part, so a
@@ -336,24 +332,13 @@ fn octal(text: &str) -> u32 {
 }
 
 /// What committing these files would do, without writing.
-fn preview(staged: &[(PathBuf, Vec<u8>, u32)], out: &Path) -> Result<Report, Error> {
-    use std::os::unix::fs::PermissionsExt;
+fn preview(set: &FileSet, out: &OutDir) -> Result<Report, Error> {
     let mut report = Report::default();
-    for (path, contents, file_mode) in staged {
-        let name = path.strip_prefix(out).unwrap_or(path).display().to_string();
-        match std::fs::read(path) {
-            Ok(bytes) if &bytes == contents => {
-                let meta = std::fs::metadata(path)
-                    .map_err(|e| Error::io(path.display().to_string(), e))?;
-                if meta.permissions().mode() & 0o7777 == *file_mode {
-                    report.unchanged.push(name);
-                } else {
-                    report.updated.push(name);
-                }
-            }
-            Ok(_) => report.updated.push(name),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.created.push(name),
-            Err(e) => return Err(Error::io(path.display().to_string(), e)),
+    for (rel, action) in set.preview(out)? {
+        match action {
+            Action::Create => report.created.push(rel),
+            Action::Update => report.updated.push(rel),
+            Action::Unchanged => report.unchanged.push(rel),
         }
     }
     Ok(report)

@@ -25,34 +25,7 @@ struct Case {
     mkcerts: Vec<&'static str>,
 }
 
-/// The mkcluster arguments an example's header comment gives (`#   mkcluster ARGS | cidr-alloc`,
-/// possibly continued with `\`), so the test renders what the README tells a user to run.
-fn example_args(csv: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(csv).unwrap();
-    let comment: Vec<&str> = text
-        .lines()
-        .take_while(|l| l.starts_with('#'))
-        .map(|l| l.trim_start_matches('#').trim())
-        .collect();
-    let start = comment
-        .iter()
-        .position(|l| l.starts_with("mkcluster "))
-        .unwrap_or_else(|| panic!("{}: no `mkcluster ...` line in its comment", csv.display()));
-    let mut command = String::new();
-    for line in &comment[start..] {
-        command.push_str(line.trim_end_matches('\\'));
-        command.push(' ');
-        if !line.ends_with('\\') {
-            break;
-        }
-    }
-    let first = command.split('|').next().unwrap();
-    first
-        .split_whitespace()
-        .skip(1)
-        .map(str::to_string)
-        .collect()
-}
+use testkit::example_args;
 
 fn cases() -> Vec<Case> {
     let root = testkit::workspace_root();

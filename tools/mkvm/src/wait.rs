@@ -331,14 +331,18 @@ fn cloud_init_done(target: &Target, identity: &Path, deadline: Instant) -> Resul
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_secs(5));
-    // sshd may answer before cloud-init has installed the key: retry the login until the deadline.
+    // sshd may answer before cloud-init has installed the key, and cloud-init's set-passwords
+    // module restarts sshd (ssh_pwauth) after its banner first shows, which can cut a connection
+    // mid-handshake (seen on Debian 13 guests): retry those until the deadline.
     let outcome = poll_until(
         deadline,
         target.name,
         "an SSH login for cloud-init",
         || match ssh_run(target.ip, identity, "cloud-init status --wait --long", left) {
             Ok(result) => Ok(Some(Ok(result))),
-            Err(e) if e.contains("login") || e.contains("connect") => Ok(None),
+            Err(e) if e.contains("login") || e.contains("connect") || e.contains("handshake") => {
+                Ok(None)
+            }
             Err(e) => Ok(Some(Err(e))),
         },
     )?;

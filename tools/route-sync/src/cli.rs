@@ -10,6 +10,8 @@ use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
 pub const DEFAULT_PROTO: u8 = 200;
 /// The name route-sync gives [`DEFAULT_PROTO`]; `--proto hardway` means it.
 pub const PROTO_NAME: &str = "hardway";
+/// `-o dot`: the picture of the routes `--dry-run` would keep (see `hardway::dot`).
+pub const DOT: &str = "dot";
 
 pub mod options {
     pub const FILE: &str = "file";
@@ -91,8 +93,11 @@ pub fn command() -> Command {
                      (253). A table other than main needs an `ip rule` to be used",
                 ),
         )
-        .arg(hardway::table::output_arg(
-            "Report format: json, or table for people",
+        .arg(hardway::table::output_arg_with(
+            "Report format: json, or table for people; with --dry-run also dot: the routes of \
+             this viewpoint as a Graphviz picture (`| dot -Tsvg`), drawn from the document \
+             alone (the kernel is not read)",
+            &[DOT],
         ))
         .arg(
             Arg::new(options::DRY_RUN)

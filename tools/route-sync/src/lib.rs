@@ -51,7 +51,10 @@ impl Options {
                 proto: parse_proto(proto)?,
                 table: parse_table(table)?,
             },
-            format: Format::parse(format).expect("clap checked the value"),
+            // `-o dot` is drawn by `print_picture` before any Options are built.
+            format: Format::parse(format).ok_or_else(|| {
+                Error::invalid("-o", format!("{format} draws a plan: add --dry-run"))
+            })?,
             dry_run: m.get_flag(o::DRY_RUN),
             check: m.get_flag(o::CHECK),
             watch: m.get_one::<u64>(o::WATCH).map(|s| Duration::from_secs(*s)),
@@ -260,6 +263,38 @@ fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
     Ok(())
 }
 
+/// `--dry-run -o dot`: the routes this viewpoint keeps, as `hardway::dot` draws them, from the
+/// document alone. A picture is of a plan, so it needs `--dry-run`.
+fn print_picture(matches: &ArgMatches) -> Result<Exit, Error> {
+    if !matches.get_flag(cli::options::DRY_RUN) {
+        return Err(Error::invalid(
+            "-o dot",
+            "draws the routes of a plan: add --dry-run",
+        ));
+    }
+    let scope = match matches.get_one::<String>(cli::options::NODE) {
+        Some(name) => Scope::Node(name.clone()),
+        None => Scope::Host,
+    };
+    let file = matches.get_one::<PathBuf>(cli::options::FILE);
+    let document = hardway::doc::read(file.map(PathBuf::as_path))?;
+    let routes = plan::wanted(&document, &scope)?
+        .into_iter()
+        .map(|w| hardway::dot::Route {
+            dst: w.dst,
+            gateway: w.gateway,
+            node: w.node,
+        })
+        .collect();
+    let from = match scope {
+        Scope::Node(name) => hardway::dot::Viewpoint::Node(name),
+        Scope::Host => hardway::dot::Viewpoint::Host,
+    };
+    let picture = hardway::dot::routes(&document, &[hardway::dot::Routes { from, routes }]);
+    hardway::io::print(&picture)?;
+    Ok(Exit::Ok)
+}
+
 /// One line on stderr: what a pass did, and each conflict.
 fn log_pass(plan: &Plan, options: &Options) {
     let verb = if options.dry_run || options.check {
@@ -319,6 +354,13 @@ fn read_wants(options: &Options) -> Result<Vec<Want>, Error> {
 }
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
+    if matches
+        .get_one::<String>(cli::options::OUTPUT)
+        .map(String::as_str)
+        == Some(cli::DOT)
+    {
+        return print_picture(matches);
+    }
     let options = Options::from_matches(matches)?;
     let rt = runtime()?;
     if let Some(interval) = options.watch {
