@@ -1,7 +1,7 @@
 # hardway: build, test, lab, cluster, bench, man, install.
 PREFIX ?= /usr/local
 CARGO ?= cargo
-TOOLS := mkcluster cidr-alloc mkcerts mkunits mkvm node-push route-sync etcd-check
+TOOLS := mkcluster cidr-alloc mkcerts mkunits mkvm node-push route-sync etcd-check etcd-sync etcd-snapshot
 # Where cargo puts binaries (respects CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export PATH := $(TARGET_DIR)/debug:$(PATH)

@@ -205,6 +205,9 @@ pub struct Node {
     pub services: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<VmStatus>,
+    /// What etcd-sync knows of this node's etcd member (role `etcd` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdMember>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -247,6 +250,45 @@ pub struct FileEntry {
     pub sha256: String,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// A node's etcd member as etcd-sync last saw it, and the membership it first booted with.
+///
+/// etcd reads `--initial-cluster` only on a member's first boot (empty data dir). Recording it
+/// here, once, lets mkunits render the same unit for a member whatever members join or leave
+/// later, so adding a member restarts nobody else. Written by etcd-sync only; mkunits reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdMember {
+    /// etcd's member ID, 16 hex digits; absent before the member exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    pub state: EtcdMemberState,
+    /// `--initial-cluster` of the member's first boot: `name=https://IP:2380,…`.
+    pub initial_cluster: String,
+    /// `--initial-cluster-state` of the member's first boot.
+    pub initial_cluster_state: InitialClusterState,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EtcdMemberState {
+    /// A voting member.
+    Member,
+    /// Added as a learner and started: catching up, to be promoted.
+    Learner,
+    /// Added (as a learner) but not started yet: its unit must start next.
+    Joining,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialClusterState {
+    /// Bootstrapped with the others at once.
+    New,
+    /// Joined a running cluster (MemberAdd first).
+    Existing,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

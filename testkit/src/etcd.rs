@@ -193,7 +193,7 @@ impl Cluster {
                 data_dir,
                 log,
             };
-            running.child = Some(cluster.spawn(&running, &initial_cluster, &token));
+            running.child = Some(cluster.spawn(&running, &initial_cluster, "new", &token));
             cluster.members.push(running);
         }
         cluster
@@ -209,7 +209,41 @@ impl Cluster {
         cluster
     }
 
-    fn spawn(&self, member: &Running, initial_cluster: &str, token: &str) -> Child {
+    /// Starts one more member that joins the running cluster (`--initial-cluster-state=existing`)
+    /// with the given `--initial-cluster` — after a MemberAdd, as etcd-sync does. Returns its
+    /// index.
+    pub fn join(&mut self, spec: MemberSpec, initial_cluster: &str) -> usize {
+        let data_dir = self.dir.path().join(format!("{}.etcd", spec.name));
+        let log = self.dir.path().join(format!("{}.log", spec.name));
+        let mut running = Running {
+            spec,
+            child: None,
+            data_dir,
+            log,
+        };
+        running.child = Some(self.spawn(&running, initial_cluster, "existing", "testkit-join"));
+        self.members.push(running);
+        self.members.len() - 1
+    }
+
+    /// Starts member `index` again (after [`Cluster::kill`]) on its data directory, e.g. one
+    /// rebuilt by `etcdctl snapshot restore`; its `--initial-cluster` is ignored by etcd then.
+    pub fn restart(&mut self, index: usize) {
+        let names: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.spec.name, m.spec.peer_url))
+            .collect();
+        let child = self.spawn(&self.members[index], &names.join(","), "new", "testkit");
+        self.members[index].child = Some(child);
+    }
+
+    /// Member `index`'s data directory (`--data-dir`).
+    pub fn data_dir(&self, index: usize) -> &Path {
+        &self.members[index].data_dir
+    }
+
+    fn spawn(&self, member: &Running, initial_cluster: &str, state: &str, token: &str) -> Child {
         let spec = &member.spec;
         let log = fs::File::create(&member.log).expect("create the member's log file");
         let mut command = Command::new("setsid");
@@ -222,7 +256,7 @@ impl Cluster {
             .arg(format!("--listen-peer-urls={}", spec.peer_url))
             .arg(format!("--initial-advertise-peer-urls={}", spec.peer_url))
             .arg(format!("--initial-cluster={initial_cluster}"))
-            .arg("--initial-cluster-state=new")
+            .arg(format!("--initial-cluster-state={state}"))
             .arg(format!("--initial-cluster-token={token}"))
             .arg(format!("--cert-file={}", spec.certs.server_cert.display()))
             .arg(format!("--key-file={}", spec.certs.server_key.display()))

@@ -8,6 +8,7 @@ pub mod cni;
 pub mod netns;
 
 pub mod etcd;
+pub mod etcd_lab;
 pub mod libvirt;
 pub mod sshd;
 

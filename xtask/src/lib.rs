@@ -18,6 +18,8 @@ pub fn tools() -> Vec<Command> {
         node_push::cli::command(),
         route_sync::cli::command(),
         etcd_check::cli::command(),
+        etcd_sync::cli::command(),
+        etcd_snapshot::cli::command(),
     ]
 }
 

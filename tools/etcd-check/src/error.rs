@@ -15,6 +15,9 @@ pub enum Error {
     /// A certificate or key file that cannot be used.
     #[error("{path}: {message}")]
     Credential { path: String, message: String },
+    /// Bad endpoints, document or credentials (hardway-etcd).
+    #[error(transparent)]
+    Etcd(#[from] hardway_etcd::Error),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -46,6 +49,7 @@ impl Failure for Error {
     fn exit(&self) -> Exit {
         match self {
             Error::Flag { .. } | Error::Document { .. } | Error::Credential { .. } => Exit::Usage,
+            Error::Etcd(e) => e.exit(),
             Error::Runtime(_) => Exit::External,
             Error::Shared(e) => e.exit(),
         }

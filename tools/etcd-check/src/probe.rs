@@ -15,77 +15,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{
-    AlarmAction, AlarmType, Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions,
-};
+use etcd_client::{AlarmAction, AlarmType, Client, ConnectOptions, GetOptions};
+use hardway_etcd::{error_chain, grpc_error};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
-use crate::error::Error;
-use crate::input::{Credentials, Host, Options, Target};
+pub use hardway_etcd::Tls;
+
+use crate::input::{Host, Options, Target};
 use crate::report::{self, steps, CertInfo, ListedMember, MemberReport};
 
 /// The key read to test a member, as `etcdctl endpoint health` reads it.
 const HEALTH_KEY: &str = "health";
-
-/// TLS configuration for both connections, built once (bad credentials are exit 2 before any
-/// connection is tried).
-pub struct Tls {
-    rustls: Arc<rustls::ClientConfig>,
-    tonic: TlsOptions,
-}
-
-impl Tls {
-    pub fn new(credentials: &Credentials) -> Result<Option<Tls>, Error> {
-        let Some(ca) = &credentials.ca else {
-            return Ok(None);
-        };
-        let bad = |path: &std::path::Path, message: String| Error::Credential {
-            path: path.display().to_string(),
-            message,
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&ca.pem) {
-            let cert = cert.map_err(|e| bad(&ca.path, e.to_string()))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad(&ca.path, format!("not a usable CA certificate: {e}")))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots);
-        let mut tonic = TlsOptions::new().ca_certificate(Certificate::from_pem(&ca.pem));
-        let mut config = match &credentials.client {
-            Some((cert, key)) => {
-                let chain = CertificateDer::pem_slice_iter(&cert.pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| bad(&cert.path, e.to_string()))?;
-                let private = PrivateKeyDer::from_pem_slice(&key.pem)
-                    .map_err(|e| bad(&key.path, e.to_string()))?;
-                tonic = tonic.identity(Identity::from_pem(&cert.pem, &key.pem));
-                builder.with_client_auth_cert(chain, private).map_err(|e| {
-                    bad(
-                        &key.path,
-                        format!("does not go with {}: {e}", cert.path.display()),
-                    )
-                })?
-            }
-            None => builder.with_no_client_auth(),
-        };
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Some(Tls {
-            rustls: Arc::new(config),
-            tonic: tonic.assume_http2(true),
-        }))
-    }
-}
 
 /// The deadline for a check that must end within `timeout`: a little is kept back for printing
 /// the report, so the command as a whole stays within it.
@@ -462,29 +407,6 @@ fn alarm_name(alarm: AlarmType) -> &'static str {
 
 fn is_no_leader(error: &etcd_client::Error) -> bool {
     matches!(error, etcd_client::Error::GRpcStatus(s) if (s.message().contains("no leader") || s.message().contains("leader changed")))
-}
-
-/// A gRPC error as one line: the server's message for a status, else the transport's chain.
-fn grpc_error(error: &etcd_client::Error) -> String {
-    match error {
-        etcd_client::Error::GRpcStatus(s) => format!("{:?}: {}", s.code(), s.message()),
-        other => error_chain(other),
-    }
-}
-
-/// An error with its sources, joined by ": ", as one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let next = e.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = e.source();
-    }
-    text
 }
 
 /// A TLS failure with what it most likely means.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod pki;
 pub mod plan;
+pub mod prune;
 
 use std::path::PathBuf;
 
@@ -195,6 +196,7 @@ fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
     }
     let committed = set.commit(&out)?;
     out.ensure_dir("pki", pki::DIR_MODE)?;
+    log_pruned(&out, &prune::prune(&out, &made.document)?);
     log_decisions(&made.decisions);
     log(
         TOOL,
@@ -223,6 +225,25 @@ fn log_decisions(decisions: &[pki::Decision]) {
             .map(|r| format!(" ({r})"))
             .unwrap_or_default();
         log(TOOL, format!("{} {who}{why}", decision.action));
+    }
+}
+
+/// One line per departed node's directory: removed, or kept for files mkcerts did not write.
+fn log_pruned(out: &OutDir, pruned: &prune::Pruned) {
+    for dir in &pruned.dirs {
+        log(
+            TOOL,
+            format!("removed {} (its node left the document)", out.shown(dir)),
+        );
+    }
+    for dir in &pruned.kept {
+        log(
+            TOOL,
+            format!(
+                "removed mkcerts' files from {} (its node left the document); kept the directory: it holds other files",
+                out.shown(dir)
+            ),
+        );
     }
 }
 

@@ -1182,3 +1182,38 @@ fn apiserver_names_the_held_api_vip_and_not_the_unheld_controller_vip() {
         assert!(!ips.contains(&"10.240.0.20"), "{controller}: {text}");
     }
 }
+
+#[test]
+fn a_node_that_left_leaves_no_files_and_the_others_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("lab.json");
+    let (_, doc) = make(dir.path(), &[], &input);
+    let gone = doc["nodes"][2]["name"].as_str().unwrap().to_string();
+    assert!(dir.path().join("pki/nodes").join(&gone).is_dir());
+    let mut smaller = doc.clone();
+    smaller["nodes"].as_array_mut().unwrap().remove(2);
+    // The remaining nodes' own files (cluster-wide ones may be re-issued: SANs list the nodes).
+    let others = |dir: &Path| -> BTreeMap<_, _> {
+        let nodes = dir.join("pki/nodes");
+        snapshot(dir)
+            .into_iter()
+            .filter(|(p, _)| {
+                p.parent().and_then(Path::parent) == Some(nodes.as_path())
+                    && !p.starts_with(nodes.join(&gone))
+            })
+            .collect()
+    };
+    let before = others(dir.path());
+    assert!(!before.is_empty());
+    let out = mkcerts(
+        &["--dir", dir.path().to_str().unwrap()],
+        &smaller.to_string(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("pki/nodes").join(&gone).exists());
+    assert_eq!(others(dir.path()), before, "another node's files changed");
+}

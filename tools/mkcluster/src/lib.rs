@@ -328,6 +328,7 @@ pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Er
             files: Vec::new(),
             services: Vec::new(),
             vm: None,
+            etcd: None,
             extra: Extra::new(),
         });
     }

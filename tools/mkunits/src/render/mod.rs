@@ -564,6 +564,7 @@ pub fn node_document(doc: &Document) -> Vec<u8> {
             files: Vec::new(),
             services: Vec::new(),
             vm: None,
+            etcd: None,
             extra: Default::default(),
         })
         .collect();

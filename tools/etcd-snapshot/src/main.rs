@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    hardway::tool::run(etcd_snapshot::cli::command(), etcd_snapshot::run)
+}

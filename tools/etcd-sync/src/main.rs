@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    hardway::tool::run(etcd_sync::cli::command(), etcd_sync::run)
+}
