@@ -58,11 +58,11 @@ _cidr__alloc() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "json table" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "json table dot dot-routes" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "json table" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "json table dot dot-routes" -- "${cur}"))
                     return 0
                     ;;
                 *)

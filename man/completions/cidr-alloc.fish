@@ -27,8 +27,10 @@ end
 complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -s f -l file -d 'The cluster document; \'-\' or none reads stdin' -r -F
 complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -l previous -d 'An earlier output whose nodes keep their values (missing file: none)' -r -F
 complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -l avoid -d 'A range the cluster must not overlap (repeatable)' -r
-complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -s o -l output -d 'json: the document; table: nodes, roles, IPs, pod CIDRs, MACs for people' -r -f -a "json\t''
-table\t''"
+complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -s o -l output -d 'json: the document; table: nodes, roles, IPs, pod CIDRs, MACs for people; dot: the infrastructure picture (Graphviz); dot-routes: the pod routes picture' -r -f -a "json\t''
+table\t''
+dot\t''
+dot-routes\t''"
 complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -l avoid-host-routes -d 'Refuse ranges that overlap this host\'s routes (/proc/net/route, ipv6_route)'
 complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -l pods-on-controllers -d 'Give controllers a pod CIDR too, not only workers'
 complete -c cidr-alloc -n "__fish_cidr_alloc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'

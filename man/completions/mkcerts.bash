@@ -41,7 +41,7 @@ _mkcerts() {
 
     case "${cmd}" in
         mkcerts)
-            opts="-f -h -V --file --dir --key-algorithm --days --ca-days --renew-before --extra-san --ca-cert --ca-key --etcd-ca-cert --etcd-ca-key --front-proxy-ca-cert --front-proxy-ca-key --dry-run --help --version check renew help"
+            opts="-f -h -V --file --dir --lock-timeout --key-algorithm --days --ca-days --renew-before --extra-san --ca-cert --ca-key --etcd-ca-cert --etcd-ca-key --front-proxy-ca-cert --front-proxy-ca-key --dry-run --help --version check renew help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -56,6 +56,10 @@ _mkcerts() {
                     return 0
                     ;;
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -197,7 +201,7 @@ _mkcerts() {
             return 0
             ;;
         mkcerts__subcmd__renew)
-            opts="-f -h --file --dir --key-algorithm --days --ca-days --renew-before --extra-san --ca-cert --ca-key --etcd-ca-cert --etcd-ca-key --front-proxy-ca-cert --front-proxy-ca-key --dry-run --help"
+            opts="-f -h --file --dir --lock-timeout --key-algorithm --days --ca-days --renew-before --extra-san --ca-cert --ca-key --etcd-ca-cert --etcd-ca-key --front-proxy-ca-cert --front-proxy-ca-key --dry-run --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -212,6 +216,10 @@ _mkcerts() {
                     return 0
                     ;;
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mkcerts_global_optspecs
-    string join \n f/file= dir= key-algorithm= days= ca-days= renew-before= extra-san= ca-cert= ca-key= etcd-ca-cert= etcd-ca-key= front-proxy-ca-cert= front-proxy-ca-key= dry-run h/help V/version
+    string join \n f/file= dir= lock-timeout= key-algorithm= days= ca-days= renew-before= extra-san= ca-cert= ca-key= etcd-ca-cert= etcd-ca-key= front-proxy-ca-cert= front-proxy-ca-key= dry-run h/help V/version
 end
 
 function __fish_mkcerts_needs_command
@@ -26,12 +26,13 @@ end
 
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -s f -l file -d 'Read the document from FILE instead of stdin (\'-\' is stdin)' -r -F
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l dir -d 'Output directory: the PKI goes to OUT/pki/, files[].src is relative to OUT' -r -F
+complete -c mkcerts -n "__fish_mkcerts_needs_command" -l lock-timeout -d 'Wait at most SECONDS for another run on the same --dir to finish (each run holds an flock on DIR/.hardway.lock from start to end); then exit 3. 0: fail at once' -r
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l key-algorithm -d 'Algorithm of new keys [default: the document\'s pki.algorithm, else ecdsa-p256]' -r -f -a "ecdsa-p256\t''
 ecdsa-p384\t''
 rsa-2048\t''
 rsa-4096\t''"
-complete -c mkcerts -n "__fish_mkcerts_needs_command" -l days -d 'Validity of leaf certificates' -r
-complete -c mkcerts -n "__fish_mkcerts_needs_command" -l ca-days -d 'Validity of new CA certificates' -r
+complete -c mkcerts -n "__fish_mkcerts_needs_command" -l days -d 'Validity of leaf certificates (at most 36500: 100 years)' -r
+complete -c mkcerts -n "__fish_mkcerts_needs_command" -l ca-days -d 'Validity of new CA certificates (at most 36500: 100 years)' -r
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l renew-before -d 'Re-issue a leaf that expires within DURATION (e.g. 30d, 72h)' -r
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l extra-san -d 'Another SAN for the kube-apiserver certificate (repeatable, comma-separated)' -r
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l ca-cert -d 'Use this kubernetes CA certificate instead of making one' -r -F
@@ -53,12 +54,13 @@ table\t''"
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand check" -s h -l help -d 'Print help'
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -s f -l file -d 'Read the document from FILE instead of stdin (\'-\' is stdin)' -r -F
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l dir -d 'Output directory: the PKI goes to OUT/pki/, files[].src is relative to OUT' -r -F
+complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l lock-timeout -d 'Wait at most SECONDS for another run on the same --dir to finish (each run holds an flock on DIR/.hardway.lock from start to end); then exit 3. 0: fail at once' -r
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l key-algorithm -d 'Algorithm of new keys [default: the document\'s pki.algorithm, else ecdsa-p256]' -r -f -a "ecdsa-p256\t''
 ecdsa-p384\t''
 rsa-2048\t''
 rsa-4096\t''"
-complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l days -d 'Validity of leaf certificates' -r
-complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l ca-days -d 'Validity of new CA certificates' -r
+complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l days -d 'Validity of leaf certificates (at most 36500: 100 years)' -r
+complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l ca-days -d 'Validity of new CA certificates (at most 36500: 100 years)' -r
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l renew-before -d 'Re-issue a leaf that expires within DURATION (e.g. 30d, 72h)' -r
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l extra-san -d 'Another SAN for the kube-apiserver certificate (repeatable, comma-separated)' -r
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l ca-cert -d 'Use this kubernetes CA certificate instead of making one' -r -F

@@ -23,7 +23,7 @@ _mkcluster() {
 
     case "${cmd}" in
         mkcluster)
-            opts="-h -V --format --name --domain --cluster-domain --kubernetes-version --node-network --pod-network --service-network --pod-prefix --pod-routing --api-vip --controller-vip --api-port --help --version"
+            opts="-h -V --format --name --domain --cluster-domain --kubernetes-version --allow-unsupported-version --container-runtime --kube-proxy-mode --node-network --pod-network --service-network --pod-prefix --pod-routing --api-vip --controller-vip --api-port --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -47,6 +47,14 @@ _mkcluster() {
                     ;;
                 --kubernetes-version)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --container-runtime)
+                    COMPREPLY=($(compgen -W "containerd-2 containerd-1 cri-o" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-proxy-mode)
+                    COMPREPLY=($(compgen -W "iptables nftables" -- "${cur}"))
                     return 0
                     ;;
                 --node-network)

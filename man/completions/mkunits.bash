@@ -35,7 +35,7 @@ _mkunits() {
 
     case "${cmd}" in
         mkunits)
-            opts="-f -d -h -V --file --container-runtime --pod-network --etcd-profile --etcd-heartbeat --etcd-election-timeout --etcd-snapshot-count --cni-bin-dir --vrrp-interface --dir --bin-dir --kubernetes-bin-dir --dry-run --help --version ports help"
+            opts="-f -d -h -V --file --container-runtime --pod-network --etcd-profile --etcd-heartbeat --etcd-election-timeout --etcd-snapshot-count --cni-bin-dir --vrrp-interface --dir --lock-timeout --bin-dir --kubernetes-bin-dir --dry-run --help --version ports help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,7 +50,7 @@ _mkunits() {
                     return 0
                     ;;
                 --container-runtime)
-                    COMPREPLY=($(compgen -W "containerd cri-o" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "containerd-2 containerd-1 cri-o" -- "${cur}"))
                     return 0
                     ;;
                 --pod-network)
@@ -86,6 +86,10 @@ _mkunits() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -162,7 +166,7 @@ _mkunits() {
                     return 0
                     ;;
                 --container-runtime)
-                    COMPREPLY=($(compgen -W "containerd cri-o" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "containerd-2 containerd-1 cri-o" -- "${cur}"))
                     return 0
                     ;;
                 --pod-network)

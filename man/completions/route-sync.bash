@@ -23,7 +23,7 @@ _route__sync() {
 
     case "${cmd}" in
         route__sync)
-            opts="-f -o -h -V --file --node --host --proto --table --output --dry-run --check --watch --help --version"
+            opts="-f -o -h -V --file --node --host --proto --table --output --dry-run --check --watch --nexthop-ids --no-nexthops --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,14 +50,18 @@ _route__sync() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "json table" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "json table dot" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "json table" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "json table dot" -- "${cur}"))
                     return 0
                     ;;
                 --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nexthop-ids)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
