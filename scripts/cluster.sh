@@ -2,7 +2,7 @@
 # make cluster / make cluster-down: the real thing, on libvirt VMs.
 #
 # Builds the base image (scripts/image.sh: Debian 13 unless IMAGE_DEBIAN=12, cached by content),
-# then the whole pipeline of DESIGN.md for the inventory: VMs under libvirt (mkvm), every node's
+# then the whole pipeline of docs/ARCHITECTURE.md for the inventory: VMs under libvirt (mkvm), every node's
 # files pushed and its services started over SSH in the document's order (node-push), then
 # checks: each service's `systemctl is-active` on every node, the API VIP answering from the host
 # (haproxy on the lb node, behind keepalived), etcd-check healthy from the host, and every node
@@ -58,7 +58,7 @@ base_image() {
 pipeline() {
   local image=$1 version_flags=()
   # Without K8S_BIN no containerd 2 is at hand: v1.35 is the last minor on containerd 1.x, which
-  # the image has from Debian (DESIGN.md, "Kubernetes versions and runtimes").
+  # the image has from Debian (docs/ARCHITECTURE.md, "Kubernetes versions and runtimes").
   [ -n "${K8S_BIN:-}" ] || version_flags=(--kubernetes-version v1.35.0 --container-runtime containerd-1)
   say "pipeline: mkcluster | cidr-alloc | mkcerts | mkunits | mkvm up"
   # shellcheck disable=SC2086 # MKCLUSTER_FLAGS and MKVM_FLAGS are lists of flags

@@ -46,7 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The machine image ships a newer qemu-utils than Debian 12's qemu-system; libvirt wants the pair
-# to match (DESIGN.md). Install the matching one when they differ.
+# to match (docs/ARCHITECTURE.md). Install the matching one when they differ.
 want=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
 have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
 if [ -n "$want" ] && [ "$want" != "$have" ]; then

@@ -122,7 +122,7 @@ up() {
     line=$(exec_start_local "$node" etcd.service "$doc" "$out")
     line=${line//\/var\/lib\/etcd/$LAB_DIR/data/$node}
     mkdir -p "$LAB_DIR/data/$node" && chmod 0700 "$LAB_DIR/data/$node"
-    # setsid: a member must not share the lab's process group (DESIGN.md).
+    # setsid: a member must not share the lab's process group (docs/ARCHITECTURE.md).
     # shellcheck disable=SC2086
     ip netns exec "$LAB_NAME-$node" setsid $line > "$LAB_DIR/run/etcd-$node.log" 2>&1 < /dev/null &
     echo $! > "$LAB_DIR/run/etcd-$node.pid"

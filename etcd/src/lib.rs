@@ -1,7 +1,7 @@
 //! hardway-etcd: what every etcd tool needs to talk to the members — their client URLs and the
 //! TLS credentials from the cluster document's PKI (or etcdctl-style flags), and one plain gRPC
 //! channel per member. Shared by etcd-check, etcd-sync and etcd-snapshot; the `hardway` crate
-//! stays free of async and gRPC (DESIGN.md, Layout).
+//! stays free of async and gRPC (docs/ARCHITECTURE.md, Layout).
 
 pub mod credentials;
 pub mod document;

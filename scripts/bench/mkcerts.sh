@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mkcerts against what a user would otherwise run: scripts/bench/pki-openssl.sh, one openssl
 # process per certificate (the hard-way guides' method), making the same certificates with the
-# same key algorithm for the document of examples/ebook-9node.csv (seed 003's 9 nodes), side by
+# same key algorithm for the document of examples/ebook-9node.csv (docs/sources.md#seed-003's 9 nodes), side by
 # side in one hyperfine run. Cases: the whole PKI from nothing with ECDSA P-256 (certificates and
 # keys; then with kubeconfigs, which the script writes with `kubectl config` as Kubernetes the
 # Hard Way does), the same with RSA 2048, and a re-run on a complete PKI (mkcerts checks and

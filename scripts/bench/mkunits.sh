@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mkunits on seed 003's 9-node document (after mkcerts, as the pipeline runs it): rendering every
+# mkunits on docs/sources.md#seed-003's 9-node document (after mkcerts, as the pipeline runs it): rendering every
 # node's units and configs into an empty directory, and a re-run on its own output (everything
 # compared, nothing written). There is no tool a user would otherwise run for this — the guides
 # write these files by hand in an editor — so the alternative column is "-".

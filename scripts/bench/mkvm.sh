@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mkvm against what a user would otherwise run: virsh on the same XML (mkvm --dry-run emits it),
-# for the nine nodes of seed 003 (tests/fixtures/ebook-dualstack.json): network, pool, 9 overlay
+# for the nine nodes of docs/sources.md#seed-003 (tests/fixtures/ebook-dualstack.json): network, pool, 9 overlay
 # volumes, 9 NoCloud seeds, 9 domains.
 #
 #   test:///default  define + start; both sides in one process (the test driver's state lives in
@@ -75,7 +75,7 @@ write_xml() { # plan.json dir
 
 echo "### mkvm"
 echo
-echo "9 nodes of seed 003 (tests/fixtures/ebook-dualstack.json): network, pool, 9 qcow2 overlays, 9 NoCloud seeds, 9 domains; mean of $runs runs."
+echo "9 nodes of docs/sources.md#seed-003 (tests/fixtures/ebook-dualstack.json): network, pool, 9 qcow2 overlays, 9 NoCloud seeds, 9 domains; mean of $runs runs."
 echo
 echo "| case | hardway | alternative (what) | ratio |"
 echo "|---|---|---|---|"

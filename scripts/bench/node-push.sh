@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# node-push against what the guides do (seed 003): a shell loop of `scp` per file, then one `ssh`
+# node-push against what the guides do (docs/sources.md#seed-003): a shell loop of `scp` per file, then one `ssh`
 # per node for chown/chmod and systemctl. Against a real sshd on a loopback port started here
 # (its own host key, client key, config and a stub systemctl), FILES files of ~2 KiB per node:
 #   - first push to one node (destinations removed before each run),

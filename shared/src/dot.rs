@@ -1,4 +1,4 @@
-//! Pictures of the plan as Graphviz DOT, the two pictures of the libvirt write-up (seed 000,
+//! Pictures of the plan as Graphviz DOT, the two pictures of the libvirt write-up (docs/sources.md#seed-000,
 //! `k8sflat.svg` and `k8sflat_routes.svg`) drawn from the document for any cluster:
 //! [`infra`] the hypervisors, their libvirt network and every node on it; [`routes`] the pod
 //! CIDRs behind each node and one arrow per route (`ip route add CIDR via NODE-IP`).

@@ -1,6 +1,6 @@
 //! Errors and exit codes shared by every tool.
 //!
-//! The scheme (DESIGN.md): 0 done or healthy, 1 a check found a problem, 2 bad input or usage,
+//! The scheme (docs/ARCHITECTURE.md): 0 done or healthy, 1 a check found a problem, 2 bad input or usage,
 //! 3 an outside system failed. Each tool has its own error enum that implements [`Failure`];
 //! [`crate::tool::main`] prints it once as `tool: error: …` and exits with its code.
 

@@ -2,10 +2,10 @@
 //! keepalived on those nodes and mkcerts names the VIP in the apiserver certificate only when
 //! some node answers on it.
 //!
-//! The lb nodes hold it when there are any (seed 003: haproxy in front of the controllers);
+//! The lb nodes hold it when there are any (docs/sources.md#seed-003: haproxy in front of the controllers);
 //! otherwise the controllers do, their own apiserver answering on it. A VIP that is a node's own
 //! address needs no keepalived: that node holds it already. Nothing holds
-//! `cluster.controller_vip` (seed 003's second VIP): haproxy sends to each controller's own
+//! `cluster.controller_vip` (docs/sources.md#seed-003's second VIP): haproxy sends to each controller's own
 //! address, so no unit mkunits writes puts that address on a node.
 
 use crate::doc::{Document, Node};

@@ -5,7 +5,7 @@
 //! Certificates are plain paths, so mkcerts' PKI and [`TestPki`] (a small rcgen PKI for tests
 //! that must not depend on mkcerts) both fit. Each member is started under `setsid`: a member
 //! SIGSTOPped while still in the test's process group would get SIGHUP and SIGCONT from the
-//! kernel when that group is orphaned (DESIGN.md). Data directories live in a temporary
+//! kernel when that group is orphaned (docs/ARCHITECTURE.md). Data directories live in a temporary
 //! directory; [`Cluster`]'s `Drop` kills every member (even a stopped one) and removes the data,
 //! also when the test panics.
 //!

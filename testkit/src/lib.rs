@@ -127,7 +127,7 @@ pub fn run_piped(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> Vec<
     out.stdout
 }
 
-/// Asserts a tool failed the way every hardway tool must (DESIGN.md): exit `code`, nothing on
+/// Asserts a tool failed the way every hardway tool must (docs/ARCHITECTURE.md): exit `code`, nothing on
 /// stdout, exactly one line on stderr that starts `tool: error: `. Returns that line.
 pub fn assert_one_line_error(out: &Output, tool: &str, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();

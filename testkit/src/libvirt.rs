@@ -1,6 +1,6 @@
 //! A real libvirtd (with virtlogd) started inside a network namespace the test makes, so the VMs'
 //! NAT network, its bridge, dnsmasq and every packet to the guests stay in that namespace
-//! (DESIGN.md). libvirtd gets its own qemu.conf, bind-mounted in a private mount namespace (the
+//! (docs/ARCHITECTURE.md). libvirtd gets its own qemu.conf, bind-mounted in a private mount namespace (the
 //! system's file is untouched), that turns off the per-domain /dev namespace, which fails in
 //! containers ("Unable to move … mount to /dev/null"). /dev/kvm gets mode 0660 root:kvm first:
 //! with 0600 libvirtd's capability probe takes ~56 s.

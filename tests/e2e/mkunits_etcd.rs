@@ -135,7 +135,7 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
             "{args:?}"
         );
         let log = std::fs::File::create(tmp.path().join(format!("{name}.log"))).unwrap();
-        // setsid: a member must not share the test's process group (DESIGN.md).
+        // setsid: a member must not share the test's process group (docs/ARCHITECTURE.md).
         let child = Command::new("setsid")
             .args(["ip", "netns", "exec", lab.node(name).name()])
             .args(&args)

@@ -213,7 +213,7 @@ fn make_cluster_starts_every_service_and_the_vip_across_vms_and_cluster_down_rem
             .env("HARDWAY_BIN", &bin)
             .env("OUT", out.path())
             .env("IMAGE", image.as_os_str())
-            // /dev/kvm exists on CI's machines but cannot run guests (DESIGN.md): TCG.
+            // /dev/kvm exists on CI's machines but cannot run guests (docs/ARCHITECTURE.md): TCG.
             .env("DOMAIN_TYPE", "qemu")
             .env("WAIT_TIMEOUT", "1800")
             // mkvm's memory check reads libvirt's free memory, which excludes the page cache:

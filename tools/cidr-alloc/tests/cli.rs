@@ -1,5 +1,5 @@
 //! The cidr-alloc binary: every refusal exits 2 with exactly one `cidr-alloc: error:` line and
-//! nothing on stdout; the pipeline from mkcluster reproduces seed 003's plan; re-runs and
+//! nothing on stdout; the pipeline from mkcluster reproduces docs/sources.md#seed-003's plan; re-runs and
 //! --previous keep every value.
 
 use std::path::PathBuf;

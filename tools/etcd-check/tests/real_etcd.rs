@@ -636,7 +636,7 @@ fn a_member_black_holed_by_nftables_is_degraded_within_the_timeout() {
     drop(cluster);
 }
 
-/// IPv6 endpoints (seed 004 wants dual-stack): bracketed URLs, the certificate's IPv6 SAN.
+/// IPv6 endpoints (docs/sources.md#seed-004 wants dual-stack): bracketed URLs, the certificate's IPv6 SAN.
 #[test]
 fn ipv6_endpoints_are_checked() {
     testkit::require_root();

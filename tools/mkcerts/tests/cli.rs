@@ -1133,7 +1133,7 @@ fn help_shows_an_example_and_version_works() {
 }
 
 /// The apiserver certificate names a VIP only when a node answers on it (hardway::vip): the lbs'
-/// API VIP yes; seed 003's controller VIP, which no unit puts on a node, no.
+/// API VIP yes; docs/sources.md#seed-003's controller VIP, which no unit puts on a node, no.
 #[test]
 fn apiserver_names_the_held_api_vip_and_not_the_unheld_controller_vip() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,7 +34,8 @@ Inventory (CSV, the default format):
   pod_cidr  a range, or an IPv4 and an IPv6 one joined by '+' or ';' (empty: cidr-alloc picks)
   host      libvirt URI of the hypervisor the node runs on (empty: hypervisor.uri)
 
-Sizes a row leaves empty default per role (seed 003's plan), the largest of the node's roles:
+Sizes a row leaves empty default per role (the ebook's plan, docs/sources.md#seed-003), the largest
+of the node's roles:
   etcd, controller, lb  1 vCPU,  512 MiB,  4 GiB
   worker                1 vCPU, 1536 MiB, 20 GiB
 
@@ -46,9 +47,9 @@ The document's hypervisor section: uri qemu:///system, network = the cluster nam
 first host of the IPv4 node network (else the IPv6 one), pool \"hardway\".
 
 VIPs: --api-vip is the address clients reach the API at (cluster.api.vip; keepalived holds it).
-With load balancers in front of the controllers, as in seed 003, give the LB VIP as --api-vip and
-the controllers' own VIP as --controller-vip (kept as cluster.controller_vip). Without --api-vip,
-cidr-alloc picks one.
+With load balancers in front of the controllers, as in the ebook (docs/sources.md#seed-003),
+give the LB VIP as --api-vip and the controllers' own VIP as --controller-vip (kept as
+cluster.controller_vip). Without --api-vip, cidr-alloc picks one.
 
 Examples:
   mkcluster examples/lab.csv --name lab | cidr-alloc

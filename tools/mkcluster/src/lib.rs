@@ -31,7 +31,7 @@ pub enum Format {
     Machines,
 }
 
-/// The cluster-wide settings the flags give; defaults are seed 003's plan.
+/// The cluster-wide settings the flags give; defaults are docs/sources.md#seed-003's plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub format: Format,
@@ -81,7 +81,7 @@ impl Default for Options {
     }
 }
 
-/// Default size of a node of one role: (vCPUs, MiB of memory, GiB of disk), from seed 003.
+/// Default size of a node of one role: (vCPUs, MiB of memory, GiB of disk), from docs/sources.md#seed-003.
 pub fn default_size(role: Role) -> (u32, u64, u64) {
     match role {
         Role::Worker => (1, 1536, 20),

@@ -1,4 +1,4 @@
-//! mkvm's errors and the exit code each one maps to (DESIGN.md: 1 changed, 2 input, 3 libvirt).
+//! mkvm's errors and the exit code each one maps to (docs/ARCHITECTURE.md: 1 changed, 2 input, 3 libvirt).
 
 use hardway::{Exit, Failure};
 

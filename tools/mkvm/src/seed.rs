@@ -70,7 +70,7 @@ pub fn machine_id(cluster: &str, node: &str, mac: &str) -> String {
 pub fn render(input: &SeedInput) -> Seed {
     let machine_id = machine_id(&input.cluster, &input.hostname, &input.mac);
     // manage_etc_hosts re-renders /etc/hosts from this template on every boot; write_files runs
-    // before update_etc_hosts, so every node lists the whole cluster (seed 003's shared hosts file).
+    // before update_etc_hosts, so every node lists the whole cluster (docs/sources.md#seed-003's shared hosts file).
     let mut hosts_template = String::from(
         "## template:jinja\n# Managed by cloud-init from mkvm's seed: every node of the cluster.\n\
          127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",

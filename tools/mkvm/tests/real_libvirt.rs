@@ -8,7 +8,7 @@
 //! runs with its own qemu.conf (bind-mounted in a private mount namespace; the system's file is
 //! untouched) that turns off the per-domain /dev namespace, which fails in containers ("Unable
 //! to move … mount to /dev/null"). /dev/kvm gets mode 0660 root:kvm first: with 0600 libvirtd's
-//! capability probe takes ~56 s (DESIGN.md).
+//! capability probe takes ~56 s (docs/ARCHITECTURE.md).
 //!
 //! TCG guests are slow, and three of them on a busy 2-core machine take many minutes, so by
 //! default the test boots the first node of lab.json only; HARDWAY_MKVM_NODES=3 runs all three

@@ -80,7 +80,7 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
     b.service(&apiserver);
 
     let controller_manager = ExecLine::new(layout::bin::KUBE_CONTROLLER_MANAGER)
-        // Pod CIDRs are decided up front by cidr-alloc and given to each kubelet (seed 000).
+        // Pod CIDRs are decided up front by cidr-alloc and given to each kubelet (docs/sources.md#seed-000).
         .flag("allocate-node-cidrs", false)
         .flag(
             "authentication-kubeconfig",

@@ -1,4 +1,4 @@
-//! flannel with its vxlan backend (`--pod-network flannel`, seeds 001/002): the network config
+//! flannel with its vxlan backend (`--pod-network flannel`, docs/sources.md#seed-001 and #seed-002): the network config
 //! stored in etcd once, flanneld on every worker with etcd TLS, and flannel's CNI config.
 
 use hardway::doc::Node;
@@ -55,7 +55,7 @@ pub const FLANNELD_FLAGS: &[&str] = &[
     "log_backtrace_at",
 ];
 
-/// flannel's network config (seed 001's JSON): the pod range, the size of each node's subnet,
+/// flannel's network config (docs/sources.md#seed-001's JSON): the pod range, the size of each node's subnet,
 /// and vxlan; with an IPv6 pod range `EnableIPv6` and `IPv6Network`, and without an IPv4 one
 /// `EnableIPv4: false` (flannel-io/flannel Documentation/configuration.md: `Network` is
 /// mandatory while `EnableIPv4` is true, its default; `IPv6Network` when `EnableIPv6` is).

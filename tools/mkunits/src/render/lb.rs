@@ -1,5 +1,5 @@
 //! The API VIP: keepalived (VRRP) on every node that may hold it, and haproxy in front of every
-//! controller's apiserver on those that are not controllers themselves (seed 003's two ways).
+//! controller's apiserver on those that are not controllers themselves (docs/sources.md#seed-003's two ways).
 //! haproxy.service and keepalived.service are Debian's; mkunits writes their configs.
 
 use std::net::IpAddr;

@@ -503,7 +503,7 @@ fn common(ctx: &Ctx, node: &Node, node_doc: &[u8], b: &mut Builder) -> Result<()
     Ok(())
 }
 
-/// One /etc/hosts for every node (seed 003): localhost, then every node's addresses with its FQDN
+/// One /etc/hosts for every node (docs/sources.md#seed-003): localhost, then every node's addresses with its FQDN
 /// and short name.
 fn hosts(ctx: &Ctx) -> String {
     let mut text = String::from(

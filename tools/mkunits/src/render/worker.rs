@@ -110,7 +110,7 @@ fn kubelet_config(ctx: &Ctx, node: &Node) -> Value {
         "tlsPrivateKeyFile": kubelet::KEY,
     });
     if !node.pod_cidrs.is_empty() {
-        // The controller manager does not allocate CIDRs (seed 000): the node's range is the
+        // The controller manager does not allocate CIDRs (docs/sources.md#seed-000): the node's range is the
         // one cidr-alloc decided, the same the CNI bridge hands out.
         config["podCIDR"] = Value::String(join(&node.pod_cidrs));
     }
