@@ -36,6 +36,15 @@ for entry in "${targets[@]}"; do
     read -r target seeds seconds <<<"$entry"
     mkdir -p "$work/$target"
     echo "fuzz: $target for ${seconds}s (seeds from $seeds/)" >&2
-    cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "$work/$target" "$seeds" -- \
-        -max_total_time="$seconds" -max_len=65536 -print_final_stats=1
+    # libFuzzer prints a line per new input (megabytes in CI's log): keep them in a file and show
+    # the final statistics, or the whole tail with the crash report when a target fails.
+    log="$work/$target.log"
+    if cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "$work/$target" "$seeds" -- \
+        -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
+        grep -E '^(stat::|Done [0-9]+ runs)' "$log" >&2 || tail -n 5 "$log" >&2
+    else
+        tail -n 80 "$log" >&2
+        echo "fuzz: $target failed; the input is in fuzz/artifacts/$target/" >&2
+        exit 1
+    fi
 done
