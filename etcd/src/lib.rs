@@ -3,6 +3,7 @@
 //! channel per member. Shared by etcd-check, etcd-sync and etcd-snapshot; the `hardway` crate
 //! stays free of async and gRPC (docs/ARCHITECTURE.md, Layout).
 
+pub mod cli;
 pub mod credentials;
 pub mod document;
 pub mod endpoint;

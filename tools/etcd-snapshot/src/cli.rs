@@ -4,8 +4,8 @@ use clap::{value_parser, Arg, ArgAction, Command};
 
 /// Argument ids, shared by the parser and the options.
 pub mod options {
-    pub const FILE: &str = "file";
-    pub const DIR: &str = "dir";
+    pub const FILE: &str = hardway_etcd::cli::FILE;
+    pub const DIR: &str = hardway_etcd::cli::DIR;
     pub const TIMEOUT: &str = "timeout";
     pub const SNAPSHOT: &str = "snapshot";
     pub const FORCE: &str = "force";
@@ -35,24 +35,12 @@ Examples:
 fn common(command: Command) -> Command {
     use options::*;
     command
-        .arg(
-            Arg::new(FILE)
-                .short('f')
-                .long("file")
-                .value_name("FILE")
-                .help("The cluster document; '-' or none reads stdin")
-                .value_parser(value_parser!(std::path::PathBuf)),
-        )
-        .arg(
-            Arg::new(DIR)
-                .long(DIR)
-                .value_name("DIR")
-                .default_value(".")
-                .help(
-                    "The output directory: the PKI paths are relative to it, snapshots go under it",
-                )
-                .value_parser(value_parser!(std::path::PathBuf)),
-        )
+        .arg(hardway_etcd::cli::file_arg(
+            "The cluster document; '-' or none reads stdin",
+        ))
+        .arg(hardway_etcd::cli::dir_arg(
+            "The output directory: the PKI paths are relative to it, snapshots go under it",
+        ))
         .arg(
             Arg::new(TIMEOUT)
                 .long(TIMEOUT)

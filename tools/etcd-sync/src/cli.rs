@@ -4,8 +4,8 @@ use clap::{value_parser, Arg, ArgAction, Command};
 
 /// Argument ids, shared by the parser and `Options::from_matches`.
 pub mod options {
-    pub const FILE: &str = "file";
-    pub const DIR: &str = "dir";
+    pub const FILE: &str = hardway_etcd::cli::FILE;
+    pub const DIR: &str = hardway_etcd::cli::DIR;
     pub const PREVIOUS: &str = "previous";
     pub const DRY_RUN: &str = "dry-run";
     pub const CHECK: &str = "check";
@@ -54,20 +54,10 @@ pub fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .after_help(AFTER_HELP)
         .arg(
-            Arg::new(FILE)
-                .short('f')
-                .long("file")
-                .value_name("FILE")
-                .help("The cluster document; '-' or none reads stdin")
-                .value_parser(value_parser!(std::path::PathBuf)),
+            hardway_etcd::cli::file_arg("The cluster document; '-' or none reads stdin"),
         )
         .arg(
-            Arg::new(DIR)
-                .long(DIR)
-                .value_name("DIR")
-                .default_value(".")
-                .help("The output directory the document's certificate paths are relative to")
-                .value_parser(value_parser!(std::path::PathBuf)),
+            hardway_etcd::cli::dir_arg("The output directory the document's certificate paths are relative to"),
         )
         .arg(
             Arg::new(PREVIOUS)
