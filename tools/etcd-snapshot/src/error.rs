@@ -7,8 +7,6 @@ pub enum Error {
     /// A snapshot file that is not one, or fails etcd's integrity hash.
     #[error("{path}: {message}")]
     BadSnapshot { path: String, message: String },
-    #[error("{at}: {message}")]
-    Document { at: String, message: String },
     /// No member answered (save), or the stream broke.
     #[error("etcd is unavailable: {0}")]
     Unavailable(String),
@@ -30,7 +28,7 @@ impl Failure for Error {
 
     fn exit(&self) -> Exit {
         match self {
-            Error::BadSnapshot { .. } | Error::Document { .. } => Exit::Usage,
+            Error::BadSnapshot { .. } => Exit::Usage,
             Error::Unavailable(_) | Error::Running(_) | Error::Runtime(_) => Exit::External,
             Error::Etcd(e) => e.exit(),
             Error::Shared(e) => e.exit(),

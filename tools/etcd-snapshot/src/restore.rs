@@ -43,17 +43,19 @@ pub fn membership(doc: &Document) -> Result<Membership, Error> {
         if !node.has_role(Role::Etcd) {
             continue;
         }
-        let ip = node.primary_ip().ok_or_else(|| Error::Document {
-            at: format!("nodes[{i}].ips"),
-            message: format!("etcd node {:?} has no address", node.name),
+        let ip = node.primary_ip().ok_or_else(|| {
+            Error::from(hardway::Error::invalid(
+                format!("nodes[{i}].ips"),
+                format!("etcd node {:?} has no address", node.name),
+            ))
         })?;
         entries.push(format!("{}={}", node.name, peer_url(ip)));
     }
     if entries.is_empty() {
-        return Err(Error::Document {
-            at: "nodes".into(),
-            message: "no node has the role etcd: nothing to restore".into(),
-        });
+        return Err(Error::from(hardway::Error::invalid(
+            "nodes",
+            "no node has the role etcd: nothing to restore",
+        )));
     }
     Ok(Membership {
         initial_cluster: entries.join(","),

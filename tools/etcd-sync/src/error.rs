@@ -5,8 +5,6 @@ use hardway::{Exit, Failure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{at}: {message}")]
-    Document { at: String, message: String },
     /// No member answered: nothing was changed.
     #[error("etcd is unavailable: {0}")]
     Unavailable(String),
@@ -31,7 +29,6 @@ impl Failure for Error {
 
     fn exit(&self) -> Exit {
         match self {
-            Error::Document { .. } => Exit::Usage,
             Error::Unavailable(_) | Error::Refused(_) | Error::Change(_) | Error::Runtime(_) => {
                 Exit::External
             }

@@ -25,12 +25,14 @@ pub fn wanted(document: &Document) -> Result<Vec<Wanted>, Error> {
         if !node.has_role(Role::Etcd) {
             continue;
         }
-        let ip = node.primary_ip().ok_or_else(|| Error::Document {
-            at: format!("nodes[{i}].ips"),
-            message: format!(
-                "etcd node {:?} has no address (run cidr-alloc first)",
-                node.name
-            ),
+        let ip = node.primary_ip().ok_or_else(|| {
+            Error::from(hardway::Error::invalid(
+                format!("nodes[{i}].ips"),
+                format!(
+                    "etcd node {:?} has no address (run cidr-alloc first)",
+                    node.name
+                ),
+            ))
         })?;
         wanted.push(Wanted {
             name: node.name.clone(),
