@@ -61,6 +61,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A fixture document from tests/fixtures (e.g. `lab.json`), read through the tools' own reader.
+pub fn fixture_document(name: &str) -> hardway::Document {
+    let path = workspace_root().join("tests/fixtures").join(name);
+    hardway::doc::read(Some(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The mkcluster arguments an example's header comment gives (`#   mkcluster ARGS | cidr-alloc`,
 /// possibly continued with `\`), so tests render what the README tells a user to run.
 pub fn example_args(csv: &std::path::Path) -> Vec<String> {

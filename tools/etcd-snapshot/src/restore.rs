@@ -195,11 +195,7 @@ mod tests {
     use super::*;
 
     fn lab() -> Document {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lab.json"),
-        )
-        .unwrap();
-        hardway::doc::from_str(&text, "lab.json").unwrap()
+        testkit::fixture_document("lab.json")
     }
 
     #[test]

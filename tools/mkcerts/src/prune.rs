@@ -88,14 +88,9 @@ pub fn prune(out: &OutDir, doc: &Document) -> Result<Pruned, Error> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::path::Path;
 
     fn lab() -> Document {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lab.json"),
-        )
-        .unwrap();
-        hardway::doc::from_str(&text, "lab.json").unwrap()
+        testkit::fixture_document("lab.json")
     }
 
     #[test]

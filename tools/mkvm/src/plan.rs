@@ -639,9 +639,7 @@ mod tests {
     use crate::image::Format;
 
     fn lab() -> Document {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lab.json");
-        hardway::doc::read(Some(&path)).unwrap()
+        testkit::fixture_document("lab.json")
     }
 
     fn options() -> PlanOptions {

@@ -474,10 +474,7 @@ mod tests {
     };
 
     fn lab() -> Document {
-        let text =
-            std::fs::read_to_string(testkit::workspace_root().join("tests/fixtures/lab.json"))
-                .unwrap();
-        hardway::doc::from_str(&text, "lab.json").unwrap()
+        testkit::fixture_document("lab.json")
     }
 
     fn net(s: &str) -> IpNet {

@@ -203,11 +203,7 @@ mod tests {
     use crate::Options;
 
     fn lab() -> Document {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/lab.json"),
-        )
-        .unwrap();
-        hardway::doc::from_str(&text, "lab.json").unwrap()
+        testkit::fixture_document("lab.json")
     }
 
     /// Each etcd node's etcd.service, by node name.
