@@ -297,32 +297,66 @@ pub fn identity_for(public: &Path) -> Option<PathBuf> {
     private.exists().then_some(private)
 }
 
+/// Why `ssh_run` failed, by the stage that failed: a guest still booting refuses the first
+/// stages (sshd not up, restarted by cloud-init, key not installed yet), never the later ones.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("connect {ip}:22: {source}")]
+    Connect { ip: IpAddr, source: std::io::Error },
+    #[error("SSH handshake with {ip}: {source}")]
+    Handshake { ip: IpAddr, source: ssh2::Error },
+    #[error("SSH login as root@{ip} with {identity}: {source}")]
+    Login {
+        ip: IpAddr,
+        identity: String,
+        source: ssh2::Error,
+    },
+    #[error("SSH command on {ip}: {message}")]
+    Command { ip: IpAddr, message: String },
+}
+
+impl SshError {
+    /// A guest that is still booting fails this way; retry until the deadline.
+    fn not_ready_yet(&self) -> bool {
+        matches!(
+            self,
+            SshError::Connect { .. } | SshError::Handshake { .. } | SshError::Login { .. }
+        )
+    }
+}
+
 /// Runs a command as root over SSH with the key; returns its exit status and stdout.
 pub fn ssh_run(
     ip: IpAddr,
     identity: &Path,
     command: &str,
     timeout: Duration,
-) -> Result<(i32, String), String> {
+) -> Result<(i32, String), SshError> {
     let tcp = TcpStream::connect_timeout(&SocketAddr::new(ip, 22), Duration::from_secs(5))
-        .map_err(|e| format!("connect {ip}:22: {e}"))?;
-    let mut session = ssh2::Session::new().map_err(|e| e.to_string())?;
+        .map_err(|source| SshError::Connect { ip, source })?;
+    let failed = |e: &dyn std::fmt::Display| SshError::Command {
+        ip,
+        message: e.to_string(),
+    };
+    let mut session = ssh2::Session::new().map_err(|e| failed(&e))?;
     session.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
     session.set_tcp_stream(tcp);
     session
         .handshake()
-        .map_err(|e| format!("SSH handshake with {ip}: {e}"))?;
+        .map_err(|source| SshError::Handshake { ip, source })?;
     session
         .userauth_pubkey_file("root", None, identity, None)
-        .map_err(|e| format!("SSH login as root@{ip} with {}: {e}", identity.display()))?;
-    let mut channel = session.channel_session().map_err(|e| e.to_string())?;
-    channel.exec(command).map_err(|e| e.to_string())?;
+        .map_err(|source| SshError::Login {
+            ip,
+            identity: identity.display().to_string(),
+            source,
+        })?;
+    let mut channel = session.channel_session().map_err(|e| failed(&e))?;
+    channel.exec(command).map_err(|e| failed(&e))?;
     let mut out = String::new();
-    channel
-        .read_to_string(&mut out)
-        .map_err(|e| e.to_string())?;
-    channel.wait_close().map_err(|e| e.to_string())?;
-    let status = channel.exit_status().map_err(|e| e.to_string())?;
+    channel.read_to_string(&mut out).map_err(|e| failed(&e))?;
+    channel.wait_close().map_err(|e| failed(&e))?;
+    let status = channel.exit_status().map_err(|e| failed(&e))?;
     Ok((status, out))
 }
 
@@ -340,9 +374,7 @@ fn cloud_init_done(target: &Target, identity: &Path, deadline: Instant) -> Resul
         "an SSH login for cloud-init",
         || match ssh_run(target.ip, identity, "cloud-init status --wait --long", left) {
             Ok(result) => Ok(Some(Ok(result))),
-            Err(e) if e.contains("login") || e.contains("connect") || e.contains("handshake") => {
-                Ok(None)
-            }
+            Err(e) if e.not_ready_yet() => Ok(None),
             Err(e) => Ok(Some(Err(e))),
         },
     )?;
@@ -357,7 +389,7 @@ fn cloud_init_done(target: &Target, identity: &Path, deadline: Instant) -> Resul
         }),
         Err(e) => Err(MkvmError::Wait {
             node: target.name.to_string(),
-            message: e,
+            message: e.to_string(),
         }),
     }
 }
