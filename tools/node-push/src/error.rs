@@ -52,6 +52,8 @@ pub enum NodeError {
          with --accept-new or add it with ssh-keyscan"
     )]
     HostKeyUnknown { offered: String, file: String },
+    #[error("cannot record the host key: {0}")]
+    KnownHosts(hardway::Error),
     #[error("cannot log in as {user}: {why}")]
     Auth { user: String, why: String },
     #[error("`{command}` failed (exit {status}): {stderr}")]

@@ -3,22 +3,27 @@
 //! libssh2 matches plain, `[host]:port` and hashed (`|1|salt|hash`) entries. Its file reader
 //! stops at the first line it cannot parse (an `@cert-authority` line, a security key type), which
 //! would silently drop every later entry, so this module feeds it the file line by line and skips
-//! only the lines it cannot read. `@revoked` keys are refused. New keys are appended as one line,
-//! never by rewriting the file, so entries libssh2 does not understand survive.
+//! only the lines it cannot read. `@revoked` keys are refused. A new key is added as one line after
+//! the file's existing bytes, which are kept as they are, so entries libssh2 does not understand
+//! survive; the write itself is `hardway::fsutil`'s (no symlink followed, temp file and rename).
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use hardway::fsutil::{Access, FileSet, OutDir};
 use ssh2::{CheckResult, KnownHostFileKind, KnownHosts, MethodType, Session};
 
 use crate::error::NodeError;
 use crate::plan::Target;
+
+/// How long recording a key waits for another run holding the known_hosts directory's lock.
+const APPEND_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The known_hosts file, read once, shared by every node's thread.
 pub struct KnownHostsFile {
@@ -67,36 +72,51 @@ impl KnownHostsFile {
         Ok((known, revoked))
     }
 
-    /// Appends one line, creating the file 0600 and its directory 0700 when missing.
-    fn append(&self, line: &str) -> std::io::Result<()> {
+    /// Adds one line, creating the file 0600 and its directory 0700 when missing.
+    ///
+    /// The file is rewritten whole (its old bytes, then the line) through `hardway::fsutil`:
+    /// opened from its directory's fd without following a symlink, written to an exclusive temp
+    /// name and renamed, mode 0600, under the directory's lock, so a link planted at the path
+    /// cannot redirect the write and two runs at once do not interleave their lines. Entries
+    /// libssh2 does not understand are kept byte for byte.
+    fn append(&self, line: &str) -> Result<(), hardway::Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.exists() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(parent)?;
-            }
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)?;
-        let current = fs::read_to_string(&self.path).unwrap_or_default();
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                hardway::Error::invalid(self.path.display().to_string(), "not a file name")
+            })?;
+        let out = OutDir::open(
+            dir,
+            Access::Write {
+                mode: 0o700,
+                lock_timeout: APPEND_LOCK_TIMEOUT,
+            },
+        )?;
+        let mut text = out.read(name)?.unwrap_or_default();
         // Two nodes behind one address (tests, port forwards) record it once.
-        if current.lines().any(|l| l.trim() == line) {
+        if String::from_utf8_lossy(&text)
+            .lines()
+            .any(|l| l.trim() == line)
+        {
             return Ok(());
         }
         // A file whose last line lacks its newline must not get our entry glued to it.
-        let needs_newline = !current.is_empty() && !current.ends_with('\n');
-        let text = if needs_newline {
-            format!("\n{line}\n")
-        } else {
-            format!("{line}\n")
-        };
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(line.as_bytes());
+        text.push(b'\n');
+        let mut files = FileSet::new();
+        files.add(name, text, 0o600, 0o700);
+        files.commit(&out)?;
+        Ok(())
     }
 }
 
@@ -182,10 +202,7 @@ pub fn verify(
         CheckResult::NotFound if accept_new => {
             let line = known_hosts_line(target, blob)
                 .ok_or_else(|| NodeError::Protocol("the host key is malformed".into()))?;
-            file.append(&line).map_err(|e| NodeError::Local {
-                what: format!("cannot record the host key in {}", file.path.display()),
-                source: e,
-            })?;
+            file.append(&line).map_err(NodeError::KnownHosts)?;
             Ok(Verdict::Recorded(line))
         }
         CheckResult::NotFound => Err(NodeError::HostKeyUnknown {
@@ -290,6 +307,53 @@ mod tests {
             let other = Target::parse("10.0.0.6:2222", 22).unwrap();
             assert!(recorded_keys(&known, &other).is_empty());
         }
+    }
+
+    fn file_at(path: &Path) -> KnownHostsFile {
+        KnownHostsFile {
+            path: path.to_path_buf(),
+            lines: vec![],
+            append_lock: Mutex::new(()),
+        }
+    }
+
+    /// A first key creates the file 0600 in a new 0700 directory; the next keeps the old bytes
+    /// (a last line without its newline too) and adds one line; the same line is added once.
+    #[test]
+    fn recording_a_key_keeps_the_file_and_adds_one_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ssh/known_hosts");
+        let file = file_at(&path);
+        file.append("a ssh-ed25519 AAAA").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a ssh-ed25519 AAAA\n");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        fs::write(&path, "@cert-authority * ssh-ed25519 AAAA").unwrap();
+        file.append("b ssh-ed25519 BBBB").unwrap();
+        file.append("b ssh-ed25519 BBBB").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "@cert-authority * ssh-ed25519 AAAA\nb ssh-ed25519 BBBB\n"
+        );
+    }
+
+    /// A symlink planted at the known_hosts path is refused: its target is not written.
+    #[test]
+    fn a_symlink_at_known_hosts_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "root:x:0:0::/root:/bin/sh\n").unwrap();
+        let path = tmp.path().join("known_hosts");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = file_at(&path).append("evil ssh-ed25519 AAAA").unwrap_err();
+        assert_eq!(hardway::Failure::exit(&err), hardway::Exit::Usage, "{err}");
+        assert_eq!(
+            fs::read_to_string(&victim).unwrap(),
+            "root:x:0:0::/root:/bin/sh\n"
+        );
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
     }
 
     /// A hashed entry, as `ssh-keygen -H` writes it (HMAC-SHA1 of the name with a salt).
