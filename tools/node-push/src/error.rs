@@ -67,6 +67,8 @@ pub enum NodeError {
         what: String,
         source: std::io::Error,
     },
+    #[error("cannot resolve {host}: no answer within {seconds} s (--timeout)")]
+    ResolveTimeout { host: String, seconds: u64 },
     #[error("timed out after {0} s (--timeout)")]
     Timeout(u64),
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
-use sha2::{Digest, Sha256};
 use hardway::fsutil::{Access, FileSet, OutDir};
+use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, KnownHostFileKind, KnownHosts, MethodType, Session};
 
 use crate::error::NodeError;
@@ -353,7 +353,10 @@ mod tests {
             fs::read_to_string(&victim).unwrap(),
             "root:x:0:0::/root:/bin/sh\n"
         );
-        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     /// A hashed entry, as `ssh-keygen -H` writes it (HMAC-SHA1 of the name with a salt).

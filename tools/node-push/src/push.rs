@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -17,7 +18,7 @@ use ssh2::{OpenFlags, OpenType, Session};
 
 use crate::error::NodeError;
 use crate::hostkey::{self, KnownHostsFile, Verdict};
-use crate::plan::{LocalFile, NodePlan};
+use crate::plan::{LocalFile, NodePlan, Target};
 use crate::report::NodeReport;
 
 const CHUNK: usize = 256 * 1024;
@@ -76,7 +77,9 @@ pub fn push_node(plan: &NodePlan, ctx: &Context) -> NodeReport {
         Ok(()) => report.ok = true,
         Err(e) => {
             // A libssh2 timeout surfaces as a session error: name the real cause.
-            let e = if e.is_timeout() || Instant::now() >= deadline {
+            let e = if matches!(e, NodeError::ResolveTimeout { .. }) {
+                e
+            } else if e.is_timeout() || Instant::now() >= deadline {
                 NodeError::Timeout(ctx.timeout.as_secs())
             } else {
                 e
@@ -212,10 +215,7 @@ fn connect(
     report: &mut NodeReport,
 ) -> Result<Session, NodeError> {
     let target = &plan.target;
-    let addrs: Vec<_> = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(NodeError::Connect)?
-        .collect();
+    let addrs = resolve(target, clock)?;
     let mut last = None;
     let mut tcp = None;
     for addr in addrs {
@@ -248,6 +248,36 @@ fn connect(
     clock.arm(&session)?;
     login(&session, ctx)?;
     Ok(session)
+}
+
+/// The addresses of `target`, the lookup bounded by the time left.
+///
+/// getaddrinfo(3) has no timeout of its own: with a resolver that does not answer, glibc waits
+/// `timeout` × `attempts` of resolv.conf per server (5 s × 2 by default, up to 30 s × 5), past
+/// `--timeout`. So the lookup runs on a thread of its own and is waited for only as long as the
+/// node has left; a lookup still running then is abandoned (its thread ends when glibc gives
+/// up, and its answer goes nowhere). An IP address needs no lookup and no thread.
+fn resolve(target: &Target, clock: &Clock) -> Result<Vec<SocketAddr>, NodeError> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
+    let left = clock.left()?;
+    let (tx, rx) = mpsc::channel();
+    let name = (target.host.clone(), target.port);
+    std::thread::Builder::new()
+        .name(format!("resolve {}", target.host))
+        .spawn(move || {
+            let answer = name.to_socket_addrs().map(Iterator::collect);
+            let _ = tx.send(answer);
+        })
+        .map_err(NodeError::Connect)?;
+    match rx.recv_timeout(left) {
+        Ok(answer) => answer.map_err(NodeError::Connect),
+        Err(_) => Err(NodeError::ResolveTimeout {
+            host: target.host.clone(),
+            seconds: clock.timeout.as_secs(),
+        }),
+    }
 }
 
 fn login(session: &Session, ctx: &Context) -> Result<(), NodeError> {
@@ -589,7 +619,6 @@ fn last_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Target;
 
     fn file(dest: &str, restarts: &[&str]) -> LocalFile {
         LocalFile {

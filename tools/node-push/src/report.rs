@@ -1,9 +1,10 @@
 //! The per-node report: what changed, what was started, what failed, as JSON or a table.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What node-push did (or, with `--dry-run`, would do) on one node.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeReport {
     pub node: String,
     pub address: String,
@@ -28,7 +29,8 @@ pub struct NodeReport {
 }
 
 /// The whole run's report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     pub dry_run: bool,
     pub nodes: Vec<NodeReport>,

@@ -123,7 +123,17 @@ impl World {
 
     /// Runs node-push with no agent unless `env` gives one.
     fn spawn_env(&self, args: &[String], env: &[(&str, PathBuf)]) -> std::process::Child {
-        let mut child = Command::new(BIN)
+        self.spawn_command(Command::new(BIN), args, env)
+    }
+
+    /// Runs `command` (node-push, perhaps behind `ip netns exec`) with the document on stdin.
+    fn spawn_command(
+        &self,
+        mut command: Command,
+        args: &[String],
+        env: &[(&str, PathBuf)],
+    ) -> std::process::Child {
+        let mut child = command
             .args(args)
             .env_remove("SSH_AUTH_SOCK")
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -812,4 +822,60 @@ fn logs_in_with_the_agent_at_the_first_ip_on_port() {
     );
     assert_eq!(fs::read(w.dest("node-1", "etc/a.txt")).unwrap(), b"A\n");
     assert!(stderr(&out).contains(&format!("127.0.0.1:{}", sshd.port)));
+}
+
+/// A name lookup that never gets an answer is bounded by --timeout: inside a network namespace
+/// whose resolv.conf names a nameserver that nft drops queries to on arrival, answering nothing (glibc alone would
+/// wait 30 s × 5 attempts), the node fails after --timeout with the lookup named as the cause.
+#[test]
+fn a_name_lookup_that_never_answers_is_bounded_by_timeout() {
+    let mut w = World::new(&["node-1"]);
+    w.file("node-1", "a.txt", "etc/a.txt", "0644", "root:root", b"A\n");
+    let ns = testkit::netns::Netns::new("np-dns");
+    ns.add_addr("lo", "10.253.0.53/32");
+    // `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf.
+    struct EtcNetns(PathBuf);
+    impl Drop for EtcNetns {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let etc = EtcNetns(PathBuf::from("/etc/netns").join(ns.name()));
+    fs::create_dir_all(&etc.0).unwrap();
+    fs::write(
+        etc.0.join("resolv.conf"),
+        "nameserver 10.253.0.53\noptions timeout:30 attempts:5\n",
+    )
+    .unwrap();
+    ns.run_ok("nft", &["add table inet nodepush"]);
+    ns.run_ok(
+        "nft",
+        &["add chain inet nodepush in { type filter hook input priority 0 ; }"],
+    );
+    ns.run_ok(
+        "nft",
+        &["add rule inet nodepush in meta l4proto { tcp, udp } th dport 53 drop"],
+    );
+    let mut args = w.args(&[]);
+    args.extend([
+        "--address".into(),
+        "node-1=never-answered.example.test:22".into(),
+        "--timeout".into(),
+        "2".into(),
+        "--accept-new".into(),
+    ]);
+    let report = w.path("report.json");
+    args.extend(["--report".into(), report.display().to_string()]);
+    let out = w
+        .spawn_command(ns.command(BIN), &args, &[])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let report: node_push::report::Report =
+        serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
+    let error = report.nodes[0].error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with("cannot resolve never-answered.example.test: no answer within 2 s"),
+        "{error}"
+    );
 }
