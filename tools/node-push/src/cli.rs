@@ -15,6 +15,9 @@ pub const ADDRESS_FROM: &str = "address-from";
 pub const ADDRESS: &str = "address";
 pub const PARALLEL: &str = "parallel";
 pub const TIMEOUT: &str = "timeout";
+pub const BETWEEN: &str = "between";
+pub const GATE_TIMEOUT: &str = "gate-timeout";
+pub const BATCH: &str = "batch";
 pub const NO_START: &str = "no-start";
 pub const DRY_RUN: &str = "dry-run";
 pub const ONLY: &str = "only";
@@ -42,17 +45,37 @@ What it does on each node:
   mentions by path (and the files those mention), and any file whose entry lists it in
   `restart: [\"unit\"]`.
 
+Rolling restarts:
+  Every node is first connected and compared at once; then nodes are pushed in waves.
+  Wave 1 holds every node that restarts no running service (nothing changed, or its
+  services are not running yet, as on a first install, when all etcd members must start
+  together), all at once. Then each etcd node whose running services restart goes alone,
+  then each controller, then each load balancer (always one node at a time, with or without
+  --between), then the workers, --batch at a time. After each of those waves --between runs
+  (`sh -c COMMAND`, with NODE_PUSH_WAVE and NODE_PUSH_NODES set; its stdout and stderr go
+  to stderr) every 2 s until it exits 0, at most --gate-timeout seconds (a run still going
+  then is killed); it also runs once before the first restart, so a cluster already
+  degraded is not pushed further. The first wave that fails its gate, or a node of a
+  restarting wave that fails its push, stops the run: exit 3, that node named with the
+  gate's last exit status; later waves are not contacted beyond the compare (no file
+  pushed, no service restarted) and are reported `skipped`. Each node's report gives its
+  `wave` and the gate's verdict (passed, failed, not-needed, not-given, not-run).
+  --timeout counts a node's own work: its connect and compare, then again its install and
+  restarts; the time it waits for its wave does not count.
+
 Addresses:
   A node's address is its first IP (`--address-from ip`) or `vm.address` written by mkvm
   (`--address-from vm`), on --port. `--address NODE=HOST[:PORT]` overrides one node (for
   tests and jump setups); IPv6 with a port as `[fd00::1]:2222`.
 
 Exit status: 0 every node done, 2 bad input (nothing was contacted), 3 any node failed
-(the others are still done).
+(the others of its wave, and those of the first wave, are still done) or a gate failed.
 
 Example:
   node-push --dir out --identity ~/.ssh/id_ed25519 --accept-new < out/cluster.json \\
     > out/cluster.json.new && mv out/cluster.json.new out/cluster.json
+  node-push --dir out --between 'etcd-check -f out/cluster.json --dir out' \\
+    --gate-timeout 120 < out/cluster.json > /dev/null
   node-push --dir out --dry-run --report - -o table < out/cluster.json
   node-push --dir out --only controller-1 --roles worker < out/cluster.json >/dev/null";
 
@@ -154,7 +177,35 @@ pub fn command() -> Command {
                 .value_name("SECONDS")
                 .default_value("120")
                 .value_parser(value_parser!(u64).range(1..))
-                .help("Give up on a node after SECONDS (connect, transfer and commands together)"),
+                .help(
+                    "Give up on a node after SECONDS (connect and compare; then, again, \
+                     transfer and commands)",
+                ),
+        )
+        .arg(
+            Arg::new(BETWEEN)
+                .long("between")
+                .value_name("COMMAND")
+                .help(
+                    "Health gate run with `sh -c` after each wave that restarted running \
+                     services, until it exits 0 (its output goes to stderr)",
+                ),
+        )
+        .arg(
+            Arg::new(GATE_TIMEOUT)
+                .long("gate-timeout")
+                .value_name("SECONDS")
+                .default_value("300")
+                .value_parser(value_parser!(u64).range(1..))
+                .help("Give up on the gate after SECONDS of retries: the rollout stops, exit 3"),
+        )
+        .arg(
+            Arg::new(BATCH)
+                .long("batch")
+                .value_name("N")
+                .default_value("10")
+                .value_parser(value_parser!(u16).range(1..))
+                .help("Restart at most N workers per wave (control-plane nodes go one at a time)"),
         )
         .arg(
             Arg::new(NO_START)

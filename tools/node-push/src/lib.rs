@@ -9,16 +9,17 @@
 
 pub mod cli;
 pub mod error;
+pub mod gate;
 pub mod hostkey;
 pub mod local;
 pub mod plan;
 pub mod push;
 pub mod report;
+pub mod rollout;
+pub mod waves;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::ArgMatches;
@@ -26,12 +27,14 @@ use hardway::table::Format;
 use hardway::{Exit, Role};
 
 pub use error::{Error, NodeError};
+use gate::Gate;
 use hostkey::KnownHostsFile;
 use plan::{AddressFrom, NodePlan, Selection};
 use push::{Auth, Context};
-use report::{NodeReport, Report};
+use report::Report;
+use rollout::Rollout;
 
-const TOOL: &str = "node-push";
+pub(crate) const TOOL: &str = "node-push";
 
 /// The command line, typed.
 #[derive(Debug, Clone)]
@@ -44,6 +47,10 @@ pub struct Options {
     pub accept_new: bool,
     pub parallel: usize,
     pub timeout: Duration,
+    /// `--between`: the health gate after each rolling wave, with `--gate-timeout`.
+    pub between: Option<Gate>,
+    /// `--batch`: workers restarted together.
+    pub batch: usize,
     pub no_start: bool,
     pub dry_run: bool,
     pub format: Format,
@@ -112,6 +119,13 @@ impl Options {
             accept_new: m.get_flag(cli::ACCEPT_NEW),
             parallel: usize::from(*m.get_one::<u16>(cli::PARALLEL).expect("has a default")),
             timeout: Duration::from_secs(*m.get_one::<u64>(cli::TIMEOUT).expect("has a default")),
+            between: m.get_one::<String>(cli::BETWEEN).map(|command| Gate {
+                command: command.clone(),
+                timeout: Duration::from_secs(
+                    *m.get_one::<u64>(cli::GATE_TIMEOUT).expect("has a default"),
+                ),
+            }),
+            batch: usize::from(*m.get_one::<u16>(cli::BATCH).expect("has a default")),
             no_start: m.get_flag(cli::NO_START),
             dry_run: m.get_flag(cli::DRY_RUN),
             format: m
@@ -201,69 +215,21 @@ fn write_report(path: &Path, text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Pushes every planned node, at most `parallel` at once; reports in the plans' order.
+/// Pushes every planned node in waves (see [`rollout`]); reports in the plans' order.
 pub fn push_all(plans: &[NodePlan], options: &Options, known_hosts: &KnownHostsFile) -> Report {
-    let ctx = Context {
-        user: &options.user,
-        auth: &options.auth,
-        known_hosts,
-        accept_new: options.accept_new,
-        dry_run: options.dry_run,
-        no_start: options.no_start,
-        timeout: options.timeout,
+    let rollout = Rollout {
+        ctx: Context {
+            user: &options.user,
+            auth: &options.auth,
+            known_hosts,
+            accept_new: options.accept_new,
+            dry_run: options.dry_run,
+            no_start: options.no_start,
+            timeout: options.timeout,
+        },
+        parallel: options.parallel,
+        batch: options.batch,
+        gate: options.between.as_ref(),
     };
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<NodeReport>>> = plans.iter().map(|_| Mutex::new(None)).collect();
-    let workers = options.parallel.clamp(1, plans.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(plan) = plans.get(i) else { break };
-                let report = push::push_node(plan, &ctx);
-                log_node(&report, options.dry_run);
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
-            });
-        }
-    });
-    Report {
-        dry_run: options.dry_run,
-        nodes: results
-            .into_iter()
-            .map(|r| {
-                r.into_inner()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .expect("every node was pushed")
-            })
-            .collect(),
-    }
-}
-
-/// One plain line per node on stderr as it finishes.
-fn log_node(report: &NodeReport, dry_run: bool) {
-    let what = if dry_run { "would change" } else { "changed" };
-    match &report.error {
-        None => hardway::tool::log(
-            TOOL,
-            format!(
-                "{} ({}): {what} {} files, {} unchanged, {} bytes; started {}, restarted {}{}",
-                report.node,
-                report.address,
-                report.files_changed.len(),
-                report.files_unchanged.len(),
-                report.bytes_uploaded,
-                report.services_started.len(),
-                report.services_restarted.len(),
-                if report.host_key_recorded {
-                    "; host key recorded"
-                } else {
-                    ""
-                },
-            ),
-        ),
-        Some(error) => hardway::tool::log(
-            TOOL,
-            format!("error: {} ({}): {error}", report.node, report.address),
-        ),
-    }
+    rollout.run(plans)
 }

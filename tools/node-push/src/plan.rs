@@ -133,6 +133,8 @@ pub struct NodePlan {
     pub target: Target,
     pub files: Vec<LocalFile>,
     pub services: Vec<String>,
+    /// Where its restart goes in a rollout.
+    pub tier: crate::waves::Tier,
 }
 
 /// Parses `NODE=HOST[:PORT]`.
@@ -255,6 +257,7 @@ fn plan_node(
         target,
         files,
         services: node.services.clone(),
+        tier: crate::waves::Tier::of(node),
     })
 }
 

@@ -6,7 +6,7 @@
 //! over the target: rename(2) in the same directory, atomic) and runs systemctl. The script echoes
 //! a marker after each step so the report says exactly what was done when it fails half-way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -64,30 +64,101 @@ enum Action {
     Keep,
 }
 
-/// Pushes one node; never panics on a node's failure, which goes into the report.
+/// A node connected and compared, not yet changed: what [`apply`] will do there.
+pub struct Probed {
+    pub report: NodeReport,
+    /// Time spent on the node so far (waiting for its wave does not count).
+    spent: Duration,
+    /// `None` when the probe failed (the error is in the report).
+    prepared: Option<Prepared>,
+}
+
+struct Prepared {
+    session: Session,
+    actions: Vec<Action>,
+    steps: Steps,
+}
+
+impl Probed {
+    /// True when applying restarts a service that runs now: the node goes in a rolling wave.
+    pub fn restarts_running(&self) -> bool {
+        !self.report.restarted_running.is_empty()
+    }
+
+    /// A node the rollout stopped before: never changed, reported as not pushed.
+    pub fn skip(mut self, why: &str) -> NodeReport {
+        if let Some(prepared) = self.prepared.take() {
+            let _ = prepared
+                .session
+                .disconnect(None, "node-push: rollout stopped", None);
+        }
+        let mut report = self.report;
+        report.skipped = true;
+        report.ok = false;
+        report.files_changed.clear();
+        report.files_unchanged.clear();
+        report.restarted_running.clear();
+        report.gate.verdict = crate::report::Verdict::NotRun;
+        if report.error.is_none() {
+            report.error = Some(why.to_string());
+        }
+        report
+    }
+}
+
+/// Pushes one node: [`probe`] then [`apply`].
 pub fn push_node(plan: &NodePlan, ctx: &Context) -> NodeReport {
+    apply(plan, probe(plan, ctx), ctx)
+}
+
+/// Connects, checks the host key, logs in and compares every destination and the state of the
+/// node's services; changes nothing. A failure goes into the report.
+pub fn probe(plan: &NodePlan, ctx: &Context) -> Probed {
     let started = Instant::now();
     let mut report = NodeReport {
         node: plan.name.clone(),
         address: plan.target.to_string(),
         ..Default::default()
     };
-    let deadline = started + ctx.timeout;
-    match push(plan, ctx, deadline, &mut report) {
-        Ok(()) => report.ok = true,
+    let clock = Clock {
+        deadline: started + ctx.timeout,
+        timeout: ctx.timeout,
+    };
+    let prepared = match prepare(plan, ctx, &clock, &mut report) {
+        Ok(prepared) => Some(prepared),
         Err(e) => {
-            // A libssh2 timeout surfaces as a session error: name the real cause.
-            let e = if matches!(e, NodeError::ResolveTimeout { .. }) {
-                e
-            } else if e.is_timeout() || Instant::now() >= deadline {
-                NodeError::Timeout(ctx.timeout.as_secs())
-            } else {
-                e
-            };
-            report.error = Some(hardway::tool::one_line(&e.to_string()));
+            report.error = Some(clock.explain(e));
+            None
+        }
+    };
+    Probed {
+        report,
+        spent: started.elapsed(),
+        prepared,
+    }
+}
+
+/// Uploads, installs and runs systemctl on a probed node, with `--timeout` counted afresh (the
+/// time the node waited for its wave is not its own). A failure goes into the report.
+pub fn apply(plan: &NodePlan, probed: Probed, ctx: &Context) -> NodeReport {
+    let started = Instant::now();
+    let Probed {
+        mut report,
+        spent,
+        prepared,
+    } = probed;
+    if let Some(prepared) = prepared {
+        let clock = Clock {
+            deadline: started + ctx.timeout,
+            timeout: ctx.timeout,
+        };
+        match install(plan, &prepared, ctx, &clock, &mut report) {
+            Ok(()) => report.ok = true,
+            Err(e) => report.error = Some(clock.explain(e)),
         }
     }
-    report.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    let seconds = (spent + started.elapsed()).as_secs_f64();
+    report.seconds = (seconds * 1000.0).round() / 1000.0;
     report
 }
 
@@ -97,6 +168,19 @@ struct Clock {
 }
 
 impl Clock {
+    /// The one-line error for the report; a libssh2 timeout surfaces as a session error, so
+    /// the real cause is named.
+    fn explain(&self, e: NodeError) -> String {
+        let e = if matches!(e, NodeError::ResolveTimeout { .. }) {
+            e
+        } else if e.is_timeout() || Instant::now() >= self.deadline {
+            NodeError::Timeout(self.timeout.as_secs())
+        } else {
+            e
+        };
+        hardway::tool::one_line(&e.to_string())
+    }
+
     /// The time left, or a timeout error.
     fn left(&self) -> Result<Duration, NodeError> {
         let now = Instant::now();
@@ -114,24 +198,20 @@ impl Clock {
     }
 }
 
-fn push(
+fn prepare(
     plan: &NodePlan,
     ctx: &Context,
-    deadline: Instant,
+    clock: &Clock,
     report: &mut NodeReport,
-) -> Result<(), NodeError> {
-    let clock = Clock {
-        deadline,
-        timeout: ctx.timeout,
-    };
-    let session = connect(plan, ctx, &clock, report)?;
-
+) -> Result<Prepared, NodeError> {
+    let session = connect(plan, ctx, clock, report)?;
     clock.arm(&session)?;
-    let remote = remote_state(&session, &plan.files)?;
+    let services: &[String] = if ctx.no_start { &[] } else { &plan.services };
+    let remote = remote_state(&session, &plan.files, services)?;
     let actions: Vec<Action> = plan
         .files
         .iter()
-        .map(|f| action_for(f, remote.get(&f.dest)))
+        .map(|f| action_for(f, remote.files.get(&f.dest)))
         .collect::<Result<_, _>>()?;
     for (file, action) in plan.files.iter().zip(&actions) {
         match action {
@@ -139,14 +219,39 @@ fn push(
             _ => report.files_changed.push(file.dest.clone()),
         }
     }
+    let steps = Steps::new(plan, &actions, ctx.no_start);
+    report.restarted_running = steps
+        .restart
+        .iter()
+        .filter(|s| remote.running.contains(*s))
+        .cloned()
+        .collect();
+    Ok(Prepared {
+        session,
+        actions,
+        steps,
+    })
+}
+
+fn install(
+    plan: &NodePlan,
+    prepared: &Prepared,
+    ctx: &Context,
+    clock: &Clock,
+    report: &mut NodeReport,
+) -> Result<(), NodeError> {
+    let Prepared {
+        session,
+        actions,
+        steps,
+    } = prepared;
     let uploads: Vec<&LocalFile> = plan
         .files
         .iter()
-        .zip(&actions)
+        .zip(actions)
         .filter(|(_, a)| **a == Action::Upload)
         .map(|(f, _)| f)
         .collect();
-    let steps = Steps::new(plan, &actions, ctx.no_start);
     if ctx.dry_run {
         report.bytes_uploaded = uploads.iter().map(|f| f.size).sum();
         report.daemon_reload = steps.daemon_reload;
@@ -154,39 +259,15 @@ fn push(
         report.services_restarted = steps.restart.clone();
         return Ok(());
     }
-
     if !uploads.is_empty() {
-        let mut dirs: Vec<&str> = uploads.iter().map(|f| parent_of(&f.dest)).collect();
-        dirs.sort_unstable();
-        dirs.dedup();
-        clock.arm(&session)?;
-        run_checked(
-            &session,
-            &format!("umask 022 && mkdir -p -- {}", quote_all(&dirs)),
-        )?;
-        let sftp = {
-            clock.arm(&session)?;
-            session
-                .sftp()
-                .map_err(NodeError::ssh("cannot start SFTP"))?
-        };
-        for file in &uploads {
-            match upload(&session, &sftp, file, &clock) {
-                Ok(bytes) => report.bytes_uploaded += bytes,
-                Err(e) => {
-                    cleanup_temps(&session, &uploads);
-                    return Err(e);
-                }
-            }
-        }
+        upload_all(session, &uploads, clock, report)?;
     }
-
-    let script = steps.script(plan, &actions);
+    let script = steps.script(plan, actions);
     if script.is_empty() {
         return Ok(());
     }
-    clock.arm(&session)?;
-    let (status, stdout, stderr) = exec(&session, &script)?;
+    clock.arm(session)?;
+    let (status, stdout, stderr) = exec(session, &script)?;
     for line in stdout.lines() {
         match line.split_once(' ') {
             Some(("#reload", _)) => report.daemon_reload = true,
@@ -196,7 +277,7 @@ fn push(
         }
     }
     if status != 0 {
-        cleanup_temps(&session, &uploads);
+        cleanup_temps(session, &uploads);
         return Err(NodeError::Remote {
             command: "install and systemctl script".into(),
             status,
@@ -204,6 +285,39 @@ fn push(
         });
     }
     let _ = session.disconnect(None, "node-push done", None);
+    Ok(())
+}
+
+/// Makes the destination directories and uploads every file to its temporary name.
+fn upload_all(
+    session: &Session,
+    uploads: &[&LocalFile],
+    clock: &Clock,
+    report: &mut NodeReport,
+) -> Result<(), NodeError> {
+    let mut dirs: Vec<&str> = uploads.iter().map(|f| parent_of(&f.dest)).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    clock.arm(session)?;
+    run_checked(
+        session,
+        &format!("umask 022 && mkdir -p -- {}", quote_all(&dirs)),
+    )?;
+    let sftp = {
+        clock.arm(session)?;
+        session
+            .sftp()
+            .map_err(NodeError::ssh("cannot start SFTP"))?
+    };
+    for file in uploads {
+        match upload(session, &sftp, file, clock) {
+            Ok(bytes) => report.bytes_uploaded += bytes,
+            Err(e) => {
+                cleanup_temps(session, uploads);
+                return Err(e);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -309,30 +423,80 @@ fn login(session: &Session, ctx: &Context) -> Result<(), NodeError> {
     Err(fail(tried.join("; ")))
 }
 
-/// One `sha256sum` and one `stat` for every destination.
+/// What the node has now: its destinations, and which of the services a change could restart
+/// are running.
+#[derive(Debug, Default)]
+struct Remote {
+    files: BTreeMap<String, RemoteFile>,
+    running: BTreeSet<String>,
+}
+
+/// One round trip: a `stat` and a `sha256sum` of every destination, and `systemctl is-active`
+/// of each service one of the node's files restarts (`services` empty: none asked).
 fn remote_state(
     session: &Session,
     files: &[LocalFile],
-) -> Result<BTreeMap<String, RemoteFile>, NodeError> {
-    let mut state = BTreeMap::new();
-    if files.is_empty() {
-        return Ok(state);
+    services: &[String],
+) -> Result<Remote, NodeError> {
+    let candidates: Vec<&str> = services
+        .iter()
+        .filter(|s| files.iter().any(|f| f.restarts.contains(*s)))
+        .map(String::as_str)
+        .collect();
+    if files.is_empty() && candidates.is_empty() {
+        return Ok(Remote::default());
     }
     let dests: Vec<&str> = files.iter().map(|f| f.dest.as_str()).collect();
     let list = quote_all(&dests);
-    let command = format!(
-        "stat -L --printf '%F\\t%a\\t%U:%G\\t%u:%g\\t%n\\n' -- {list} 2>/dev/null; echo '#hashes'; \
-         sha256sum -- {list} 2>/dev/null; true"
-    );
+    // Without files, no stat or sha256sum at all: sha256sum with no file would read stdin.
+    let mut command = if dests.is_empty() {
+        "echo '#hashes'; echo '#active'; ".to_string()
+    } else {
+        format!(
+            "stat -L --printf '%F\\t%a\\t%U:%G\\t%u:%g\\t%n\\n' -- {list} 2>/dev/null; \
+             echo '#hashes'; sha256sum -- {list} 2>/dev/null; echo '#active'; "
+        )
+    };
+    if !candidates.is_empty() {
+        // One line per unit, in order: active, inactive, failed, activating...
+        command.push_str(&format!(
+            "systemctl is-active -- {} 2>/dev/null; ",
+            quote_all(&candidates)
+        ));
+    }
+    command.push_str("true");
     let (status, stdout, stderr) = exec(session, &command)?;
-    if status != 0 || !stdout.contains("#hashes") {
+    let sections = stdout
+        .split_once("#hashes\n")
+        .and_then(|(stats, rest)| Some((stats, rest.split_once("#active\n")?)));
+    let Some((stats, (hashes, states))) = sections.filter(|_| status == 0) else {
         return Err(NodeError::Remote {
             command: "stat/sha256sum of the destinations".into(),
             status,
             stderr: last_line(&stderr),
         });
-    }
-    let (stats, hashes) = stdout.split_once("#hashes\n").unwrap_or((&stdout, ""));
+    };
+    Ok(Remote {
+        files: parse_files(stats, hashes),
+        running: candidates
+            .iter()
+            .zip(states.lines())
+            .filter(|(_, state)| is_running(state))
+            .map(|(unit, _)| unit.to_string())
+            .collect(),
+    })
+}
+
+/// A unit in one of these states is serving or about to: restarting it takes it down.
+fn is_running(state: &str) -> bool {
+    matches!(
+        state.trim(),
+        "active" | "activating" | "reloading" | "deactivating" | "refreshing"
+    )
+}
+
+fn parse_files(stats: &str, hashes: &str) -> BTreeMap<String, RemoteFile> {
+    let mut state = BTreeMap::new();
     for line in stats.lines() {
         let fields: Vec<&str> = line.splitn(5, '\t').collect();
         if let [kind, mode, names, ids, path] = fields[..] {
@@ -355,7 +519,7 @@ fn remote_state(
             }
         }
     }
-    Ok(state)
+    state
 }
 
 fn action_for(file: &LocalFile, remote: Option<&RemoteFile>) -> Result<Action, NodeError> {
@@ -683,6 +847,7 @@ mod tests {
                 file("/etc/hosts", &[]),
             ],
             services: vec!["etcd.service".into(), "kubelet.service".into()],
+            tier: crate::waves::Tier::Etcd,
         };
         let actions = [Action::Upload, Action::Attrs];
         let steps = Steps::new(&plan, &actions, false);

@@ -23,8 +23,56 @@ pub struct NodeReport {
     pub services_started: Vec<String>,
     /// Services restarted because one of their files changed.
     pub services_restarted: Vec<String>,
+    /// The running services it restarted (the others were not running: a restart started them):
+    /// what put it in a rolling wave.
+    pub restarted_running: Vec<String>,
+    /// Its wave of the rollout, from 1 (see `waves`); 0 when it failed before the order was made.
+    pub wave: usize,
+    /// The health gate after its wave.
+    pub gate: GateReport,
+    /// True when it was not pushed at all: the rollout stopped at an earlier wave.
+    pub skipped: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    pub seconds: f64,
+}
+
+/// The gate's verdict on a node's wave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Its wave restarted no running service: no gate.
+    #[default]
+    NotNeeded,
+    /// Its wave restarted running services, but no `--between` was given.
+    NotGiven,
+    /// Not run: a dry run, or the node was not pushed or failed before the gate.
+    NotRun,
+    Passed,
+    Failed,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NotNeeded => "not-needed",
+            Verdict::NotGiven => "not-given",
+            Verdict::NotRun => "not-run",
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+/// What the gate after a node's wave did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateReport {
+    pub verdict: Verdict,
+    /// How many times it ran (0 when it did not).
+    pub attempts: u32,
+    /// The exit status of its last attempt; null when that was killed at --gate-timeout.
+    pub last_status: Option<i32>,
     pub seconds: f64,
 }
 
@@ -56,6 +104,8 @@ impl Report {
             "unchanged",
             "started",
             "restarted",
+            "wave",
+            "gate",
             "error",
         ];
         let rows = self.nodes.iter().map(|n| {
@@ -63,6 +113,7 @@ impl Report {
                 n.node.clone(),
                 n.address.clone(),
                 match (n.ok, self.dry_run) {
+                    _ if n.skipped => "skipped".into(),
                     (false, _) => "failed".into(),
                     (true, true) => "dry-run".into(),
                     (true, false) => "ok".into(),
@@ -71,6 +122,8 @@ impl Report {
                 n.files_unchanged.len().to_string(),
                 n.services_started.len().to_string(),
                 n.services_restarted.join(","),
+                n.wave.to_string(),
+                n.gate.verdict.as_str().into(),
                 n.error.clone().unwrap_or_default(),
             ]
         });
@@ -104,7 +157,7 @@ mod tests {
         assert_eq!(table.lines().count(), 3, "{table}");
         assert!(table.contains("failed"));
         assert_eq!(report.failed(), 1);
-        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
-        assert_eq!(json["nodes"][0]["files_changed"][0], "/x");
+        let parsed: Report = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(parsed, report);
     }
 }
