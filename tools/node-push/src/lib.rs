@@ -196,10 +196,16 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         }
     }
     if failed > 0 {
+        let skipped = report.nodes.iter().filter(|n| n.skipped).count();
+        let not_pushed = match skipped {
+            0 => String::new(),
+            n => format!(", {n} not pushed"),
+        };
         hardway::tool::log(
             TOOL,
             format!(
-                "error: {failed} of {} nodes failed (see the report)",
+                "error: {} of {} nodes failed{not_pushed} (see the report)",
+                failed - skipped,
                 report.nodes.len()
             ),
         );

@@ -106,11 +106,6 @@ impl Probed {
     }
 }
 
-/// Pushes one node: [`probe`] then [`apply`].
-pub fn push_node(plan: &NodePlan, ctx: &Context) -> NodeReport {
-    apply(plan, probe(plan, ctx), ctx)
-}
-
 /// Connects, checks the host key, logs in and compares every destination and the state of the
 /// node's services; changes nothing. A failure goes into the report.
 pub fn probe(plan: &NodePlan, ctx: &Context) -> Probed {

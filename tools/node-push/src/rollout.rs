@@ -58,9 +58,11 @@ impl Rollout<'_> {
                 continue;
             }
             let mut reports = self.push_wave(number, wave, plans, &mut pending);
+            for report in &reports {
+                log_node(report, self.ctx.dry_run);
+            }
             stopped = self.settle(number, wave, &mut reports);
             for (&i, report) in wave.nodes.iter().zip(reports) {
-                log_node(&report, self.ctx.dry_run);
                 done[i] = Some(report);
             }
         }
@@ -230,7 +232,7 @@ fn in_parallel<T: Send>(count: usize, limit: usize, f: impl Fn(usize) -> T + Syn
         .collect()
 }
 
-/// One plain line per node on stderr as its wave finishes.
+/// One plain line per node on stderr as its push finishes (before its wave's gate).
 fn log_node(report: &NodeReport, dry_run: bool) {
     let what = if dry_run { "would change" } else { "changed" };
     match &report.error {
