@@ -46,10 +46,10 @@ What it does on each node:
   `restart: [\"unit\"]`.
 
 Rolling restarts:
-  Every node is first connected and compared at once; then nodes are pushed in waves.
-  Wave 1 holds every node that restarts no running service (nothing changed, or its
-  services are not running yet, as on a first install, when all etcd members must start
-  together), all at once. Then each etcd node whose running services restart goes alone,
+  Every node is first connected and compared (--parallel at once); then nodes are pushed
+  in waves. Wave 1 holds every node that restarts no running service (nothing changed, or
+  its services are not running yet, as on a first install, when all etcd members must start
+  together): each is pushed as soon as it is compared, in the same connection. Then each etcd node whose running services restart goes alone,
   then each controller, then each load balancer (always one node at a time, with or without
   --between), then the workers, --batch at a time. After each of those waves --between runs
   (`sh -c COMMAND`, with NODE_PUSH_WAVE and NODE_PUSH_NODES set; its stdout and stderr go
@@ -58,10 +58,11 @@ Rolling restarts:
   degraded is not pushed further. The first wave that fails its gate, or a node of a
   restarting wave that fails its push, stops the run: exit 3, that node named with the
   gate's last exit status; later waves are not contacted beyond the compare (no file
-  pushed, no service restarted) and are reported `skipped`. Each node's report gives its
+  pushed, no service restarted) and are reported `skipped`. A node of a later wave is
+  connected again at its wave, and compared afresh before anything is sent. Each node's report gives its
   `wave` and the gate's verdict (passed, failed, not-needed, not-given, not-run).
-  --timeout counts a node's own work: its connect and compare, then again its install and
-  restarts; the time it waits for its wave does not count.
+  --timeout bounds each connection's work; the time a node waits for its wave does not
+  count.
 
 Addresses:
   A node's address is its first IP (`--address-from ip`) or `vm.address` written by mkvm
@@ -178,8 +179,8 @@ pub fn command() -> Command {
                 .default_value("120")
                 .value_parser(value_parser!(u64).range(1..))
                 .help(
-                    "Give up on a node after SECONDS (connect and compare; then, again, \
-                     transfer and commands)",
+                    "Give up on a node after SECONDS (connect, transfer and commands together; \
+                     counted again when it reconnects at its wave)",
                 ),
         )
         .arg(

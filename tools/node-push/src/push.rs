@@ -64,13 +64,16 @@ enum Action {
     Keep,
 }
 
-/// A node connected and compared, not yet changed: what [`apply`] will do there.
+/// A node connected and compared. One that restarts no running service is pushed already, in
+/// the same session (wave 1 goes first and all at once); one that does is left as it was, its
+/// session closed (the `--parallel` bound holds), for [`apply`] at its wave.
 pub struct Probed {
+    /// The finished report, or what the compare saw of a node still to push.
     pub report: NodeReport,
     /// Time spent on the node so far (waiting for its wave does not count).
     spent: Duration,
-    /// `None` when the probe failed (the error is in the report).
-    prepared: Option<Prepared>,
+    /// Pushed already, or failed: nothing left for [`apply`].
+    done: bool,
 }
 
 struct Prepared {
@@ -80,18 +83,13 @@ struct Prepared {
 }
 
 impl Probed {
-    /// True when applying restarts a service that runs now: the node goes in a rolling wave.
+    /// True when pushing it restarts a service that runs now: the node goes in a rolling wave.
     pub fn restarts_running(&self) -> bool {
-        !self.report.restarted_running.is_empty()
+        !self.done && !self.report.restarted_running.is_empty()
     }
 
-    /// A node the rollout stopped before: never changed, reported as not pushed.
-    pub fn skip(mut self, why: &str) -> NodeReport {
-        if let Some(prepared) = self.prepared.take() {
-            let _ = prepared
-                .session
-                .disconnect(None, "node-push: rollout stopped", None);
-        }
+    /// A node the rollout stopped before: compared, never changed, reported as not pushed.
+    pub fn skip(self, why: &str) -> NodeReport {
         let mut report = self.report;
         report.skipped = true;
         report.ok = false;
@@ -106,54 +104,75 @@ impl Probed {
     }
 }
 
-/// Connects, checks the host key, logs in and compares every destination and the state of the
-/// node's services; changes nothing. A failure goes into the report.
+/// Connects, checks the host key, logs in, and compares every destination and the state of the
+/// services a change would restart; a node that restarts no running service is then pushed in
+/// the same session. A failure goes into the report.
 pub fn probe(plan: &NodePlan, ctx: &Context) -> Probed {
     let started = Instant::now();
-    let mut report = NodeReport {
-        node: plan.name.clone(),
-        address: plan.target.to_string(),
-        ..Default::default()
-    };
-    let clock = Clock {
-        deadline: started + ctx.timeout,
-        timeout: ctx.timeout,
-    };
-    let prepared = match prepare(plan, ctx, &clock, &mut report) {
-        Ok(prepared) => Some(prepared),
+    let mut report = new_report(plan);
+    let clock = Clock::starting(started, ctx.timeout);
+    let pushed = prepare(plan, ctx, &clock, &mut report).and_then(|prepared| {
+        if report.restarted_running.is_empty() {
+            install(plan, &prepared, ctx, &clock, &mut report).map(|()| true)
+        } else {
+            let _ = prepared
+                .session
+                .disconnect(None, "node-push: back at its wave", None);
+            Ok(false)
+        }
+    });
+    let done = match pushed {
+        Ok(pushed) => {
+            report.ok = pushed;
+            pushed
+        }
         Err(e) => {
             report.error = Some(clock.explain(e));
-            None
+            true
         }
     };
     Probed {
         report,
         spent: started.elapsed(),
-        prepared,
+        done,
     }
 }
 
-/// Uploads, installs and runs systemctl on a probed node, with `--timeout` counted afresh (the
-/// time the node waited for its wave is not its own). A failure goes into the report.
+/// Pushes a probed node at its wave: connects again and compares afresh (the node may have
+/// changed while it waited), then uploads, installs and runs systemctl, with `--timeout`
+/// counted anew. A node [`probe`] finished is returned as it is. A failure goes into the report.
 pub fn apply(plan: &NodePlan, probed: Probed, ctx: &Context) -> NodeReport {
-    let started = Instant::now();
     let Probed {
-        mut report,
+        report: probed,
         spent,
-        prepared,
+        done,
     } = probed;
-    if let Some(prepared) = prepared {
-        let clock = Clock {
-            deadline: started + ctx.timeout,
-            timeout: ctx.timeout,
-        };
-        match install(plan, &prepared, ctx, &clock, &mut report) {
-            Ok(()) => report.ok = true,
-            Err(e) => report.error = Some(clock.explain(e)),
-        }
+    if done {
+        return finish(probed, spent);
     }
-    let seconds = (spent + started.elapsed()).as_secs_f64();
-    report.seconds = (seconds * 1000.0).round() / 1000.0;
+    let started = Instant::now();
+    let mut report = new_report(plan);
+    let clock = Clock::starting(started, ctx.timeout);
+    let pushed = prepare(plan, ctx, &clock, &mut report)
+        .and_then(|prepared| install(plan, &prepared, ctx, &clock, &mut report));
+    match pushed {
+        Ok(()) => report.ok = true,
+        Err(e) => report.error = Some(clock.explain(e)),
+    }
+    report.host_key_recorded |= probed.host_key_recorded;
+    finish(report, spent + started.elapsed())
+}
+
+fn new_report(plan: &NodePlan) -> NodeReport {
+    NodeReport {
+        node: plan.name.clone(),
+        address: plan.target.to_string(),
+        ..Default::default()
+    }
+}
+
+fn finish(mut report: NodeReport, spent: Duration) -> NodeReport {
+    report.seconds = (spent.as_secs_f64() * 1000.0).round() / 1000.0;
     report
 }
 
@@ -163,6 +182,13 @@ struct Clock {
 }
 
 impl Clock {
+    fn starting(now: Instant, timeout: Duration) -> Clock {
+        Clock {
+            deadline: now + timeout,
+            timeout,
+        }
+    }
+
     /// The one-line error for the report; a libssh2 timeout surfaces as a session error, so
     /// the real cause is named.
     fn explain(&self, e: NodeError) -> String {

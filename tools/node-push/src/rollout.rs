@@ -1,6 +1,7 @@
-//! The run across nodes: probe every node at once, order them into waves ([`crate::waves`]),
-//! then push wave after wave, with the health gate ([`crate::gate`]) after each wave that
-//! restarted running services, stopping at the first wave that does not come back healthy.
+//! The run across nodes: probe every node at once (at most `--parallel`; a node that restarts no
+//! running service is pushed right then, which is wave 1), order them into waves
+//! ([`crate::waves`]), then push the rolling waves one after another, with the health gate
+//! ([`crate::gate`]) after each, stopping at the first wave that does not come back healthy.
 //!
 //! A node in a rolling wave that fails its push stops the rollout too (its service may be down);
 //! in the first wave, of nodes that restart nothing, a failure fails only that node, as before.
