@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use node_push::report::Verdict;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use testkit::sshd::{self, Sshd, SshdOptions};
@@ -887,4 +888,138 @@ fn a_name_lookup_that_never_answers_is_bounded_by_timeout() {
         error.starts_with("cannot resolve never-answered.example.test: no answer within 2 s"),
         "{error}"
     );
+}
+
+/// A "node" whose services all run: the sshd's stub systemctl answers `active` to the compare's
+/// `is-active` (and still records every call), so each changed unit is a restart of a running
+/// service.
+fn all_running(sshd: &Sshd) {
+    let stub = sshd.dir().join("bin/systemctl");
+    let log = sshd.dir().join("systemctl.log");
+    fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = is-active ]; then shift; [ \"$1\" = -- ] && shift; \
+             for u; do echo active; done; fi\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Control-plane nodes restart one at a time, then workers --batch at a time; a node that
+/// restarts nothing goes first, with no gate. The gate runs once before the first restart and
+/// after each wave, with the wave's nodes in its environment, and its stdout goes to stderr:
+/// stdout stays the document. `--dry-run` shows the waves and runs no gate; without --between
+/// the order is the same and the verdict is not-given.
+#[test]
+fn workers_restart_in_batches_after_the_control_plane_one_node_at_a_time() {
+    let names = ["w-1", "cp-1", "w-2", "cp-2", "w-3", "quiet"];
+    let mut w = World::new(&names);
+    let sshd = w.sshd();
+    all_running(&sshd);
+    let write_units = |w: &mut World, version: &str| {
+        for name in names {
+            let role = if name.starts_with("cp") {
+                "controller"
+            } else {
+                "worker"
+            };
+            w.node_mut(name)["roles"] = json!([role]);
+            let unit = format!("[Service]\nExecStart=/bin/true {version}\n");
+            w.file(
+                name,
+                &format!("{name}.service"),
+                "etc/systemd/system/svc.service",
+                "0644",
+                "root:root",
+                unit.as_bytes(),
+            );
+            w.services(name, &["svc.service"]);
+        }
+        // Its file restarts no service: nothing for the gate to check.
+        w.services("quiet", &[]);
+    };
+    write_units(&mut w, "v1");
+    let gate_log = w.path("gate.log");
+    let gate = format!(
+        "echo \"$NODE_PUSH_WAVE $NODE_PUSH_NODES\" >> '{}'; echo GATE-STDOUT",
+        gate_log.display()
+    );
+    let all: Vec<(&str, &Sshd)> = names.iter().map(|n| (*n, &sshd)).collect();
+    let mut args = w.args(&all);
+    args.extend(["--accept-new".into(), "--batch".into(), "2".into()]);
+    let mut gated = args.clone();
+    gated.extend(["--between".into(), gate.clone()]);
+
+    let (out, report) = w.run_report(&gated);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is the document");
+    assert_eq!(printed, w.doc);
+    assert!(stderr(&out).contains("GATE-STDOUT"), "{}", stderr(&out));
+    let report: node_push::report::Report = serde_json::from_value(report).unwrap();
+    let waves = |report: &node_push::report::Report| -> Vec<(String, usize, Verdict)> {
+        report
+            .nodes
+            .iter()
+            .map(|n| (n.node.clone(), n.wave, n.gate.verdict))
+            .collect()
+    };
+    let expect = |verdict: Verdict| -> Vec<(String, usize, Verdict)> {
+        [
+            ("w-1", 4),
+            ("cp-1", 2),
+            ("w-2", 4),
+            ("cp-2", 3),
+            ("w-3", 5),
+            ("quiet", 1),
+        ]
+        .iter()
+        .map(|(n, wave)| {
+            let v = if *wave == 1 {
+                Verdict::NotNeeded
+            } else {
+                verdict
+            };
+            (n.to_string(), *wave, v)
+        })
+        .collect()
+    };
+    assert_eq!(waves(&report), expect(Verdict::Passed));
+    assert_eq!(
+        fs::read_to_string(&gate_log)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        ["2 cp-1", "2 cp-1", "3 cp-2", "4 w-1 w-2", "5 w-3"],
+        "once before the first restart, then after each rolling wave"
+    );
+    let restarts = changes(&sshd)
+        .iter()
+        .filter(|c| c.starts_with("restart"))
+        .count();
+    assert_eq!(restarts, 5);
+
+    // --dry-run: the same waves, no gate, nothing restarted.
+    write_units(&mut w, "v2");
+    let mut dry = gated.clone();
+    dry.push("--dry-run".into());
+    let (out, report) = w.run_report(&dry);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: node_push::report::Report = serde_json::from_value(report).unwrap();
+    assert_eq!(waves(&report), expect(Verdict::NotRun));
+    assert_eq!(fs::read_to_string(&gate_log).unwrap().lines().count(), 5);
+    let restarts_now = changes(&sshd)
+        .iter()
+        .filter(|c| c.starts_with("restart"))
+        .count();
+    assert_eq!(restarts_now, 5);
+
+    // No --between: the same order, the verdict says no gate was given.
+    let (out, report) = w.run_report(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: node_push::report::Report = serde_json::from_value(report).unwrap();
+    assert_eq!(waves(&report), expect(Verdict::NotGiven));
+    assert_eq!(fs::read_to_string(&gate_log).unwrap().lines().count(), 5);
 }
