@@ -1,10 +1,13 @@
 //! One node's push over SSH: verify the host key, log in, compare, upload, rename, start.
 //!
 //! Round trips are what cost time over SSH, so a node takes a fixed few of them however many
-//! files it has: one `sha256sum`+`stat` for every destination, one `mkdir -p` when something is
-//! uploaded, the SFTP uploads, and one script that installs every upload (chown, chmod, `mv -f`
-//! over the target: rename(2) in the same directory, atomic) and runs systemctl. The script echoes
-//! a marker after each step so the report says exactly what was done when it fails half-way.
+//! files it has: one `sha256sum`+`stat` for every destination (and `systemctl is-active` of the
+//! services a change restarts), one `mkdir -p` when something is uploaded, the SFTP uploads, and
+//! one script that installs every upload (chown, chmod, `mv -f` over the target: rename(2) in the
+//! same directory, atomic) and runs systemctl. The script echoes a marker after each step so the
+//! report says exactly what was done when it fails half-way. A node that restarts a running
+//! service is compared once to find its wave ([`probe`]) and connected again at that wave
+//! ([`apply`]), which compares again before it sends anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -69,7 +72,7 @@ enum Action {
 /// session closed (the `--parallel` bound holds), for [`apply`] at its wave.
 pub struct Probed {
     /// The finished report, or what the compare saw of a node still to push.
-    pub report: NodeReport,
+    report: NodeReport,
     /// Time spent on the node so far (waiting for its wave does not count).
     spent: Duration,
     /// Pushed already, or failed: nothing left for [`apply`].

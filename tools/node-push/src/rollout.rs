@@ -117,53 +117,58 @@ impl Rollout<'_> {
             }
             return Some(why);
         }
-        let verdict = match (self.gate, self.ctx.dry_run) {
-            (_, true) => GateReport {
-                verdict: Verdict::NotRun,
-                ..Default::default()
-            },
-            (None, false) => GateReport {
-                verdict: Verdict::NotGiven,
-                ..Default::default()
-            },
-            (Some(gate), false) => {
-                let names: Vec<&str> = reports.iter().map(|r| r.node.as_str()).collect();
-                gate_report(gate.run(number, &names))
-            }
+        let nodes: Vec<&str> = reports.iter().map(|r| r.node.as_str()).collect();
+        let gate = self.check(number, &nodes);
+        let names = nodes.join(", ");
+        for report in reports.iter_mut() {
+            report.gate = gate.clone();
+        }
+        if gate.verdict != Verdict::Failed {
+            return None;
+        }
+        let message = format!(
+            "did not come back healthy: the gate {} ({} attempts in {} s, --gate-timeout)",
+            status_text(gate.last_status),
+            gate.attempts,
+            gate.seconds
+        );
+        hardway::tool::log(
+            crate::TOOL,
+            format!("error: {names} (wave {number}) {message}"),
+        );
+        for report in reports.iter_mut() {
+            report.ok = false;
+            report.error = Some(message.clone());
+        }
+        Some(format!(
+            "not pushed: the rollout stopped at {names} (wave {number}): the gate failed"
+        ))
+    }
+
+    /// The gate's verdict on a rolling wave whose nodes all pushed.
+    fn check(&self, number: usize, nodes: &[&str]) -> GateReport {
+        let not = |verdict| GateReport {
+            verdict,
+            ..Default::default()
         };
-        let failed = verdict.verdict == Verdict::Failed;
-        let names: Vec<String> = reports.iter().map(|r| r.node.clone()).collect();
-        let names = names.join(", ");
-        if failed {
-            let message = format!(
-                "did not come back healthy: the gate {} ({} attempts in {} s, --gate-timeout)",
-                status_text(verdict.last_status),
-                verdict.attempts,
-                verdict.seconds
-            );
-            hardway::tool::log(
-                crate::TOOL,
-                format!("error: {names} (wave {number}) {message}"),
-            );
-            for report in reports.iter_mut() {
-                report.ok = false;
-                report.error = Some(message.clone());
-            }
-        } else if verdict.verdict == Verdict::Passed {
+        let gate = match (self.gate, self.ctx.dry_run) {
+            (_, true) => return not(Verdict::NotRun),
+            (None, false) => return not(Verdict::NotGiven),
+            (Some(gate), false) => gate,
+        };
+        let outcome = gate.run(number, nodes);
+        if outcome.passed {
             hardway::tool::log(
                 crate::TOOL,
                 format!(
-                    "gate after wave {number} ({names}): passed after {} attempts, {} s",
-                    verdict.attempts, verdict.seconds
+                    "gate after wave {number} ({}): passed after {} attempts, {} s",
+                    nodes.join(", "),
+                    outcome.attempts,
+                    outcome.seconds
                 ),
             );
         }
-        for report in reports.iter_mut() {
-            report.gate = verdict.clone();
-        }
-        failed.then(|| {
-            format!("not pushed: the rollout stopped at {names} (wave {number}): the gate failed")
-        })
+        gate_report(outcome)
     }
 
     /// The gate before the first restart: the cluster must be healthy before a member goes
