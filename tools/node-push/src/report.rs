@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_has_a_row_per_node() {
+    fn table_has_a_row_per_node_with_its_wave_and_gate() {
         let report = Report {
             dry_run: false,
             nodes: vec![
@@ -144,6 +144,13 @@ mod tests {
                     node: "a".into(),
                     ok: true,
                     files_changed: vec!["/x".into()],
+                    wave: 2,
+                    gate: GateReport {
+                        verdict: Verdict::Passed,
+                        attempts: 3,
+                        last_status: Some(0),
+                        seconds: 4.2,
+                    },
                     ..Default::default()
                 },
                 NodeReport {
@@ -151,12 +158,29 @@ mod tests {
                     error: Some("cannot connect".into()),
                     ..Default::default()
                 },
+                NodeReport {
+                    node: "c".into(),
+                    wave: 3,
+                    skipped: true,
+                    gate: GateReport {
+                        verdict: Verdict::NotRun,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             ],
         };
         let table = report.to_table();
-        assert_eq!(table.lines().count(), 3, "{table}");
-        assert!(table.contains("failed"));
-        assert_eq!(report.failed(), 1);
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows.len(), 4, "{table}");
+        let row = |name: &str| rows.iter().find(|r| r[0] == name).unwrap().clone();
+        assert_eq!(row("a")[1..], ["ok", "1", "0", "0", "2", "passed"]);
+        assert_eq!(row("b")[1..3], ["failed", "0"]);
+        assert_eq!(row("c")[1..], ["skipped", "0", "0", "0", "3", "not-run"]);
+        assert_eq!(report.failed(), 2);
         let parsed: Report = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(parsed, report);
     }
