@@ -290,6 +290,36 @@ mod tests {
     }
 
     #[test]
+    fn the_gate_flags_have_their_defaults() {
+        let m = command().try_get_matches_from(["node-push"]).unwrap();
+        assert_eq!(m.get_one::<String>(BETWEEN), None);
+        assert_eq!(m.get_one::<u64>(GATE_TIMEOUT), Some(&300));
+        assert_eq!(m.get_one::<u16>(BATCH), Some(&10));
+        let m = command()
+            .try_get_matches_from([
+                "node-push",
+                "--between",
+                "etcd-check -f out/cluster.json --dir out",
+                "--gate-timeout",
+                "60",
+                "--batch",
+                "3",
+            ])
+            .unwrap();
+        assert_eq!(
+            m.get_one::<String>(BETWEEN).map(String::as_str),
+            Some("etcd-check -f out/cluster.json --dir out")
+        );
+        assert_eq!(m.get_one::<u64>(GATE_TIMEOUT), Some(&60));
+        assert_eq!(m.get_one::<u16>(BATCH), Some(&3));
+        for bad in [["--batch", "0"], ["--gate-timeout", "0"]] {
+            assert!(command()
+                .try_get_matches_from(["node-push", bad[0], bad[1]])
+                .is_err());
+        }
+    }
+
+    #[test]
     fn command_is_well_formed() {
         command().debug_assert();
     }
