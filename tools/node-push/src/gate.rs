@@ -30,8 +30,8 @@ pub struct Gate {
 pub struct Outcome {
     pub passed: bool,
     pub attempts: u32,
-    /// The exit status of the last attempt that exited; `None` when it was killed at the
-    /// timeout or by a signal.
+    /// The exit status of the last attempt that exited; `None` when none did (each was killed
+    /// at the timeout, or by a signal).
     pub last_status: Option<i32>,
     pub seconds: f64,
 }
@@ -57,8 +57,13 @@ impl Gate {
                     None
                 }
             };
-            outcome.last_status = status.and_then(|s| s.code());
-            outcome.passed = outcome.last_status == Some(0);
+            let code = status.and_then(|s| s.code());
+            // An attempt killed at the timeout says nothing: the last verdict stays the one
+            // the gate gave before.
+            if code.is_some() {
+                outcome.last_status = code;
+            }
+            outcome.passed = code == Some(0);
             if outcome.passed || Instant::now() + INTERVAL >= deadline {
                 break;
             }

@@ -71,7 +71,8 @@ pub struct GateReport {
     pub verdict: Verdict,
     /// How many times it ran (0 when it did not).
     pub attempts: u32,
-    /// The exit status of its last attempt; null when that was killed at --gate-timeout.
+    /// The exit status of its last attempt that exited; null when none did (killed at
+    /// --gate-timeout).
     pub last_status: Option<i32>,
     pub seconds: f64,
 }

@@ -207,7 +207,7 @@ fn gate_report(outcome: Outcome) -> GateReport {
 fn status_text(status: Option<i32>) -> String {
     match status {
         Some(code) => format!("exited {code}"),
-        None => "was killed at its timeout".into(),
+        None => "never exited (killed at --gate-timeout)".into(),
     }
 }
 

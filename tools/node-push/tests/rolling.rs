@@ -120,7 +120,7 @@ impl World {
             .prefix("node-push-rolling-")
             .tempdir()
             .unwrap();
-        let lab = Lab::new(3, 91);
+        let lab = Lab::new(3, 117);
         testkit::sshd::keygen(&tmp.path().join("id_ed25519"), "node-push-rolling");
         // The document node-push reads: the lab's three etcd nodes, each with one file (its
         // etcd unit, under the node's root in this test's directory) and one service. The gate
@@ -370,7 +370,7 @@ fn a_rolling_restart_restarts_members_one_by_one_and_a_failing_gate_stops_it() {
     w.unit(1, "--snapshot-count=30000");
     w.unit(2, "--snapshot-count=30000");
     let mark = w.event_count();
-    let (out, report) = w.push(8);
+    let (out, report) = w.push(12);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "no document after a failure");
     let one = &report.nodes[0];
