@@ -482,7 +482,10 @@ fn remote_state(
         )
     };
     if !candidates.is_empty() {
-        // One line per unit, in order: active, inactive, failed, activating...
+        // systemctl(1), is-active: "Check whether any of the specified units are active", and
+        // print each one's ActiveState, one line per unit in order (active, reloading, inactive,
+        // failed, activating, deactivating); the exit status only says "any" (systemd 253
+        // manual, freedesktop.org/software/systemd/man/253/systemctl.html).
         command.push_str(&format!(
             "systemctl is-active -- {} 2>/dev/null; ",
             quote_all(&candidates)
