@@ -377,6 +377,7 @@ pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Er
             pool: "hardway".into(),
             extra: Extra::new(),
         }),
+        hypervisors: Vec::new(),
         nodes,
         pki: None,
         extra: Extra::new(),
