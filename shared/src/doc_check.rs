@@ -400,7 +400,8 @@ mod tests {
 
     #[test]
     fn each_bad_hypervisor_field_is_refused_at_its_json_path() {
-        let cases: [(&str, fn(&mut Document)); 12] = [
+        type Spoil = fn(&mut Document);
+        let cases: [(&str, Spoil); 12] = [
             ("hypervisors[1].name: ", |d| {
                 d.hypervisors[1].name = "HV_B".into()
             }),
