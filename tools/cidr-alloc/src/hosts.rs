@@ -86,11 +86,8 @@ struct Vips<'a> {
     pick_api: bool,
 }
 
-/// Fills `node_slice` of every hypervisor: kept ones first (input, then previous by name), then
-/// the lowest free aligned part of each node network for the others.
+/// Fills `node_slice` of every hypervisor, one node network (family) at a time.
 fn decide_slices(document: &mut Document, previous: Option<Previous<'_>>) -> Result<(), Error> {
-    let nets = document.cluster.networks.node.clone();
-    let count = document.hypervisors.len();
     let previous_slices: HashMap<&str, &[IpNet]> = previous
         .map(|p| {
             p.document
@@ -100,59 +97,80 @@ fn decide_slices(document: &mut Document, previous: Option<Previous<'_>>) -> Res
                 .collect()
         })
         .unwrap_or_default();
-    let mut chosen: Vec<Vec<IpNet>> = vec![Vec::with_capacity(nets.len()); count];
-    for net in &nets {
-        let v6 = matches!(net, IpNet::V6(_));
-        let of_family = |slices: &[IpNet]| {
-            slices
-                .iter()
-                .copied()
-                .find(|s| matches!(s, IpNet::V6(_)) == v6)
-        };
-        let mut taken: Vec<(usize, IpNet)> = Vec::new();
-        let mut missing = Vec::new();
-        for (i, host) in document.hypervisors.iter().enumerate() {
-            let earlier = previous_slices
-                .get(host.name.as_str())
-                .and_then(|s| of_family(s))
-                .filter(|s| net.contains(s));
-            match of_family(&host.node_slice).or(earlier) {
-                Some(slice) => {
-                    if let Some((j, other)) = taken.iter().find(|(_, o)| overlap(o, &slice)) {
-                        return Err(Error::invalid(
-                            format!("hypervisors[{i}].node_slice"),
-                            format!(
-                                "{slice} of hypervisor {} overlaps {other} of hypervisor {}: give each its own part of {net}",
-                                host.name, document.hypervisors[*j].name
-                            ),
-                        ));
-                    }
-                    taken.push((i, slice));
-                    chosen[i].push(slice);
-                }
-                None => missing.push(i),
-            }
-        }
-        for i in missing {
-            let slice = free_slice(*net, count, &taken).ok_or_else(|| {
-                Error::invalid(
-                    format!("hypervisors[{i}].node_slice"),
-                    format!(
-                        "no free /{} is left in node network {net} for hypervisor {} ({count} hypervisors, {} slices taken): pin a smaller node_slice or use a larger --node-network",
-                        slice_prefix(*net, count).map_or(net.max_prefix_len(), |p| p),
-                        document.hypervisors[i].name,
-                        taken.len()
-                    ),
-                )
-            })?;
-            taken.push((i, slice));
-            chosen[i].push(slice);
+    let mut chosen: Vec<Vec<IpNet>> = vec![Vec::new(); document.hypervisors.len()];
+    for net in &document.cluster.networks.node {
+        let slices = slices_of(*net, &document.hypervisors, &previous_slices)?;
+        for (list, slice) in chosen.iter_mut().zip(slices) {
+            list.push(slice);
         }
     }
     for (host, slices) in document.hypervisors.iter_mut().zip(chosen) {
         host.node_slice = slices;
     }
     Ok(())
+}
+
+/// Each hypervisor's slice of one node network, in `hosts` order: kept ones first (its own in
+/// the input, else its previous one by name while still inside `net`), then the lowest free
+/// aligned part for the others.
+fn slices_of(
+    net: IpNet,
+    hosts: &[HypervisorHost],
+    previous_slices: &HashMap<&str, &[IpNet]>,
+) -> Result<Vec<IpNet>, Error> {
+    let v6 = matches!(net, IpNet::V6(_));
+    let of_family = |slices: &[IpNet]| {
+        slices
+            .iter()
+            .copied()
+            .find(|s| matches!(s, IpNet::V6(_)) == v6)
+    };
+    let mut taken: Vec<(usize, IpNet)> = Vec::new();
+    let mut missing = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let earlier = previous_slices
+            .get(host.name.as_str())
+            .and_then(|s| of_family(s))
+            .filter(|s| net.contains(s));
+        let Some(slice) = of_family(&host.node_slice).or(earlier) else {
+            missing.push(i);
+            continue;
+        };
+        if let Some((j, other)) = taken.iter().find(|(_, o)| overlap(o, &slice)) {
+            return Err(Error::invalid(
+                format!("hypervisors[{i}].node_slice"),
+                format!(
+                    "{slice} of hypervisor {} overlaps {other} of hypervisor {}: give each its own part of {net}",
+                    host.name, hosts[*j].name
+                ),
+            ));
+        }
+        taken.push((i, slice));
+    }
+    for i in missing {
+        let slice = free_slice(net, hosts.len(), &taken)
+            .ok_or_else(|| no_free_slice(net, hosts, i, taken.len()))?;
+        taken.push((i, slice));
+    }
+    taken.sort_by_key(|(i, _)| *i);
+    Ok(taken.into_iter().map(|(_, slice)| slice).collect())
+}
+
+fn no_free_slice(net: IpNet, hosts: &[HypervisorHost], i: usize, taken: usize) -> Error {
+    let count = hosts.len();
+    let why = match slice_prefix(net, count) {
+        Some(prefix) => format!(
+            "no free /{prefix} is left in node network {net} for hypervisor {} ({count} hypervisors, {taken} slices taken)",
+            hosts[i].name
+        ),
+        None => format!(
+            "node network {net} cannot be split into {count} slices that each hold a node"
+        ),
+    };
+    Error::invalid(
+        format!("hypervisors[{i}].node_slice"),
+        format!("{why}: pin a smaller node_slice or use a larger --node-network"),
+    )
 }
 
 fn overlap(a: &IpNet, b: &IpNet) -> bool {
@@ -196,6 +214,30 @@ fn address_family(
         reserve_vips(pool, [*vips.api, vips.controller], gateway);
     }
     let host_of = host_index(document);
+    let missing = keep_decided(document, &host_of, &mut pools, v6, kept_earlier)?;
+    if vips.pick_api && vips.api.is_none() {
+        pick_api_vip(document, &host_of, &mut pools, vips.api)?;
+    }
+    for i in missing {
+        let h = host_of[i];
+        let slot = pools[h]
+            .next_free(Owner::Node(i))
+            .ok_or_else(|| slice_full(document, h, k, &pools[h]))?;
+        let ip = pools[h].ip_at(slot);
+        document.nodes[i].ips.push(ip);
+    }
+    Ok(())
+}
+
+/// Takes the addresses already decided in each node's slice (its own, else its previous one
+/// while free) and returns the nodes still missing one, in document order.
+fn keep_decided(
+    document: &mut Document,
+    host_of: &[usize],
+    pools: &mut [Pool],
+    v6: bool,
+    kept_earlier: &[Vec<IpAddr>],
+) -> Result<Vec<usize>, Error> {
     let mut missing = Vec::new();
     let mut kept: Vec<(usize, IpAddr)> = Vec::new();
     for (i, node) in document.nodes.iter().enumerate() {
@@ -227,18 +269,7 @@ fn address_family(
     for (i, ip) in kept {
         document.nodes[i].ips.push(ip);
     }
-    if vips.pick_api && vips.api.is_none() {
-        pick_api_vip(document, &host_of, &mut pools, vips.api)?;
-    }
-    for i in missing {
-        let h = host_of[i];
-        let slot = pools[h]
-            .next_free(Owner::Node(i))
-            .ok_or_else(|| slice_full(document, h, k, &pools[h]))?;
-        let ip = pools[h].ip_at(slot);
-        document.nodes[i].ips.push(ip);
-    }
-    Ok(())
+    Ok(missing)
 }
 
 /// The VIPs and the top-level gateway are no node's address, in whichever slice they sit.

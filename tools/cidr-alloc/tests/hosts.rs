@@ -304,6 +304,15 @@ fn refusals_name_the_json_path() {
     let line = refuse(&doc);
     assert!(line.starts_with("cidr-alloc: error: hypervisors[0].node_slice[0]: node slice 10.240.0.0/29 of hypervisor hv-0 is exhausted"), "{line}");
 
+    // Five hypervisors cannot share a /28: a /31 each would hold no node.
+    let mut doc = document(&workers(5, |i| i), 5, false);
+    doc["cluster"]["networks"]["node"] = json!(["10.240.0.0/28"]);
+    let line = refuse(&doc);
+    assert!(
+        line.starts_with("cidr-alloc: error: hypervisors[0].node_slice: node network 10.240.0.0/28 cannot be split into 5 slices"),
+        "{line}"
+    );
+
     // A node on a hypervisor the document does not list.
     let mut doc = document(&workers(2, |_| 0), 2, false);
     doc["nodes"][1]["host"] = json!("qemu+ssh://hv-9/system");
