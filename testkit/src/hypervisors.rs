@@ -210,6 +210,21 @@ impl Hypervisor {
         text.trim().parse().expect("a pid")
     }
 
+    /// Stops this libvirtd (its virtlogd stays), as a hypervisor that went away; returns once
+    /// its socket no longer answers.
+    pub fn stop_libvirtd(&self) {
+        run_ok(Command::new("kill").arg(self.libvirtd_pid().to_string()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.virsh(&["list", "--name"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "libvirtd of {} did not stop",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Runs `virsh -c URI ARGS` from the host; returns its output whatever its status.
     pub fn virsh(&self, args: &[&str]) -> Output {
         Command::new("virsh")

@@ -214,4 +214,18 @@ fn mkvm_status_asks_each_nodes_own_hypervisor(hv: &TwoHypervisors) {
     for (one, name) in [(&hv.a, "node-a1"), (&hv.a, "node-b1"), (&hv.b, "node-b1")] {
         one.virsh_ok(&["undefine", name]);
     }
+    one_hypervisor_down_is_exit_3_naming_it(hv, &doc_path);
+}
+
+/// With b's daemon stopped, status fails with exit 3 and one line naming b's URI, not a's.
+fn one_hypervisor_down_is_exit_3_naming_it(hv: &TwoHypervisors, doc_path: &Path) {
+    hv.b.stop_libvirtd();
+    let out = Command::new(testkit::bin("mkvm"))
+        .args(["status", "-f"])
+        .arg(doc_path)
+        .output()
+        .unwrap();
+    let line = testkit::assert_one_line_error(&out, "mkvm", 3);
+    assert!(line.contains(&hv.b.uri()), "{line}");
+    assert!(!line.contains(&hv.a.uri()), "{line}");
 }
