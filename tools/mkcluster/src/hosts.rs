@@ -30,19 +30,35 @@ pub fn from_matches(matches: &ArgMatches) -> Result<Vec<HypervisorHost>, Error> 
         .flatten()
     {
         let host = parse(text).map_err(flag)?;
-        let clash = hosts
-            .iter()
-            .find(|h| h.name == host.name || h.uri == host.uri || h.address == host.address);
-        if let Some(other) = clash {
+        if let Some((other, what)) = clash(&hosts, &host) {
             return Err(flag(format!(
-                "{} and {} share a name, a URI or an address: each hypervisor needs its own",
+                "{} has the {what} of hypervisor {}: each hypervisor needs its own",
                 hardway::error::quote(text),
-                hardway::error::quote(&format!("{}={},{}", other.name, other.uri, other.address)),
+                other.name
             )));
         }
         hosts.push(host);
     }
     Ok(hosts)
+}
+
+/// The hypervisor already declared with the same name, URI or address, and which of them.
+fn clash<'a>(
+    hosts: &'a [HypervisorHost],
+    host: &HypervisorHost,
+) -> Option<(&'a HypervisorHost, &'static str)> {
+    hosts.iter().find_map(|h| {
+        let what = if h.name == host.name {
+            "name"
+        } else if h.uri == host.uri {
+            "URI"
+        } else if h.address == host.address {
+            "address"
+        } else {
+            return None;
+        };
+        Some((h, what))
+    })
 }
 
 /// Parses `NAME=URI,ADDRESS`.

@@ -82,7 +82,17 @@ fn bad_hypervisors_are_one_line_errors() {
     refuse(
         &["--hypervisor", A, "--hypervisor", A],
         "name,roles\nw1,worker\n",
-        "--hypervisor: ",
+        "--hypervisor: \"hv-a=qemu+ssh://…@192.168.50.1/system,192.168.50.1\" has the name of hypervisor hv-a",
+    );
+    refuse(
+        &[
+            "--hypervisor",
+            A,
+            "--hypervisor",
+            "hv-c=qemu+tls://hv-c/system,192.168.50.1",
+        ],
+        "name,roles\nw1,worker\n",
+        "has the address of hypervisor hv-a",
     );
     refuse(
         &["--hypervisor", "hv-a=qemu:///system"],
