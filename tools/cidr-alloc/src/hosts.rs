@@ -43,12 +43,21 @@ pub fn allocate(
         return Ok(());
     }
     decide_slices(document, previous)?;
+    // Where each node ran in the previous output: its `host`, else that document's default
+    // hypervisor, so a cluster growing from one hypervisor (no list, `host` null) to several
+    // keeps the addresses of the nodes that stay on the first machine.
     let earlier: HashMap<&str, (Option<&str>, &[IpAddr])> = previous
         .map(|p| {
+            let default = p.document.hypervisor.as_ref().map(|h| h.uri.as_str());
             p.document
                 .nodes
                 .iter()
-                .map(|n| (n.name.as_str(), (n.host.as_deref(), n.ips.as_slice())))
+                .map(|n| {
+                    (
+                        n.name.as_str(),
+                        (n.host.as_deref().or(default), n.ips.as_slice()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();

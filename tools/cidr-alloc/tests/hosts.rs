@@ -262,6 +262,46 @@ fn a_node_moved_to_another_hypervisor_is_readdressed_there() {
     assert!(second.hypervisors[1].node_slice[0].contains(&second.nodes[1].ips[0]));
 }
 
+#[test]
+fn growing_from_one_hypervisor_to_two_keeps_the_nodes_that_stay() {
+    let specs: Vec<(String, Spec)> = (0..4)
+        .map(|i| {
+            (
+                format!("n{i}"),
+                Spec {
+                    roles: 0b0100,
+                    host: 0,
+                },
+            )
+        })
+        .collect();
+    let before = run(&parse(&document(&specs, 0, false)), None);
+    // The machine it ran on becomes hv-0 (same URI); n0 goes (so a re-addressed n1 would move
+    // down into its address), and a new node goes on hv-1.
+    let mut grown = specs[1..].to_vec();
+    grown.push((
+        "n4".into(),
+        Spec {
+            roles: 0b0100,
+            host: 1,
+        },
+    ));
+    let text = document(&grown, 2, false)
+        .to_string()
+        .replace(&uri(0), "qemu:///system");
+    let after = run(&parse(&serde_json::from_str(&text).unwrap()), Some(&before));
+    check_slices_and_addresses(&after);
+    for node in &before.nodes[1..] {
+        assert_eq!(
+            after.node(&node.name).unwrap().ips,
+            node.ips,
+            "{}",
+            node.name
+        );
+    }
+    assert_eq!(after.node("n4").unwrap().ips[0].to_string(), "10.240.0.130");
+}
+
 /// Runs the binary expecting a refusal; returns its one error line.
 fn refuse(doc: &Value) -> String {
     let out = Command::cargo_bin("cidr-alloc")
