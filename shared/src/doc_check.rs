@@ -141,7 +141,7 @@ fn known_hypervisors(hosts: &[HypervisorHost]) -> String {
     let mut text: Vec<String> = hosts
         .iter()
         .take(4)
-        .map(|h| format!("{} = {}", h.name, h.uri))
+        .map(|h| format!("{} = {}", h.name, crate::uri::redact_userinfo(&h.uri)))
         .collect();
     if hosts.len() > 4 {
         text.push(format!("and {} more", hosts.len() - 4));
