@@ -118,7 +118,11 @@ fn hypervisors(doc: &Document) -> Result<(), Error> {
         return Ok(());
     }
     for (i, node) in doc.nodes.iter().enumerate() {
-        if doc.hypervisor_of(node).is_none() {
+        if let Some(host) = doc.hypervisor_of(node) {
+            node_in_its_slice(i, node, host)?;
+            continue;
+        }
+        {
             let what = match &node.host {
                 Some(host) => format!("{} is not the uri of a listed hypervisor", quote(host)),
                 None => "is null but the document lists hypervisors".to_string(),
@@ -129,6 +133,28 @@ fn hypervisors(doc: &Document) -> Result<(), Error> {
                     "{what}: give the uri of the one node {} runs on ({})",
                     quote(&node.name),
                     known_hypervisors(&doc.hypervisors)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A node's addresses are in its hypervisor's slice of their family, once it has one: mkvm and
+/// route-sync may then take a hypervisor's slice as the range of all its nodes.
+fn node_in_its_slice(i: usize, node: &Node, host: &HypervisorHost) -> Result<(), Error> {
+    for (j, ip) in node.ips.iter().enumerate() {
+        let slice = host
+            .node_slice
+            .iter()
+            .find(|s| s.addr().is_ipv6() == ip.is_ipv6());
+        if let Some(slice) = slice.filter(|s| !s.contains(ip)) {
+            return Err(Error::invalid(
+                format!("nodes[{i}].ips[{j}]"),
+                format!(
+                    "{ip} of node {} is outside node slice {slice} of its hypervisor {}: give an address in that slice, or leave it empty for cidr-alloc",
+                    quote(&node.name),
+                    quote(&host.name)
                 ),
             ));
         }
@@ -349,7 +375,7 @@ mod tests {
         assert!(seen >= 2, "found {seen} fixtures in {}", dir.display());
     }
 
-    /// lab.json with node-1 on hv-a and the others on hv-b.
+    /// lab.json with node-1 on hv-a and the others on hv-b, addressed in its slice.
     fn two_hosts() -> Document {
         let mut doc = lab();
         let host = |name: &str, uri: &str, address: &str, slice: &str| HypervisorHost {
@@ -376,6 +402,9 @@ mod tests {
         for (i, node) in doc.nodes.iter_mut().enumerate() {
             let on = if i == 0 { 0 } else { 1 };
             node.host = Some(doc.hypervisors[on].uri.clone());
+            if on == 1 {
+                node.ips = vec![format!("10.240.0.{}", 128 + i).parse().unwrap()];
+            }
         }
         doc
     }
@@ -401,7 +430,7 @@ mod tests {
     #[test]
     fn each_bad_hypervisor_field_is_refused_at_its_json_path() {
         type Spoil = fn(&mut Document);
-        let cases: [(&str, Spoil); 12] = [
+        let cases: [(&str, Spoil); 13] = [
             ("hypervisors[1].name: ", |d| {
                 d.hypervisors[1].name = "HV_B".into()
             }),
@@ -438,6 +467,9 @@ mod tests {
                 d.nodes[2].host = Some("qemu+ssh://hv-c/system".into())
             }),
             ("nodes[1].host: ", |d| d.nodes[1].host = None),
+            ("nodes[1].ips[0]: ", |d| {
+                d.nodes[1].ips = vec!["10.240.0.12".parse().unwrap()]
+            }),
         ];
         for (path, spoil) in cases {
             let mut doc = two_hosts();
