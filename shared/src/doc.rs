@@ -28,6 +28,10 @@ pub struct Document {
     pub cluster: Cluster,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hypervisor: Option<Hypervisor>,
+    /// The hypervisors a cluster spans when there are several (issue 19); absent or empty for a
+    /// cluster on one, which then reads, validates and round-trips as before this field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hypervisors: Vec<HypervisorHost>,
     #[serde(default)]
     pub nodes: Vec<Node>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +145,29 @@ pub struct Hypervisor {
     pub extra: Extra,
 }
 
+/// One hypervisor of several. A node runs on the one whose `uri` is the node's `host`: `host`
+/// keeps the meaning it always had (the libvirt URI mkvm connects to for that node), so a
+/// document with hypervisors is also one every tool that reads `host` already handles, and this
+/// entry adds what a URI cannot say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HypervisorHost {
+    /// A DNS label: how the inventory names it (mkcluster `--hypervisor NAME=…`, the CSV `host`
+    /// column) and how messages and per-hypervisor libvirt objects name it.
+    pub name: String,
+    /// The libvirt URI of its daemon: the `host` of every node on it. Unique.
+    pub uri: String,
+    /// Its address on the network that joins the hypervisors (given by the user): the next hop
+    /// the other hypervisors route this one's node slice and its nodes' pod CIDRs through.
+    pub address: IpAddr,
+    /// Its part of `cluster.networks.node`, one range per node network in the same order: its
+    /// nodes' addresses and its libvirt network's gateway (the first host) come from here.
+    /// Decided by cidr-alloc; empty until then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_slice: Vec<IpNet>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -196,7 +223,8 @@ pub struct Node {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub disk_gib: u64,
-    /// libvirt URI of the hypervisor this node runs on; `null` means `hypervisor.uri`.
+    /// libvirt URI of the hypervisor this node runs on; `null` means `hypervisor.uri`. When the
+    /// document lists `hypervisors`, it is the `uri` of one of them (checked at read time).
     #[serde(default)]
     pub host: Option<String>,
     #[serde(default)]
@@ -356,6 +384,13 @@ impl Document {
 
     pub fn nodes_with(&self, role: Role) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(move |n| n.has_role(role))
+    }
+
+    /// The listed hypervisor a node runs on (the one whose `uri` is its `host`); `None` when the
+    /// document lists no hypervisors (read-time validation guarantees one otherwise).
+    pub fn hypervisor_of(&self, node: &Node) -> Option<&HypervisorHost> {
+        let host = node.host.as_deref()?;
+        self.hypervisors.iter().find(|h| h.uri == host)
     }
 
     /// Checks what every tool relies on: the version, unique valid node names, known roles, and

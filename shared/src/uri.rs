@@ -275,6 +275,22 @@ mod tests {
         assert!(!why.contains("secret"), "{why}");
     }
 
+    /// testkit::hypervisors reaches each of its two libvirtd by its private socket, the host side
+    /// of the daemon's bind-mounted /run/libvirt under a temp dir: that URI must pass, and the
+    /// same with any parameter that could run a program must not.
+    #[test]
+    fn a_daemon_reached_by_its_socket_path() {
+        let uri = "qemu+unix:///system?socket=/tmp/.tmpAb3xYz/hv-b/run/libvirt-sock";
+        assert_eq!(libvirt(uri), Ok(()));
+        for bad in [
+            "qemu+unix:///system?socket=/tmp/.tmpAb3xYz/../run/libvirt-sock",
+            "qemu+unix:///system?socket=/tmp/x&command=/bin/sh",
+            "qemu+unix://hv-b/system?socket=/tmp/x",
+        ] {
+            assert!(libvirt(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn endpoints() {
         for good in [

@@ -17,6 +17,12 @@ pub fn cluster_name(name: &str) -> Result<(), String> {
     dns_label("cluster name", name)
 }
 
+/// A hypervisor's name in a document's `hypervisors` (issue 19), a DNS-1123 label: it names the
+/// hypervisor in the inventory and in per-hypervisor libvirt objects.
+pub fn hypervisor_name(name: &str) -> Result<(), String> {
+    dns_label("hypervisor name", name)
+}
+
 fn dns_label(kind: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err(format!("{kind} is empty"));

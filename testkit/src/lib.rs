@@ -9,6 +9,7 @@ pub mod netns;
 
 pub mod etcd;
 pub mod etcd_lab;
+pub mod hypervisors;
 pub mod libvirt;
 pub mod sshd;
 

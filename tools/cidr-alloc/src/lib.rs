@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod hosts;
 pub mod mac;
 pub mod plan;
 pub mod pool;

@@ -73,6 +73,8 @@ pub fn allocate(
         .api
         .vip
         .or_else(|| previous.and_then(|p| p.document.cluster.api.vip));
+    // Several hypervisors: slices, and each node's address from its own (no-op without them).
+    crate::hosts::allocate(&mut document, previous, &mut api_vip, controller_vip)?;
     allocate_ips(
         &mut document,
         &earlier,

@@ -21,6 +21,7 @@ pub mod options {
     pub const API_VIP: &str = "api-vip";
     pub const CONTROLLER_VIP: &str = "controller-vip";
     pub const API_PORT: &str = "api-port";
+    pub const HYPERVISOR: &str = "hypervisor";
 }
 
 const AFTER_HELP: &str = "\
@@ -32,7 +33,8 @@ Inventory (CSV, the default format):
   memory    512M, 1.5G, 4G, 2GiB; a bare number is MiB
   disk      20G, 512G, 1T; a bare number is GiB
   pod_cidr  a range, or an IPv4 and an IPv6 one joined by '+' or ';' (empty: cidr-alloc picks)
-  host      libvirt URI of the hypervisor the node runs on (empty: hypervisor.uri)
+  host      the hypervisor the node runs on: a --hypervisor NAME (empty: the first one); without
+            --hypervisor, a libvirt URI (empty: hypervisor.uri)
 
 Sizes a row leaves empty default per role (the ebook's plan, docs/sources.md#seed-003), the largest
 of the node's roles:
@@ -46,6 +48,13 @@ is lb, any other host is a worker. Without --domain the domain is the first FQDN
 The document's hypervisor section: uri qemu:///system, network = the cluster name, gateway = the
 first host of the IPv4 node network (else the IPv6 one), pool \"hardway\".
 
+Several hypervisors: declare each once with --hypervisor NAME=URI,ADDRESS (as kcli declares its
+clients), and name it in each row's host column. URI is how mkvm reaches its libvirtd
+(qemu+ssh://root@hv-a/system, qemu+tls://hv-a/system); ADDRESS is the machine's own address on
+the network that joins the hypervisors, which routes between them go through. The document lists
+them in `hypervisors` and gives each node the URI of its own as `host`; cidr-alloc then gives
+each hypervisor its slice of the node network (README: Two hypervisors).
+
 VIPs: --api-vip is the address clients reach the API at (cluster.api.vip; keepalived holds it).
 With load balancers in front of the controllers, as in the ebook (docs/sources.md#seed-003),
 give the LB VIP as --api-vip and the controllers' own VIP as --controller-vip (kept as
@@ -56,6 +65,8 @@ Examples:
   mkcluster --format machines machines.txt --name kubernetes | cidr-alloc -o table
   mkcluster examples/ebook-9node.csv --api-vip 10.240.0.40 --controller-vip 10.240.0.20 \\
     | cidr-alloc -o table
+  mkcluster nodes.csv --hypervisor hv-a=qemu+ssh://root@192.168.50.1/system,192.168.50.1 \\
+    --hypervisor hv-b=qemu+ssh://root@192.168.50.2/system,192.168.50.2 | cidr-alloc
   mkcluster nodes.csv --node-network 10.240.0.0/24 --node-network fd00:10:240::/64 \\
     --pod-network 10.200.0.0/16 --pod-network fd00:10:200::/56 \\
     --service-network 10.32.0.0/24 --service-network fd00:10:32::/112";
@@ -196,6 +207,17 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(u16).range(1..))
                 .default_value("6443")
                 .help("Port of the API server"),
+        )
+        .arg(
+            Arg::new(HYPERVISOR)
+                .long(HYPERVISOR)
+                .value_name("NAME=URI,ADDRESS")
+                .action(ArgAction::Append)
+                .help(
+                    "A hypervisor of several: its name (the inventory's host column), its libvirt \
+                     URI, and its address on the network joining the hypervisors; repeat per \
+                     machine",
+                ),
         )
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod hosts;
 pub mod inventory;
 pub mod size;
 
@@ -54,6 +55,8 @@ pub struct Options {
     pub api_vip: Option<IpAddr>,
     pub controller_vip: Option<IpAddr>,
     pub api_port: u16,
+    /// `--hypervisor`, in order; empty for a cluster on one hypervisor.
+    pub hypervisors: Vec<hardway::doc::HypervisorHost>,
 }
 
 impl Default for Options {
@@ -77,6 +80,7 @@ impl Default for Options {
             api_vip: None,
             controller_vip: None,
             api_port: 6443,
+            hypervisors: Vec::new(),
         }
     }
 }
@@ -211,6 +215,7 @@ impl Options {
             api_vip: ip(API_VIP)?,
             controller_vip: ip(CONTROLLER_VIP)?,
             api_port: *matches.get_one::<u16>(API_PORT).unwrap_or(&6443),
+            hypervisors: hosts::from_matches(matches)?,
         })
     }
 }
@@ -333,6 +338,8 @@ pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Er
         });
     }
 
+    hosts::place(&mut nodes, &entries, &options.hypervisors, source)?;
+
     let mut cluster_extra = Extra::new();
     if options.allow_unsupported_version {
         cluster_extra.insert(hardway::k8s::ALLOW_UNSUPPORTED.into(), true.into());
@@ -371,12 +378,17 @@ pub fn build(text: &str, source: &str, options: &Options) -> Result<Document, Er
             extra: cluster_extra,
         },
         hypervisor: Some(Hypervisor {
-            uri: "qemu:///system".into(),
+            // With several hypervisors, the first is the default one, never a local daemon.
+            uri: options
+                .hypervisors
+                .first()
+                .map_or_else(|| "qemu:///system".into(), |h| h.uri.clone()),
             network: options.name.clone(),
             gateway,
             pool: "hardway".into(),
             extra: Extra::new(),
         }),
+        hypervisors: options.hypervisors.clone(),
         nodes,
         pki: None,
         extra: Extra::new(),

@@ -572,6 +572,7 @@ pub fn node_document(doc: &Document) -> Vec<u8> {
         version: doc.version,
         cluster,
         hypervisor: None,
+        hypervisors: Vec::new(),
         nodes,
         pki: None,
         extra: Default::default(),
