@@ -11,11 +11,14 @@ for svg in cluster.svg routes.svg; do  # scripts/pictures.sh, drawn beside the d
   grep -q '<svg' "$LAB_DIR/$svg" || { echo "lab test: no $svg beside the document" >&2; exit 1; }
 done
 cp "$LAB_DIR/cluster.json" "$LAB_DIR/first.json"
-# Idempotence across the pipeline: re-running every step on the same inventory changes nothing.
+# Idempotence across the pipeline: re-running every step on the same inventory (the live path's
+# pipeline, etcd-sync included: the lab recorded its members) changes nothing.
 before=$(find "$LAB_DIR/out" -type f -printf '%P %T@\n' | sort)
 PATH="${HARDWAY_BIN:-$PWD/target/debug}:$PATH"
 mkcluster --name lab examples/lab.csv | cidr-alloc --previous "$LAB_DIR/cluster.json" \
-  | mkcerts --dir "$LAB_DIR/out" 2>/dev/null | mkunits --dir "$LAB_DIR/out" 2>/dev/null > "$LAB_DIR/second.json"
+  | mkcerts --dir "$LAB_DIR/out" 2>/dev/null \
+  | etcd-sync --dir "$LAB_DIR/out" --previous "$LAB_DIR/cluster.json" \
+  | mkunits --dir "$LAB_DIR/out" --bin-dir "${HARDWAY_BIN:-$PWD/target/debug}" 2>/dev/null > "$LAB_DIR/second.json"
 after=$(find "$LAB_DIR/out" -type f -printf '%P %T@\n' | sort)
 cmp "$LAB_DIR/first.json" "$LAB_DIR/second.json" || { echo "lab test: the second pipeline run changed the document" >&2; exit 1; }
 [ "$before" = "$after" ] || { echo "lab test: the second pipeline run rewrote files" >&2; exit 1; }
