@@ -259,7 +259,7 @@ fresh() {
   routes
 }
 
-# The etcd nodes of the running document whose address the next one ($1) changes.
+# The nodes of the running document whose address the next document ($1) changes.
 moved_nodes() {
   jq -r --slurpfile next "$1" \
     '.nodes[] as $old | $next[0].nodes[] | select(.name == $old.name and .ips != $old.ips) | .name' "$doc"

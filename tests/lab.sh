@@ -4,7 +4,8 @@
 # pipeline must change nothing; lab-down must leave no namespace, bridge or process behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export LAB_NAME=hwtest LAB_DIR=$(mktemp -d /tmp/hardway-lab.XXXXXX) LAB_NO_BUILD=1
+LAB_DIR=$(mktemp -d /tmp/hardway-lab.XXXXXX)
+export LAB_NAME=hwtest LAB_DIR LAB_NO_BUILD=1
 trap 'bash scripts/lab.sh down >/dev/null 2>&1 || true; rm -rf "$LAB_DIR"' EXIT
 bash scripts/lab.sh up
 for svg in cluster.svg routes.svg; do  # scripts/pictures.sh, drawn beside the document
