@@ -184,6 +184,31 @@ impl LiveLab {
         Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
     }
 
+    /// The gateway that node `from`'s kernel (the hypervisor's for None) picks for `address`
+    /// (`ip route get`: route-sync's routes resolved through their nexthops).
+    fn gateway(&self, from: Option<&str>, address: std::net::IpAddr) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Route {
+            gateway: Option<String>,
+        }
+        let mut ip = match from {
+            Some(node) => {
+                let mut ip = Command::new("ip");
+                ip.args(["-n", &format!("{}-{node}", self.name)]);
+                ip
+            }
+            None => self.inside("ip"),
+        };
+        let out = ip
+            .args(["-j", "route", "get"])
+            .arg(address.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ip route get: {}", describe(&out));
+        let routes: Vec<Route> = serde_json::from_slice(&out.stdout).unwrap();
+        routes.into_iter().next()?.gateway
+    }
+
     fn namespaces(&self) -> Vec<String> {
         let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
         String::from_utf8_lossy(&out.stdout)
@@ -374,6 +399,14 @@ fn the_lab_follows_edits_three_to_four_to_three_and_a_moved_member_without_losin
         listed.contains(&("node-3", "https://10.240.0.23:2379")),
         "{listed:?}"
     );
+    let pods = node3.pod_cidrs[0].hosts().next().unwrap();
+    for from in [Some("node-1"), Some("node-2"), None] {
+        assert_eq!(
+            lab.gateway(from, pods).as_deref(),
+            Some("10.240.0.23"),
+            "{from:?} to node-3's pods"
+        );
+    }
     let rejoined = record(&moved, "node-3");
     assert_ne!(rejoined.member_id, record(&three, "node-3").member_id);
     assert_eq!(
