@@ -416,6 +416,14 @@ fn the_lab_follows_edits_three_to_four_to_three_and_a_moved_member_without_losin
     assert_eq!(pids(&["node-1", "node-2"]), first_pids[..2]);
 
     let verdicts = poller.finish();
+    let count = |code: i32| verdicts.iter().filter(|v| v.code == code).count();
+    eprintln!(
+        "etcd-check polled {} times: {} healthy, {} degraded, {} unavailable",
+        verdicts.len(),
+        count(0),
+        count(1),
+        count(3)
+    );
     assert!(
         verdicts.len() >= 10,
         "etcd-check ran {} times",
