@@ -6,7 +6,7 @@ TOOLS := mkcluster cidr-alloc mkcerts mkunits mkvm node-push route-sync etcd-che
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export PATH := $(TARGET_DIR)/debug:$(PATH)
 
-.PHONY: all build release test fuzz test-e2e man pictures install bench lab lab-down cluster cluster-down clean fmt lint
+.PHONY: all build release test fuzz test-e2e man pictures install bench lab lab-down lab-restore cluster cluster-down clean fmt lint
 
 all: build
 
@@ -53,11 +53,17 @@ bench: release
 	bash scripts/bench.sh
 
 ## lab: installs packages, builds, and runs the whole pipeline in network namespaces (root).
+## On a running lab, applies INVENTORY to it: etcd members join and leave, routes follow.
+INVENTORY ?= examples/lab.csv
 lab:
-	bash scripts/lab.sh up
+	INVENTORY="$(INVENTORY)" bash scripts/lab.sh up
 
 lab-down:
 	bash scripts/lab.sh down
+
+## lab-restore: the running lab's etcd rebuilt from SNAPSHOT (an etcd-snapshot save file).
+lab-restore:
+	SNAPSHOT="$(SNAPSHOT)" bash scripts/lab.sh restore
 
 cluster: release
 	bash scripts/cluster.sh up

@@ -1,6 +1,7 @@
 //! End-to-end tests: the tools run together, as a user would, against real components.
 //! Each test is a module; add yours with one `mod` line.
 mod k8s_versions;
+mod lab_live;
 mod mkcerts_etcd;
 mod mkunits_etcd;
 mod pictures;

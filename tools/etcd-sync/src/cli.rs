@@ -24,7 +24,9 @@ What it does, one change at a time, listing the members again after each:
      nodes[].etcd, so mkunits writes its unit with --initial-cluster-state=existing; the run
      stops there: start its unit (node-push), then run etcd-sync again to promote it;
   3. removes members the document no longer lists, never the last one and never one whose
-     removal would leave the remaining voting members without a healthy majority.
+     removal would leave the remaining voting members without a healthy majority; a leader
+     first hands leadership to another healthy voter (MoveLeader, as etcdctl move-leader),
+     so the others never wait out an election timeout without one.
 Every member is asked for its status before each change; a change that would lose quorum is
 refused (exit 3) and nothing after it is done.
 

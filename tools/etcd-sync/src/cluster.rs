@@ -59,20 +59,22 @@ async fn with_health(mut members: Vec<Observed>, tls: &Tls, timeout: Duration) -
 }
 
 async fn status(member: &Observed, tls: &Tls, timeout: Duration) -> bool {
-    let Some(target) = member
+    leader_seen_by(member, tls, timeout)
+        .await
+        .is_some_and(|(_, leader)| leader != 0)
+}
+
+/// A client to `member` and the leader it knows (0: none), when it answers its status.
+async fn leader_seen_by(member: &Observed, tls: &Tls, timeout: Duration) -> Option<(Client, u64)> {
+    let target = member
         .client_urls
         .first()
-        .and_then(|u| parse_endpoint(u).ok())
-    else {
-        return false;
-    };
-    let Ok(mut client) = connect(&target, Some(tls), timeout).await else {
-        return false;
-    };
-    matches!(
-        tokio::time::timeout(timeout, client.status()).await,
-        Ok(Ok(s)) if s.leader() != 0
-    )
+        .and_then(|u| parse_endpoint(u).ok())?;
+    let mut client = connect(&target, Some(tls), timeout).await.ok()?;
+    match tokio::time::timeout(timeout, client.status()).await {
+        Ok(Ok(s)) => Some((client, s.leader())),
+        _ => None,
+    }
 }
 
 /// A client to a healthy voting member other than `not` (the member being changed).
@@ -187,6 +189,7 @@ pub async fn promote(
     Ok(())
 }
 
+/// MemberRemove through another healthy voter, once a leader being removed has handed over.
 pub async fn remove(
     members: &[Observed],
     id: u64,
@@ -194,11 +197,53 @@ pub async fn remove(
     timeout: Duration,
     bound: Duration,
 ) -> Result<(), Error> {
+    hand_over(members, id, tls, timeout, bound).await?;
     let client = voter(members, id, tls, timeout).await?;
     let what = format!("MemberRemove {}", id_hex(id));
     retried(&what, bound, timeout, || {
         let mut client = client.clone();
         async move { client.member_remove(id).await }
+    })
+    .await?;
+    Ok(())
+}
+
+/// Removing the leader leaves the others without one until an election timeout has passed and
+/// they have elected another (writes and quorum reads fail meanwhile): when member `id` leads,
+/// it first hands leadership to a healthy voter, as `etcdctl move-leader` does. MoveLeader is
+/// served only by the leader (etcd v3.4.23 etcdserver/v3_server.go `MoveLeader`: `ErrNotLeader`
+/// otherwise), so it goes to the member itself. A member that does not answer leads nobody.
+async fn hand_over(
+    members: &[Observed],
+    id: u64,
+    tls: &Tls,
+    timeout: Duration,
+    bound: Duration,
+) -> Result<(), Error> {
+    let Some(member) = members.iter().find(|m| m.id == id) else {
+        return Ok(());
+    };
+    let Some((client, leader)) = leader_seen_by(member, tls, timeout).await else {
+        return Ok(());
+    };
+    let heir = members
+        .iter()
+        .find(|m| m.healthy && !m.is_learner && m.id != id);
+    let (true, Some(heir)) = (leader == id, heir) else {
+        return Ok(());
+    };
+    hardway::tool::log(
+        "etcd-sync",
+        format!(
+            "{} leads: moving leadership to {} before removing it",
+            member.name, heir.name
+        ),
+    );
+    let what = format!("MoveLeader {} to {}", id_hex(id), id_hex(heir.id));
+    retried(&what, bound, timeout, || {
+        let mut client = client.clone();
+        let to = heir.id;
+        async move { client.move_leader(to).await }
     })
     .await?;
     Ok(())

@@ -120,8 +120,13 @@ impl Poller {
 }
 
 fn member_names(cluster: &Cluster) -> Vec<String> {
+    member_names_from(cluster, 0)
+}
+
+/// The member list as member `index` gives it.
+fn member_names_from(cluster: &Cluster, index: usize) -> Vec<String> {
     let out = cluster
-        .etcdctl(0)
+        .etcdctl(index)
         .args(["member", "list", "-w", "json"])
         .output()
         .unwrap();
@@ -293,4 +298,59 @@ fn a_removal_that_would_lose_quorum_is_refused() {
     let out = lab.sync(&three, &["--check"]);
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     assert!(out.stdout.is_empty());
+}
+
+/// The member whose status says it leads, by index.
+fn leader(cluster: &Cluster) -> usize {
+    let out = cluster
+        .etcdctl(0)
+        .arg(format!("--endpoints={}", cluster.endpoints_arg()))
+        .args(["endpoint", "status", "-w", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let status: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let leading = status
+        .iter()
+        .find(|s| s["Status"]["leader"] == s["Status"]["header"]["member_id"])
+        .unwrap_or_else(|| panic!("no member leads: {status:?}"));
+    cluster
+        .endpoints()
+        .iter()
+        .position(|e| leading["Endpoint"] == e.as_str())
+        .unwrap_or_else(|| panic!("{leading} is none of {:?}", cluster.endpoints()))
+}
+
+#[test]
+fn removing_the_leader_moves_leadership_first() {
+    let lab = Lab::new(3, 83);
+    let cluster = lab.start(&[0, 1, 2]);
+    let three = lab.apply(&lab.doc_with(&[0, 1, 2]));
+    let poller = Poller::start(cluster.endpoints_arg(), &lab.tls());
+    let leading = leader(&cluster);
+    let mut two = three.clone();
+    two.nodes.remove(leading);
+    let after = lab.apply(&two);
+    assert_eq!(after, two, "the remaining records do not change");
+    let left: Vec<String> = (0..3)
+        .filter(|i| *i != leading)
+        .map(|i| format!("node-{}", i + 1))
+        .collect();
+    let asked = (leading + 1) % 3;
+    assert_eq!(member_names_from(&cluster, asked), left);
+    // etcd's own account, its JSON log (etcd v3.4.23 etcdserver/server.go MoveLeader logs
+    // the transfer it made): the member handed over before it left, so the others never
+    // waited out an election timeout without a leader.
+    let log = cluster.log(leading);
+    let handed_over = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|l| {
+            l["msg"] == "leadership transfer finished"
+                && l["old-leader-member-id"] == l["local-member-id"]
+        });
+    assert!(handed_over, "{}", cluster.log_tail(leading, 20));
+    let verdicts = poller.finish();
+    let unavailable: Vec<_> = verdicts.iter().filter(|(c, _)| *c == 3).collect();
+    assert!(unavailable.is_empty(), "quorum lost: {unavailable:?}");
 }
