@@ -11,6 +11,7 @@ pub mod layout;
 pub mod ports;
 pub mod render;
 pub mod unit;
+pub mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use hardway::fsutil::{lock_timeout, sha256_hex, Access, Action, FileSet, OutDir}
 use hardway::paths::mode;
 use hardway::table::Format;
 use hardway::{Error, Exit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use error::MkunitsError;
 pub use render::{EtcdTuning, NodeFile, NodePlan};
@@ -117,7 +118,8 @@ impl Options {
 }
 
 /// What a run did (or, with `--dry-run`, would do) to the files under the output directory.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     pub created: Vec<String>,
     pub updated: Vec<String>,
@@ -142,6 +144,11 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         return Ok(Exit::Ok);
     }
     let mut doc = hardway::doc::read(matches.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
+    if let Some(path) = matches.get_one::<PathBuf>(cli::PREVIOUS) {
+        if let Some(previous) = upgrade::read_previous(path)? {
+            upgrade::check(&previous, path, &doc)?;
+        }
+    }
     let opts = Options::from_matches(matches);
     let out = matches
         .get_one::<PathBuf>(cli::DIR)
@@ -210,8 +217,36 @@ pub fn apply(
     dry_run: bool,
 ) -> Result<Report, MkunitsError> {
     let plans = render::render(doc, opts)?;
-    // Each binary is read once, however many nodes need it.
-    let mut binaries: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    let binaries = read_binaries(&plans, sources)?;
+    let (set, entries) = file_set(&plans, binaries);
+    let listed: BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|e| e.files.iter().chain(&e.binaries))
+        .map(|f| f.src.as_str())
+        .collect();
+    let stale = stale_files(doc, &listed, out)?;
+    let report = write_files(set, stale, out, dry_run)?;
+    for (node, entry) in doc.nodes.iter_mut().zip(entries) {
+        node.replace_files(NODES_PREFIX, entry.files);
+        node.replace_files(BIN_PREFIX, entry.binaries);
+        node.services = entry.services;
+    }
+    Ok(report)
+}
+
+/// What one node's entry in the document gets from a run.
+struct NodeEntries {
+    files: Vec<FileEntry>,
+    binaries: Vec<FileEntry>,
+    services: Vec<String>,
+}
+
+/// Every binary the plans name and mkunits ships, read once however many nodes need it.
+fn read_binaries<'a>(
+    plans: &'a [NodePlan],
+    sources: &BinarySources,
+) -> Result<BTreeMap<&'a str, Vec<u8>>, MkunitsError> {
+    let mut binaries = BTreeMap::new();
     for name in plans.iter().flat_map(|p| p.binaries.iter().copied()) {
         if binaries.contains_key(name) {
             continue;
@@ -224,22 +259,24 @@ pub fn apply(
             binaries.insert(name, bytes);
         }
     }
+    Ok(binaries)
+}
 
+/// The files to write under OUT (each node's under `nodes/<node>/`, the binaries once under
+/// `bin/`) and, per node in plan order, the entries that record them.
+fn file_set(plans: &[NodePlan], binaries: BTreeMap<&str, Vec<u8>>) -> (FileSet, Vec<NodeEntries>) {
     let mut set = FileSet::new();
     let mut entries = Vec::with_capacity(plans.len());
-    for plan in &plans {
+    for plan in plans {
         let mut files = Vec::with_capacity(plan.files.len());
         for file in &plan.files {
             let src = format!("{NODES_PREFIX}{}{}", plan.name, file.dest);
-            files.push(entry(&src, &file.dest, file.mode, &file.contents));
-            set.add(
-                src.clone(),
-                file.contents.clone(),
-                octal(file.mode),
-                DIR_MODE,
-            );
+            let mut recorded = entry(&src, &file.dest, file.mode, &file.contents);
+            record_restarts(&mut recorded, &file.restart);
+            files.push(recorded);
+            set.add(src, file.contents.clone(), octal(file.mode), DIR_MODE);
         }
-        let bins = plan
+        let node_binaries = plan
             .binaries
             .iter()
             .filter_map(|name| {
@@ -252,17 +289,26 @@ pub fn apply(
                 ))
             })
             .collect();
-        entries.push((files, bins, plan.services.clone()));
+        entries.push(NodeEntries {
+            files,
+            binaries: node_binaries,
+            services: plan.services.clone(),
+        });
     }
     for (name, bytes) in binaries {
         set.add(format!("{BIN_PREFIX}{name}"), bytes, 0o755, DIR_MODE);
     }
-    let listed: BTreeSet<&str> = entries
-        .iter()
-        .flat_map(|(files, bins, _)| files.iter().chain(bins))
-        .map(|f| f.src.as_str())
-        .collect();
-    let stale = stale_files(doc, &listed, out)?;
+    (set, entries)
+}
+
+/// Commits the files and removes the stale ones, or with `dry_run` only says what that would
+/// do.
+fn write_files(
+    set: FileSet,
+    stale: Vec<String>,
+    out: &OutDir,
+    dry_run: bool,
+) -> Result<Report, Error> {
     let mut report = if dry_run {
         preview(&set, out)?
     } else {
@@ -278,13 +324,17 @@ pub fn apply(
         }
     };
     report.removed = stale;
-
-    for (node, (files, bins, services)) in doc.nodes.iter_mut().zip(entries) {
-        node.replace_files(NODES_PREFIX, files);
-        node.replace_files(BIN_PREFIX, bins);
-        node.services = services;
-    }
     Ok(report)
+}
+
+/// The key of a file entry listing the services its change restarts, which node-push reads
+/// (tools/node-push/src/plan.rs, `services_affected`): for files no unit names by path.
+pub const RESTART_KEY: &str = "restart";
+
+fn record_restarts(entry: &mut FileEntry, services: &[String]) {
+    if !services.is_empty() {
+        entry.extra.insert(RESTART_KEY.into(), services.into());
+    }
 }
 
 /// Files an earlier run wrote (the document's `files`) that this run does not, and that are
