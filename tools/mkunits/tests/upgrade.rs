@@ -14,32 +14,6 @@ use common::bin_dir;
 use hardway::Document;
 use mkunits::Report;
 
-/// The binaries a node's roles run (mkunits' render::*_BINARIES), as stand-ins whose bytes
-/// name the release: the Kubernetes ones change with the minor, containerd's (pinned apart from
-/// Kubernetes by scripts/fetch-kubernetes.sh) do not.
-fn kubernetes_bin_dir(root: &Path, version: &str) -> PathBuf {
-    let dir = root.join(format!("kubernetes-{version}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubernetes = [
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-    ]
-    .into_iter()
-    .chain(["kubectl", "kubelet", "kube-proxy"]);
-    for name in kubernetes {
-        std::fs::write(
-            dir.join(name),
-            format!("#!/bin/sh\necho {name} {version}\n"),
-        )
-        .unwrap();
-    }
-    for name in ["containerd", "containerd-shim-runc-v2", "runc"] {
-        std::fs::write(dir.join(name), format!("#!/bin/sh\necho {name} 2.1\n")).unwrap();
-    }
-    dir
-}
-
 fn write_doc(path: &Path, doc: &Document) {
     std::fs::write(path, hardway::doc::to_string(doc)).unwrap();
 }
@@ -131,7 +105,7 @@ fn one_minor_upgrade_rewrites_exactly_what_the_version_table_implies() {
     let fixture = testkit::fixture_document("ebook-dualstack.json");
     let old_input = tmp.path().join("v1.36.json");
     write_doc(&old_input, &with_version(fixture, "v1.36.0"));
-    let old_bins = kubernetes_bin_dir(tmp.path(), "v1.36.0");
+    let old_bins = testkit::kubernetes_stand_ins(tmp.path(), "v1.36.0");
     let running = tmp.path().join("cluster.json");
     let old_args = ["--kubernetes-bin-dir", old_bins.to_str().unwrap()];
     std::fs::write(&running, ok(mkunits(&old_input, &out, &old_args))).unwrap();
@@ -139,7 +113,7 @@ fn one_minor_upgrade_rewrites_exactly_what_the_version_table_implies() {
 
     let new_input = tmp.path().join("v1.37.json");
     write_doc(&new_input, &with_version(old.clone(), "v1.37.2"));
-    let new_bins = kubernetes_bin_dir(tmp.path(), "v1.37.2");
+    let new_bins = testkit::kubernetes_stand_ins(tmp.path(), "v1.37.2");
     let args = [
         "--previous",
         running.to_str().unwrap(),
