@@ -276,3 +276,18 @@ fn lb_and_crio_configs_restart_their_services() {
         ],
     );
 }
+
+/// A --previous FILE that is not a document is bad input naming the file, and writes nothing.
+#[test]
+fn a_broken_previous_document_is_one_line_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let input = tmp.path().join("in.json");
+    write_doc(&input, &testkit::fixture_document("lab.json"));
+    let broken = tmp.path().join("broken.json");
+    std::fs::write(&broken, "{\"version\": 1,\n \"cluster\": 7}\n").unwrap();
+    let output = mkunits(&input, &out, &["--previous", broken.to_str().unwrap()]);
+    let line = testkit::assert_one_line_error(&output, "mkunits", 2);
+    assert!(line.contains("broken.json"), "{line}");
+    assert!(!out.exists(), "OUT was made");
+}
