@@ -151,8 +151,9 @@ pub fn command() -> Command {
                 .help(
                     "The document the running cluster was built from: refuse (exit 2) a \
                      kubernetes_version that skips a minor or goes back one from FILE's, as \
-                     kubeadm upgrade does; patch releases and the next minor are fine. A missing \
-                     FILE counts as none (the first build)",
+                     kubeadm upgrade does (patch releases and the next minor are fine), and \
+                     remove from OUT the files FILE lists that no node gets any more (a removed \
+                     node's). A missing FILE counts as none (the first build)",
                 ),
         )
         .arg(

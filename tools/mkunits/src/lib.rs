@@ -144,10 +144,12 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         return Ok(Exit::Ok);
     }
     let mut doc = hardway::doc::read(matches.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
-    if let Some(path) = matches.get_one::<PathBuf>(cli::PREVIOUS) {
-        if let Some(previous) = upgrade::read_previous(path)? {
-            upgrade::check(&previous, path, &doc)?;
-        }
+    let previous = match matches.get_one::<PathBuf>(cli::PREVIOUS) {
+        Some(path) => upgrade::read_previous(path)?.map(|p| (p, path)),
+        None => None,
+    };
+    if let Some((previous, path)) = &previous {
+        upgrade::check(previous, path, &doc)?;
     }
     let opts = Options::from_matches(matches);
     let out = matches
@@ -174,7 +176,8 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     };
     // Held, with its lock, until the document is printed (see hardway::fsutil::outdir).
     let out = OutDir::open(out, access)?;
-    let report = apply(&mut doc, &opts, &out, &sources, dry_run)?;
+    let previous = previous.as_ref().map(|(p, _)| p);
+    let report = apply(&mut doc, previous, &opts, &out, &sources, dry_run)?;
     if dry_run {
         hardway::io::print_json(&report)?;
     } else {
@@ -208,9 +211,12 @@ fn own_dir() -> Result<PathBuf, Error> {
 pub const DIR_MODE: u32 = 0o755;
 
 /// Renders every node, writes the files under `out` (unless `dry_run`) and records them and the
-/// services in `doc`. On any error neither the directory nor the document has changed.
+/// services in `doc`. Files `doc` or `previous` (the running cluster's document) list that this
+/// run no longer writes are removed. On any error neither the directory nor the document has
+/// changed.
 pub fn apply(
     doc: &mut Document,
+    previous: Option<&Document>,
     opts: &Options,
     out: &OutDir,
     sources: &BinarySources,
@@ -224,7 +230,7 @@ pub fn apply(
         .flat_map(|e| e.files.iter().chain(&e.binaries))
         .map(|f| f.src.as_str())
         .collect();
-    let stale = stale_files(doc, &listed, out)?;
+    let stale = stale_files(doc, previous, &listed, out)?;
     let report = write_files(set, stale, out, dry_run)?;
     for (node, entry) in doc.nodes.iter_mut().zip(entries) {
         node.replace_files(NODES_PREFIX, entry.files);
@@ -337,17 +343,24 @@ fn record_restarts(entry: &mut FileEntry, services: &[String]) {
     }
 }
 
-/// Files an earlier run wrote (the document's `files`) that this run does not, and that are
-/// still there, sorted. Looked up relative to OUT's directory fds before anything is written: a
+/// Files an earlier run wrote (the document's `files`, and the previous document's: in the
+/// pipeline mkunits' input is rebuilt from the inventory and lists none of them, and a removed
+/// node is in no document but the previous one) that this run does not, and that are still
+/// there, sorted. Looked up relative to OUT's directory fds before anything is written: a
 /// symlinked directory on the way is refused here, so a stale entry never deletes outside OUT
 /// and a refusal leaves OUT as it was. A link at the name itself is removed, not what it names.
 fn stale_files(
     doc: &Document,
+    previous: Option<&Document>,
     listed: &BTreeSet<&str>,
     out: &OutDir,
 ) -> Result<Vec<String>, Error> {
     let mut stale = Vec::new();
-    for src in doc.nodes.iter().flat_map(|n| &n.files).map(|f| &f.src) {
+    let nodes = doc
+        .nodes
+        .iter()
+        .chain(previous.into_iter().flat_map(|p| &p.nodes));
+    for src in nodes.flat_map(|n| &n.files).map(|f| &f.src) {
         let new = is_ours(src) && !listed.contains(src.as_str()) && !stale.contains(src);
         if new && out.exists(src)? {
             stale.push(src.clone());

@@ -291,3 +291,62 @@ fn a_broken_previous_document_is_one_line_naming_it() {
     assert!(line.contains("broken.json"), "{line}");
     assert!(!out.exists(), "OUT was made");
 }
+
+/// In the pipeline mkunits' input is rebuilt from the inventory and lists no file of theirs:
+/// with --previous, the files of a node that left (and only those) are removed from OUT.
+#[test]
+fn previous_files_of_a_removed_node_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let input = tmp.path().join("in.json");
+    write_doc(&input, &testkit::fixture_document("lab.json"));
+    let running = tmp.path().join("cluster.json");
+    std::fs::write(&running, ok(mkunits(&input, &out, &[]))).unwrap();
+    let built = hardway::doc::read(Some(&running)).unwrap();
+    let gone: Vec<String> = built
+        .node("node-3")
+        .unwrap()
+        .files
+        .iter()
+        .map(|f| f.src.clone())
+        .collect();
+    let mut rebuilt = built.clone();
+    rebuilt.nodes.retain(|n| n.name != "node-3");
+    for node in &mut rebuilt.nodes {
+        node.files.clear();
+    }
+    write_doc(&input, &rebuilt);
+
+    let previous = ["--previous", running.to_str().unwrap()];
+    let dry: Report = serde_json::from_slice(&ok(mkunits(
+        &input,
+        &out,
+        &[&previous[..], &["--dry-run"]].concat(),
+    )))
+    .unwrap();
+    let mut expected: Vec<String> = gone
+        .iter()
+        .filter(|s| s.starts_with("nodes/node-3/"))
+        .cloned()
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(dry.removed, expected);
+    assert!(
+        expected.iter().all(|src| out.join(src).exists()),
+        "--dry-run removed something"
+    );
+
+    let doc: Document = serde_json::from_slice(&ok(mkunits(&input, &out, &previous))).unwrap();
+    assert!(expected.iter().all(|src| !out.join(src).exists()));
+    for node in &doc.nodes {
+        for file in &node.files {
+            assert!(
+                out.join(&file.src).exists(),
+                "{} lost {}",
+                node.name,
+                file.src
+            );
+        }
+    }
+}
