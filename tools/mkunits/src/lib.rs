@@ -131,26 +131,10 @@ pub struct Report {
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     if let Some(m) = matches.subcommand_matches(cli::PORTS) {
-        let doc = hardway::doc::read(m.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
-        let rows = ports::ports(&doc, &Options::from_matches(m))?;
-        let format = m
-            .get_one::<String>(cli::OUTPUT)
-            .and_then(|f| Format::parse(f))
-            .unwrap_or_default();
-        match format {
-            Format::Json => hardway::io::print_json(&rows)?,
-            Format::Table => hardway::io::print(&ports::table(&rows))?,
-        }
-        return Ok(Exit::Ok);
+        return run_ports(m);
     }
     let mut doc = hardway::doc::read(matches.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
-    let previous = match matches.get_one::<PathBuf>(cli::PREVIOUS) {
-        Some(path) => upgrade::read_previous(path)?.map(|p| (p, path)),
-        None => None,
-    };
-    if let Some((previous, path)) = &previous {
-        upgrade::check(previous, path, &doc)?;
-    }
+    let previous = checked_previous(matches, &doc)?;
     let opts = Options::from_matches(matches);
     let out = matches
         .get_one::<PathBuf>(cli::DIR)
@@ -176,8 +160,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     };
     // Held, with its lock, until the document is printed (see hardway::fsutil::outdir).
     let out = OutDir::open(out, access)?;
-    let previous = previous.as_ref().map(|(p, _)| p);
-    let report = apply(&mut doc, previous, &opts, &out, &sources, dry_run)?;
+    let report = apply(&mut doc, previous.as_ref(), &opts, &out, &sources, dry_run)?;
     if dry_run {
         hardway::io::print_json(&report)?;
     } else {
@@ -195,6 +178,34 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
         hardway::doc::write(&doc, std::io::stdout().lock())?;
     }
     Ok(Exit::Ok)
+}
+
+/// `mkunits ports`: the table of every node's listening ports.
+fn run_ports(m: &ArgMatches) -> Result<Exit, MkunitsError> {
+    let doc = hardway::doc::read(m.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
+    let rows = ports::ports(&doc, &Options::from_matches(m))?;
+    let format = m
+        .get_one::<String>(cli::OUTPUT)
+        .and_then(|f| Format::parse(f))
+        .unwrap_or_default();
+    match format {
+        Format::Json => hardway::io::print_json(&rows)?,
+        Format::Table => hardway::io::print(&ports::table(&rows))?,
+    }
+    Ok(Exit::Ok)
+}
+
+/// The `--previous` document, once the move from its Kubernetes version to `doc`'s is one
+/// mkunits renders (see [`upgrade`]); `None` without the flag or before the first build.
+fn checked_previous(matches: &ArgMatches, doc: &Document) -> Result<Option<Document>, Error> {
+    let Some(path) = matches.get_one::<PathBuf>(cli::PREVIOUS) else {
+        return Ok(None);
+    };
+    let previous = upgrade::read_previous(path)?;
+    if let Some(previous) = &previous {
+        upgrade::check(previous, path, doc)?;
+    }
+    Ok(previous)
 }
 
 /// The directory of the running executable: where `cargo build` and `make install` put the
