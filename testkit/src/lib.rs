@@ -149,3 +149,32 @@ pub fn assert_one_line_error(out: &Output, tool: &str, code: i32) -> String {
     assert!(stderr.ends_with('\n'), "{stderr:?}");
     stderr
 }
+
+/// Stand-ins for one Kubernetes release's binaries, laid out as `scripts/fetch-kubernetes.sh
+/// VERSION DIR` lays them out, in `root/kubernetes-VERSION`: the Kubernetes ones name the
+/// release in their bytes (an upgrade rewrites them), containerd's and runc's do not (they are
+/// pinned apart from Kubernetes). They are copied to nodes, never run: the real ones cannot be
+/// downloaded here.
+pub fn kubernetes_stand_ins(root: &std::path::Path, version: &str) -> PathBuf {
+    let dir = root.join(format!("kubernetes-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubernetes = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+        "kubelet",
+        "kube-proxy",
+    ];
+    for name in kubernetes {
+        std::fs::write(
+            dir.join(name),
+            format!("#!/bin/sh\necho {name} {version}\n"),
+        )
+        .unwrap();
+    }
+    for name in ["containerd", "containerd-shim-runc-v2", "runc"] {
+        std::fs::write(dir.join(name), format!("#!/bin/sh\necho {name} 2.1\n")).unwrap();
+    }
+    dir
+}

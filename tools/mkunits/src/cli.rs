@@ -17,12 +17,14 @@ pub const CNI_BIN_DIR: &str = "cni-bin-dir";
 pub const VRRP_INTERFACE: &str = "vrrp-interface";
 pub const OUTPUT: &str = "output";
 pub const PORTS: &str = "ports";
+pub const PREVIOUS: &str = "previous";
 
 const EXAMPLE: &str = "\
 Examples:
   mkcluster nodes.csv | cidr-alloc | mkcerts --dir out | mkunits --dir out > cluster.json
   mkunits --dir out --etcd-profile slow -f cluster.json
   mkunits ports -o table -f cluster.json     # what to open in a firewall, per node
+  mkunits --dir out --previous out/cluster.json -f cluster.json.new   # an upgrade, checked
 
 Files land in OUT/nodes/<node>/<path on the node>; each is added to the node's `files` and the
 units to enable, in start order, to its `services`. A second run writes nothing.
@@ -139,6 +141,19 @@ pub fn command() -> Command {
                      containerd-2 also containerd, containerd-shim-runc-v2 and runc) to \
                      /usr/local/bin on the nodes whose roles run them, as \
                      scripts/fetch-kubernetes.sh VERSION DIR lays them out; default: ship none",
+                ),
+        )
+        .arg(
+            Arg::new(PREVIOUS)
+                .long(PREVIOUS)
+                .value_name("FILE")
+                .value_parser(value_parser!(std::path::PathBuf))
+                .help(
+                    "The document the running cluster was built from: refuse (exit 2) a \
+                     kubernetes_version that skips a minor or goes back one from FILE's, as \
+                     kubeadm upgrade does (patch releases and the next minor are fine), and \
+                     remove from OUT the files FILE lists that no node gets any more (a removed \
+                     node's). A missing FILE counts as none (the first build)",
                 ),
         )
         .arg(

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod ports;
 pub mod render;
 pub mod unit;
+pub mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use hardway::fsutil::{lock_timeout, sha256_hex, Access, Action, FileSet, OutDir}
 use hardway::paths::mode;
 use hardway::table::Format;
 use hardway::{Error, Exit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use error::MkunitsError;
 pub use render::{EtcdTuning, NodeFile, NodePlan};
@@ -117,7 +118,8 @@ impl Options {
 }
 
 /// What a run did (or, with `--dry-run`, would do) to the files under the output directory.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     pub created: Vec<String>,
     pub updated: Vec<String>,
@@ -129,19 +131,10 @@ pub struct Report {
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     if let Some(m) = matches.subcommand_matches(cli::PORTS) {
-        let doc = hardway::doc::read(m.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
-        let rows = ports::ports(&doc, &Options::from_matches(m))?;
-        let format = m
-            .get_one::<String>(cli::OUTPUT)
-            .and_then(|f| Format::parse(f))
-            .unwrap_or_default();
-        match format {
-            Format::Json => hardway::io::print_json(&rows)?,
-            Format::Table => hardway::io::print(&ports::table(&rows))?,
-        }
-        return Ok(Exit::Ok);
+        return run_ports(m);
     }
     let mut doc = hardway::doc::read(matches.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
+    let previous = checked_previous(matches, &doc)?;
     let opts = Options::from_matches(matches);
     let out = matches
         .get_one::<PathBuf>(cli::DIR)
@@ -167,7 +160,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     };
     // Held, with its lock, until the document is printed (see hardway::fsutil::outdir).
     let out = OutDir::open(out, access)?;
-    let report = apply(&mut doc, &opts, &out, &sources, dry_run)?;
+    let report = apply(&mut doc, previous.as_ref(), &opts, &out, &sources, dry_run)?;
     if dry_run {
         hardway::io::print_json(&report)?;
     } else {
@@ -187,6 +180,34 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, MkunitsError> {
     Ok(Exit::Ok)
 }
 
+/// `mkunits ports`: the table of every node's listening ports.
+fn run_ports(m: &ArgMatches) -> Result<Exit, MkunitsError> {
+    let doc = hardway::doc::read(m.get_one::<PathBuf>(cli::FILE).map(PathBuf::as_path))?;
+    let rows = ports::ports(&doc, &Options::from_matches(m))?;
+    let format = m
+        .get_one::<String>(cli::OUTPUT)
+        .and_then(|f| Format::parse(f))
+        .unwrap_or_default();
+    match format {
+        Format::Json => hardway::io::print_json(&rows)?,
+        Format::Table => hardway::io::print(&ports::table(&rows))?,
+    }
+    Ok(Exit::Ok)
+}
+
+/// The `--previous` document, once the move from its Kubernetes version to `doc`'s is one
+/// mkunits renders (see [`upgrade`]); `None` without the flag or before the first build.
+fn checked_previous(matches: &ArgMatches, doc: &Document) -> Result<Option<Document>, Error> {
+    let Some(path) = matches.get_one::<PathBuf>(cli::PREVIOUS) else {
+        return Ok(None);
+    };
+    let previous = upgrade::read_previous(path)?;
+    if let Some(previous) = &previous {
+        upgrade::check(previous, path, doc)?;
+    }
+    Ok(previous)
+}
+
 /// The directory of the running executable: where `cargo build` and `make install` put the
 /// other hardway binaries.
 fn own_dir() -> Result<PathBuf, Error> {
@@ -201,17 +222,48 @@ fn own_dir() -> Result<PathBuf, Error> {
 pub const DIR_MODE: u32 = 0o755;
 
 /// Renders every node, writes the files under `out` (unless `dry_run`) and records them and the
-/// services in `doc`. On any error neither the directory nor the document has changed.
+/// services in `doc`. Files `doc` or `previous` (the running cluster's document) list that this
+/// run no longer writes are removed. On any error neither the directory nor the document has
+/// changed.
 pub fn apply(
     doc: &mut Document,
+    previous: Option<&Document>,
     opts: &Options,
     out: &OutDir,
     sources: &BinarySources,
     dry_run: bool,
 ) -> Result<Report, MkunitsError> {
     let plans = render::render(doc, opts)?;
-    // Each binary is read once, however many nodes need it.
-    let mut binaries: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    let binaries = read_binaries(&plans, sources)?;
+    let (set, entries) = file_set(&plans, binaries);
+    let listed: BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|e| e.files.iter().chain(&e.binaries))
+        .map(|f| f.src.as_str())
+        .collect();
+    let stale = stale_files(doc, previous, &listed, out)?;
+    let report = write_files(set, stale, out, dry_run)?;
+    for (node, entry) in doc.nodes.iter_mut().zip(entries) {
+        node.replace_files(NODES_PREFIX, entry.files);
+        node.replace_files(BIN_PREFIX, entry.binaries);
+        node.services = entry.services;
+    }
+    Ok(report)
+}
+
+/// What one node's entry in the document gets from a run.
+struct NodeEntries {
+    files: Vec<FileEntry>,
+    binaries: Vec<FileEntry>,
+    services: Vec<String>,
+}
+
+/// Every binary the plans name and mkunits ships, read once however many nodes need it.
+fn read_binaries<'a>(
+    plans: &'a [NodePlan],
+    sources: &BinarySources,
+) -> Result<BTreeMap<&'a str, Vec<u8>>, MkunitsError> {
+    let mut binaries = BTreeMap::new();
     for name in plans.iter().flat_map(|p| p.binaries.iter().copied()) {
         if binaries.contains_key(name) {
             continue;
@@ -224,22 +276,24 @@ pub fn apply(
             binaries.insert(name, bytes);
         }
     }
+    Ok(binaries)
+}
 
+/// The files to write under OUT (each node's under `nodes/<node>/`, the binaries once under
+/// `bin/`) and, per node in plan order, the entries that record them.
+fn file_set(plans: &[NodePlan], binaries: BTreeMap<&str, Vec<u8>>) -> (FileSet, Vec<NodeEntries>) {
     let mut set = FileSet::new();
     let mut entries = Vec::with_capacity(plans.len());
-    for plan in &plans {
+    for plan in plans {
         let mut files = Vec::with_capacity(plan.files.len());
         for file in &plan.files {
             let src = format!("{NODES_PREFIX}{}{}", plan.name, file.dest);
-            files.push(entry(&src, &file.dest, file.mode, &file.contents));
-            set.add(
-                src.clone(),
-                file.contents.clone(),
-                octal(file.mode),
-                DIR_MODE,
-            );
+            let mut recorded = entry(&src, &file.dest, file.mode, &file.contents);
+            record_restarts(&mut recorded, &file.restart);
+            files.push(recorded);
+            set.add(src, file.contents.clone(), octal(file.mode), DIR_MODE);
         }
-        let bins = plan
+        let node_binaries = plan
             .binaries
             .iter()
             .filter_map(|name| {
@@ -252,17 +306,26 @@ pub fn apply(
                 ))
             })
             .collect();
-        entries.push((files, bins, plan.services.clone()));
+        entries.push(NodeEntries {
+            files,
+            binaries: node_binaries,
+            services: plan.services.clone(),
+        });
     }
     for (name, bytes) in binaries {
         set.add(format!("{BIN_PREFIX}{name}"), bytes, 0o755, DIR_MODE);
     }
-    let listed: BTreeSet<&str> = entries
-        .iter()
-        .flat_map(|(files, bins, _)| files.iter().chain(bins))
-        .map(|f| f.src.as_str())
-        .collect();
-    let stale = stale_files(doc, &listed, out)?;
+    (set, entries)
+}
+
+/// Commits the files and removes the stale ones, or with `dry_run` only says what that would
+/// do.
+fn write_files(
+    set: FileSet,
+    stale: Vec<String>,
+    out: &OutDir,
+    dry_run: bool,
+) -> Result<Report, Error> {
     let mut report = if dry_run {
         preview(&set, out)?
     } else {
@@ -278,26 +341,37 @@ pub fn apply(
         }
     };
     report.removed = stale;
-
-    for (node, (files, bins, services)) in doc.nodes.iter_mut().zip(entries) {
-        node.replace_files(NODES_PREFIX, files);
-        node.replace_files(BIN_PREFIX, bins);
-        node.services = services;
-    }
     Ok(report)
 }
 
-/// Files an earlier run wrote (the document's `files`) that this run does not, and that are
-/// still there, sorted. Looked up relative to OUT's directory fds before anything is written: a
+/// The key of a file entry listing the services its change restarts, which node-push reads
+/// (tools/node-push/src/plan.rs, `services_affected`): for files no unit names by path.
+pub const RESTART_KEY: &str = "restart";
+
+fn record_restarts(entry: &mut FileEntry, services: &[String]) {
+    if !services.is_empty() {
+        entry.extra.insert(RESTART_KEY.into(), services.into());
+    }
+}
+
+/// Files an earlier run wrote (the document's `files`, and the previous document's: in the
+/// pipeline mkunits' input is rebuilt from the inventory and lists none of them, and a removed
+/// node is in no document but the previous one) that this run does not, and that are still
+/// there, sorted. Looked up relative to OUT's directory fds before anything is written: a
 /// symlinked directory on the way is refused here, so a stale entry never deletes outside OUT
 /// and a refusal leaves OUT as it was. A link at the name itself is removed, not what it names.
 fn stale_files(
     doc: &Document,
+    previous: Option<&Document>,
     listed: &BTreeSet<&str>,
     out: &OutDir,
 ) -> Result<Vec<String>, Error> {
     let mut stale = Vec::new();
-    for src in doc.nodes.iter().flat_map(|n| &n.files).map(|f| &f.src) {
+    let nodes = doc
+        .nodes
+        .iter()
+        .chain(previous.into_iter().flat_map(|p| &p.nodes));
+    for src in nodes.flat_map(|n| &n.files).map(|f| &f.src) {
         let new = is_ours(src) && !listed.contains(src.as_str()) && !stale.contains(src);
         if new && out.exists(src)? {
             stale.push(src.clone());

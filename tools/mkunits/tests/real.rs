@@ -768,7 +768,7 @@ fn preflight_refuses_cgroup_v1_and_accepts_cgroup_v2() {
     assert_eq!(said.lines().count(), 1, "{said}");
     assert!(
         said.contains("is tmpfs, not cgroup2fs")
-            && said.contains("the kubelet of Kubernetes v1.37 refuses cgroup v1"),
+            && said.contains("the kubelet refuses cgroup v1 from Kubernetes v1.35 on"),
         "{said}"
     );
     // This machine: the script's verdict is the kernel's mount table's.

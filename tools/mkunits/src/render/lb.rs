@@ -10,6 +10,11 @@ use hardway::{Error, Role};
 use super::{Builder, Ctx};
 use crate::layout;
 
+/// Debian's units, which read their configuration at a fixed path they do not name: each config
+/// carries a `restart` entry, or node-push would install a new one and leave the old running.
+const HAPROXY_UNIT: &str = "haproxy.service";
+const KEEPALIVED_UNIT: &str = "keepalived.service";
+
 pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
     let vip = ctx
         .doc
@@ -18,20 +23,22 @@ pub fn render(ctx: &Ctx, node: &Node, b: &mut Builder) -> Result<(), Error> {
         .vip
         .expect("only nodes holding a VIP get here");
     let tracked = if ctx.runs_haproxy(node) {
-        b.file(
+        b.config_of(
+            HAPROXY_UNIT,
             layout::HAPROXY_CONFIG,
             haproxy_config(ctx, vip)?.into_bytes(),
         );
-        b.services.push("haproxy.service".into());
+        b.services.push(HAPROXY_UNIT.into());
         "haproxy"
     } else {
         "kube-apiserver"
     };
-    b.file(
+    b.config_of(
+        KEEPALIVED_UNIT,
         layout::KEEPALIVED_CONFIG,
         keepalived_config(ctx, node, vip, tracked).into_bytes(),
     );
-    b.services.push("keepalived.service".into());
+    b.services.push(KEEPALIVED_UNIT.into());
     Ok(())
 }
 

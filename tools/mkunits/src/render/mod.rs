@@ -35,6 +35,10 @@ pub struct NodeFile {
     pub contents: Vec<u8>,
     /// Octal string, as in the document: "0644".
     pub mode: &'static str,
+    /// Services to restart when this file changes, for a unit that does not name the file
+    /// itself (Debian's haproxy.service and keepalived.service read fixed paths; crio reads its
+    /// drop-in directory). Recorded as the entry's `restart` list, which node-push follows.
+    pub restart: Vec<String>,
 }
 
 /// Everything one node gets from mkunits.
@@ -296,7 +300,17 @@ impl Builder {
             dest: dest.to_string(),
             contents,
             mode,
+            restart: Vec::new(),
         });
+    }
+
+    /// Adds a configuration file that `service` reads at start without its unit naming the path:
+    /// a change to it restarts `service`.
+    pub fn config_of(&mut self, service: &str, dest: &str, contents: Vec<u8>) {
+        self.file(dest, contents);
+        if let Some(file) = self.files.last_mut() {
+            file.restart.push(service.to_string());
+        }
     }
 
     /// Adds a unit file and enables it, after the ones added before.
@@ -386,7 +400,7 @@ fn render_node(ctx: &Ctx, node: &Node, node_doc: &[u8]) -> Result<NodePlan, Erro
     if preflight::needed(node) {
         // First, so node-push (which starts services in order and stops a node at the first
         // failure) never starts the runtime or the kubelet on a cgroup v1 host.
-        preflight::render(ctx, &mut b);
+        preflight::render(&mut b);
     }
     common(ctx, node, node_doc, &mut b)?;
     if node.has_role(Role::Etcd) {

@@ -17,7 +17,7 @@
 use hardway::doc::Node;
 use hardway::Role;
 
-use super::{Builder, Ctx};
+use super::Builder;
 use crate::unit::{ExecLine, Unit};
 
 pub const UNIT: &str = "hardway-preflight.service";
@@ -31,10 +31,10 @@ pub fn needed(node: &Node) -> bool {
     node.has_role(Role::Worker) || node.has_role(Role::Controller)
 }
 
-pub fn render(ctx: &Ctx, b: &mut Builder) {
+pub fn render(b: &mut Builder) {
     b.file_mode(
         SCRIPT,
-        script(&ctx.release.name()).into_bytes(),
+        script().into_bytes(),
         hardway::paths::mode::EXECUTABLE,
     );
     let unit = Unit::oneshot(
@@ -54,14 +54,16 @@ pub fn render(ctx: &Ctx, b: &mut Builder) {
 
 /// POSIX sh; `$1` is the cgroup root (a parameter so a test can point it at a cgroup2 mount and
 /// at a cgroup v1 host's root). `stat -f -c %T` prints the filesystem type statfs(2) reports.
-fn script(release: &str) -> String {
+/// It names no particular release (every supported one refuses cgroup v1), so an upgrade leaves
+/// it, and the runtime and kubelet that `Requires=` its unit, alone.
+fn script() -> String {
     format!(
         r#"#!/bin/sh
 # Written by mkunits: refuse cgroup v1 before containerd and the kubelet start.
 root=${{1:-{CGROUP_ROOT}}}
 type=$(stat -f -c %T "$root" 2>/dev/null) || type=missing
 if [ "$type" != cgroup2fs ]; then
-  echo "hardway-preflight: $root is $type, not cgroup2fs: this node runs cgroup v1, and the kubelet of Kubernetes {release} refuses cgroup v1 (failCgroupV1 is true from v1.35); boot it with cgroup v2 (systemd.unified_cgroup_hierarchy=1, the default of Debian 11 and later)" >&2
+  echo "hardway-preflight: $root is $type, not cgroup2fs: this node runs cgroup v1, and the kubelet refuses cgroup v1 from Kubernetes v1.35 on (failCgroupV1 defaults to true); boot it with cgroup v2 (systemd.unified_cgroup_hierarchy=1, the default of Debian 11 and later)" >&2
   exit 1
 fi
 echo "hardway-preflight: $root is cgroup2fs (cgroup v2)"

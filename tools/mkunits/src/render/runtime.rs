@@ -56,7 +56,12 @@ pub fn render(ctx: &Ctx, b: &mut Builder) -> &'static str {
             ExecLine::new(layout::bin::CRIO),
         ),
     };
-    b.file(config_path, config);
+    match ctx.runtime {
+        // crio reads every drop-in of its directory; its unit names none of them.
+        ContainerRuntime::CriO => b.config_of(name, config_path, config),
+        // containerd's unit names its config (--config), which node-push follows.
+        _ => b.file(config_path, config),
+    }
     let unit = Unit::daemon(
         name,
         description(ctx.runtime),
