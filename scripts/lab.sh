@@ -286,10 +286,10 @@ apply() {
   mapfile -t before < <(node_names)
   mapfile -t moved < <(moved_nodes "$next")
   [ ${#moved[@]} -eq 0 ] || leave "${moved[@]}"
-  say "pipeline: mkcluster | cidr-alloc | mkcerts | etcd-sync | mkunits"
+  say "pipeline: mkcluster | cidr-alloc --previous | mkcerts | etcd-sync --previous | mkunits --previous"
   mkcerts --dir "$out" < "$next" \
     | etcd-sync --dir "$out" --previous "$doc" \
-    | mkunits --dir "$out" --bin-dir "$BIN" > "$doc.new"
+    | mkunits --dir "$out" --bin-dir "$BIN" --previous "$doc" > "$doc.new"
   mv "$doc.new" "$doc"
   for node in $(node_names); do
     ip netns list | awk '{print $1}' | grep -qx "$LAB_NAME-$node" || add_node "$node"
