@@ -445,6 +445,19 @@ pub fn network_hosts(xml: &str) -> (Vec<DhcpHost>, Vec<DnsHost>) {
     (dhcp, dns)
 }
 
+impl Plan {
+    /// The distinct hypervisors of the plan, in the nodes' order.
+    pub fn uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = Vec::new();
+        for node in &self.nodes {
+            if !uris.contains(&node.uri) {
+                uris.push(node.uri.clone());
+            }
+        }
+        uris
+    }
+}
+
 impl NetworkPlan {
     /// The network's XML, marked as this cluster's.
     pub fn xml(&self, cluster: &str, pool_created: Option<&str>) -> String {

@@ -78,6 +78,7 @@ fn options(f: &Fixture) -> UpOptions {
         start: true,
         // The test driver reports a few MiB free; the memory check has its own test.
         overcommit: true,
+        prune: false,
         fail_after_node: None,
     }
 }
@@ -107,7 +108,7 @@ fn inventory(host: &Host, doc: &Document) -> (Vec<String>, Vec<String>, bool, bo
 fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
     let f = fixture();
     let doc = lab("idem", 41);
-    let first = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let first = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let (domains, volumes, network, pool) = inventory(&f.host, &doc);
     assert_eq!(domains, ["idem-node-1", "idem-node-2", "idem-node-3"]);
     assert_eq!(volumes.len(), 6, "{volumes:?}");
@@ -148,7 +149,7 @@ fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
     assert_eq!(mark.pool_created.as_deref(), Some("idem"));
 
     // Idempotent: the same document out, the same UUIDs, nothing redefined.
-    let second = mkvm::up(first.clone(), &options(&f)).unwrap();
+    let second = mkvm::up(first.clone(), &options(&f)).unwrap().doc;
     assert_eq!(
         hardway::doc::to_string(&second),
         hardway::doc::to_string(&first)
@@ -166,7 +167,7 @@ fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
 fn a_changed_size_is_refused_unless_recreate() {
     let f = fixture();
     let doc = lab("resize", 42);
-    let first = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let first = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let old_uuid = first.nodes[1].vm.as_ref().unwrap().uuid.clone();
     let mut bigger = first.clone();
     bigger.nodes[1].memory_mib = 1024;
@@ -175,7 +176,7 @@ fn a_changed_size_is_refused_unless_recreate() {
     assert!(err.to_string().contains("memory_mib 768 -> 1024"), "{err}");
     let mut recreate = options(&f);
     recreate.recreate = true;
-    let done = mkvm::up(bigger, &recreate).unwrap();
+    let done = mkvm::up(bigger, &recreate).unwrap().doc;
     assert_ne!(done.nodes[1].vm.as_ref().unwrap().uuid, old_uuid);
     assert_eq!(
         done.nodes[0].vm, first.nodes[0].vm,
@@ -236,7 +237,7 @@ fn foreign_objects_with_the_same_names_are_refused_and_survive_down() {
 
     // Our own cluster up, then a foreign domain appears under a name down would look at:
     // down removes ours and keeps it.
-    let up = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let up = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let stranger = f
         .host
         .conn
@@ -371,7 +372,7 @@ fn status_reports_each_node() {
     let doc = lab("stat", 47);
     let rows = mkvm::status(&doc, Some(URI)).unwrap();
     assert!(rows.iter().all(|r| r.state == "missing" && !r.owned));
-    let up = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let up = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let rows = mkvm::status(&up, Some(URI)).unwrap();
     assert!(
         rows.iter().all(|r| r.state == "running" && r.owned),
@@ -407,7 +408,7 @@ fn no_start_defines_without_starting() {
     let doc = lab("nostart", 49);
     let mut opts = options(&f);
     opts.start = false;
-    let done = mkvm::up(doc.clone(), &opts).unwrap();
+    let done = mkvm::up(doc.clone(), &opts).unwrap().doc;
     for node in &done.nodes {
         let vm = node.vm.as_ref().unwrap();
         assert_eq!(vm.state.as_deref(), Some("shut-off"));
