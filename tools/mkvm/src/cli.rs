@@ -32,6 +32,7 @@ const AFTER_HELP: &str = "\
 Examples:
   mkcluster nodes.csv | cidr-alloc | mkvm up --image debian-12.qcow2 --ssh-key ~/.ssh/id_ed25519.pub > cluster.json
   mkvm up --image base.qcow2 --ssh-key key.pub --dry-run < cluster.json    # print the XML, touch nothing
+  mkvm up --image base.qcow2 --ssh-key key.pub --prune < cluster.json    # also remove the VMs of nodes dropped from the document
   mkvm status -o table < cluster.json
   mkvm down < cluster.json        # removes only what mkvm made for this cluster
 
@@ -42,7 +43,8 @@ never removes a same-named object it did not make.
 
 Exit codes: 0 done; 1 a node or the network differs from the document (use --recreate);
 2 bad input or refused preflight (image, key, memory, network overlap, foreign objects);
-3 libvirt or a wait failed (what this run created has been rolled back).";
+3 libvirt or a wait failed (what this run created has been rolled back; what existed
+before it is left as it was).";
 
 pub fn command() -> Command {
     Command::new("mkvm")

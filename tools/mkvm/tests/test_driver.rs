@@ -417,3 +417,111 @@ fn no_start_defines_without_starting() {
     assert_eq!(inventory(&f.host, &doc).0.len(), 3);
     mkvm::down(done, Some(URI), false).unwrap();
 }
+
+#[test]
+fn prune_removes_only_owned_domains_of_dropped_nodes_and_only_when_asked() {
+    let f = fixture();
+    let doc = lab("prune", 50);
+    mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let pool = f.host.pool("prune").unwrap().unwrap();
+    let volume = |name: &str| {
+        virt::storage_vol::StorageVol::create_xml(
+            &pool,
+            &format!("<volume><name>{name}</name><capacity>1024</capacity></volume>"),
+            0,
+        )
+        .unwrap()
+    };
+    // Named like nodes of this cluster, but not mkvm's for it: a domain without the mark (and a
+    // volume named as mkvm would name its overlay), and another cluster's marked domain that
+    // lists volumes in this pool.
+    let unmarked = f
+        .host
+        .conn
+        .define_domain_xml(
+            "<domain type='qemu'><name>prune-node-9</name><memory unit='MiB'>64</memory>\
+             <vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>",
+        )
+        .unwrap();
+    let lookalike = volume("prune-prune-node-9.qcow2");
+    let other_cluster = f
+        .host
+        .conn
+        .define_domain_xml(&format!(
+            "<domain type='qemu'><name>prune-node-8</name><metadata><hardway:vm \
+             xmlns:hardway='{}' cluster='other' node='prune-node-8' pool='prune' \
+             overlay='prune-prune-node-8.qcow2' seed='prune-prune-node-8-seed.iso'/></metadata>\
+             <memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>\
+             </domain>",
+            plan::NS
+        ))
+        .unwrap();
+    let others_overlay = volume("prune-prune-node-8.qcow2");
+    let others_seed = volume("prune-prune-node-8-seed.iso");
+    let foreign = [
+        "prune-prune-node-8-seed.iso",
+        "prune-prune-node-8.qcow2",
+        "prune-prune-node-9.qcow2",
+    ];
+
+    let mut two = doc.clone();
+    two.nodes.truncate(2);
+    let node_3 = mkvm::Orphan {
+        uri: URI.into(),
+        domain: "prune-node-3".into(),
+        volumes: vec![
+            "prune/prune-prune-node-3.qcow2".into(),
+            "prune/prune-prune-node-3-seed.iso".into(),
+        ],
+        removed: false,
+    };
+    // Without --prune: reported, kept.
+    let kept = mkvm::up(two.clone(), &options(&f)).unwrap();
+    assert_eq!(kept.orphans, [node_3.clone()]);
+    let (domains, volumes, _, _) = inventory(&f.host, &doc);
+    assert_eq!(
+        domains,
+        ["prune-node-1", "prune-node-2", "prune-node-3", "prune-node-8", "prune-node-9"]
+    );
+    assert_eq!(volumes.len(), 6 + foreign.len(), "{volumes:?}");
+
+    // With --prune: node 3's domain and its two volumes go, nothing else.
+    let mut prune = options(&f);
+    prune.prune = true;
+    let pruned = mkvm::up(two.clone(), &prune).unwrap();
+    assert_eq!(
+        pruned.orphans,
+        [mkvm::Orphan {
+            removed: true,
+            ..node_3
+        }]
+    );
+    let (domains, volumes, network, _) = inventory(&f.host, &doc);
+    assert_eq!(
+        domains,
+        ["prune-node-1", "prune-node-2", "prune-node-8", "prune-node-9"]
+    );
+    let mut expected: Vec<String> = ["prune-node-1", "prune-node-2"]
+        .iter()
+        .flat_map(|n| [format!("prune-{n}-seed.iso"), format!("prune-{n}.qcow2")])
+        .chain(foreign.iter().map(|v| v.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(volumes, expected);
+    assert!(network);
+    assert_eq!(pruned.doc, kept.doc, "the kept nodes are untouched");
+
+    // A second run has nothing left to prune.
+    assert_eq!(mkvm::up(two.clone(), &prune).unwrap().orphans, []);
+
+    mkvm::down(two, Some(URI), false).unwrap();
+    assert!(f.host.domain("prune-node-9").unwrap().is_some());
+    assert!(f.host.domain("prune-node-8").unwrap().is_some());
+    for v in [lookalike, others_overlay, others_seed] {
+        v.delete(0).unwrap();
+    }
+    unmarked.undefine().unwrap();
+    other_cluster.undefine().unwrap();
+    f.host.remove_pool_if_empty("prune").unwrap();
+    assert_eq!(inventory(&f.host, &doc), (vec![], vec![], false, false));
+}
