@@ -129,3 +129,14 @@ pub fn base_image() -> std::path::PathBuf {
         .env_remove("HARDWAY_IMAGE_DEBIAN"));
     std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
+
+/// A blank qcow2 image of `gib` GiB in `dir`, made with qemu-img: a base image a guest boots
+/// into nothing from (no OS, so no DHCP, no SSH), for tests of what happens when a wait fails.
+pub fn blank_image(dir: &Path, gib: u64) -> std::path::PathBuf {
+    let image = dir.join("blank.qcow2");
+    run(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg(format!("{gib}G")));
+    image
+}

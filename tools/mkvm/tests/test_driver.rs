@@ -481,7 +481,13 @@ fn prune_removes_only_owned_domains_of_dropped_nodes_and_only_when_asked() {
     let (domains, volumes, _, _) = inventory(&f.host, &doc);
     assert_eq!(
         domains,
-        ["prune-node-1", "prune-node-2", "prune-node-3", "prune-node-8", "prune-node-9"]
+        [
+            "prune-node-1",
+            "prune-node-2",
+            "prune-node-3",
+            "prune-node-8",
+            "prune-node-9"
+        ]
     );
     assert_eq!(volumes.len(), 6 + foreign.len(), "{volumes:?}");
 
@@ -499,7 +505,12 @@ fn prune_removes_only_owned_domains_of_dropped_nodes_and_only_when_asked() {
     let (domains, volumes, network, _) = inventory(&f.host, &doc);
     assert_eq!(
         domains,
-        ["prune-node-1", "prune-node-2", "prune-node-8", "prune-node-9"]
+        [
+            "prune-node-1",
+            "prune-node-2",
+            "prune-node-8",
+            "prune-node-9"
+        ]
     );
     let mut expected: Vec<String> = ["prune-node-1", "prune-node-2"]
         .iter()
