@@ -149,7 +149,7 @@ pub fn command() -> Command {
                     Arg::new(o::OVERCOMMIT)
                         .long("overcommit")
                         .action(ArgAction::SetTrue)
-                        .help("Allow more guest memory than the host has available (MemAvailable: free memory plus the page cache the kernel can reclaim)"),
+                        .help("Allow more guest memory than the host has available: on this machine MemAvailable (free memory plus the page cache the kernel can reclaim), on a remote hypervisor libvirt's free memory"),
                 )
                 .arg(
                     Arg::new(o::DRY_RUN)

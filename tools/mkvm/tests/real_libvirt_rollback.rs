@@ -5,7 +5,10 @@
 //! run. A first `up --no-start` makes node 1 (and the network and pool); the failing `up` of
 //! nodes 1 and 2 must then remove node 2's domain, volumes and network entries and leave node 1,
 //! the network and the pool as the first run made them. A second failing `up` on an empty
-//! hypervisor must leave nothing at all. libvirtd runs in a network namespace of its own
+//! hypervisor must leave nothing at all. Neither run passes `--overcommit`: the memory check
+//! counts MemAvailable, so the 1.5 GiB the two nodes need pass on a machine whose page cache
+//! leaves less than that free (610 MiB free of 22.5 GiB available here, which the check
+//! reading libvirt's free memory refused with exit 2). libvirtd runs in a network namespace of its own
 //! (testkit::libvirt::Libvirtd); its own file, as only one libvirtd can run at a time and test
 //! files run one after another.
 

@@ -477,7 +477,7 @@ fn prune_removes_only_owned_domains_of_dropped_nodes_and_only_when_asked() {
     };
     // Without --prune: reported, kept.
     let kept = mkvm::up(two.clone(), &options(&f)).unwrap();
-    assert_eq!(kept.orphans, [node_3.clone()]);
+    assert_eq!(kept.orphans, std::slice::from_ref(&node_3));
     let (domains, volumes, _, _) = inventory(&f.host, &doc);
     assert_eq!(
         domains,
