@@ -8,7 +8,7 @@ use crate::error::MkvmError;
 use crate::hypervisor::{Created, Host};
 use crate::plan::{self, NodePlan, Plan};
 use crate::preflight::{Checked, NodeState};
-use crate::{down, log, seed, UpOptions};
+use crate::{down, log, mark, seed, UpOptions};
 
 /// Creates what the plan needs and preflight found missing; replaces what changed.
 pub fn apply(
@@ -66,7 +66,7 @@ fn ensure_pool(
         let Some(network) = host.network(&plan.network.name)? else {
             return Ok(None);
         };
-        let mark = plan::network_mark(&host.network_xml(&network)?).unwrap_or_default();
+        let mark = mark::network_mark(&host.network_xml(&network)?).unwrap_or_default();
         return Ok(mark.pool_created);
     }
     let pool = host

@@ -6,7 +6,7 @@ use hardway::doc::Document;
 
 use crate::error::MkvmError;
 use crate::hypervisor::Host;
-use crate::{log, plan};
+use crate::{log, mark, plan};
 
 /// Removes an owned domain with the volumes its mark lists; returns what it removed. A domain
 /// without this cluster's mark is left alone (nothing removed).
@@ -15,7 +15,7 @@ pub fn remove_owned_node(host: &Host, cluster: &str, name: &str) -> Result<Vec<S
     let Some(domain) = host.domain(name)? else {
         return Ok(removed);
     };
-    let Some(mark) = plan::vm_mark(&host.domain_xml(&domain)?) else {
+    let Some(mark) = mark::vm_mark(&host.domain_xml(&domain)?) else {
         return Ok(removed);
     };
     if mark.cluster != cluster {
@@ -98,7 +98,7 @@ fn remove_domains(
     }
     for node in &doc.nodes {
         if let Some(domain) = host.domain(&node.name)? {
-            if plan::vm_mark(&host.domain_xml(&domain)?).is_none_or(|m| m.cluster != *cluster) {
+            if mark::vm_mark(&host.domain_xml(&domain)?).is_none_or(|m| m.cluster != *cluster) {
                 log(format!(
                     "left domain {} alone: it is not mkvm's for cluster {cluster}",
                     node.name
@@ -122,7 +122,7 @@ fn remove_network(
     let Some(network) = host.network(&name)? else {
         return Ok(());
     };
-    let mark = match plan::network_mark(&host.network_xml(&network)?) {
+    let mark = match mark::network_mark(&host.network_xml(&network)?) {
         Some(mark) if mark.cluster == *cluster => mark,
         _ => {
             log(format!(

@@ -14,7 +14,7 @@ use virt::stream::Stream;
 use virt::sys;
 
 use crate::error::MkvmError;
-use crate::plan;
+use crate::{mark, plan};
 
 pub struct Host {
     pub uri: String,
@@ -225,7 +225,7 @@ impl Host {
     }
 
     /// Every domain on the host with mkvm's mark for `cluster`, with the mark.
-    pub fn owned_domains(&self, cluster: &str) -> Result<Vec<(Domain, plan::VmMark)>, MkvmError> {
+    pub fn owned_domains(&self, cluster: &str) -> Result<Vec<(Domain, mark::VmMark)>, MkvmError> {
         let domains = self
             .conn
             .list_all_domains(0)
@@ -239,7 +239,7 @@ impl Host {
                 Err(e) if is_missing(&e) => continue,
                 Err(e) => return Err(self.err("reading domain XML", &e)),
             };
-            if let Some(mark) = plan::vm_mark(&xml) {
+            if let Some(mark) = mark::vm_mark(&xml) {
                 if mark.cluster == cluster {
                     owned.push((domain, mark));
                 }

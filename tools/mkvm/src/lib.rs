@@ -14,6 +14,7 @@ pub mod down;
 pub mod error;
 pub mod hypervisor;
 pub mod image;
+pub mod mark;
 pub mod plan;
 pub mod preflight;
 pub mod prune;

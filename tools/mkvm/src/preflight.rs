@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::error::MkvmError;
 use crate::hypervisor::Host;
-use crate::plan::{self, NodePlan, Plan, VmMark};
+use crate::mark::{self, VmMark};
+use crate::plan::{NodePlan, Plan};
 use crate::UpOptions;
 
 /// What preflight found for one node.
@@ -115,7 +116,7 @@ fn network_differs(plan: &Plan, uri: &str, host: &Host) -> Result<bool, MkvmErro
     let Some(network) = host.network(&plan.network.name)? else {
         return Ok(false);
     };
-    match plan::network_mark(&host.network_xml(&network)?) {
+    match mark::network_mark(&host.network_xml(&network)?) {
         Some(mark) if mark.cluster == plan.cluster => Ok(mark.spec != plan.network.spec),
         _ => Err(MkvmError::preflight(
             "hypervisor.network",
@@ -153,7 +154,7 @@ fn node_state(plan: &Plan, host: &Host, node: &NodePlan) -> Result<NodeState, Mk
         refuse_stray_volumes(plan, host, node, &at)?;
         return Ok(NodeState::Missing);
     };
-    match plan::vm_mark(&host.domain_xml(&domain)?) {
+    match mark::vm_mark(&host.domain_xml(&domain)?) {
         Some(mark) if mark.cluster == plan.cluster && mark.node == node.name => {
             Ok(if mark.spec == node.spec {
                 NodeState::Matches

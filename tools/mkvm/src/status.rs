@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::error::MkvmError;
 use crate::hypervisor::Host;
+use crate::mark;
 use crate::plan::{self, NodePlan, Plan};
 use crate::wait::{self, Reached, Stage};
 
@@ -45,7 +46,7 @@ pub fn status(doc: &Document, connect: Option<&str>) -> Result<Vec<StatusRow>, M
             ssh: false,
         };
         if let Some(domain) = host.domain(&node.name)? {
-            let mark = plan::vm_mark(&host.domain_xml(&domain)?);
+            let mark = mark::vm_mark(&host.domain_xml(&domain)?);
             row.owned = mark.is_some_and(|m| m.cluster == doc.cluster.name);
             row.state = state_name(&domain);
             row.uuid = domain.uuid_string().ok();

@@ -13,7 +13,7 @@ use hardway::doc::Document;
 use hardway::{Exit, Failure};
 use mkvm::hypervisor::Host;
 use mkvm::wait::Stage;
-use mkvm::{plan, UpOptions};
+use mkvm::{mark, plan, UpOptions};
 
 const URI: &str = "test:///default";
 
@@ -122,7 +122,7 @@ fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
     for node in &first.nodes {
         let domain = f.host.domain(&node.name).unwrap().unwrap();
         let xml = f.host.domain_xml(&domain).unwrap();
-        let mark = plan::vm_mark(&xml).unwrap();
+        let mark = mark::vm_mark(&xml).unwrap();
         assert_eq!(
             (mark.cluster.as_str(), mark.node.as_str()),
             ("idem", node.name.as_str())
@@ -144,7 +144,7 @@ fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
         );
     }
     let network = f.host.network("idem").unwrap().unwrap();
-    let mark = plan::network_mark(&f.host.network_xml(&network).unwrap()).unwrap();
+    let mark = mark::network_mark(&f.host.network_xml(&network).unwrap()).unwrap();
     assert_eq!(mark.cluster, "idem");
     assert_eq!(mark.pool_created.as_deref(), Some("idem"));
 
@@ -186,7 +186,7 @@ fn a_changed_size_is_refused_unless_recreate() {
         .host
         .domain_xml(&f.host.domain("resize-node-2").unwrap().unwrap())
         .unwrap();
-    assert_eq!(plan::vm_mark(&xml).unwrap().memory_mib, 1024);
+    assert_eq!(mark::vm_mark(&xml).unwrap().memory_mib, 1024);
     mkvm::down(done, Some(URI), false).unwrap();
     assert_eq!(inventory(&f.host, &doc), (vec![], vec![], false, false));
 }
@@ -453,7 +453,7 @@ fn prune_removes_only_owned_domains_of_dropped_nodes_and_only_when_asked() {
              overlay='prune-prune-node-8.qcow2' seed='prune-prune-node-8-seed.iso'/></metadata>\
              <memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>\
              </domain>",
-            plan::NS
+            mark::NS
         ))
         .unwrap();
     let others_overlay = volume("prune-prune-node-8.qcow2");
