@@ -267,3 +267,69 @@ pub fn dry_run(doc: &Document, options: &UpOptions) -> Result<Value, MkvmError> 
         "nodes": nodes,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(args: &[&str]) -> Options {
+        let matches = cli::command()
+            .try_get_matches_from(std::iter::once("mkvm").chain(args.iter().copied()))
+            .unwrap();
+        Options::from_matches(&matches)
+    }
+
+    #[test]
+    fn up_options_are_read_once_into_their_types() {
+        let parsed = options(&[
+            "up",
+            "--image",
+            "b.qcow2",
+            "--ssh-key",
+            "k.pub",
+            "--prune",
+            "--timeout",
+            "5",
+            "--wait",
+            "cloud-init",
+            "-c",
+            "test:///default",
+            "-f",
+            "doc.json",
+        ]);
+        assert_eq!(parsed.file, Some(PathBuf::from("doc.json")));
+        let Action::Up { options, dry_run } = parsed.action else {
+            panic!("{parsed:?}");
+        };
+        assert!(!dry_run);
+        assert!(options.prune && options.start && !options.recreate && !options.overcommit);
+        assert_eq!(options.timeout, Duration::from_secs(5));
+        assert_eq!(options.wait, Stage::CloudInit);
+        assert_eq!(options.connect.as_deref(), Some("test:///default"));
+        assert_eq!(options.image, PathBuf::from("b.qcow2"));
+
+        let defaults = options_of(&["up", "--image", "b", "--ssh-key", "k", "--no-start"]);
+        assert!(!defaults.prune && !defaults.start);
+        assert_eq!(defaults.wait, Stage::Ssh);
+        assert_eq!(defaults.domain_type, "auto");
+    }
+
+    fn options_of(args: &[&str]) -> UpOptions {
+        match options(args).action {
+            Action::Up { options, .. } => options,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn down_and_status_take_their_own_options() {
+        let Action::Down { dry_run, connect } = options(&["down", "--dry-run"]).action else {
+            panic!("not down");
+        };
+        assert!(dry_run && connect.is_none());
+        let Action::Status { format, .. } = options(&["status", "-o", "table"]).action else {
+            panic!("not status");
+        };
+        assert_eq!(format, Format::Table);
+    }
+}
