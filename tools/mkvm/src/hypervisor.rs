@@ -440,8 +440,8 @@ mod tests {
 
     #[test]
     fn available_memory_counts_the_page_cache() {
-        // The build machine's /proc/meminfo after an image build: 610 MiB free (what libvirt
-        // calls free), 22.5 GiB available.
+        // This machine's /proc/meminfo as read once today: 610 MiB free (what libvirt calls
+        // free), 22.5 GiB available.
         let meminfo = "MemTotal:       32858696 kB\nMemFree:          624668 kB\n\
                        MemAvailable:   23628404 kB\nBuffers:          162740 kB\n\
                        Cached:         22311864 kB\n";

@@ -6,9 +6,9 @@
 //! nodes 1 and 2 must then remove node 2's domain, volumes and network entries and leave node 1,
 //! the network and the pool as the first run made them. A second failing `up` on an empty
 //! hypervisor must leave nothing at all. Neither run passes `--overcommit`: the memory check
-//! counts MemAvailable, so the 1.5 GiB the two nodes need pass on a machine whose page cache
-//! leaves less than that free (610 MiB free of 22.5 GiB available here, which the check
-//! reading libvirt's free memory refused with exit 2). libvirtd runs in a network namespace of its own
+//! counts MemAvailable (hypervisor.rs), so the 1.5 GiB the two nodes need pass however little
+//! the page cache leaves free (MemFree was 610 MiB of 22.5 GiB available on this machine at
+//! one point today, which a check of libvirt's free memory would have refused). libvirtd runs in a network namespace of its own
 //! (testkit::libvirt::Libvirtd); its own file, as only one libvirtd can run at a time and test
 //! files run one after another.
 
