@@ -2,15 +2,19 @@
 //!
 //! The base image is blank (testkit::libvirt::blank_image): the TCG guests start and never get
 //! an address, so `--wait ssh` with a short `--timeout` fails (exit 3) soon after the domains
-//! run. A first `up --no-start` makes node 1 (and the network and pool); the failing `up` of
-//! nodes 1 and 2 must then remove node 2's domain, volumes and network entries and leave node 1,
-//! the network and the pool as the first run made them. A second failing `up` on an empty
-//! hypervisor must leave nothing at all. Neither run passes `--overcommit`: the memory check
-//! counts MemAvailable (hypervisor.rs), so the 1.5 GiB the two nodes need pass however little
-//! the page cache leaves free (MemFree was 610 MiB of 22.5 GiB available on this machine at
-//! one point today, which a check of libvirt's free memory would have refused). libvirtd runs in a network namespace of its own
-//! (testkit::libvirt::Libvirtd); its own file, as only one libvirtd can run at a time and test
-//! files run one after another.
+//! run. On an empty hypervisor the failing `up` of nodes 1 and 2 must leave nothing at all.
+//! Then a first `up --no-start` makes node 1 (and the network and pool), and the same failing
+//! `up` must remove node 2's domain, volumes and network entries only, leaving node 1, the
+//! network and the pool as the first run made them.
+//!
+//! No run passes `--overcommit`: the memory check counts MemAvailable (hypervisor.rs), so the
+//! 1.5 GiB the two nodes need pass however little the page cache leaves free (MemFree was
+//! 610 MiB of 22.5 GiB available on this machine at one point today, which a check of
+//! libvirt's free memory would have refused).
+//!
+//! libvirtd runs in a network namespace of its own (testkit::libvirt::Libvirtd); this test has
+//! its own file, as only one libvirtd can run at a time and cargo runs test files one after
+//! another.
 
 use std::path::Path;
 use std::process::{Command, Output};
