@@ -32,7 +32,7 @@ const AFTER_HELP: &str = "\
 Examples:
   mkcluster nodes.csv | cidr-alloc | mkvm up --image debian-12.qcow2 --ssh-key ~/.ssh/id_ed25519.pub > cluster.json
   mkvm up --image base.qcow2 --ssh-key key.pub --dry-run < cluster.json    # print the XML, touch nothing
-  mkvm up --image base.qcow2 --ssh-key key.pub --prune < cluster.json    # also remove the VMs of nodes dropped from the document
+  mkvm up --image base.qcow2 --ssh-key key.pub --prune < cluster.json  # + removed nodes' VMs
   mkvm status -o table < cluster.json
   mkvm down < cluster.json        # removes only what mkvm made for this cluster
 
