@@ -30,10 +30,17 @@ impl Libvirtd {
             .args(["-x", "libvirtd"])
             .output()
             .expect("pgrep");
+        // A zombie (an earlier test's daemon, killed, whose parent has not reaped it yet: PID 1
+        // here is no init that reaps promptly) holds no socket.
+        let running: Vec<String> = String::from_utf8_lossy(&running.stdout)
+            .split_whitespace()
+            .filter(|pid| alive(pid))
+            .map(String::from)
+            .collect();
         assert!(
-            running.stdout.is_empty(),
+            running.is_empty(),
             "a libvirtd is already running (pid {}): stop it; this test starts its own inside a network namespace",
-            String::from_utf8_lossy(&running.stdout).trim()
+            running.join(" ")
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let _ = Command::new("ip").args(["netns", "del", netns]).output();
@@ -113,10 +120,28 @@ impl Drop for Libvirtd {
         for pid in pids.split_whitespace() {
             let _ = Command::new("kill").args(["-9", pid]).status();
         }
+        // SIGKILL is delivered at once but a process takes a moment to exit; the next test's
+        // libvirtd (another test file runs right after) must not find this one still there.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pids.split_whitespace().any(alive) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();
     }
+}
+
+/// True while `pid` is a process that has not exited (gone, or a zombie: state `Z` in
+/// /proc/PID/stat, proc(5)).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
 }
 
 /// The base image VM tests boot: scripts/image.sh's default (Debian 13 with every role's
@@ -128,4 +153,15 @@ pub fn base_image() -> std::path::PathBuf {
         .env_remove("HARDWAY_IMAGE_EXTRA")
         .env_remove("HARDWAY_IMAGE_DEBIAN"));
     std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A blank qcow2 image of `gib` GiB in `dir`, made with qemu-img: a base image a guest boots
+/// into nothing from (no OS, so no DHCP, no SSH), for tests of what happens when a wait fails.
+pub fn blank_image(dir: &Path, gib: u64) -> std::path::PathBuf {
+    let image = dir.join("blank.qcow2");
+    run(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg(format!("{gib}G")));
+    image
 }

@@ -216,10 +216,6 @@ fn make_cluster_starts_every_service_and_the_vip_across_vms_and_cluster_down_rem
             // /dev/kvm exists on CI's machines but cannot run guests (docs/ARCHITECTURE.md): TCG.
             .env("DOMAIN_TYPE", "qemu")
             .env("WAIT_TIMEOUT", "1800")
-            // mkvm's memory check reads libvirt's free memory, which excludes the page cache:
-            // right after the image build (and with other builds running) it reported 1.3 GiB
-            // free of 22 GiB available here and refused the 2.3 GiB the VMs need.
-            .env("MKVM_FLAGS", "--overcommit")
             .env_remove("K8S_BIN")
             .current_dir(&root)
             .status()

@@ -2,10 +2,37 @@
 
 use clap::{value_parser, Arg, ArgAction, Command};
 
+/// The argument and subcommand ids; `Options::from_matches` (lib.rs) reads them once.
+pub mod options {
+    pub const FILE: &str = "file";
+    pub const CONNECT: &str = "connect";
+    pub const POOL: &str = "pool";
+    pub const UP: &str = "up";
+    pub const DOWN: &str = "down";
+    pub const STATUS: &str = "status";
+    pub const IMAGE: &str = "image";
+    pub const SSH_KEY: &str = "ssh-key";
+    pub const WAIT: &str = "wait";
+    pub const TIMEOUT: &str = "timeout";
+    pub const DOMAIN_TYPE: &str = "domain-type";
+    pub const POOL_DIR: &str = "pool-dir";
+    pub const NO_START: &str = "no-start";
+    pub const RECREATE: &str = "recreate";
+    pub const PRUNE: &str = "prune";
+    pub const OVERCOMMIT: &str = "overcommit";
+    pub const DRY_RUN: &str = "dry-run";
+    pub const FAIL_AFTER_NODE: &str = "fail-after-node";
+    /// `hardway::table::output_arg`'s id.
+    pub const OUTPUT: &str = "output";
+}
+
+use options as o;
+
 const AFTER_HELP: &str = "\
 Examples:
   mkcluster nodes.csv | cidr-alloc | mkvm up --image debian-12.qcow2 --ssh-key ~/.ssh/id_ed25519.pub > cluster.json
   mkvm up --image base.qcow2 --ssh-key key.pub --dry-run < cluster.json    # print the XML, touch nothing
+  mkvm up --image base.qcow2 --ssh-key key.pub --prune < cluster.json  # + removed nodes' VMs
   mkvm status -o table < cluster.json
   mkvm down < cluster.json        # removes only what mkvm made for this cluster
 
@@ -16,7 +43,8 @@ never removes a same-named object it did not make.
 
 Exit codes: 0 done; 1 a node or the network differs from the document (use --recreate);
 2 bad input or refused preflight (image, key, memory, network overlap, foreign objects);
-3 libvirt or a wait failed (what this run created has been rolled back).";
+3 libvirt or a wait failed (what this run created has been rolled back; what existed
+before it is left as it was).";
 
 pub fn command() -> Command {
     Command::new("mkvm")
@@ -26,7 +54,7 @@ pub fn command() -> Command {
         .subcommand_required(true)
         .arg_required_else_help(true)
         .arg(
-            Arg::new("file")
+            Arg::new(o::FILE)
                 .short('f')
                 .long("file")
                 .global(true)
@@ -35,7 +63,7 @@ pub fn command() -> Command {
                 .help("Read the cluster document from FILE instead of stdin"),
         )
         .arg(
-            Arg::new("connect")
+            Arg::new(o::CONNECT)
                 .short('c')
                 .long("connect")
                 .global(true)
@@ -44,17 +72,17 @@ pub fn command() -> Command {
                 .help("libvirt URI [default: hypervisor.uri, else qemu:///system]; a node's `host` overrides it"),
         )
         .arg(
-            Arg::new("pool")
+            Arg::new(o::POOL)
                 .long("pool")
                 .global(true)
                 .value_name("POOL")
                 .help("Storage pool for the volumes [default: hypervisor.pool, else hardway]; made as a dir pool if missing"),
         )
         .subcommand(
-            Command::new("up")
+            Command::new(o::UP)
                 .about("Create the network, volumes and domains, start them, wait, and print the document")
                 .arg(
-                    Arg::new("image")
+                    Arg::new(o::IMAGE)
                         .long("image")
                         .required(true)
                         .value_name("BASE")
@@ -62,7 +90,7 @@ pub fn command() -> Command {
                         .help("Base image (qcow2 or raw) each node's overlay is backed by"),
                 )
                 .arg(
-                    Arg::new("ssh-key")
+                    Arg::new(o::SSH_KEY)
                         .long("ssh-key")
                         .required(true)
                         .value_name("PUB")
@@ -70,7 +98,7 @@ pub fn command() -> Command {
                         .help("SSH public key root may log in with; its private key (PUB without .pub) is used for --wait cloud-init"),
                 )
                 .arg(
-                    Arg::new("wait")
+                    Arg::new(o::WAIT)
                         .long("wait")
                         .value_name("STAGE")
                         .default_value("ssh")
@@ -78,7 +106,7 @@ pub fn command() -> Command {
                         .help("Last stage to wait for on every node"),
                 )
                 .arg(
-                    Arg::new("timeout")
+                    Arg::new(o::TIMEOUT)
                         .long("timeout")
                         .value_name("SECONDS")
                         .default_value("600")
@@ -86,7 +114,7 @@ pub fn command() -> Command {
                         .help("Time each node may take to reach the --wait stage"),
                 )
                 .arg(
-                    Arg::new("domain-type")
+                    Arg::new(o::DOMAIN_TYPE)
                         .long("domain-type")
                         .value_name("TYPE")
                         .default_value("auto")
@@ -94,37 +122,43 @@ pub fn command() -> Command {
                         .help("auto: kvm when the host offers it, else qemu (TCG)"),
                 )
                 .arg(
-                    Arg::new("pool-dir")
+                    Arg::new(o::POOL_DIR)
                         .long("pool-dir")
                         .value_name("DIR")
                         .help("Directory of the pool when mkvm creates it [default: /var/lib/libvirt/images/POOL]"),
                 )
                 .arg(
-                    Arg::new("no-start")
+                    Arg::new(o::NO_START)
                         .long("no-start")
                         .action(ArgAction::SetTrue)
                         .help("Define everything but start no domain (and wait for nothing)"),
                 )
                 .arg(
-                    Arg::new("recreate")
+                    Arg::new(o::RECREATE)
                         .long("recreate")
                         .action(ArgAction::SetTrue)
                         .help("Replace nodes (and the network) whose size or seed changed"),
                 )
                 .arg(
-                    Arg::new("overcommit")
-                        .long("overcommit")
+                    Arg::new(o::PRUNE)
+                        .long("prune")
                         .action(ArgAction::SetTrue)
-                        .help("Allow more guest memory than the host has free"),
+                        .help("Remove the domains of nodes the document no longer lists, with their overlay and seed volumes, on the hypervisors the document's nodes use; only domains carrying mkvm's mark for this cluster (and the volumes that mark names), never a same-named domain or volume of anyone else's. Without it they are reported on stderr and kept"),
                 )
                 .arg(
-                    Arg::new("dry-run")
+                    Arg::new(o::OVERCOMMIT)
+                        .long("overcommit")
+                        .action(ArgAction::SetTrue)
+                        .help("Allow more guest memory than the host has available: on this machine MemAvailable (free memory plus the page cache the kernel can reclaim), on a remote hypervisor libvirt's free memory"),
+                )
+                .arg(
+                    Arg::new(o::DRY_RUN)
                         .long("dry-run")
                         .action(ArgAction::SetTrue)
                         .help("Print the network, pool, volume and domain XML as JSON; change nothing"),
                 )
                 .arg(
-                    Arg::new("fail-after-node")
+                    Arg::new(o::FAIL_AFTER_NODE)
                         .long("fail-after-node")
                         .value_name("K")
                         .hide(true)
@@ -133,17 +167,17 @@ pub fn command() -> Command {
                 ),
         )
         .subcommand(
-            Command::new("down")
+            Command::new(o::DOWN)
                 .about("Stop and remove the domains, volumes, network (and pool) mkvm made for this cluster")
                 .arg(
-                    Arg::new("dry-run")
+                    Arg::new(o::DRY_RUN)
                         .long("dry-run")
                         .action(ArgAction::SetTrue)
                         .help("Print what would be removed; change nothing"),
                 ),
         )
         .subcommand(
-            Command::new("status")
+            Command::new(o::STATUS)
                 .about("Report each node's domain, state and address")
                 .arg(
                     hardway::table::output_arg("Report format"),
@@ -173,6 +207,6 @@ mod tests {
             .try_get_matches_from(["mkvm", "up", "--image", "x", "--ssh-key", "k.pub"])
             .unwrap();
         let (_, up) = m.subcommand().unwrap();
-        assert_eq!(up.get_one::<String>("wait").unwrap(), "ssh");
+        assert_eq!(up.get_one::<String>(super::options::WAIT).unwrap(), "ssh");
     }
 }

@@ -1,15 +1,8 @@
 //! The plan: every libvirt object mkvm wants, rendered as XML from the document alone, before
 //! libvirt is asked anything. `--dry-run` prints it; `up` compares it with what exists.
 //!
-//! Ownership is marked in the objects themselves, in mkvm's XML namespace [`NS`]:
-//! - the network: `<metadata><hardway:network cluster=… spec=… pool-created=…/>`;
-//! - each domain: `<metadata><hardway:vm cluster=… node=… pool=… overlay=… seed=… …/>`, which
-//!   also records the two volumes it owns (libvirt volumes carry no metadata of their own);
-//! - volumes are named `CLUSTER-NODE.qcow2` and `CLUSTER-NODE-seed.iso` and are mkvm's only
-//!   when an owned domain lists them (or this run created them); the pool is mkvm's only when
-//!   the owned network says mkvm created it.
+//! The network and domain XML carry mkvm's ownership marks ([`crate::mark`]).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -18,11 +11,9 @@ use ipnet::IpNet;
 
 use crate::error::MkvmError;
 use crate::image::BaseImage;
+use crate::mark::{NS, NS_PREFIX};
 use crate::seed::{self, Seed, SeedInput};
 
-/// mkvm's XML namespace for the ownership marks.
-pub const NS: &str = "https://example.invalid/hardway/mkvm/1";
-pub const NS_PREFIX: &str = "hardway";
 pub const DEFAULT_URI: &str = "qemu:///system";
 pub const DEFAULT_POOL: &str = "hardway";
 
@@ -84,29 +75,6 @@ pub struct NodePlan {
     pub spec: String,
 }
 
-/// What mkvm recorded in an owned domain's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct VmMark {
-    pub cluster: String,
-    pub node: String,
-    pub pool: String,
-    pub overlay: String,
-    pub seed: String,
-    pub vcpus: u32,
-    pub memory_mib: u64,
-    pub disk_gib: u64,
-    pub spec: String,
-}
-
-/// What mkvm recorded in an owned network's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NetworkMark {
-    pub cluster: String,
-    pub spec: String,
-    /// The pool mkvm created along with the network (removed by `down` once empty).
-    pub pool_created: Option<String>,
-}
-
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -162,159 +130,235 @@ pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
             "no node network: run mkcluster/cidr-alloc first",
         ));
     }
-    let gateway_v4 = match doc.hypervisor.as_ref().and_then(|h| h.gateway) {
-        Some(gateway) => Some(gateway),
-        None => ranges
-            .iter()
-            .find(|r| r.addr().is_ipv4())
-            .and_then(first_host),
+    let gateways = Gateways::of(doc, &ranges)?;
+    let hosts = etc_hosts(doc)?;
+    let network = network_plan(doc, &ranges, &gateways.all);
+    let pool = pool_plan(doc, options)?;
+    let common = Common {
+        doc,
+        options,
+        hosts,
+        image: options
+            .image
+            .canonicalize()
+            .unwrap_or(options.image.clone()),
+        ranges,
+        gateways,
+        network_name: network.name.clone(),
     };
-    let gateway_v6 = ranges
+    let nodes = doc
+        .nodes
         .iter()
-        .find(|r| r.addr().is_ipv6())
-        .and_then(first_host);
-    let gateways: Vec<IpAddr> = gateway_v4.into_iter().chain(gateway_v6).collect();
-    for gateway in &gateways {
-        if !ranges.iter().any(|r| r.contains(gateway)) {
+        .enumerate()
+        .map(|(i, node)| node_plan(&common, i, node))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Plan {
+        cluster,
+        network,
+        pool,
+        nodes,
+    })
+}
+
+/// The gateways of the node networks: `hypervisor.gateway` or the first host of the IPv4
+/// range, and the first host of the IPv6 range.
+struct Gateways {
+    v4: Option<IpAddr>,
+    all: Vec<IpAddr>,
+}
+
+impl Gateways {
+    fn of(doc: &Document, ranges: &[IpNet]) -> Result<Gateways, MkvmError> {
+        let v4 = match doc.hypervisor.as_ref().and_then(|h| h.gateway) {
+            Some(gateway) => Some(gateway),
+            None => ranges
+                .iter()
+                .find(|r| r.addr().is_ipv4())
+                .and_then(first_host),
+        };
+        let v6 = ranges
+            .iter()
+            .find(|r| r.addr().is_ipv6())
+            .and_then(first_host);
+        let all: Vec<IpAddr> = v4.into_iter().chain(v6).collect();
+        if let Some(gateway) = all.iter().find(|g| !ranges.iter().any(|r| r.contains(*g))) {
             return Err(MkvmError::preflight(
                 "hypervisor.gateway",
                 format!("{gateway} is outside the node networks"),
             ));
         }
+        Ok(Gateways { v4, all })
     }
+}
 
-    let mut hosts = Vec::new();
-    for (i, node) in doc.nodes.iter().enumerate() {
-        let ip = node.primary_ip().ok_or_else(|| {
-            MkvmError::preflight(
-                format!("nodes[{i}].ips"),
-                "no address: run cidr-alloc first",
-            )
-        })?;
-        hosts.push((ip, fqdn(doc, node), node.name.clone()));
-    }
+/// What every node's plan shares.
+struct Common<'a> {
+    doc: &'a Document,
+    options: &'a PlanOptions,
+    /// Every node as (primary ip, fqdn, name), for each node's /etc/hosts.
+    hosts: Vec<(IpAddr, String, String)>,
+    /// The base image, canonical, as the overlays name it.
+    image: PathBuf,
+    ranges: Vec<IpNet>,
+    gateways: Gateways,
+    network_name: String,
+}
 
-    let network = network_plan(doc, &ranges, &gateways);
-    let pool = pool_name(doc, options.pool.as_deref());
-    hardway::validate::node_name(&pool)
+/// Every node's primary address, FQDN and name; refuses a node without an address.
+fn etc_hosts(doc: &Document) -> Result<Vec<(IpAddr, String, String)>, MkvmError> {
+    doc.nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let ip = node.primary_ip().ok_or_else(|| {
+                MkvmError::preflight(
+                    format!("nodes[{i}].ips"),
+                    "no address: run cidr-alloc first",
+                )
+            })?;
+            Ok((ip, fqdn(doc, node), node.name.clone()))
+        })
+        .collect()
+}
+
+/// The dir pool: `--pool`, `hypervisor.pool` or `hardway`, under `--pool-dir`.
+fn pool_plan(doc: &Document, options: &PlanOptions) -> Result<PoolPlan, MkvmError> {
+    let name = pool_name(doc, options.pool.as_deref());
+    hardway::validate::node_name(&name)
         .map_err(|why| MkvmError::preflight("--pool", format!("pool name: {why}")))?;
     let dir = options
         .pool_dir
         .clone()
-        .unwrap_or_else(|| format!("/var/lib/libvirt/images/{pool}"));
-    let pool_xml = format!(
+        .unwrap_or_else(|| format!("/var/lib/libvirt/images/{name}"));
+    let xml = format!(
         "<pool type='dir'>\n  <name>{}</name>\n  <target>\n    <path>{}</path>\n  </target>\n</pool>\n",
-        escape(&pool),
+        escape(&name),
         escape(&dir)
     );
+    Ok(PoolPlan { name, dir, xml })
+}
 
-    let image = options
-        .image
-        .canonicalize()
-        .unwrap_or(options.image.clone());
-    let mut nodes = Vec::new();
-    for (i, node) in doc.nodes.iter().enumerate() {
-        let at = |field: &str| format!("nodes[{i}].{field}");
-        let mac = node
-            .mac
-            .clone()
-            .ok_or_else(|| MkvmError::preflight(at("mac"), "no MAC: run cidr-alloc first"))?
-            .to_ascii_lowercase();
-        if !is_mac(&mac) {
-            return Err(MkvmError::preflight(
-                at("mac"),
-                format!("{} is not a MAC address", hardway::error::quote(&mac)),
-            ));
-        }
-        let mut addresses = Vec::new();
-        for (j, ip) in node.ips.iter().enumerate() {
-            let range = ranges.iter().find(|r| r.contains(ip)).ok_or_else(|| {
-                MkvmError::preflight(
-                    format!("nodes[{i}].ips[{j}]"),
-                    format!("{ip} is outside the node networks {ranges:?}"),
-                )
-            })?;
-            addresses.push(IpNet::new(*ip, range.prefix_len()).expect("prefix from a valid range"));
-        }
-        let ip = node.primary_ip().expect("checked above");
-        if node.vcpus == 0 || node.memory_mib < 128 || node.disk_gib == 0 {
-            return Err(MkvmError::preflight(
-                at("memory_mib"),
-                "a node needs at least 1 vCPU, 128 MiB and 1 GiB of disk",
-            ));
-        }
-        if node.disk_gib << 30 < options.base.virtual_size {
-            return Err(MkvmError::preflight(
-                at("disk_gib"),
-                format!(
-                    "{} GiB is smaller than the base image ({} bytes)",
-                    node.disk_gib, options.base.virtual_size
-                ),
-            ));
-        }
-        let seed = seed::render(&SeedInput {
-            cluster: cluster.clone(),
-            hostname: node.name.clone(),
-            fqdn: fqdn(doc, node),
-            mac: mac.clone(),
-            addresses,
-            gateways: gateways.clone(),
-            dns: gateway_v4.into_iter().collect(),
-            search: Some(doc.cluster.domain.clone()),
-            ssh_public_key: options.ssh_public_key.clone(),
-            hosts: hosts.clone(),
-        });
-        let overlay = overlay_name(&cluster, &node.name);
-        let overlay_xml = format!(
-            "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{}</capacity>\n  <target>\n    <format type='qcow2'/>\n    <permissions><mode>0600</mode></permissions>\n  </target>\n  <backingStore>\n    <path>{}</path>\n    <format type='{}'/>\n  </backingStore>\n</volume>\n",
-            escape(&overlay),
-            node.disk_gib << 30,
-            escape(&image.display().to_string()),
-            options.base.format.as_str()
-        );
-        // What the node is made of, leaving out the cluster-wide /etc/hosts list: adding a node
-        // to the cluster must not make every other node "changed".
-        let spec = hardway::fsutil::sha256_hex(
-            format!(
-                "{}|{}|{}|{mac}|{:?}|{}|{}|{}|{:?}|{}",
-                node.vcpus,
-                node.memory_mib,
-                node.disk_gib,
-                node.ips,
-                network.name,
-                fqdn(doc, node),
-                image.display(),
-                gateways,
-                options.ssh_public_key,
-            )
-            .as_bytes(),
-        );
-        nodes.push(NodePlan {
-            index: i,
-            name: node.name.clone(),
-            uri: node_uri(doc, options.connect.as_deref(), node),
-            vcpus: node.vcpus,
-            memory_mib: node.memory_mib,
-            disk_gib: node.disk_gib,
-            mac,
-            ip,
-            seed_volume: seed_name(&cluster, &node.name),
-            overlay,
-            seed,
-            overlay_xml,
-            spec,
-        });
-    }
-    Ok(Plan {
-        cluster,
-        network,
-        pool: PoolPlan {
-            name: pool,
-            dir,
-            xml: pool_xml,
-        },
-        nodes,
+/// One node: its checked MAC, addresses and sizes, its seed, overlay and spec.
+fn node_plan(common: &Common, i: usize, node: &Node) -> Result<NodePlan, MkvmError> {
+    let doc = common.doc;
+    let cluster = &doc.cluster.name;
+    let mac = node_mac(i, node)?;
+    let addresses = node_addresses(i, node, &common.ranges)?;
+    check_size(i, node, &common.options.base)?;
+    let seed = seed::render(&SeedInput {
+        cluster: cluster.clone(),
+        hostname: node.name.clone(),
+        fqdn: fqdn(doc, node),
+        mac: mac.clone(),
+        addresses,
+        gateways: common.gateways.all.clone(),
+        dns: common.gateways.v4.into_iter().collect(),
+        search: Some(doc.cluster.domain.clone()),
+        ssh_public_key: common.options.ssh_public_key.clone(),
+        hosts: common.hosts.clone(),
+    });
+    let overlay = overlay_name(cluster, &node.name);
+    let overlay_xml = overlay_xml(&overlay, node.disk_gib, &common.image, &common.options.base);
+    Ok(NodePlan {
+        index: i,
+        name: node.name.clone(),
+        uri: node_uri(doc, common.options.connect.as_deref(), node),
+        vcpus: node.vcpus,
+        memory_mib: node.memory_mib,
+        disk_gib: node.disk_gib,
+        spec: node_spec(common, node, &mac),
+        mac,
+        ip: node
+            .primary_ip()
+            .expect("etc_hosts checked every node's address"),
+        seed_volume: seed_name(cluster, &node.name),
+        overlay,
+        seed,
+        overlay_xml,
     })
+}
+
+/// The node's MAC, lower case; refuses a missing or malformed one.
+fn node_mac(i: usize, node: &Node) -> Result<String, MkvmError> {
+    let at = format!("nodes[{i}].mac");
+    let mac = node
+        .mac
+        .clone()
+        .ok_or_else(|| MkvmError::preflight(&at, "no MAC: run cidr-alloc first"))?
+        .to_ascii_lowercase();
+    if !is_mac(&mac) {
+        return Err(MkvmError::preflight(
+            at,
+            format!("{} is not a MAC address", hardway::error::quote(&mac)),
+        ));
+    }
+    Ok(mac)
+}
+
+/// Each of the node's addresses with the prefix of the node network that holds it.
+fn node_addresses(i: usize, node: &Node, ranges: &[IpNet]) -> Result<Vec<IpNet>, MkvmError> {
+    let mut addresses = Vec::new();
+    for (j, ip) in node.ips.iter().enumerate() {
+        let range = ranges.iter().find(|r| r.contains(ip)).ok_or_else(|| {
+            MkvmError::preflight(
+                format!("nodes[{i}].ips[{j}]"),
+                format!("{ip} is outside the node networks {ranges:?}"),
+            )
+        })?;
+        addresses.push(IpNet::new(*ip, range.prefix_len()).expect("prefix from a valid range"));
+    }
+    Ok(addresses)
+}
+
+/// Refuses a node too small to boot, or a disk smaller than the base image.
+fn check_size(i: usize, node: &Node, base: &BaseImage) -> Result<(), MkvmError> {
+    if node.vcpus == 0 || node.memory_mib < 128 || node.disk_gib == 0 {
+        return Err(MkvmError::preflight(
+            format!("nodes[{i}].memory_mib"),
+            "a node needs at least 1 vCPU, 128 MiB and 1 GiB of disk",
+        ));
+    }
+    if node.disk_gib << 30 < base.virtual_size {
+        return Err(MkvmError::preflight(
+            format!("nodes[{i}].disk_gib"),
+            format!(
+                "{} GiB is smaller than the base image ({} bytes)",
+                node.disk_gib, base.virtual_size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The node's qcow2 overlay volume, backed by the base image.
+fn overlay_xml(name: &str, disk_gib: u64, image: &Path, base: &BaseImage) -> String {
+    format!(
+        "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{}</capacity>\n  <target>\n    <format type='qcow2'/>\n    <permissions><mode>0600</mode></permissions>\n  </target>\n  <backingStore>\n    <path>{}</path>\n    <format type='{}'/>\n  </backingStore>\n</volume>\n",
+        escape(name),
+        disk_gib << 30,
+        escape(&image.display().to_string()),
+        base.format.as_str()
+    )
+}
+
+/// What the node is made of, leaving out the cluster-wide /etc/hosts list: adding a node to the
+/// cluster must not make every other node "changed".
+fn node_spec(common: &Common, node: &Node, mac: &str) -> String {
+    hardway::fsutil::sha256_hex(
+        format!(
+            "{}|{}|{}|{mac}|{:?}|{}|{}|{}|{:?}|{}",
+            node.vcpus,
+            node.memory_mib,
+            node.disk_gib,
+            node.ips,
+            common.network_name,
+            fqdn(common.doc, node),
+            common.image.display(),
+            common.gateways.all,
+            common.options.ssh_public_key,
+        )
+        .as_bytes(),
+    )
 }
 
 fn fqdn(doc: &Document, node: &Node) -> String {
@@ -445,6 +489,19 @@ pub fn network_hosts(xml: &str) -> (Vec<DhcpHost>, Vec<DnsHost>) {
     (dhcp, dns)
 }
 
+impl Plan {
+    /// The distinct hypervisors of the plan, in the nodes' order.
+    pub fn uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = Vec::new();
+        for node in &self.nodes {
+            if !uris.contains(&node.uri) {
+                uris.push(node.uri.clone());
+            }
+        }
+        uris
+    }
+}
+
 impl NetworkPlan {
     /// The network's XML, marked as this cluster's.
     pub fn xml(&self, cluster: &str, pool_created: Option<&str>) -> String {
@@ -566,46 +623,6 @@ impl NodePlan {
     }
 }
 
-/// The first element in mkvm's namespace with this local name, as attribute map.
-fn mark_attributes(xml: &str, local: &str) -> Option<BTreeMap<String, String>> {
-    let doc = roxmltree::Document::parse(xml).ok()?;
-    let node = doc
-        .descendants()
-        .find(|n| n.tag_name().namespace() == Some(NS) && n.tag_name().name() == local)?;
-    Some(
-        node.attributes()
-            .map(|a| (a.name().to_string(), a.value().to_string()))
-            .collect(),
-    )
-}
-
-/// mkvm's mark in a domain's XML, if it has one.
-pub fn vm_mark(xml: &str) -> Option<VmMark> {
-    let a = mark_attributes(xml, "vm")?;
-    let get = |k: &str| a.get(k).cloned().unwrap_or_default();
-    Some(VmMark {
-        cluster: get("cluster"),
-        node: get("node"),
-        pool: get("pool"),
-        overlay: get("overlay"),
-        seed: get("seed"),
-        vcpus: get("vcpus").parse().unwrap_or(0),
-        memory_mib: get("memory_mib").parse().unwrap_or(0),
-        disk_gib: get("disk_gib").parse().unwrap_or(0),
-        spec: get("spec"),
-    })
-}
-
-/// mkvm's mark in a network's XML, if it has one.
-pub fn network_mark(xml: &str) -> Option<NetworkMark> {
-    let a = mark_attributes(xml, "network")?;
-    Some(NetworkMark {
-        cluster: a.get("cluster").cloned().unwrap_or_default(),
-        spec: a.get("spec").cloned().unwrap_or_default(),
-        pool_created: a.get("pool-created").cloned(),
-    })
-}
-
 /// The address ranges a libvirt network's XML serves (its `<ip>` elements).
 pub fn network_ranges(xml: &str) -> Vec<IpNet> {
     let Ok(doc) = roxmltree::Document::parse(xml) else {
@@ -628,15 +645,11 @@ pub fn network_ranges(xml: &str) -> Vec<IpNet> {
         .collect()
 }
 
-/// The base image path a plan's overlays are backed by, for messages.
-pub fn display_path(path: &Path) -> String {
-    path.display().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::image::Format;
+    use crate::mark::{network_mark, vm_mark, NetworkMark};
 
     fn lab() -> Document {
         testkit::fixture_document("lab.json")

@@ -3,6 +3,7 @@
 //! optionally `cloud-init status --wait` over SSH. Progress goes to stderr: a bar per node on a
 //! terminal, plain lines otherwise.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use virt::sys;
 
 use crate::error::MkvmError;
 use crate::hypervisor::Host;
+use crate::plan::Plan;
+use crate::UpOptions;
 
 /// The stages, in order; `--wait` names the last one to reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,6 +159,52 @@ fn poll_until<T>(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Waits for every node of the plan in parallel, each up to `--wait` (or only `defined` with
+/// `--no-start`) within `--timeout`; the first node's error once all have finished.
+pub fn every_node(
+    plan: &Plan,
+    hosts: &BTreeMap<String, Host>,
+    options: &UpOptions,
+) -> Result<Vec<Reached>, MkvmError> {
+    let progress = Progress::new();
+    let identity = identity_for(&options.ssh_key);
+    let deadline = Instant::now() + options.timeout;
+    let until = if options.start {
+        options.wait
+    } else {
+        Stage::Defined
+    };
+    let results: Vec<Result<Reached, MkvmError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .nodes
+            .iter()
+            .map(|node| {
+                let host = &hosts[&node.uri];
+                let progress = progress.node(&node.name, until as u64);
+                let identity = identity.as_deref();
+                scope.spawn(move || {
+                    let domain = host.domain(&node.name)?.ok_or_else(|| MkvmError::Wait {
+                        node: node.name.clone(),
+                        message: "the domain disappeared".into(),
+                    })?;
+                    let target = Target {
+                        name: &node.name,
+                        ip: node.ip,
+                        mac: &node.mac,
+                        identity,
+                    };
+                    wait_node(host, &domain, &target, until, deadline, &progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a wait thread panicked"))
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// Runs the stages up to `until` for one node.

@@ -13,7 +13,7 @@ use hardway::doc::Document;
 use hardway::{Exit, Failure};
 use mkvm::hypervisor::Host;
 use mkvm::wait::Stage;
-use mkvm::{plan, UpOptions};
+use mkvm::{mark, plan, UpOptions};
 
 const URI: &str = "test:///default";
 
@@ -78,6 +78,7 @@ fn options(f: &Fixture) -> UpOptions {
         start: true,
         // The test driver reports a few MiB free; the memory check has its own test.
         overcommit: true,
+        prune: false,
         fail_after_node: None,
     }
 }
@@ -107,7 +108,7 @@ fn inventory(host: &Host, doc: &Document) -> (Vec<String>, Vec<String>, bool, bo
 fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
     let f = fixture();
     let doc = lab("idem", 41);
-    let first = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let first = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let (domains, volumes, network, pool) = inventory(&f.host, &doc);
     assert_eq!(domains, ["idem-node-1", "idem-node-2", "idem-node-3"]);
     assert_eq!(volumes.len(), 6, "{volumes:?}");
@@ -121,7 +122,7 @@ fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
     for node in &first.nodes {
         let domain = f.host.domain(&node.name).unwrap().unwrap();
         let xml = f.host.domain_xml(&domain).unwrap();
-        let mark = plan::vm_mark(&xml).unwrap();
+        let mark = mark::vm_mark(&xml).unwrap();
         assert_eq!(
             (mark.cluster.as_str(), mark.node.as_str()),
             ("idem", node.name.as_str())
@@ -143,12 +144,12 @@ fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
         );
     }
     let network = f.host.network("idem").unwrap().unwrap();
-    let mark = plan::network_mark(&f.host.network_xml(&network).unwrap()).unwrap();
+    let mark = mark::network_mark(&f.host.network_xml(&network).unwrap()).unwrap();
     assert_eq!(mark.cluster, "idem");
     assert_eq!(mark.pool_created.as_deref(), Some("idem"));
 
     // Idempotent: the same document out, the same UUIDs, nothing redefined.
-    let second = mkvm::up(first.clone(), &options(&f)).unwrap();
+    let second = mkvm::up(first.clone(), &options(&f)).unwrap().doc;
     assert_eq!(
         hardway::doc::to_string(&second),
         hardway::doc::to_string(&first)
@@ -166,7 +167,7 @@ fn up_defines_everything_marked_and_a_second_up_changes_nothing() {
 fn a_changed_size_is_refused_unless_recreate() {
     let f = fixture();
     let doc = lab("resize", 42);
-    let first = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let first = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let old_uuid = first.nodes[1].vm.as_ref().unwrap().uuid.clone();
     let mut bigger = first.clone();
     bigger.nodes[1].memory_mib = 1024;
@@ -175,7 +176,7 @@ fn a_changed_size_is_refused_unless_recreate() {
     assert!(err.to_string().contains("memory_mib 768 -> 1024"), "{err}");
     let mut recreate = options(&f);
     recreate.recreate = true;
-    let done = mkvm::up(bigger, &recreate).unwrap();
+    let done = mkvm::up(bigger, &recreate).unwrap().doc;
     assert_ne!(done.nodes[1].vm.as_ref().unwrap().uuid, old_uuid);
     assert_eq!(
         done.nodes[0].vm, first.nodes[0].vm,
@@ -185,7 +186,7 @@ fn a_changed_size_is_refused_unless_recreate() {
         .host
         .domain_xml(&f.host.domain("resize-node-2").unwrap().unwrap())
         .unwrap();
-    assert_eq!(plan::vm_mark(&xml).unwrap().memory_mib, 1024);
+    assert_eq!(mark::vm_mark(&xml).unwrap().memory_mib, 1024);
     mkvm::down(done, Some(URI), false).unwrap();
     assert_eq!(inventory(&f.host, &doc), (vec![], vec![], false, false));
 }
@@ -236,7 +237,7 @@ fn foreign_objects_with_the_same_names_are_refused_and_survive_down() {
 
     // Our own cluster up, then a foreign domain appears under a name down would look at:
     // down removes ours and keeps it.
-    let up = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let up = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let stranger = f
         .host
         .conn
@@ -371,7 +372,7 @@ fn status_reports_each_node() {
     let doc = lab("stat", 47);
     let rows = mkvm::status(&doc, Some(URI)).unwrap();
     assert!(rows.iter().all(|r| r.state == "missing" && !r.owned));
-    let up = mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let up = mkvm::up(doc.clone(), &options(&f)).unwrap().doc;
     let rows = mkvm::status(&up, Some(URI)).unwrap();
     assert!(
         rows.iter().all(|r| r.state == "running" && r.owned),
@@ -407,7 +408,7 @@ fn no_start_defines_without_starting() {
     let doc = lab("nostart", 49);
     let mut opts = options(&f);
     opts.start = false;
-    let done = mkvm::up(doc.clone(), &opts).unwrap();
+    let done = mkvm::up(doc.clone(), &opts).unwrap().doc;
     for node in &done.nodes {
         let vm = node.vm.as_ref().unwrap();
         assert_eq!(vm.state.as_deref(), Some("shut-off"));
@@ -415,4 +416,123 @@ fn no_start_defines_without_starting() {
     }
     assert_eq!(inventory(&f.host, &doc).0.len(), 3);
     mkvm::down(done, Some(URI), false).unwrap();
+}
+
+#[test]
+fn prune_removes_only_owned_domains_of_dropped_nodes_and_only_when_asked() {
+    let f = fixture();
+    let doc = lab("prune", 50);
+    mkvm::up(doc.clone(), &options(&f)).unwrap();
+    let pool = f.host.pool("prune").unwrap().unwrap();
+    let volume = |name: &str| {
+        virt::storage_vol::StorageVol::create_xml(
+            &pool,
+            &format!("<volume><name>{name}</name><capacity>1024</capacity></volume>"),
+            0,
+        )
+        .unwrap()
+    };
+    // Named like nodes of this cluster, but not mkvm's for it: a domain without the mark (and a
+    // volume named as mkvm would name its overlay), and another cluster's marked domain that
+    // lists volumes in this pool.
+    let unmarked = f
+        .host
+        .conn
+        .define_domain_xml(
+            "<domain type='qemu'><name>prune-node-9</name><memory unit='MiB'>64</memory>\
+             <vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>",
+        )
+        .unwrap();
+    let lookalike = volume("prune-prune-node-9.qcow2");
+    let other_cluster = f
+        .host
+        .conn
+        .define_domain_xml(&format!(
+            "<domain type='qemu'><name>prune-node-8</name><metadata><hardway:vm \
+             xmlns:hardway='{}' cluster='other' node='prune-node-8' pool='prune' \
+             overlay='prune-prune-node-8.qcow2' seed='prune-prune-node-8-seed.iso'/></metadata>\
+             <memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>\
+             </domain>",
+            mark::NS
+        ))
+        .unwrap();
+    let others_overlay = volume("prune-prune-node-8.qcow2");
+    let others_seed = volume("prune-prune-node-8-seed.iso");
+    let foreign = [
+        "prune-prune-node-8-seed.iso",
+        "prune-prune-node-8.qcow2",
+        "prune-prune-node-9.qcow2",
+    ];
+
+    let mut two = doc.clone();
+    two.nodes.truncate(2);
+    let node_3 = mkvm::Orphan {
+        uri: URI.into(),
+        domain: "prune-node-3".into(),
+        volumes: vec![
+            "prune/prune-prune-node-3.qcow2".into(),
+            "prune/prune-prune-node-3-seed.iso".into(),
+        ],
+        removed: false,
+    };
+    // Without --prune: reported, kept.
+    let kept = mkvm::up(two.clone(), &options(&f)).unwrap();
+    assert_eq!(kept.orphans, std::slice::from_ref(&node_3));
+    let (domains, volumes, _, _) = inventory(&f.host, &doc);
+    assert_eq!(
+        domains,
+        [
+            "prune-node-1",
+            "prune-node-2",
+            "prune-node-3",
+            "prune-node-8",
+            "prune-node-9"
+        ]
+    );
+    assert_eq!(volumes.len(), 6 + foreign.len(), "{volumes:?}");
+
+    // With --prune: node 3's domain and its two volumes go, nothing else.
+    let mut prune = options(&f);
+    prune.prune = true;
+    let pruned = mkvm::up(two.clone(), &prune).unwrap();
+    assert_eq!(
+        pruned.orphans,
+        [mkvm::Orphan {
+            removed: true,
+            ..node_3
+        }]
+    );
+    let (domains, volumes, network, _) = inventory(&f.host, &doc);
+    assert_eq!(
+        domains,
+        [
+            "prune-node-1",
+            "prune-node-2",
+            "prune-node-8",
+            "prune-node-9"
+        ]
+    );
+    let mut expected: Vec<String> = ["prune-node-1", "prune-node-2"]
+        .iter()
+        .flat_map(|n| [format!("prune-{n}-seed.iso"), format!("prune-{n}.qcow2")])
+        .chain(foreign.iter().map(|v| v.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(volumes, expected);
+    assert!(network);
+    assert_eq!(pruned.doc, kept.doc, "the kept nodes are untouched");
+
+    // A second run has nothing left to prune.
+    assert_eq!(mkvm::up(two.clone(), &prune).unwrap().orphans, []);
+
+    mkvm::down(two, Some(URI), false).unwrap();
+    assert!(f.host.domain("prune-node-9").unwrap().is_some());
+    assert!(f.host.domain("prune-node-8").unwrap().is_some());
+    for v in [lookalike, others_overlay, others_seed] {
+        v.delete(0).unwrap();
+    }
+    unmarked.undefine().unwrap();
+    other_cluster.undefine().unwrap();
+    f.host.remove_pool_if_empty("prune").unwrap();
+    assert_eq!(inventory(&f.host, &doc), (vec![], vec![], false, false));
 }

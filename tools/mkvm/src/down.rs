@@ -1,0 +1,150 @@
+//! `mkvm down`: removes what mkvm made for this cluster — the domains carrying its mark (with the
+//! volumes the mark names), then the owned network, then the pool if mkvm made it and it is
+//! empty. Same-named objects without the mark are left alone, and said so on stderr.
+
+use hardway::doc::Document;
+
+use crate::error::MkvmError;
+use crate::hypervisor::Host;
+use crate::{log, mark, plan};
+
+/// Removes an owned domain with the volumes its mark lists; returns what it removed. A domain
+/// without this cluster's mark is left alone (nothing removed).
+pub fn remove_owned_node(host: &Host, cluster: &str, name: &str) -> Result<Vec<String>, MkvmError> {
+    let mut removed = Vec::new();
+    let Some(domain) = host.domain(name)? else {
+        return Ok(removed);
+    };
+    let Some(mark) = mark::vm_mark(&host.domain_xml(&domain)?) else {
+        return Ok(removed);
+    };
+    if mark.cluster != cluster {
+        return Ok(removed);
+    }
+    host.remove_domain(&domain)?;
+    removed.push(format!("domain {name}"));
+    for volume in [&mark.overlay, &mark.seed] {
+        if !volume.is_empty() && host.remove_volume(&mark.pool, volume)? {
+            removed.push(format!("volume {}/{volume}", mark.pool));
+        }
+    }
+    Ok(removed)
+}
+
+/// `mkvm down`; with `dry_run` lists what it would remove and changes nothing. Returns the
+/// document without the nodes' `vm` sections (unless `dry_run`), and what was removed.
+pub fn down(
+    mut doc: Document,
+    connect: Option<&str>,
+    dry_run: bool,
+) -> Result<(Document, Vec<String>), MkvmError> {
+    let mut removed = Vec::new();
+    for uri in hypervisors(&doc, connect) {
+        let host = Host::open(&uri)?;
+        remove_domains(&host, &doc, dry_run, &mut removed)?;
+        remove_network(&host, &doc, dry_run, &mut removed)?;
+    }
+    if !dry_run {
+        for node in &mut doc.nodes {
+            node.vm = None;
+        }
+    }
+    Ok((doc, removed))
+}
+
+/// The hypervisors the document's nodes live on, in their order; the default one if none.
+fn hypervisors(doc: &Document, connect: Option<&str>) -> Vec<String> {
+    let mut uris: Vec<String> = Vec::new();
+    for node in &doc.nodes {
+        let uri = plan::node_uri(doc, connect, node);
+        if !uris.contains(&uri) {
+            uris.push(uri);
+        }
+    }
+    if uris.is_empty() {
+        uris.push(connect.map(str::to_string).unwrap_or_else(|| {
+            doc.hypervisor
+                .as_ref()
+                .map(|h| h.uri.clone())
+                .unwrap_or_else(|| plan::DEFAULT_URI.into())
+        }));
+    }
+    uris
+}
+
+/// Every domain on the host with this cluster's mark, with its volumes; says which of the
+/// document's names are someone else's domain.
+fn remove_domains(
+    host: &Host,
+    doc: &Document,
+    dry_run: bool,
+    removed: &mut Vec<String>,
+) -> Result<(), MkvmError> {
+    let cluster = &doc.cluster.name;
+    let uri = &host.uri;
+    for (domain, mark) in host.owned_domains(cluster)? {
+        let name = domain.name().unwrap_or_default();
+        if dry_run {
+            removed.push(format!("{uri}: domain {name}"));
+            for volume in [&mark.overlay, &mark.seed] {
+                removed.push(format!("{uri}: volume {}/{volume}", mark.pool));
+            }
+            continue;
+        }
+        for item in remove_owned_node(host, cluster, &name)? {
+            log(format!("removed {item}"));
+            removed.push(format!("{uri}: {item}"));
+        }
+    }
+    for node in &doc.nodes {
+        if let Some(domain) = host.domain(&node.name)? {
+            if mark::vm_mark(&host.domain_xml(&domain)?).is_none_or(|m| m.cluster != *cluster) {
+                log(format!(
+                    "left domain {} alone: it is not mkvm's for cluster {cluster}",
+                    node.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The owned network, and before it the pool its mark says mkvm made (if empty by now).
+fn remove_network(
+    host: &Host,
+    doc: &Document,
+    dry_run: bool,
+    removed: &mut Vec<String>,
+) -> Result<(), MkvmError> {
+    let cluster = &doc.cluster.name;
+    let uri = &host.uri;
+    let name = plan::network_name(doc);
+    let Some(network) = host.network(&name)? else {
+        return Ok(());
+    };
+    let mark = match mark::network_mark(&host.network_xml(&network)?) {
+        Some(mark) if mark.cluster == *cluster => mark,
+        _ => {
+            log(format!(
+                "left network {name} alone: it is not mkvm's for cluster {cluster}"
+            ));
+            return Ok(());
+        }
+    };
+    // The pool before the network: the network's mark is the only record that mkvm made the
+    // pool, so it must outlive a failed pool removal.
+    if let Some(pool) = mark.pool_created {
+        if dry_run {
+            removed.push(format!("{uri}: pool {pool} (if empty)"));
+        } else if host.remove_pool_if_empty(&pool)? {
+            log(format!("removed pool {pool}"));
+            removed.push(format!("{uri}: pool {pool}"));
+        }
+    }
+    removed.push(format!("{uri}: network {name}"));
+    if !dry_run {
+        host.remove_network(&network)?;
+        log(format!("removed network {name}"));
+    }
+    Ok(())
+}
