@@ -48,7 +48,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         pods_on_controllers: matches.get_flag(PODS_ON_CONTROLLERS),
     };
     let input = matches.get_one::<PathBuf>(FILE);
-    let document = read_document(input.map(|p| p as &Path))?;
+    let document = hardway::doc::read(input.map(|p| p as &Path))?;
     let previous_path = matches.get_one::<PathBuf>(PREVIOUS);
     let previous = match previous_path {
         Some(path) => read_previous(path)?,
@@ -69,64 +69,22 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
             &hardway::dot::cluster_routes(&document),
         ))?,
         format => match format.and_then(Format::parse).unwrap_or_default() {
-            Format::Json => print_document(&document)?,
+            Format::Json => hardway::doc::write(&document, std::io::stdout().lock())?,
             Format::Table => hardway::io::print(&render_table(&document))?,
         },
     }
     Ok(Exit::Ok)
 }
 
-/// Reads the input document. Large inventories are the point of this tool, so the common case
-/// (a well-formed document) is parsed directly; only a failed parse is parsed again by
-/// `hardway::doc::from_str`, which tracks the JSON path for the error message but is slower.
-fn read_document(path: Option<&Path>) -> Result<Document, Error> {
-    let (source, text) = hardway::io::read_input(path)?;
-    let document = parse_document(&text, &source)?;
-    document.validate()?;
-    Ok(document)
-}
-
-fn parse_document(text: &str, source: &str) -> Result<Document, hardway::Error> {
-    match serde_json::from_str::<Document>(text) {
-        Ok(document) => Ok(document),
-        Err(_) => hardway::doc::from_str(text, source),
-    }
-}
-
-/// Prints the document exactly as `hardway::doc::to_string` renders it, streamed to stdout
-/// instead of built as one string first (the output of 100,000 nodes is tens of megabytes).
-fn print_document(document: &Document) -> Result<(), Error> {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    serde_json::to_writer_pretty(&mut out, document)
-        .map_err(std::io::Error::from)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-        .map_err(hardway::Error::stdout)?;
-    Ok(())
-}
-
 /// The previous output, or `None` when the file does not exist yet.
 pub fn read_previous(path: &Path) -> Result<Option<Document>, Error> {
-    let name = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::Previous {
-                path: name,
-                message: format!("cannot read it: {e}"),
-            })
-        }
-    };
-    let document = parse_document(&text, &name)
-        .and_then(|d| d.validate().map(|()| d))
-        .map_err(|e| Error::Previous {
-            path: name.clone(),
-            message: format!("{e} (it must be an earlier output of cidr-alloc)"),
-        })?;
-    Ok(Some(document))
+    hardway::doc::read_previous(path).map_err(|e| Error::Previous {
+        path: path.display().to_string(),
+        message: match e {
+            hardway::Error::Input { source, .. } => format!("cannot read it: {source}"),
+            e => format!("{e} (it must be an earlier output of cidr-alloc)"),
+        },
+    })
 }
 
 /// Nodes, roles, IPs, pod CIDRs and MACs for people, then the cluster-wide addresses.

@@ -57,8 +57,8 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     let options = Options::from_matches(matches);
     let mut document = hardway::doc::read(options.file.as_deref())?;
     if let Some(path) = &options.previous {
-        if path.exists() {
-            record::carry(&mut document, &hardway::doc::read(Some(path))?);
+        if let Some(previous) = hardway::doc::read_previous(path)? {
+            record::carry(&mut document, &previous);
         }
     }
     let wanted = record::wanted(&document)?;

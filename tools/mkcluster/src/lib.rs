@@ -397,6 +397,6 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     let path = matches.get_one::<std::path::PathBuf>(cli::options::FILE);
     let (source, text) = hardway::io::read_input(path.map(|p| p as &Path))?;
     let document = build(&text, &source, &options)?;
-    hardway::io::print(&hardway::doc::to_string(&document))?;
+    hardway::doc::write(&document, std::io::stdout().lock())?;
     Ok(Exit::Ok)
 }
