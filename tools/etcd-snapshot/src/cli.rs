@@ -44,10 +44,12 @@ fn common(command: Command) -> Command {
         .arg(
             Arg::new(TIMEOUT)
                 .long(TIMEOUT)
-                .value_name("SECONDS")
-                .default_value("5")
-                .help("Bound on connecting to each member")
-                .value_parser(value_parser!(u64).range(1..)),
+                .value_name("DURATION")
+                .default_value("5s")
+                .help(format!(
+                    "Bound on connecting to each member; DURATION is {}",
+                    hardway::duration::GRAMMAR
+                )),
         )
         .arg(hardway::fsutil::lock_timeout_arg())
 }

@@ -25,7 +25,12 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     let (command, m) = matches.subcommand().expect("clap requires a subcommand");
     let file = m.get_one::<PathBuf>(o::FILE).cloned();
     let dir = m.get_one::<PathBuf>(o::DIR).cloned().expect("default");
-    let timeout = Duration::from_secs(*m.get_one::<u64>(o::TIMEOUT).expect("default"));
+    // A bare number meant seconds here.
+    let timeout = hardway::duration::timeout(
+        m.get_one::<String>(o::TIMEOUT).expect("default"),
+        hardway::duration::Unit::Seconds,
+    )
+    .map_err(|why| hardway::Error::invalid(format!("--{}", o::TIMEOUT), why))?;
     let mut document = hardway::doc::read(file.as_deref())?;
     let (targets, tls) = hardway_etcd::members_from_document(&document, &dir)?;
     let runtime = tokio::runtime::Builder::new_current_thread()

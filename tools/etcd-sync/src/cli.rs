@@ -86,18 +86,19 @@ pub fn command() -> Command {
         .arg(
             Arg::new(TIMEOUT)
                 .long(TIMEOUT)
-                .value_name("SECONDS")
-                .default_value("5")
-                .help("Bound on each call to a member")
-                .value_parser(value_parser!(u64).range(1..)),
+                .value_name("DURATION")
+                .default_value("5s")
+                .help(format!(
+                    "Bound on each call to a member; DURATION is {}",
+                    hardway::duration::GRAMMAR
+                )),
         )
         .arg(
             Arg::new(RETRY_TIMEOUT)
                 .long(RETRY_TIMEOUT)
-                .value_name("SECONDS")
-                .default_value("60")
-                .help("How long to retry a change etcd refuses for now: a learner not caught up yet, or (etcd 3.4's strict reconfiguration check) a leader not connected to every voter for 5 s")
-                .value_parser(value_parser!(u64).range(1..)),
+                .value_name("DURATION")
+                .default_value("60s")
+                .help("How long to retry a change etcd refuses for now: a learner not caught up yet, or (etcd 3.4's strict reconfiguration check) a leader not connected to every voter for 5 s; a DURATION as --timeout takes"),
         )
         .arg(hardway::table::output_arg(
             "Format of the plan (--dry-run) or report (--check)",

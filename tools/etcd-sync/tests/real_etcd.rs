@@ -30,7 +30,7 @@ impl EtcdSync for Lab {
             Command::new(env!("CARGO_BIN_EXE_etcd-sync"))
                 .arg("--dir")
                 .arg(self.dir.path())
-                .args(["--timeout", "2"])
+                .args(["--timeout", "2s"])
                 .args(args),
             &hardway::doc::to_string(doc),
         )
