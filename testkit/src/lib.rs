@@ -70,6 +70,12 @@ pub fn fixture_document(name: &str) -> hardway::Document {
 /// The mkcluster arguments an example's header comment gives (`#   mkcluster ARGS | cidr-alloc`,
 /// possibly continued with `\`), so tests render what the README tells a user to run.
 pub fn example_args(csv: &std::path::Path) -> Vec<String> {
+    example_pipeline(csv).0
+}
+
+/// The arguments of both commands of an example's header comment,
+/// `mkcluster ARGS | cidr-alloc ARGS`.
+pub fn example_pipeline(csv: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let text = std::fs::read_to_string(csv).unwrap();
     let comment: Vec<&str> = text
         .lines()
@@ -88,12 +94,19 @@ pub fn example_args(csv: &std::path::Path) -> Vec<String> {
             break;
         }
     }
-    let first = command.split('|').next().unwrap();
-    first
-        .split_whitespace()
-        .skip(1)
-        .map(str::to_string)
-        .collect()
+    let (make, alloc) = command.split_once('|').unwrap_or_else(|| {
+        panic!(
+            "{}: no `mkcluster ... | cidr-alloc` in its comment",
+            csv.display()
+        )
+    });
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    (words(make), words(alloc))
 }
 
 /// Runs a command; panics with its stdout and stderr unless it exits 0.

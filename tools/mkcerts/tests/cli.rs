@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -73,8 +73,9 @@ fn cert<'a>(doc: &'a Value, name: &str, node: Option<&str>) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} {node:?} in pki.certs"))
 }
 
-/// Every file under `dir`: path → (mtime, mode, contents).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (SystemTime, u32, Vec<u8>)> {
+/// Every file under `dir`: path → (inode, mtime, mode, contents). A rewrite shows without
+/// waiting for the clock to tick: a rename changes the inode, a write in place the mtime.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime, u32, Vec<u8>)> {
     let mut out = BTreeMap::new();
     if !dir.exists() {
         return out;
@@ -93,6 +94,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (SystemTime, u32, Vec<u8>)> {
             out.insert(
                 path,
                 (
+                    meta.ino(),
                     meta.modified().unwrap(),
                     meta.permissions().mode() & 0o7777,
                     contents,
@@ -491,7 +493,6 @@ fn a_second_run_writes_no_file_and_prints_the_same_document() {
     let input = fixture("ebook-dualstack.json");
     let (first, _) = make(dir.path(), &[], &input);
     let before = snapshot(dir.path());
-    std::thread::sleep(Duration::from_millis(30));
     let (second, _) = make(dir.path(), &[], &input);
     assert_eq!(first, second, "the same input printed a different document");
     // Its own output as input changes nothing either.
@@ -529,7 +530,7 @@ fn changing_one_nodes_ip_reissues_only_that_nodes_leaves() {
     let files_after = snapshot(dir.path());
     let mut touched: Vec<String> = files_after
         .iter()
-        .filter(|(path, state)| files_before.get(*path) != Some(state) && !state.2.is_empty())
+        .filter(|(path, state)| files_before.get(*path) != Some(state) && !state.3.is_empty())
         .map(|(path, _)| path.strip_prefix(dir.path()).unwrap().display().to_string())
         .collect();
     touched.sort();
@@ -771,7 +772,7 @@ fn keys_and_kubeconfigs_are_0600_in_0700_directories() {
         &fixture("ebook-dualstack.json"),
     );
     let out = dir.path().join("out");
-    for (path, (_, mode, _)) in snapshot(&out) {
+    for (path, (_, _, mode, _)) in snapshot(&out) {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         let want = if path.is_dir() {
             0o700
@@ -903,7 +904,7 @@ fn renew_reissues_every_leaf_and_keeps_cas_and_keys() {
         );
         let key = dir.path().join(record["key"].as_str().unwrap());
         assert_eq!(
-            keys_before[&key].2,
+            keys_before[&key].3,
             std::fs::read(&key).unwrap(),
             "{} changed",
             key.display()
@@ -911,7 +912,7 @@ fn renew_reissues_every_leaf_and_keeps_cas_and_keys() {
     }
     let kubeconfig = dir.path().join("pki/kubeconfigs/admin.kubeconfig");
     assert_ne!(
-        keys_before[&kubeconfig].2,
+        keys_before[&kubeconfig].3,
         std::fs::read(&kubeconfig).unwrap()
     );
 }
