@@ -247,6 +247,9 @@ pub struct FileEntry {
     /// Octal, as chmod takes it: "0644".
     pub mode: String,
     pub owner: String,
+    /// sha256 of the file's contents, hex. Optional in a hand-written document: empty (or
+    /// absent) means "not known", and node-push computes it from the file.
+    #[serde(default)]
     pub sha256: String,
     #[serde(flatten)]
     pub extra: Extra,
@@ -545,6 +548,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("nodes[0].name"));
+    }
+
+    #[test]
+    fn a_hand_written_file_entry_needs_no_sha256() {
+        let text = SAMPLE.replace(
+            r#""owner": "root:root",
+                        "sha256": "00","#,
+            r#""owner": "root:root","#,
+        );
+        assert!(!text.contains("\"sha256\""), "the sample changed: {text}");
+        let doc = parse(&text, "hand-written").unwrap();
+        let file = &doc.nodes[0].files[0];
+        assert_eq!((file.src.as_str(), file.sha256.as_str()), ("pki/a", ""));
     }
 
     #[test]
