@@ -109,6 +109,16 @@ pub fn example_pipeline(csv: &std::path::Path) -> (Vec<String>, Vec<String>) {
     (words(make), words(alloc))
 }
 
+/// The columns of the row of a table (`-o table`) whose first column is `first`, split on
+/// blanks; panics when there is no such row.
+pub fn table_row<'t>(table: &'t str, first: &str) -> Vec<&'t str> {
+    table
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|columns| columns.first() == Some(&first))
+        .unwrap_or_else(|| panic!("no row {first:?} in the table:\n{table}"))
+}
+
 /// Runs a command; panics with its stdout and stderr unless it exits 0.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd

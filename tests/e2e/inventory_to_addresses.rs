@@ -116,12 +116,7 @@ fn the_ebook_inventory_gives_seed_003s_plan() {
         .filter(|c| !c.is_empty())
         .collect();
     assert_eq!(header, ["NAME", "ROLES", "IPS", "POD CIDRS", "MAC"]);
-    let worker1: Vec<&str> = table
-        .lines()
-        .find(|l| l.starts_with("worker1 "))
-        .expect("a worker1 row")
-        .split_whitespace()
-        .collect();
+    let worker1 = testkit::table_row(&table, "worker1");
     assert_eq!(
         worker1[..4],
         ["worker1", "worker", "10.240.0.31", "10.200.0.0/24"]

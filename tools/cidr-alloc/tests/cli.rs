@@ -212,12 +212,7 @@ fn table_lists_nodes() {
         first.split_whitespace().collect::<Vec<_>>(),
         ["NAME", "ROLES", "IPS", "POD", "CIDRS", "MAC"]
     );
-    let node_1: Vec<&str> = text
-        .lines()
-        .find(|l| l.starts_with("node-1 "))
-        .expect("a node-1 row")
-        .split_whitespace()
-        .collect();
+    let node_1 = testkit::table_row(&text, "node-1");
     assert_eq!(
         node_1[..4],
         [

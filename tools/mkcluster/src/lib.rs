@@ -333,31 +333,27 @@ fn domain(entries: &[Entry], options: &Options) -> String {
 
 /// A pinned address is in a node network, a pinned pod CIDR in a pod network.
 fn check_entry_ranges(entry: &Entry, source: &str, options: &Options) -> Result<(), Error> {
-    if let Some(ip) = entry
-        .ips
-        .iter()
-        .find(|ip| !options.node_networks.iter().any(|n| n.contains(*ip)))
-    {
-        return Err(entry.ip_at.error(
-            source,
-            format!(
-                "{ip} is outside the node network ({}): change the address or --node-network",
-                list(&options.node_networks)
+    let outside =
+        |value: &dyn std::fmt::Display, at: error::Position, range: &str, change: &str| {
+            let nets = match range {
+                "node" => &options.node_networks,
+                _ => &options.pod_networks,
+            };
+            at.error(
+                source,
+                format!(
+                "{value} is outside the {range} network ({}): change {change} or --{range}-network",
+                list(nets)
             ),
-        ));
+            )
+        };
+    let in_nodes = |ip: &&IpAddr| options.node_networks.iter().any(|n| n.contains(*ip));
+    if let Some(ip) = entry.ips.iter().find(|ip| !in_nodes(ip)) {
+        return Err(outside(ip, entry.ip_at, "node", "the address"));
     }
-    if let Some(cidr) = entry
-        .pod_cidrs
-        .iter()
-        .find(|cidr| !options.pod_networks.iter().any(|n| n.contains(*cidr)))
-    {
-        return Err(entry.pod_cidr_at.error(
-            source,
-            format!(
-                "{cidr} is outside the pod network ({}): change it or --pod-network",
-                list(&options.pod_networks)
-            ),
-        ));
+    let in_pods = |cidr: &&IpNet| options.pod_networks.iter().any(|n| n.contains(*cidr));
+    if let Some(cidr) = entry.pod_cidrs.iter().find(|cidr| !in_pods(cidr)) {
+        return Err(outside(cidr, entry.pod_cidr_at, "pod", "it"));
     }
     Ok(())
 }
