@@ -406,6 +406,32 @@ impl Cluster {
         }
     }
 
+    /// Waits until member `index` has exited by itself — as a member does once it learns it was
+    /// removed from the cluster — and reaps it; on timeout, the tail of its log.
+    pub fn wait_exited(&mut self, index: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while self.exited(index).is_none() {
+            if self.pid(index).is_none() {
+                return Err(format!(
+                    "etcd member {} has no process to wait for",
+                    self.members[index].spec.name
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "etcd member {} still runs after {timeout:?}; log tail:\n{}",
+                    self.members[index].spec.name,
+                    self.log_tail(index, 15)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(mut child) = self.members[index].child.take() {
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
     /// The last `lines` lines of member `index`'s log.
     pub fn log_tail(&self, index: usize, lines: usize) -> String {
         let file = match fs::File::open(&self.members[index].log) {
