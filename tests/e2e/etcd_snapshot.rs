@@ -29,7 +29,7 @@ struct Saved {
 
 fn snapshot(lab: &Lab, doc: &Document, args: &[&str]) -> Output {
     pipe(
-        Command::new(env!("CARGO_BIN_EXE_etcd-snapshot"))
+        Command::new(testkit::bin("etcd-snapshot"))
             .args(args)
             .arg("--dir")
             .arg(lab.dir.path()),

@@ -27,7 +27,7 @@ impl EtcdSync for Lab {
     /// etcd-sync with the document on stdin.
     fn sync(&self, doc: &Document, args: &[&str]) -> Output {
         pipe(
-            Command::new(env!("CARGO_BIN_EXE_etcd-sync"))
+            Command::new(testkit::bin("etcd-sync"))
                 .arg("--dir")
                 .arg(self.dir.path())
                 .args(["--timeout", "2s"])
