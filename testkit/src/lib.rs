@@ -109,6 +109,17 @@ pub fn example_pipeline(csv: &std::path::Path) -> (Vec<String>, Vec<String>) {
     (words(make), words(alloc))
 }
 
+/// Where the file a node gets at `dest` sits under `out`, as the tools wrote it (from the node's
+/// `files`); panics when the node gets no such file.
+pub fn node_file(out: &std::path::Path, node: &hardway::Node, dest: &str) -> PathBuf {
+    let entry = node
+        .files
+        .iter()
+        .find(|f| f.dest == dest)
+        .unwrap_or_else(|| panic!("node {} has no file at {dest}", node.name));
+    out.join(&entry.src)
+}
+
 /// The columns of the row of a table (`-o table`) whose first column is `first`, split on
 /// blanks; panics when there is no such row.
 pub fn table_row<'t>(table: &'t str, first: &str) -> Vec<&'t str> {

@@ -51,16 +51,8 @@ fn pipeline(out: &Path, mkcluster_flags: &[&str]) -> Document {
 }
 
 fn containerd_config(out: &Path, doc: &Document, node: usize) -> toml::Table {
-    let src = &doc.nodes[node]
-        .files
-        .iter()
-        .find(|f| f.dest == "/etc/containerd/config.toml")
-        .expect("a worker has a containerd config")
-        .src;
-    std::fs::read_to_string(out.join(src))
-        .unwrap()
-        .parse()
-        .unwrap()
+    let path = testkit::node_file(out, &doc.nodes[node], "/etc/containerd/config.toml");
+    std::fs::read_to_string(path).unwrap().parse().unwrap()
 }
 
 #[test]

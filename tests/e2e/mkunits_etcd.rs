@@ -34,12 +34,7 @@ fn node_files(node: &Node) -> Vec<(String, String)> {
 }
 
 fn local(out: &Path, node: &Node, dest: &str) -> PathBuf {
-    let file = node
-        .files
-        .iter()
-        .find(|f| f.dest == dest)
-        .unwrap_or_else(|| panic!("node {} has no file {dest}", node.name));
-    out.join(&file.src)
+    testkit::node_file(out, node, dest)
 }
 
 /// The unit's ExecStart as words, each node path replaced by its file under OUT and the data

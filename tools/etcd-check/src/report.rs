@@ -2,10 +2,11 @@
 //! cut off by the deadline still shows what was tried), and the cluster verdict — a plain
 //! function of the members' answers, so its rules are tested without a cluster.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The cluster verdict; its exit code is the tool's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Deserialize too, so tests and scripts in Rust read the report's verdict as this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Healthy,
@@ -32,7 +33,7 @@ impl Verdict {
 }
 
 /// One member's state, from the first step that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberState {
     /// Answered a linearizable (quorum) read.

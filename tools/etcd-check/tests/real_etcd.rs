@@ -6,6 +6,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use etcd_check::report::{MemberState as State, Verdict};
 use hardway::doc::{CertRecord, Pki};
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,25 +16,6 @@ const UP: Duration = Duration::from_secs(60);
 
 // The report as etcd-check prints it: the shape is the contract scripts read, so a field added,
 // renamed or dropped fails here (deny_unknown_fields) before it surprises a user.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Verdict {
-    Healthy,
-    Degraded,
-    Unavailable,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum State {
-    Healthy,
-    Unhealthy,
-    Unreachable,
-    NoAnswer,
-    TlsError,
-    Error,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
