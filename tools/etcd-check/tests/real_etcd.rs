@@ -411,6 +411,16 @@ fn a_typo_in_an_endpoint_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    // A bare number once meant seconds here: refused, with the spelling that keeps it.
+    let out = bin()
+        .args(["--endpoints", "https://127.0.0.1:2379", "--timeout", "5"])
+        .output()
+        .unwrap();
+    let line = testkit::assert_one_line_error(&out, "etcd-check", 2);
+    assert!(
+        line.starts_with("etcd-check: error: --timeout: \"5\" has no unit: write 5s"),
+        "{line}"
+    );
 }
 
 #[test]

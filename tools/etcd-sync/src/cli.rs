@@ -113,6 +113,27 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_are_durations_and_a_bare_number_is_refused() {
+        let parse = |args: &[&str]| {
+            let m = super::command()
+                .try_get_matches_from(std::iter::once("etcd-sync").chain(args.iter().copied()))
+                .unwrap();
+            crate::Options::from_matches(&m)
+        };
+        let options = parse(&["--timeout", "1.5s", "--retry-timeout", "2m"]).unwrap();
+        assert_eq!(options.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(options.retry_timeout, std::time::Duration::from_secs(120));
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(defaults.retry_timeout, std::time::Duration::from_secs(60));
+        let err = parse(&["--retry-timeout", "60"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--retry-timeout: \"60\" has no unit: write 60s"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn dry_run_and_check_conflict() {
         assert!(super::command()
             .try_get_matches_from(["etcd-sync", "--dry-run", "--check"])

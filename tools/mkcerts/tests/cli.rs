@@ -944,6 +944,12 @@ fn a_leaf_expiring_within_renew_before_is_reissued() {
         &text,
     );
     assert_fails(&out, 2, "--renew-before: 30d is not shorter than --days 10");
+    // A bare number once meant days here: refused, with the spelling that keeps it.
+    let out = mkcerts(
+        &["--dir", dir.path().to_str().unwrap(), "--renew-before", "3"],
+        &text,
+    );
+    assert_fails(&out, 2, "--renew-before: \"3\" has no unit: write 3d");
     let (_, same) = make(dir.path(), &["--renew-before", "5d"], &text);
     assert_eq!(before, same);
     let (_, after) = make(dir.path(), &[], &text);
