@@ -141,7 +141,7 @@ fn check_ranges(
     let networks = &document.cluster.networks;
     let own = own_ranges(networks)?;
     check_pod_and_service_shape(networks)?;
-    if let Some((a, b)) = first_overlap(&own, &own) {
+    if let Some((a, b)) = overlap_among(&own) {
         return Err(Error::Overlap {
             first: a.label.clone(),
             second: b.label.clone(),
@@ -155,7 +155,7 @@ fn check_ranges(
             .map_err(|why| Error::invalid("cluster.networks.pod", why))?;
     }
     let avoid = ranges_to_avoid(document, previous, options, &own);
-    if let Some((a, b)) = first_overlap(&own, &avoid) {
+    if let Some((a, b)) = overlap_between(&own, &avoid) {
         return Err(Error::Overlap {
             first: a.label.clone(),
             second: b.label.clone(),
@@ -248,16 +248,21 @@ fn check_pod_and_service_shape(networks: &hardway::doc::Networks) -> Result<(), 
     Ok(())
 }
 
-/// The first pair of `a` and `b` ranges that overlap; with `b` the same list as `a`, each pair
-/// once and no range with itself.
-fn first_overlap<'n>(a: &'n [Named], b: &'n [Named]) -> Option<(&'n Named, &'n Named)> {
-    let same = std::ptr::eq(a, b);
-    a.iter().enumerate().find_map(|(i, x)| {
-        let others = if same { &b[i + 1..] } else { b };
-        others
+/// The first two ranges of `ranges` that overlap, in list order.
+fn overlap_among(ranges: &[Named]) -> Option<(&Named, &Named)> {
+    ranges
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| overlap_between(std::slice::from_ref(a), &ranges[i + 1..]))
+}
+
+/// The first range of `ours` that overlaps one of `theirs`, and that one.
+fn overlap_between<'n>(ours: &'n [Named], theirs: &'n [Named]) -> Option<(&'n Named, &'n Named)> {
+    ours.iter().find_map(|a| {
+        theirs
             .iter()
-            .find(|y| overlaps(&x.net, &y.net))
-            .map(|y| (x, y))
+            .find(|b| overlaps(&a.net, &b.net))
+            .map(|b| (a, b))
     })
 }
 
