@@ -4,6 +4,7 @@
 pub mod doc;
 mod doc_check;
 pub mod dot;
+pub mod duration;
 pub mod error;
 pub mod fsutil;
 pub mod io;

@@ -406,6 +406,32 @@ impl Cluster {
         }
     }
 
+    /// Waits until member `index` has exited by itself — as a member does once it learns it was
+    /// removed from the cluster — and reaps it; on timeout, the tail of its log.
+    pub fn wait_exited(&mut self, index: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while self.exited(index).is_none() {
+            if self.pid(index).is_none() {
+                return Err(format!(
+                    "etcd member {} has no process to wait for",
+                    self.members[index].spec.name
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "etcd member {} still runs after {timeout:?}; log tail:\n{}",
+                    self.members[index].spec.name,
+                    self.log_tail(index, 15)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(mut child) = self.members[index].child.take() {
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
     /// The last `lines` lines of member `index`'s log.
     pub fn log_tail(&self, index: usize, lines: usize) -> String {
         let file = match fs::File::open(&self.members[index].log) {
@@ -428,37 +454,57 @@ impl Cluster {
     }
 
     /// SIGSTOP: the member stays up but answers nothing (black-holed). Returns once the kernel
-    /// reports it stopped.
+    /// reports it stopped. Panics when the member has no process (never started, or killed).
     pub fn stop(&self, index: usize) {
-        self.signal(index, "STOP");
+        self.signal_running(index, "STOP");
         self.wait_state(index, |s| s == 'T' || s == 't', "stopped");
     }
 
-    /// SIGCONT: resumes a stopped member.
+    /// SIGCONT: resumes a stopped member. Panics when the member has no process.
     pub fn cont(&self, index: usize) {
-        self.signal(index, "CONT");
+        self.signal_running(index, "CONT");
         self.wait_state(index, |s| s != 'T' && s != 't', "running");
     }
 
-    /// SIGKILL: the member is gone and its port closed. Waits for it to be reaped.
+    /// SIGKILL: the member is gone and its port closed. Waits for it to be reaped. Panics when
+    /// the member has no process: a test that kills a member twice has lost track of it.
     pub fn kill(&mut self, index: usize) {
-        self.signal(index, "KILL");
+        self.signal_running(index, "KILL");
         if let Some(mut child) = self.members[index].child.take() {
             let _ = child.wait();
         }
     }
 
-    /// Sends a signal to the member's whole session (a command prefix may sit between `setsid`
-    /// and etcd). `/bin/kill` rather than libc: the workspace forbids unsafe code.
-    fn signal(&self, index: usize, signal: &str) {
+    /// [`Cluster::signal`] to a member that must have a live process.
+    fn signal_running(&self, index: usize, signal: &str) {
+        let name = &self.members[index].spec.name;
         let Some(pid) = self.pid(index) else {
-            return;
+            panic!(
+                "SIG{signal} to etcd member {name}: it has no process (never started, or killed)"
+            );
         };
-        let _ = Command::new("kill")
+        if let Some(why) = self.exited(index) {
+            panic!("SIG{signal} to etcd member {name} (pid {pid}): it is {why}");
+        }
+        assert!(
+            self.signal(index, signal),
+            "SIG{signal} to etcd member {name} (pid {pid}): kill failed"
+        );
+    }
+
+    /// Sends a signal to the member's whole session (a command prefix may sit between `setsid`
+    /// and etcd). `/bin/kill` rather than libc: the workspace forbids unsafe code. False when
+    /// the member has no process or kill failed.
+    fn signal(&self, index: usize, signal: &str) -> bool {
+        let Some(pid) = self.pid(index) else {
+            return false;
+        };
+        Command::new("kill")
             .args(["-s", signal, "--", &format!("-{pid}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .is_ok_and(|status| status.success())
     }
 
     fn wait_state(&self, index: usize, wanted: impl Fn(char) -> bool, what: &str) {
@@ -470,7 +516,10 @@ impl Cluster {
             let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             match process_state(&stat) {
                 Some(s) if wanted(s) => return,
-                None => return,
+                None | Some('Z') | Some('X') => panic!(
+                    "etcd member {} (pid {pid}) exited instead of becoming {what}",
+                    self.members[index].spec.name
+                ),
                 _ => std::thread::sleep(Duration::from_millis(10)),
             }
         }
@@ -490,7 +539,8 @@ fn process_state(stat: &str) -> Option<char> {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for index in 0..self.members.len() {
-            self.signal(index, "KILL");
+            // Quietly: a member a test killed has no process left.
+            let _ = self.signal(index, "KILL");
             if let Some(mut child) = self.members[index].child.take() {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -681,6 +731,30 @@ mod tests {
     fn process_state_reads_past_the_name() {
         assert_eq!(process_state("12 (etcd) S 1 2"), Some('S'));
         assert_eq!(process_state("12 (a) b) T 1"), Some('T'));
+    }
+
+    /// A signal to a member that has no process is a test's mistake: it panics, never passes.
+    #[test]
+    fn signals_to_a_killed_member_fail_loudly() {
+        crate::require_root();
+        let pki = TestPki::generate(&["a"]);
+        let mut cluster =
+            Cluster::start_healthy(pki.tls(), pki.loopback_members(), Duration::from_secs(30));
+        cluster.kill(0);
+        for (what, signal) in [
+            (
+                "stop",
+                &(|c: &mut Cluster| c.stop(0)) as &dyn Fn(&mut Cluster),
+            ),
+            ("cont", &|c: &mut Cluster| c.cont(0)),
+            ("kill", &|c: &mut Cluster| c.kill(0)),
+        ] {
+            let panic =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| signal(&mut cluster)))
+                    .expect_err(what);
+            let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(message.contains("has no process"), "{what}: {message}");
+        }
     }
 
     /// A real 3-member TLS cluster comes up, a stopped member stops answering, and Drop cleans up.

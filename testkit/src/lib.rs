@@ -71,6 +71,12 @@ pub fn fixture_document(name: &str) -> hardway::Document {
 /// The mkcluster arguments an example's header comment gives (`#   mkcluster ARGS | cidr-alloc`,
 /// possibly continued with `\`), so tests render what the README tells a user to run.
 pub fn example_args(csv: &std::path::Path) -> Vec<String> {
+    example_pipeline(csv).0
+}
+
+/// The arguments of both commands of an example's header comment,
+/// `mkcluster ARGS | cidr-alloc ARGS`.
+pub fn example_pipeline(csv: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let text = std::fs::read_to_string(csv).unwrap();
     let comment: Vec<&str> = text
         .lines()
@@ -89,12 +95,40 @@ pub fn example_args(csv: &std::path::Path) -> Vec<String> {
             break;
         }
     }
-    let first = command.split('|').next().unwrap();
-    first
-        .split_whitespace()
-        .skip(1)
-        .map(str::to_string)
-        .collect()
+    let (make, alloc) = command.split_once('|').unwrap_or_else(|| {
+        panic!(
+            "{}: no `mkcluster ... | cidr-alloc` in its comment",
+            csv.display()
+        )
+    });
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    (words(make), words(alloc))
+}
+
+/// Where the file a node gets at `dest` sits under `out`, as the tools wrote it (from the node's
+/// `files`); panics when the node gets no such file.
+pub fn node_file(out: &std::path::Path, node: &hardway::Node, dest: &str) -> PathBuf {
+    let entry = node
+        .files
+        .iter()
+        .find(|f| f.dest == dest)
+        .unwrap_or_else(|| panic!("node {} has no file at {dest}", node.name));
+    out.join(&entry.src)
+}
+
+/// The columns of the row of a table (`-o table`) whose first column is `first`, split on
+/// blanks; panics when there is no such row.
+pub fn table_row<'t>(table: &'t str, first: &str) -> Vec<&'t str> {
+    table
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|columns| columns.first() == Some(&first))
+        .unwrap_or_else(|| panic!("no row {first:?} in the table:\n{table}"))
 }
 
 /// Runs a command; panics with its stdout and stderr unless it exits 0.

@@ -8,10 +8,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+use hardway::doc::ContainerRuntime;
+use hardway::Document;
 
 /// Runs the pipeline into `out` with mkcluster's extra flags; returns the final document.
-fn pipeline(out: &Path, mkcluster_flags: &[&str]) -> Value {
+fn pipeline(out: &Path, mkcluster_flags: &[&str]) -> Document {
     let lab = testkit::workspace_root().join("examples/lab.csv");
     let step = |program: &str, args: &[&str], input: Option<&Path>, output: &Path| {
         let mut cmd = Command::new(testkit::bin(program));
@@ -46,23 +47,12 @@ fn pipeline(out: &Path, mkcluster_flags: &[&str]) -> Value {
         Some(&doc2),
         &doc3,
     );
-    serde_json::from_slice(&std::fs::read(&doc3).unwrap()).unwrap()
+    hardway::doc::read(Some(&doc3)).unwrap()
 }
 
-fn containerd_config(out: &Path, doc: &Value, node: usize) -> toml::Table {
-    let src = doc["nodes"][node]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["dest"] == "/etc/containerd/config.toml")
-        .expect("a worker has a containerd config")["src"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    std::fs::read_to_string(out.join(src))
-        .unwrap()
-        .parse()
-        .unwrap()
+fn containerd_config(out: &Path, doc: &Document, node: usize) -> toml::Table {
+    let path = testkit::node_file(out, &doc.nodes[node], "/etc/containerd/config.toml");
+    std::fs::read_to_string(path).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -71,19 +61,21 @@ fn default_pipeline_writes_a_v1_37_cluster_on_containerd_2() {
     let out = tmp.path().join("out");
     let doc = pipeline(&out, &[]);
     assert_eq!(
-        doc["cluster"]["kubernetes_version"],
+        doc.cluster.kubernetes_version,
         hardway::k8s::DEFAULT_VERSION
     );
     assert!(hardway::k8s::DEFAULT_VERSION.starts_with("v1.37."));
-    assert_eq!(doc["cluster"]["container_runtime"], "containerd-2");
-    for (i, node) in doc["nodes"].as_array().unwrap().iter().enumerate() {
-        let services: Vec<&str> = node["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap())
-            .collect();
-        assert_eq!(services[0], "hardway-preflight.service", "{}", node["name"]);
+    assert_eq!(
+        doc.cluster.container_runtime,
+        Some(ContainerRuntime::Containerd2)
+    );
+    for (i, node) in doc.nodes.iter().enumerate() {
+        assert_eq!(
+            node.services.first().map(String::as_str),
+            Some("hardway-preflight.service"),
+            "{}",
+            node.name
+        );
         let config = containerd_config(&out, &doc, i);
         assert_eq!(config["version"].as_integer(), Some(3));
         let plugins = config["plugins"].as_table().unwrap();

@@ -5,45 +5,34 @@
 //! The members listen on 127.0.0.1 with their own ports, covered by the `127.0.0.1` SAN that
 //! mkcerts puts in every etcd-server and etcd-peer certificate.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use hardway::Document;
 use testkit::etcd::{Cluster, MemberCerts, MemberSpec, Tls, ETCDCTL};
 
 /// Runs mkcerts on the lab fixture (3 nodes, each an etcd member) into `dir`; returns the document.
-fn mkcerts(dir: &Path) -> Value {
+fn mkcerts(dir: &Path) -> Document {
     let input = std::fs::read(testkit::workspace_root().join("tests/fixtures/lab.json")).unwrap();
-    let mut child = Command::new(testkit::bin("mkcerts"))
-        .args(["--dir", dir.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mkcerts");
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "mkcerts: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = testkit::run_piped(
+        &testkit::bin("mkcerts"),
+        &["--dir", dir.to_str().unwrap()],
+        &input,
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    hardway::doc::parse(std::str::from_utf8(&out).unwrap(), "mkcerts' stdout").unwrap()
 }
 
 /// The certificate and key paths of a `pki.certs` record, made absolute.
-fn record(doc: &Value, dir: &Path, name: &str, node: Option<&str>) -> (PathBuf, PathBuf) {
-    let record = doc["pki"]["certs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name && c["node"].as_str() == node)
+fn record(doc: &Document, dir: &Path, name: &str, node: Option<&str>) -> (PathBuf, PathBuf) {
+    let record = doc
+        .pki
+        .as_ref()
+        .and_then(|pki| pki.cert(name, node))
         .unwrap_or_else(|| panic!("no {name} {node:?} in pki.certs"));
     (
-        dir.join(record["path"].as_str().unwrap()),
-        dir.join(record["key"].as_str().unwrap()),
+        dir.join(&record.path),
+        dir.join(record.key.as_deref().expect("a key path")),
     )
 }
 

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hardway::doc::PodNetwork;
+use hardway::{Node, Role};
 use serde_json::Value;
 use testkit::netns::Lab;
 
@@ -24,31 +26,20 @@ impl Drop for Members {
 }
 
 /// `(dest, src)` of each file of a node.
-fn node_files(node: &Value) -> Vec<(String, String)> {
-    node["files"]
-        .as_array()
-        .unwrap()
+fn node_files(node: &Node) -> Vec<(String, String)> {
+    node.files
         .iter()
-        .map(|f| {
-            (
-                f["dest"].as_str().unwrap().to_string(),
-                f["src"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|f| (f.dest.clone(), f.src.clone()))
         .collect()
 }
 
-fn local(out: &Path, node: &Value, dest: &str) -> PathBuf {
-    let (_, src) = node_files(node)
-        .into_iter()
-        .find(|(d, _)| d == dest)
-        .unwrap_or_else(|| panic!("node {} has no file {dest}", node["name"]));
-    out.join(src)
+fn local(out: &Path, node: &Node, dest: &str) -> PathBuf {
+    testkit::node_file(out, node, dest)
 }
 
 /// The unit's ExecStart as words, each node path replaced by its file under OUT and the data
 /// dir by `data_dir`.
-fn exec_start(out: &Path, node: &Value, data_dir: &Path) -> Vec<String> {
+fn exec_start(out: &Path, node: &Node, data_dir: &Path) -> Vec<String> {
     let unit =
         std::fs::read_to_string(local(out, node, "/etc/systemd/system/etcd.service")).unwrap();
     assert!(unit.contains("Type=notify"), "{unit}");
@@ -80,11 +71,10 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let out_arg = out.to_str().unwrap();
-    let fixture = testkit::workspace_root().join("tests/fixtures/lab.json");
     // flannel, so the first member also gets flannel-config.service to run against the cluster.
-    let mut source: Value = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
-    source["cluster"]["pod_network"] = Value::from("flannel");
-    let source = source.to_string().into_bytes();
+    let mut source = testkit::fixture_document("lab.json");
+    source.cluster.pod_network = PodNetwork::Flannel;
+    let source = hardway::doc::to_string(&source).into_bytes();
     let with_pki = testkit::run_piped(&testkit::bin("mkcerts"), &["--dir", out_arg], &source);
     let bin_dir = testkit::target_dir();
     let doc_bytes = testkit::run_piped(
@@ -99,33 +89,27 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
         ],
         &with_pki,
     );
-    let doc: Value = serde_json::from_slice(&doc_bytes).unwrap();
-    let prefix = doc["cluster"]["networks"]["node"][0]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let gateway = doc["hypervisor"]["gateway"].as_str().unwrap();
-    let etcd_nodes: Vec<&Value> = doc["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["roles"].as_array().unwrap().iter().any(|r| r == "etcd"))
-        .collect();
+    let doc =
+        hardway::doc::parse(std::str::from_utf8(&doc_bytes).unwrap(), "mkunits' stdout").unwrap();
+    let prefix = doc.cluster.networks.node[0].prefix_len();
+    let gateway = doc
+        .hypervisor
+        .as_ref()
+        .and_then(|h| h.gateway)
+        .expect("a gateway");
+    let etcd_nodes: Vec<&Node> = doc.nodes_with(Role::Etcd).collect();
     assert_eq!(etcd_nodes.len(), 3);
 
     let mut builder = Lab::builder("mkue").host_bridge(&[&format!("{gateway}/{prefix}")]);
     for node in &etcd_nodes {
-        let ip = node["ips"][0].as_str().unwrap();
-        builder = builder.node(node["name"].as_str().unwrap(), &[&format!("{ip}/{prefix}")]);
+        let ip = node.primary_ip().unwrap();
+        builder = builder.node(&node.name, &[&format!("{ip}/{prefix}")]);
     }
     let lab = builder.build();
 
     let mut members = Members(Vec::new());
     for node in &etcd_nodes {
-        let name = node["name"].as_str().unwrap();
+        let name = node.name.as_str();
         let data_dir = tmp.path().join("data").join(name);
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
         let args = exec_start(&out, node, &data_dir);
@@ -150,7 +134,7 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
     let first = etcd_nodes[0];
     let tls = |flag: &str, dest: &str| format!("--{flag}={}", local(&out, first, dest).display());
     let health = |endpoint: &str| {
-        lab.node(first["name"].as_str().unwrap())
+        lab.node(&first.name)
             .command(etcdctl)
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoint}"))
@@ -161,7 +145,7 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
             .output()
             .unwrap()
     };
-    let first_ip = first["ips"][0].as_str().unwrap();
+    let first_ip = first.primary_ip().unwrap();
     let endpoint = format!("https://{first_ip}:2379");
     let deadline = Instant::now() + Duration::from_secs(90);
     let report = loop {
@@ -175,7 +159,7 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
             let logs: String = etcd_nodes
                 .iter()
                 .map(|n| {
-                    let name = n["name"].as_str().unwrap();
+                    let name = &n.name;
                     let log = std::fs::read_to_string(tmp.path().join(format!("{name}.log")))
                         .unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(8).collect();
@@ -190,7 +174,7 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
         std::thread::sleep(Duration::from_millis(500));
     };
     for node in &etcd_nodes {
-        let ip = node["ips"][0].as_str().unwrap();
+        let ip = node.primary_ip().unwrap();
         assert!(
             report.contains(&format!("https://{ip}:2379 is healthy")),
             "{ip} not healthy: {report}"
@@ -222,7 +206,7 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
         script = script.replace(dest.as_str(), &out.join(src).display().to_string());
     }
     let o = lab
-        .node(first["name"].as_str().unwrap())
+        .node(&first.name)
         .command("/bin/sh")
         .env("ETCDCTL_API", "3")
         .args(["-c", &script])
@@ -234,7 +218,7 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
         String::from_utf8_lossy(&o.stderr)
     );
     let stored = lab
-        .node(first["name"].as_str().unwrap())
+        .node(&first.name)
         .command(etcdctl)
         .env("ETCDCTL_API", "3")
         .arg("--endpoints=https://127.0.0.1:2379")
@@ -250,6 +234,13 @@ fn etcd_cluster_from_the_generated_units_is_healthy() {
     )
     .unwrap();
     assert_eq!(stored, file);
-    assert_eq!(stored["Network"], doc["cluster"]["networks"]["pod"][0]);
+    /// flannel's net-conf.json, the field this test checks (flannel reads it as `Network`).
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct NetConf {
+        network: ipnet::IpNet,
+    }
+    let conf: NetConf = serde_json::from_value(stored).unwrap();
+    assert_eq!(conf.network, doc.cluster.networks.pod[0]);
     drop(members);
 }

@@ -28,13 +28,7 @@ const INTERNET_V6: &str = "2001:db8:ffff::1";
 
 /// The file a node gets at `dest`, as mkunits wrote it under OUT.
 fn node_file(out: &Path, doc: &Document, node: &str, dest: &str) -> std::path::PathBuf {
-    let node = doc.nodes.iter().find(|n| n.name == node).unwrap();
-    let entry = node
-        .files
-        .iter()
-        .find(|f| f.dest == dest)
-        .unwrap_or_else(|| panic!("{} has no file at {dest}", node.name));
-    out.join(&entry.src)
+    testkit::node_file(out, doc.node(node).unwrap(), dest)
 }
 
 /// A unit's `KEY=` command line (ExecStart, ExecStop) as words, each node path among the node's

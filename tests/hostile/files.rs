@@ -140,7 +140,12 @@ fn lab() -> String {
 }
 
 /// Runs `cmd` with `stdin`; panics if it runs past [`HANG`].
-fn run(mut cmd: Command, stdin: &str) -> Output {
+fn run(cmd: Command, stdin: &str) -> Output {
+    wait(spawn(cmd, stdin))
+}
+
+/// Starts `cmd` with `stdin` fed to it from a thread, its output piped.
+fn spawn(mut cmd: Command, stdin: &str) -> Child {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -148,7 +153,7 @@ fn run(mut cmd: Command, stdin: &str) -> Output {
         .spawn()
         .unwrap();
     feed(&mut child, stdin);
-    wait(child)
+    child
 }
 
 fn feed(child: &mut Child, stdin: &str) {
@@ -255,37 +260,6 @@ fn symlink_at_the_old_guessable_temp_name_is_never_written_through() {
 }
 
 #[test]
-fn symlinked_pki_is_refused() {
-    let scene = Scene::new();
-    symlink(scene.elsewhere(), scene.at("pki")).unwrap();
-    mkcerts_refuses(&scene, "out/pki: is a symlink");
-}
-
-#[test]
-fn symlinked_pki_ca_is_refused() {
-    let scene = Scene::new();
-    mkdirs(&scene, "pki");
-    symlink(scene.elsewhere(), scene.at("pki/ca")).unwrap();
-    mkcerts_refuses(&scene, "out/pki/ca: is a symlink");
-}
-
-#[test]
-fn symlinked_pki_nodes_is_refused() {
-    let scene = Scene::new();
-    mkdirs(&scene, "pki");
-    symlink(scene.elsewhere(), scene.at("pki/nodes")).unwrap();
-    mkcerts_refuses(&scene, "out/pki/nodes: is a symlink");
-}
-
-#[test]
-fn symlinked_directory_of_one_node_is_refused() {
-    let scene = Scene::new();
-    mkdirs(&scene, "pki/nodes");
-    symlink(scene.elsewhere(), scene.at("pki/nodes/node-2")).unwrap();
-    mkcerts_refuses(&scene, "out/pki/nodes/node-2: is a symlink");
-}
-
-#[test]
 fn symlinked_ca_key_and_cert_of_another_cluster_are_refused_not_adopted() {
     let scene = Scene::new();
     let other = scene.other_pki();
@@ -298,21 +272,6 @@ fn symlinked_ca_key_and_cert_of_another_cluster_are_refused_not_adopted() {
         .unwrap();
     }
     mkcerts_refuses(&scene, "kubernetes-ca");
-}
-
-#[test]
-fn symlinked_kubeconfig_is_refused() {
-    let scene = Scene::new();
-    mkdirs(&scene, "pki/kubeconfigs");
-    symlink(scene.victim(), scene.at("pki/kubeconfigs/admin.kubeconfig")).unwrap();
-    mkcerts_refuses(&scene, "admin.kubeconfig: is a symlink");
-}
-
-#[test]
-fn symlinked_lock_file_is_refused() {
-    let scene = Scene::new();
-    symlink(scene.victim(), scene.at(".hardway.lock")).unwrap();
-    mkcerts_refuses(&scene, ".hardway.lock: is a symlink");
 }
 
 #[test]
@@ -338,34 +297,71 @@ fn mkunits_refuses(scene: &Scene, doc: &str, names: &str) {
     assert_eq!(scene.outside(), before);
 }
 
-#[test]
-fn mkunits_refuses_a_symlinked_nodes_dir() {
-    let scene = Scene::new();
-    symlink(scene.elsewhere(), scene.at("nodes")).unwrap();
-    mkunits_refuses(&scene, &lab(), "out/nodes: is a symlink");
-}
+/// A link where a tool writes under `--dir` — a directory it makes, a file it writes, the lock —
+/// pointing at a directory elsewhere or at the victim file: refused, by its path, with nothing
+/// outside changed. (tool, where the link is, whether it points at the victim, the refusal.)
+const PLANTED_LINKS: &[(&str, &str, bool, &str)] = &[
+    ("mkcerts", "pki", false, "out/pki: is a symlink"),
+    ("mkcerts", "pki/ca", false, "out/pki/ca: is a symlink"),
+    ("mkcerts", "pki/nodes", false, "out/pki/nodes: is a symlink"),
+    (
+        "mkcerts",
+        "pki/nodes/node-2",
+        false,
+        "out/pki/nodes/node-2: is a symlink",
+    ),
+    (
+        "mkcerts",
+        "pki/kubeconfigs/admin.kubeconfig",
+        true,
+        "admin.kubeconfig: is a symlink",
+    ),
+    (
+        "mkcerts",
+        ".hardway.lock",
+        true,
+        ".hardway.lock: is a symlink",
+    ),
+    ("mkunits", "nodes", false, "out/nodes: is a symlink"),
+    (
+        "mkunits",
+        "nodes/node-1",
+        false,
+        "out/nodes/node-1: is a symlink",
+    ),
+    ("mkunits", "bin", false, "out/bin: is a symlink"),
+    (
+        "mkunits",
+        "nodes/node-1/etc/hosts",
+        true,
+        "nodes/node-1/etc/hosts: is a symlink",
+    ),
+];
 
 #[test]
-fn mkunits_refuses_a_symlinked_node_dir() {
-    let scene = Scene::new();
-    mkdirs(&scene, "nodes");
-    symlink(scene.elsewhere(), scene.at("nodes/node-1")).unwrap();
-    mkunits_refuses(&scene, &lab(), "out/nodes/node-1: is a symlink");
+fn a_symlink_where_a_tool_writes_is_refused() {
+    for &(tool, link, at_victim, refusal) in PLANTED_LINKS {
+        let scene = Scene::new();
+        if let Some(parent) = Path::new(link).parent().and_then(Path::to_str) {
+            mkdirs(&scene, parent);
+        }
+        let target = if at_victim {
+            scene.victim()
+        } else {
+            scene.elsewhere()
+        };
+        symlink(target, scene.at(link)).unwrap();
+        tool_refuses(&scene, tool, refusal);
+    }
 }
 
-#[test]
-fn mkunits_refuses_a_symlinked_bin_dir() {
-    let scene = Scene::new();
-    symlink(scene.elsewhere(), scene.at("bin")).unwrap();
-    mkunits_refuses(&scene, &lab(), "out/bin: is a symlink");
-}
-
-#[test]
-fn mkunits_refuses_a_symlinked_target_file() {
-    let scene = Scene::new();
-    mkdirs(&scene, "nodes/node-1/etc");
-    symlink(scene.victim(), scene.at("nodes/node-1/etc/hosts")).unwrap();
-    mkunits_refuses(&scene, &lab(), "nodes/node-1/etc/hosts: is a symlink");
+/// [`mkcerts_refuses`] or [`mkunits_refuses`] (on the lab document), by the tool's name.
+fn tool_refuses(scene: &Scene, tool: &str, names: &str) {
+    match tool {
+        "mkcerts" => mkcerts_refuses(scene, names),
+        "mkunits" => mkunits_refuses(scene, &lab(), names),
+        other => panic!("no such tool here: {other}"),
+    }
 }
 
 #[test]
@@ -389,20 +385,25 @@ fn mkfifo(path: &Path) {
     testkit::run_ok(Command::new("mkfifo").arg(path));
 }
 
+/// A FIFO where a tool reads or writes a file: refused without hanging on it.
 #[test]
-fn fifo_at_a_key_is_refused_without_hanging() {
-    let scene = Scene::new();
-    mkdirs(&scene, "pki/ca");
-    mkfifo(&scene.at("pki/ca/kubernetes-ca-key.pem"));
-    mkcerts_refuses(&scene, "kubernetes-ca-key.pem: is a FIFO");
-}
-
-#[test]
-fn fifo_at_a_unit_is_refused() {
-    let scene = Scene::new();
-    mkdirs(&scene, "nodes/node-1/etc");
-    mkfifo(&scene.at("nodes/node-1/etc/hosts"));
-    mkunits_refuses(&scene, &lab(), "hosts: is a FIFO");
+fn a_fifo_where_a_tool_writes_is_refused_without_hanging() {
+    for (tool, fifo, refusal) in [
+        (
+            "mkcerts",
+            "pki/ca/kubernetes-ca-key.pem",
+            "kubernetes-ca-key.pem: is a FIFO",
+        ),
+        ("mkunits", "nodes/node-1/etc/hosts", "hosts: is a FIFO"),
+    ] {
+        let scene = Scene::new();
+        mkdirs(
+            &scene,
+            Path::new(fifo).parent().and_then(Path::to_str).unwrap(),
+        );
+        mkfifo(&scene.at(fifo));
+        tool_refuses(&scene, tool, refusal);
+    }
 }
 
 #[test]
@@ -507,20 +508,14 @@ fn world_writable_nodes_dir_of_mkunits_is_brought_to_0755() {
 }
 
 #[test]
-fn pki_dir_owned_by_another_user_is_refused() {
-    let scene = Scene::new();
-    mkdirs(&scene, "pki");
-    chown_nobody(&scene.at("pki"));
-    mkcerts_refuses(&scene, "out/pki: is owned by uid 65534");
-}
-
-#[test]
-fn ca_dir_owned_by_another_user_is_refused() {
-    let scene = Scene::new();
-    mkdirs(&scene, "pki/ca");
-    chmod(&scene.at("pki/ca"), 0o700);
-    chown_nobody(&scene.at("pki/ca"));
-    mkcerts_refuses(&scene, "out/pki/ca: is owned by uid 65534");
+fn a_pki_dir_owned_by_another_user_is_refused() {
+    for dir in ["pki", "pki/ca"] {
+        let scene = Scene::new();
+        mkdirs(&scene, dir);
+        chmod(&scene.at(dir), 0o700);
+        chown_nobody(&scene.at(dir));
+        mkcerts_refuses(&scene, &format!("out/{dir}: is owned by uid 65534"));
+    }
 }
 
 #[test]
@@ -688,17 +683,6 @@ fn pki_agrees(scene: &Scene, doc: &Document) {
             String::from_utf8_lossy(&verified.stdout)
         );
     }
-}
-
-fn spawn(mut cmd: Command, stdin: &str) -> Child {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    feed(&mut child, stdin);
-    child
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use clap::{value_parser, Arg, ArgAction, Command};
 
-/// Argument ids, shared by the parser and `run`.
+/// Argument ids, shared by the parser and `Invocation::from_matches`.
 pub mod options {
     pub const FILE: &str = "file";
     pub const PREVIOUS: &str = "previous";

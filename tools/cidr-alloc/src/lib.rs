@@ -6,56 +6,55 @@
 pub mod cli;
 pub mod error;
 pub mod hosts;
+pub mod invocation;
 pub mod mac;
 pub mod plan;
 pub mod pool;
 pub mod routes;
 pub mod split;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::ArgMatches;
 use hardway::table::{self, Format};
-use hardway::{validate, Document, Exit};
+use hardway::{Document, Exit};
 
 pub use error::Error;
+pub use invocation::{AllocateOptions, Invocation, Output};
 pub use plan::{allocate, Options, Previous};
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
-    use cli::options::*;
-    if let Some(split) = matches.subcommand_matches(SPLIT) {
-        let text = split.get_one::<String>(RANGE).expect("required");
-        let range = validate::network(text).map_err(|why| Error::invalid("RANGE", why))?;
-        let prefix = *split.get_one::<u8>(PREFIX).expect("required");
-        let count = *split.get_one::<u64>(COUNT).expect("required");
-        let nets = split::split(range, prefix, u128::from(count))?;
-        hardway::io::print_json(&nets)?;
-        return Ok(Exit::Ok);
+    match Invocation::from_matches(matches)? {
+        Invocation::Split {
+            range,
+            prefix,
+            count,
+        } => hardway::io::print_json(&split::split(range, prefix, u128::from(count))?)?,
+        Invocation::Allocate(options) => allocate_and_print(&options)?,
     }
+    Ok(Exit::Ok)
+}
 
-    let avoid = matches
-        .get_many::<String>(AVOID)
-        .into_iter()
-        .flatten()
-        .map(|t| validate::network(t).map_err(|why| Error::invalid("--avoid", why)))
-        .collect::<Result<Vec<_>, _>>()?;
+/// Reads the input, the previous output and (when asked) the host's routes, allocates, and
+/// prints the result as `-o` says.
+fn allocate_and_print(args: &AllocateOptions) -> Result<(), Error> {
     let options = Options {
-        avoid,
-        host_routes: if matches.get_flag(AVOID_HOST_ROUTES) {
+        avoid: args.avoid.clone(),
+        host_routes: if args.avoid_host_routes {
             Some(routes::read()?)
         } else {
             None
         },
-        pods_on_controllers: matches.get_flag(PODS_ON_CONTROLLERS),
+        pods_on_controllers: args.pods_on_controllers,
     };
-    let input = matches.get_one::<PathBuf>(FILE);
-    let document = read_document(input.map(|p| p as &Path))?;
-    let previous_path = matches.get_one::<PathBuf>(PREVIOUS);
-    let previous = match previous_path {
+    let document = hardway::doc::read(args.file.as_deref())?;
+    let previous = match &args.previous {
         Some(path) => read_previous(path)?,
         None => None,
     };
-    let path_text = previous_path
+    let path_text = args
+        .previous
+        .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let previous = previous.as_ref().map(|document| Previous {
@@ -63,71 +62,27 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         document,
     });
     let document = allocate(document, previous, &options)?;
-    match matches.get_one::<String>(OUTPUT).map(String::as_str) {
-        Some(DOT) => hardway::io::print(&hardway::dot::infra(&document))?,
-        Some(DOT_ROUTES) => hardway::io::print(&hardway::dot::routes(
+    match args.output {
+        Output::Dot => hardway::io::print(&hardway::dot::infra(&document))?,
+        Output::DotRoutes => hardway::io::print(&hardway::dot::routes(
             &document,
             &hardway::dot::cluster_routes(&document),
         ))?,
-        format => match format.and_then(Format::parse).unwrap_or_default() {
-            Format::Json => print_document(&document)?,
-            Format::Table => hardway::io::print(&render_table(&document))?,
-        },
+        Output::Format(Format::Json) => hardway::doc::write(&document, std::io::stdout().lock())?,
+        Output::Format(Format::Table) => hardway::io::print(&render_table(&document))?,
     }
-    Ok(Exit::Ok)
-}
-
-/// Reads the input document. Large inventories are the point of this tool, so the common case
-/// (a well-formed document) is parsed directly; only a failed parse is parsed again by
-/// `hardway::doc::from_str`, which tracks the JSON path for the error message but is slower.
-fn read_document(path: Option<&Path>) -> Result<Document, Error> {
-    let (source, text) = hardway::io::read_input(path)?;
-    let document = parse_document(&text, &source)?;
-    document.validate()?;
-    Ok(document)
-}
-
-fn parse_document(text: &str, source: &str) -> Result<Document, hardway::Error> {
-    match serde_json::from_str::<Document>(text) {
-        Ok(document) => Ok(document),
-        Err(_) => hardway::doc::from_str(text, source),
-    }
-}
-
-/// Prints the document exactly as `hardway::doc::to_string` renders it, streamed to stdout
-/// instead of built as one string first (the output of 100,000 nodes is tens of megabytes).
-fn print_document(document: &Document) -> Result<(), Error> {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    serde_json::to_writer_pretty(&mut out, document)
-        .map_err(std::io::Error::from)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-        .map_err(hardway::Error::stdout)?;
     Ok(())
 }
 
 /// The previous output, or `None` when the file does not exist yet.
 pub fn read_previous(path: &Path) -> Result<Option<Document>, Error> {
-    let name = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::Previous {
-                path: name,
-                message: format!("cannot read it: {e}"),
-            })
-        }
-    };
-    let document = parse_document(&text, &name)
-        .and_then(|d| d.validate().map(|()| d))
-        .map_err(|e| Error::Previous {
-            path: name.clone(),
-            message: format!("{e} (it must be an earlier output of cidr-alloc)"),
-        })?;
-    Ok(Some(document))
+    hardway::doc::read_previous(path).map_err(|e| Error::Previous {
+        path: path.display().to_string(),
+        message: match e {
+            hardway::Error::Input { source, .. } => format!("cannot read it: {source}"),
+            e => format!("{e} (it must be an earlier output of cidr-alloc)"),
+        },
+    })
 }
 
 /// Nodes, roles, IPs, pod CIDRs and MACs for people, then the cluster-wide addresses.

@@ -141,6 +141,33 @@ fn check_ranges(
     options: &Options,
 ) -> Result<(), Error> {
     let networks = &document.cluster.networks;
+    let own = own_ranges(networks)?;
+    check_pod_and_service_shape(networks)?;
+    if let Some((a, b)) = overlap_among(&own) {
+        return Err(Error::Overlap {
+            first: a.label.clone(),
+            second: b.label.clone(),
+        });
+    }
+    // The rule every tool applies to a pod CIDR when it reads a document (so route-sync never
+    // installs a default, loopback, link-local or multicast route): each CIDR cidr-alloc hands out
+    // is inside a pod network, so checking the networks checks every CIDR it can decide.
+    for net in &networks.pod {
+        validate::pod_range(net, &networks.node, &networks.service)
+            .map_err(|why| Error::invalid("cluster.networks.pod", why))?;
+    }
+    let avoid = ranges_to_avoid(document, previous, options, &own);
+    if let Some((a, b)) = overlap_between(&own, &avoid) {
+        return Err(Error::Overlap {
+            first: a.label.clone(),
+            second: b.label.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The node, pod and service networks, labelled: each given, one per family, no host bits.
+fn own_ranges(networks: &hardway::doc::Networks) -> Result<Vec<Named>, Error> {
     let mut own: Vec<Named> = Vec::new();
     for (kind, nets) in [
         ("node", &networks.node),
@@ -168,8 +195,14 @@ fn check_ranges(
             });
         }
     }
+    Ok(own)
+}
+
+/// Pods and services in the same families, one per-node prefix per pod network that splits it,
+/// and service networks that hold the DNS service IP (their tenth host).
+fn check_pod_and_service_shape(networks: &hardway::doc::Networks) -> Result<(), Error> {
     let families = |nets: &[IpNet]| {
-        let mut f: Vec<bool> = nets.iter().map(|n| matches!(n, IpNet::V6(_))).collect();
+        let mut f: Vec<bool> = nets.iter().map(family_of).collect();
         f.sort();
         f
     };
@@ -214,24 +247,35 @@ fn check_ranges(
             ));
         }
     }
-    for (i, a) in own.iter().enumerate() {
-        for b in &own[i + 1..] {
-            if overlaps(&a.net, &b.net) {
-                return Err(Error::Overlap {
-                    first: a.label.clone(),
-                    second: b.label.clone(),
-                });
-            }
-        }
-    }
-    // The rule every tool applies to a pod CIDR when it reads a document (so route-sync never
-    // installs a default, loopback, link-local or multicast route): each CIDR cidr-alloc hands out
-    // is inside a pod network, so checking the networks checks every CIDR it can decide.
-    for net in &networks.pod {
-        validate::pod_range(net, &networks.node, &networks.service)
-            .map_err(|why| Error::invalid("cluster.networks.pod", why))?;
-    }
+    Ok(())
+}
 
+/// The first two ranges of `ranges` that overlap, in list order.
+fn overlap_among(ranges: &[Named]) -> Option<(&Named, &Named)> {
+    ranges
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| overlap_between(std::slice::from_ref(a), &ranges[i + 1..]))
+}
+
+/// The first range of `ours` that overlaps one of `theirs`, and that one.
+fn overlap_between<'n>(ours: &'n [Named], theirs: &'n [Named]) -> Option<(&'n Named, &'n Named)> {
+    ours.iter().find_map(|a| {
+        theirs
+            .iter()
+            .find(|b| overlaps(&a.net, &b.net))
+            .map(|b| (a, b))
+    })
+}
+
+/// What the cluster must stay clear of: libvirt's default network, --avoid, and with
+/// --avoid-host-routes the host's routes that are not the cluster's own.
+fn ranges_to_avoid(
+    document: &Document,
+    previous: Option<Previous<'_>>,
+    options: &Options,
+    own: &[Named],
+) -> Vec<Named> {
     let mut avoid: Vec<Named> = vec![Named {
         label: format!("libvirt's default network {LIBVIRT_DEFAULT}"),
         net: LIBVIRT_DEFAULT.parse().expect("valid"),
@@ -257,15 +301,7 @@ fn check_ranges(
                 }),
         );
     }
-    for a in &own {
-        if let Some(b) = avoid.iter().find(|b| overlaps(&a.net, &b.net)) {
-            return Err(Error::Overlap {
-                first: a.label.clone(),
-                second: b.label.clone(),
-            });
-        }
-    }
-    Ok(())
+    avoid
 }
 
 /// `cluster.controller_vip`, when the inventory gave one (mkcluster --controller-vip).
@@ -286,6 +322,9 @@ fn family_of(net: &IpNet) -> bool {
     matches!(net, IpNet::V6(_))
 }
 
+/// Node addresses: the pinned and previous ones kept and checked, then the lowest free host of
+/// each node network for the rest. With several controllers and no VIP, the API VIP is chosen
+/// here too, before any new node address.
 fn allocate_ips<'p>(
     document: &mut Document,
     earlier: &dyn Fn(&str) -> Option<&'p Node>,
@@ -295,7 +334,62 @@ fn allocate_ips<'p>(
 ) -> Result<(), Error> {
     let nets = document.cluster.networks.node.clone();
     let nodes = &document.nodes;
-    // Every pinned address must sit in the node network of its family, once per family.
+    check_pinned_ips(nodes, &nets)?;
+    let gateway = document.hypervisor.as_ref().and_then(|h| h.gateway);
+    check_inside_node_network(&nets, gateway, *api_vip, controller_vip)?;
+    let controllers = nodes
+        .iter()
+        .filter(|n| n.has_role(Role::Controller))
+        .count();
+    let mut chosen: Vec<Vec<IpAddr>> = vec![Vec::with_capacity(nets.len()); nodes.len()];
+    for (k, net) in nets.iter().enumerate() {
+        let v6 = family_of(net);
+        let mut pool = node_pool(*net, gateway, *api_vip, controller_vip)?;
+        // Kept values first, so nothing new can take them.
+        let mut missing = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let kept = match node.ip_of_family(v6) {
+                Some(ip) => Some((ip, Source::Input(i))),
+                None => earlier(&node.name)
+                    .and_then(|p| p.ip_of_family(v6))
+                    .map(|ip| (ip, Source::Previous(previous_path))),
+            };
+            match kept {
+                Some((ip, source)) => {
+                    keep_ip(&mut pool, nodes, i, ip, &source, *net)?;
+                    chosen[i].push(ip);
+                }
+                None => missing.push(i),
+            }
+        }
+        if k == 0 && api_vip.is_none() && controllers > 1 {
+            let slot = pool
+                .next_free(Owner::Vip("cluster.api.vip"))
+                .ok_or_else(|| node_network_exhausted(&pool, *net, nodes.len(), 1))?;
+            *api_vip = Some(pool.ip_at(slot));
+        }
+        let vips_here = [*api_vip, controller_vip]
+            .iter()
+            .flatten()
+            .filter(|v| v.is_ipv6() == v6)
+            .count();
+        for i in missing {
+            let slot = pool
+                .next_free(Owner::Node(i))
+                .ok_or_else(|| node_network_exhausted(&pool, *net, nodes.len(), vips_here))?;
+            chosen[i].push(pool.ip_at(slot));
+        }
+    }
+    for (node, mut ips) in document.nodes.iter_mut().zip(chosen) {
+        // In the order of the node networks (IPv4 first), whatever order the input had.
+        ips.sort_by_key(|ip| nets.iter().position(|n| n.contains(ip)));
+        node.ips = ips;
+    }
+    Ok(())
+}
+
+/// Every pinned address sits in the node network of its family, once per family.
+fn check_pinned_ips(nodes: &[Node], nets: &[IpNet]) -> Result<(), Error> {
     for (i, node) in nodes.iter().enumerate() {
         for (j, ip) in node.ips.iter().enumerate() {
             if !nets.iter().any(|n| n.contains(ip)) {
@@ -304,7 +398,7 @@ fn allocate_ips<'p>(
                     format!(
                         "{ip} of node {} is outside the node network ({}): change it or the node network",
                         node.name,
-                        list(&nets)
+                        list(nets)
                     ),
                 ));
             }
@@ -320,164 +414,137 @@ fn allocate_ips<'p>(
             }
         }
     }
-    let controllers = nodes
-        .iter()
-        .filter(|n| n.has_role(Role::Controller))
-        .count();
-    let gateway = document.hypervisor.as_ref().and_then(|h| h.gateway);
-    if let Some(gw) = gateway {
-        if !nets.iter().any(|n| n.contains(&gw)) {
+    Ok(())
+}
+
+/// The hypervisor's gateway and the VIPs are addresses on the nodes' network.
+fn check_inside_node_network(
+    nets: &[IpNet],
+    gateway: Option<IpAddr>,
+    api_vip: Option<IpAddr>,
+    controller_vip: Option<IpAddr>,
+) -> Result<(), Error> {
+    let inside = |ip: &IpAddr| nets.iter().any(|n| n.contains(ip));
+    if let Some(gw) = gateway.filter(|gw| !inside(gw)) {
+        return Err(Error::invalid(
+            "hypervisor.gateway",
+            format!("{gw} is outside the node network ({})", list(nets)),
+        ));
+    }
+    for (path, vip) in [
+        ("cluster.api.vip", api_vip),
+        ("cluster.controller_vip", controller_vip),
+    ] {
+        if let Some(vip) = vip.filter(|vip| !inside(vip)) {
             return Err(Error::invalid(
-                "hypervisor.gateway",
-                format!("{gw} is outside the node network ({})", list(&nets)),
+                path,
+                format!("{vip} is outside the node network ({}): a VIP is an address on the nodes' network", list(nets)),
             ));
         }
     }
+    Ok(())
+}
+
+/// The hosts of one node network with the gateway reserved and this family's VIPs taken.
+fn node_pool(
+    net: IpNet,
+    gateway: Option<IpAddr>,
+    api_vip: Option<IpAddr>,
+    controller_vip: Option<IpAddr>,
+) -> Result<Pool, Error> {
+    let v6 = family_of(&net);
+    let mut pool = Pool::hosts(net);
+    if let Some(slot) = gateway.and_then(|gw| pool.slot_of(gw)) {
+        pool.reserve(slot, "the hypervisor's gateway");
+    }
     for (path, vip) in [
-        ("cluster.api.vip", *api_vip),
+        ("cluster.api.vip", api_vip),
         ("cluster.controller_vip", controller_vip),
     ] {
-        if let Some(vip) = vip {
-            if !nets.iter().any(|n| n.contains(&vip)) {
+        let Some(vip) = vip.filter(|v| v.is_ipv6() == v6) else {
+            continue;
+        };
+        let slot = pool.slot_of(vip).expect("checked inside the node network");
+        match pool.take(slot, Owner::Vip(path)) {
+            Ok(()) => {}
+            Err(Owner::Reserved(what)) => {
                 return Err(Error::invalid(
                     path,
-                    format!("{vip} is outside the node network ({}): a VIP is an address on the nodes' network", list(&nets)),
-                ));
+                    format!("{vip} is {what} of node network {net}: choose another address"),
+                ))
             }
-        }
-    }
-
-    let mut chosen: Vec<Vec<IpAddr>> = vec![Vec::with_capacity(nets.len()); nodes.len()];
-    for (k, net) in nets.iter().enumerate() {
-        let v6 = family_of(net);
-        let mut pool = Pool::hosts(*net);
-        if let Some(slot) = gateway.and_then(|gw| pool.slot_of(gw)) {
-            pool.reserve(slot, "the hypervisor's gateway");
-        }
-        for (path, vip) in [
-            ("cluster.api.vip", *api_vip),
-            ("cluster.controller_vip", controller_vip),
-        ] {
-            let Some(vip) = vip.filter(|v| v.is_ipv6() == v6) else {
-                continue;
-            };
-            let slot = pool.slot_of(vip).expect("checked above");
-            match pool.take(slot, Owner::Vip(path)) {
-                Ok(()) => {}
-                Err(Owner::Reserved(what)) => {
-                    return Err(Error::invalid(
-                        path,
-                        format!("{vip} is {what} of node network {net}: choose another address"),
-                    ))
-                }
-                Err(_) => {
-                    return Err(Error::invalid(
-                        path,
-                        format!("{vip} is both cluster.api.vip and cluster.controller_vip: give each its own address"),
-                    ))
-                }
-            }
-        }
-        // Kept values first, so nothing new can take them.
-        let mut missing = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            let (ip, source) = match node.ip_of_family(v6) {
-                Some(ip) => (ip, Source::Input(i)),
-                None => match earlier(&node.name).and_then(|p| p.ip_of_family(v6)) {
-                    Some(ip) => (ip, Source::Previous(previous_path)),
-                    None => {
-                        missing.push(i);
-                        continue;
-                    }
-                },
-            };
-            let at = || match &source {
-                Source::Input(i) => format!("nodes[{i}].ips"),
-                Source::Previous(path) => format!("node {} in --previous {path}", node.name),
-            };
-            let Some(slot) = pool.slot_of(ip) else {
+            Err(_) => {
                 return Err(Error::invalid(
-                    at(),
-                    format!(
-                        "{ip} of node {} is outside node network {net}: the network changed since that run; drop --previous to re-address every node",
-                        node.name
-                    ),
-                ));
-            };
-            match pool.take(slot, Owner::Node(i)) {
-                Ok(()) => {}
-                Err(Owner::Reserved(what)) => {
-                    return Err(Error::invalid(
-                        at(),
-                        format!(
-                        "{ip} of node {} is {what} of node network {net}: choose another address",
-                        node.name
-                    ),
-                    ))
-                }
-                Err(Owner::Vip(path)) => {
-                    // One controller (or load balancer) may hold the VIP as its own address.
-                    if node.has_role(Role::Controller) || node.has_role(Role::Lb) {
-                        pool.hand_over(slot, Owner::Node(i));
-                    } else {
-                        return Err(Error::invalid(
-                            at(),
-                            format!("{ip} of node {} is also {path}: give the node or the VIP another address", node.name),
-                        ));
-                    }
-                }
-                Err(Owner::Node(j)) => {
-                    return Err(Error::invalid(
-                        at(),
-                        format!(
-                        "{ip} is the address of both node {} and node {}: give each node its own",
-                        nodes[j].name, node.name
-                    ),
-                    ))
-                }
+                    path,
+                    format!("{vip} is both cluster.api.vip and cluster.controller_vip: give each its own address"),
+                ))
             }
-            chosen[i].push(ip);
         }
-        let exhausted = |pool: &Pool, vips: usize| Error::Exhausted {
-            range: format!("node network {net}"),
-            fit: format!("{} addresses", pool.room()),
-            need: format!(
-                "{} ({} nodes{})",
-                nodes.len() + vips,
-                nodes.len(),
-                if vips > 0 {
-                    format!(" and {vips} VIPs")
-                } else {
-                    String::new()
-                }
+    }
+    Ok(pool)
+}
+
+/// Takes a kept address of node `i` in the pool, or says what already holds it. One controller
+/// (or load balancer) may hold a VIP as its own address.
+fn keep_ip(
+    pool: &mut Pool,
+    nodes: &[Node],
+    i: usize,
+    ip: IpAddr,
+    source: &Source<'_>,
+    net: IpNet,
+) -> Result<(), Error> {
+    let node = &nodes[i];
+    let at = || match source {
+        Source::Input(i) => format!("nodes[{i}].ips"),
+        Source::Previous(path) => format!("node {} in --previous {path}", node.name),
+    };
+    let Some(slot) = pool.slot_of(ip) else {
+        return Err(Error::invalid(
+            at(),
+            format!(
+                "{ip} of node {} is outside node network {net}: the network changed since that run; drop --previous to re-address every node",
+                node.name
             ),
-            hint: "use a larger --node-network or fewer nodes",
-        };
-        // With several controllers and no VIP given, the API VIP is the first free address.
-        if k == 0 && api_vip.is_none() && controllers > 1 {
-            let slot = pool
-                .next_free(Owner::Vip("cluster.api.vip"))
-                .ok_or_else(|| exhausted(&pool, 1))?;
-            *api_vip = Some(pool.ip_at(slot));
+        ));
+    };
+    let message = match pool.take(slot, Owner::Node(i)) {
+        Ok(()) => return Ok(()),
+        Err(Owner::Vip(_)) if node.has_role(Role::Controller) || node.has_role(Role::Lb) => {
+            pool.hand_over(slot, Owner::Node(i));
+            return Ok(());
         }
-        let vips_here = [*api_vip, controller_vip]
-            .iter()
-            .flatten()
-            .filter(|v| v.is_ipv6() == v6)
-            .count();
-        for i in missing {
-            let slot = pool
-                .next_free(Owner::Node(i))
-                .ok_or_else(|| exhausted(&pool, vips_here))?;
-            chosen[i].push(pool.ip_at(slot));
-        }
+        Err(Owner::Reserved(what)) => format!(
+            "{ip} of node {} is {what} of node network {net}: choose another address",
+            node.name
+        ),
+        Err(Owner::Vip(path)) => format!(
+            "{ip} of node {} is also {path}: give the node or the VIP another address",
+            node.name
+        ),
+        Err(Owner::Node(j)) => format!(
+            "{ip} is the address of both node {} and node {}: give each node its own",
+            nodes[j].name, node.name
+        ),
+    };
+    Err(Error::invalid(at(), message))
+}
+
+fn node_network_exhausted(pool: &Pool, net: IpNet, nodes: usize, vips: usize) -> Error {
+    Error::Exhausted {
+        range: format!("node network {net}"),
+        fit: format!("{} addresses", pool.room()),
+        need: format!(
+            "{} ({nodes} nodes{})",
+            nodes + vips,
+            if vips > 0 {
+                format!(" and {vips} VIPs")
+            } else {
+                String::new()
+            }
+        ),
+        hint: "use a larger --node-network or fewer nodes",
     }
-    for (node, mut ips) in document.nodes.iter_mut().zip(chosen) {
-        // In the order of the node networks (IPv4 first), whatever order the input had.
-        ips.sort_by_key(|ip| nets.iter().position(|n| n.contains(ip)));
-        node.ips = ips;
-    }
-    Ok(())
 }
 
 fn allocate_macs<'p>(
@@ -536,6 +603,8 @@ fn allocate_macs<'p>(
     Ok(())
 }
 
+/// Pod CIDRs of the nodes that run pods: the pinned and previous ones kept and checked, then the
+/// lowest free subnet of each pod network for the rest.
 fn allocate_pod_cidrs<'p>(
     document: &mut Document,
     earlier: &dyn Fn(&str) -> Option<&'p Node>,
@@ -554,76 +623,31 @@ fn allocate_pod_cidrs<'p>(
         node.has_role(Role::Worker)
             || (options.pods_on_controllers && node.has_role(Role::Controller))
     };
-    // A pod CIDR is inside a pod network of its family and has that network's per-node prefix.
-    let check = |cidr: &IpNet, at: &dyn Fn() -> String, name: &str| -> Result<(), Error> {
-        let Some((net, prefix)) = pods.iter().find(|(n, _)| family_of(n) == family_of(cidr)) else {
-            return Err(Error::invalid(
-                at(),
-                format!(
-                    "{cidr} of node {name} is {}, the cluster has no such pod network",
-                    validate::family(family_of(cidr))
-                ),
-            ));
-        };
-        if !net.contains(cidr) || cidr.trunc() != *cidr {
-            return Err(Error::invalid(
-                at(),
-                format!("{cidr} of node {name} is not a subnet of pod network {net}: change it or the pod network"),
-            ));
-        }
-        if cidr.prefix_len() != *prefix {
-            return Err(Error::invalid(
-                at(),
-                format!("{cidr} of node {name} is a /{}, the cluster gives each node a /{prefix} (cluster.networks.pod_prefix)", cidr.prefix_len()),
-            ));
-        }
-        Ok(())
-    };
-    for (i, node) in nodes.iter().enumerate() {
-        for (j, cidr) in node.pod_cidrs.iter().enumerate() {
-            check(cidr, &|| format!("nodes[{i}].pod_cidrs[{j}]"), &node.name)?;
-            if node.pod_cidrs[..j]
-                .iter()
-                .any(|o| family_of(o) == family_of(cidr))
-            {
-                return Err(Error::invalid(
-                    format!("nodes[{i}].pod_cidrs[{j}]"),
-                    format!(
-                        "node {} has two {} pod CIDRs: give one per family",
-                        node.name,
-                        validate::family(family_of(cidr))
-                    ),
-                ));
-            }
-        }
-    }
-
+    check_pinned_pod_cidrs(nodes, &pods)?;
     let mut chosen: Vec<Vec<IpNet>> = vec![Vec::new(); nodes.len()];
     for (net, prefix) in &pods {
         let v6 = family_of(net);
+        let of_family = |cidrs: &[IpNet]| cidrs.iter().find(|c| family_of(c) == v6).copied();
         let mut pool = Pool::subnets(*net, *prefix);
         let mut missing = Vec::new();
         let mut need = 0usize;
         for (i, node) in nodes.iter().enumerate() {
-            let input = node.pod_cidrs.iter().find(|c| family_of(c) == v6).copied();
-            let earlier_cidr = || {
-                earlier(&node.name)
-                    .and_then(|p| p.pod_cidrs.iter().find(|c| family_of(c) == v6).copied())
-            };
             let previous_at = || format!("node {} in --previous {previous_path}", node.name);
-            let (cidr, from_input) = match input {
+            let (cidr, from_input) = match of_family(&node.pod_cidrs) {
                 Some(cidr) => (cidr, true),
-                None if runs_pods(node) => match earlier_cidr() {
-                    Some(cidr) => {
-                        check(&cidr, &previous_at, &node.name)?;
-                        (cidr, false)
+                None if runs_pods(node) => {
+                    match earlier(&node.name).and_then(|p| of_family(&p.pod_cidrs)) {
+                        Some(cidr) => {
+                            check_pod_cidr(&cidr, &previous_at, &node.name, &pods)?;
+                            (cidr, false)
+                        }
+                        None => {
+                            missing.push(i);
+                            need += 1;
+                            continue;
+                        }
                     }
-                    None => {
-                        missing.push(i);
-                        need += 1;
-                        continue;
-                    }
-                },
+                }
                 None => continue,
             };
             need += 1;
@@ -657,6 +681,61 @@ fn allocate_pod_cidrs<'p>(
     }
     for (node, cidrs) in document.nodes.iter_mut().zip(chosen) {
         node.pod_cidrs = cidrs;
+    }
+    Ok(())
+}
+
+/// Every pinned pod CIDR fits its pod network, once per family.
+fn check_pinned_pod_cidrs(nodes: &[Node], pods: &[(IpNet, u8)]) -> Result<(), Error> {
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, cidr) in node.pod_cidrs.iter().enumerate() {
+            let at = || format!("nodes[{i}].pod_cidrs[{j}]");
+            check_pod_cidr(cidr, &at, &node.name, pods)?;
+            if node.pod_cidrs[..j]
+                .iter()
+                .any(|o| family_of(o) == family_of(cidr))
+            {
+                return Err(Error::invalid(
+                    at(),
+                    format!(
+                        "node {} has two {} pod CIDRs: give one per family",
+                        node.name,
+                        validate::family(family_of(cidr))
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pod CIDR is inside a pod network of its family and has that network's per-node prefix.
+fn check_pod_cidr(
+    cidr: &IpNet,
+    at: &dyn Fn() -> String,
+    name: &str,
+    pods: &[(IpNet, u8)],
+) -> Result<(), Error> {
+    let Some((net, prefix)) = pods.iter().find(|(n, _)| family_of(n) == family_of(cidr)) else {
+        return Err(Error::invalid(
+            at(),
+            format!(
+                "{cidr} of node {name} is {}, the cluster has no such pod network",
+                validate::family(family_of(cidr))
+            ),
+        ));
+    };
+    if !net.contains(cidr) || cidr.trunc() != *cidr {
+        return Err(Error::invalid(
+            at(),
+            format!("{cidr} of node {name} is not a subnet of pod network {net}: change it or the pod network"),
+        ));
+    }
+    if cidr.prefix_len() != *prefix {
+        return Err(Error::invalid(
+            at(),
+            format!("{cidr} of node {name} is a /{}, the cluster gives each node a /{prefix} (cluster.networks.pod_prefix)", cidr.prefix_len()),
+        ));
     }
     Ok(())
 }

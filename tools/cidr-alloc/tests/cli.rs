@@ -1,10 +1,13 @@
 //! The cidr-alloc binary: every refusal exits 2 with exactly one `cidr-alloc: error:` line and
-//! nothing on stdout; the pipeline from mkcluster reproduces docs/sources.md#seed-003's plan; re-runs and
-//! --previous keep every value.
+//! nothing on stdout; re-runs and --previous keep every value. The pipeline from mkcluster is
+//! tests/e2e/inventory_to_addresses.rs.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
+use hardway::Document;
+use ipnet::IpNet;
 use serde_json::{json, Value};
 
 fn root() -> PathBuf {
@@ -32,8 +35,8 @@ fn unallocated() -> Value {
     doc
 }
 
-/// Runs cidr-alloc on a document and returns the output document.
-fn allocate(doc: &Value, args: &[&str]) -> Value {
+/// Runs cidr-alloc on a document and returns the output document, read by the tools' reader.
+fn allocate(doc: &Value, args: &[&str]) -> Document {
     let out = cidr_alloc()
         .args(args)
         .write_stdin(doc.to_string())
@@ -45,7 +48,15 @@ fn allocate(doc: &Value, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stderr.is_empty());
-    serde_json::from_slice(&out.stdout).unwrap()
+    hardway::doc::parse(std::str::from_utf8(&out.stdout).unwrap(), "stdout").unwrap()
+}
+
+fn ips(text: &[&str]) -> Vec<IpAddr> {
+    text.iter().map(|t| t.parse().unwrap()).collect()
+}
+
+fn nets(text: &[&str]) -> Vec<IpNet> {
+    text.iter().map(|t| t.parse().unwrap()).collect()
 }
 
 /// Runs cidr-alloc expecting a refusal; returns its one error line.
@@ -72,151 +83,23 @@ fn with(mut doc: Value, path: &[&str], value: Value) -> Value {
 }
 
 #[test]
-fn lab_pipeline_reproduces_the_fixture() {
-    let inventory = mkcluster(["--name", "lab", "examples/lab.csv"]);
-    let allocated = cidr_alloc().write_stdin(inventory).output().unwrap();
-    assert!(allocated.status.success());
-    let fixture = std::fs::read_to_string(root().join("tests/fixtures/lab.json")).unwrap();
-    assert_eq!(String::from_utf8(allocated.stdout).unwrap(), fixture);
-}
-
-/// What `mkcluster ARGS` prints, made by mkcluster's library the way its main does (relative
-/// paths are from the repository root), so this test needs no mkcluster binary.
-fn mkcluster<I: IntoIterator<Item = S>, S: AsRef<str>>(args: I) -> Vec<u8> {
-    let argv: Vec<String> = std::iter::once("mkcluster".to_string())
-        .chain(args.into_iter().map(|a| a.as_ref().to_string()))
-        .collect();
-    let matches = mkcluster::cli::command()
-        .try_get_matches_from(&argv)
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    let options = mkcluster::Options::from_matches(&matches).unwrap();
-    let file = matches
-        .get_one::<PathBuf>(mkcluster::cli::options::FILE)
-        .expect("an inventory file");
-    let text = std::fs::read_to_string(root().join(file)).unwrap();
-    let document = mkcluster::build(&text, &file.display().to_string(), &options)
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    hardway::doc::to_string(&document).into_bytes()
-}
-
-#[test]
-fn ebook_csv_gives_seed_003s_plan() {
-    let inventory = mkcluster([
-        "examples/ebook-9node.csv",
-        "--api-vip",
-        "10.240.0.40",
-        "--controller-vip",
-        "10.240.0.20",
-    ]);
-    let doc: Value = serde_json::from_slice(
-        &cidr_alloc()
-            .write_stdin(inventory.clone())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let expected = [
-        ("etcd1", "etcd", "10.240.0.11", 512, 4),
-        ("etcd2", "etcd", "10.240.0.12", 512, 4),
-        ("etcd3", "etcd", "10.240.0.13", 512, 4),
-        ("controller1", "controller", "10.240.0.21", 512, 4),
-        ("controller2", "controller", "10.240.0.22", 512, 4),
-        ("worker1", "worker", "10.240.0.31", 1536, 20),
-        ("worker2", "worker", "10.240.0.32", 1536, 20),
-        ("lb1", "lb", "10.240.0.41", 512, 4),
-        ("lb2", "lb", "10.240.0.42", 512, 4),
-    ];
-    let nodes = doc["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 9);
-    for (node, (name, role, ip, mib, gib)) in nodes.iter().zip(expected) {
-        assert_eq!(node["name"], name);
-        assert_eq!(node["fqdn"], format!("{name}.example.com"));
-        assert_eq!(node["roles"], json!([role]));
-        assert_eq!(node["ips"], json!([ip]));
-        assert_eq!(node["memory_mib"], mib);
-        assert_eq!(node["disk_gib"], gib);
-        let pods = if role == "worker" { 1 } else { 0 };
-        assert_eq!(node["pod_cidrs"].as_array().unwrap().len(), pods);
-    }
-    assert_eq!(nodes[5]["pod_cidrs"], json!(["10.200.0.0/24"]));
-    assert_eq!(nodes[6]["pod_cidrs"], json!(["10.200.1.0/24"]));
-    let cluster = &doc["cluster"];
-    assert_eq!(cluster["networks"]["node"], json!(["10.240.0.0/24"]));
-    assert_eq!(cluster["networks"]["pod"], json!(["10.200.0.0/16"]));
-    assert_eq!(cluster["networks"]["service"], json!(["10.32.0.0/24"]));
-    assert_eq!(cluster["api"]["vip"], "10.240.0.40");
-    assert_eq!(cluster["api"]["endpoint"], "https://10.240.0.40:6443");
-    assert_eq!(cluster["controller_vip"], "10.240.0.20");
-    assert_eq!(cluster["service_ips"]["kubernetes"], json!(["10.32.0.1"]));
-    assert_eq!(cluster["service_ips"]["dns"], json!(["10.32.0.10"]));
-    assert_eq!(cluster["domain"], "example.com");
-
-    let table = cidr_alloc()
-        .args(["-o", "table"])
-        .write_stdin(inventory)
-        .output()
-        .unwrap();
-    let table = String::from_utf8(table.stdout).unwrap();
-    assert!(table.starts_with("NAME"), "{table}");
-    assert!(
-        table.contains("worker1      worker      10.240.0.31  10.200.0.0/24  52:54:00:"),
-        "{table}"
-    );
-}
-
-#[test]
-fn every_example_runs_as_its_comment_says() {
-    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "csv") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut command = String::new();
-        for line in text.lines().take_while(|l| l.starts_with('#')) {
-            let line = line.trim_start_matches('#').trim();
-            if command.is_empty() && !line.starts_with("mkcluster ") {
-                continue;
-            }
-            command.push_str(line.trim_end_matches('\\'));
-            command.push(' ');
-            if !line.ends_with('\\') {
-                break;
-            }
-        }
-        let (make, alloc) = command
-            .split_once('|')
-            .unwrap_or_else(|| panic!("{}: no `mkcluster … | cidr-alloc` comment", path.display()));
-        let make: Vec<&str> = make.split_whitespace().skip(1).collect();
-        let alloc: Vec<&str> = alloc.split_whitespace().skip(1).collect();
-        let inventory = mkcluster(make);
-        let done = cidr_alloc()
-            .args(alloc)
-            .write_stdin(inventory)
-            .output()
-            .unwrap();
-        assert!(
-            done.status.success(),
-            "{}: {}",
-            path.display(),
-            String::from_utf8_lossy(&done.stderr)
-        );
-    }
-}
-
-#[test]
 fn allocates_the_lowest_free_slots_and_derives_values() {
     let doc = allocate(&unallocated(), &[]);
-    let nodes = doc["nodes"].as_array().unwrap();
+    let nodes = &doc.nodes;
     // Three controllers: the VIP is the first free address, then the nodes.
-    assert_eq!(doc["cluster"]["api"]["vip"], "10.240.0.2");
-    assert_eq!(doc["cluster"]["api"]["endpoint"], "https://10.240.0.2:6443");
-    assert_eq!(nodes[0]["ips"], json!(["10.240.0.3"]));
-    assert_eq!(nodes[2]["ips"], json!(["10.240.0.5"]));
-    assert_eq!(nodes[1]["pod_cidrs"], json!(["10.200.1.0/24"]));
-    assert!(nodes[0]["mac"].as_str().unwrap().starts_with("52:54:00:"));
-    assert_eq!(doc["hypervisor"]["gateway"], "10.240.0.1");
+    assert_eq!(doc.cluster.api.vip, Some("10.240.0.2".parse().unwrap()));
+    assert_eq!(
+        doc.cluster.api.endpoint.as_deref(),
+        Some("https://10.240.0.2:6443")
+    );
+    assert_eq!(nodes[0].ips, ips(&["10.240.0.3"]));
+    assert_eq!(nodes[2].ips, ips(&["10.240.0.5"]));
+    assert_eq!(nodes[1].pod_cidrs, nets(&["10.200.1.0/24"]));
+    assert!(nodes[0].mac.as_deref().unwrap().starts_with("52:54:00:"));
+    assert_eq!(
+        doc.hypervisor.unwrap().gateway,
+        Some("10.240.0.1".parse().unwrap())
+    );
 }
 
 #[test]
@@ -225,7 +108,7 @@ fn one_controller_is_the_api_vip() {
     doc["nodes"].as_array_mut().unwrap().truncate(1);
     doc["nodes"][0]["ips"] = json!(["10.240.0.50"]);
     let out = allocate(&doc, &[]);
-    assert_eq!(out["cluster"]["api"]["vip"], "10.240.0.50");
+    assert_eq!(out.cluster.api.vip, Some("10.240.0.50".parse().unwrap()));
 }
 
 #[test]
@@ -240,20 +123,17 @@ fn ipv6_endpoint_is_bracketed_and_dual_stack_gets_both_families() {
     doc["cluster"]["api"]["vip"] = json!("fd00:10:240::100");
     let out = allocate(&doc, &[]);
     assert_eq!(
-        out["cluster"]["api"]["endpoint"],
-        "https://[fd00:10:240::100]:6443"
+        out.cluster.api.endpoint.as_deref(),
+        Some("https://[fd00:10:240::100]:6443")
+    );
+    assert_eq!(out.nodes[0].ips, ips(&["10.240.0.2", "fd00:10:240::2"]));
+    assert_eq!(
+        out.nodes[2].pod_cidrs,
+        nets(&["10.200.2.0/24", "fd00:10:200:2::/64"])
     );
     assert_eq!(
-        out["nodes"][0]["ips"],
-        json!(["10.240.0.2", "fd00:10:240::2"])
-    );
-    assert_eq!(
-        out["nodes"][2]["pod_cidrs"],
-        json!(["10.200.2.0/24", "fd00:10:200:2::/64"])
-    );
-    assert_eq!(
-        out["cluster"]["service_ips"]["dns"],
-        json!(["10.32.0.10", "fd00:10:32::a"])
+        out.cluster.service_ips.unwrap().dns,
+        ips(&["10.32.0.10", "fd00:10:32::a"])
     );
 }
 
@@ -263,7 +143,7 @@ fn previous_output_keeps_values_and_a_missing_file_is_none() {
     let previous = dir.path().join("cluster.json");
     let prev_arg = previous.to_str().unwrap();
     let first = allocate(&unallocated(), &["--previous", prev_arg]);
-    std::fs::write(&previous, first.to_string()).unwrap();
+    std::fs::write(&previous, hardway::doc::to_string(&first)).unwrap();
     // The inventory changes: node-1 goes, node-4 comes; the others keep everything.
     let mut doc = unallocated();
     let nodes = doc["nodes"].as_array_mut().unwrap();
@@ -273,27 +153,12 @@ fn previous_output_keeps_values_and_a_missing_file_is_none() {
     nodes.push(newcomer);
     let second = allocate(&doc, &["--previous", prev_arg]);
     for name in ["node-2", "node-3"] {
-        let find = |d: &Value| {
-            d["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["name"] == name)
-                .unwrap()
-                .clone()
-        };
-        assert_eq!(find(&first), find(&second), "{name} moved");
+        assert_eq!(first.node(name), second.node(name), "{name} moved");
     }
-    assert_eq!(
-        second["cluster"]["api"]["vip"],
-        first["cluster"]["api"]["vip"]
-    );
+    assert_eq!(second.cluster.api.vip, first.cluster.api.vip);
     // node-4 takes node-1's freed slots: the lowest free.
-    assert_eq!(second["nodes"][2]["ips"], first["nodes"][0]["ips"]);
-    assert_eq!(
-        second["nodes"][2]["pod_cidrs"],
-        first["nodes"][0]["pod_cidrs"]
-    );
+    assert_eq!(second.nodes[2].ips, first.nodes[0].ips);
+    assert_eq!(second.nodes[2].pod_cidrs, first.nodes[0].pod_cidrs);
 }
 
 #[test]
@@ -311,13 +176,13 @@ fn rerun_on_own_output_is_identical_and_unknown_fields_survive() {
         .output()
         .unwrap();
     assert_eq!(once.stdout, twice.stdout);
-    let out: Value = serde_json::from_slice(&once.stdout).unwrap();
-    assert_eq!(out["annotations"]["team"], "blue");
-    assert_eq!(out["cluster"]["owner"], "ops");
-    assert_eq!(out["cluster"]["networks"]["mine"], 1);
-    assert_eq!(out["cluster"]["api"]["note"], "x");
-    assert_eq!(out["nodes"][0]["rack"], 7);
-    assert_eq!(out["hypervisor"]["zone"], "a");
+    let out = hardway::doc::parse(std::str::from_utf8(&once.stdout).unwrap(), "stdout").unwrap();
+    assert_eq!(out.extra["annotations"], json!({"team": "blue"}));
+    assert_eq!(out.cluster.extra["owner"], "ops");
+    assert_eq!(out.cluster.networks.extra["mine"], 1);
+    assert_eq!(out.cluster.api.extra["note"], "x");
+    assert_eq!(out.nodes[0].extra["rack"], 7);
+    assert_eq!(out.hypervisor.unwrap().extra["zone"], "a");
 }
 
 #[test]
@@ -327,10 +192,10 @@ fn split_prints_subnets_as_json() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let nets: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let split: Vec<IpNet> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        nets,
-        json!(["10.200.0.0/24", "10.200.1.0/24", "10.200.2.0/24"])
+        split,
+        nets(&["10.200.0.0/24", "10.200.1.0/24", "10.200.2.0/24"])
     );
 }
 
@@ -347,9 +212,15 @@ fn table_lists_nodes() {
         first.split_whitespace().collect::<Vec<_>>(),
         ["NAME", "ROLES", "IPS", "POD", "CIDRS", "MAC"]
     );
-    assert!(
-        text.contains("node-1  etcd,controller,worker  10.240.0.3"),
-        "{text}"
+    let node_1 = testkit::table_row(&text, "node-1");
+    assert_eq!(
+        node_1[..4],
+        [
+            "node-1",
+            "etcd,controller,worker",
+            "10.240.0.3",
+            "10.200.0.0/24"
+        ]
     );
 }
 
@@ -739,9 +610,9 @@ fn refuses_a_bad_previous_file() {
     );
     // An earlier run in another node network: its values cannot be kept.
     let mut earlier = allocate(&unallocated(), &[]);
-    earlier["cluster"]["networks"]["node"] = json!(["10.250.0.0/24"]);
-    earlier["nodes"][0]["ips"] = json!(["10.250.0.3"]);
-    std::fs::write(&previous, earlier.to_string()).unwrap();
+    earlier.cluster.networks.node = nets(&["10.250.0.0/24"]);
+    earlier.nodes[0].ips = ips(&["10.250.0.3"]);
+    std::fs::write(&previous, hardway::doc::to_string(&earlier)).unwrap();
     refuse_doc(
         &unallocated(),
         &["--previous", previous.to_str().unwrap()],
@@ -760,11 +631,11 @@ fn pods_on_controllers_gives_controllers_a_pod_cidr() {
     let mut doc = unallocated();
     doc["nodes"][0]["roles"] = json!(["etcd", "controller"]);
     let plain = allocate(&doc, &[]);
-    assert_eq!(plain["nodes"][0]["pod_cidrs"], json!([]));
-    assert_eq!(plain["nodes"][1]["pod_cidrs"], json!(["10.200.0.0/24"]));
+    assert_eq!(plain.nodes[0].pod_cidrs, []);
+    assert_eq!(plain.nodes[1].pod_cidrs, nets(&["10.200.0.0/24"]));
     let with = allocate(&doc, &["--pods-on-controllers"]);
-    assert_eq!(with["nodes"][0]["pod_cidrs"], json!(["10.200.0.0/24"]));
-    assert_eq!(with["nodes"][1]["pod_cidrs"], json!(["10.200.1.0/24"]));
+    assert_eq!(with.nodes[0].pod_cidrs, nets(&["10.200.0.0/24"]));
+    assert_eq!(with.nodes[1].pod_cidrs, nets(&["10.200.1.0/24"]));
 }
 
 #[test]

@@ -103,7 +103,7 @@ pub fn command() -> Command {
                 .long(TIMEOUT)
                 .value_name("DURATION")
                 .default_value("5s")
-                .help("Bound on the whole check (5s, 500ms, 1m; a bare number is seconds)"),
+                .help(format!("Bound on the whole check; DURATION is {}", hardway::duration::GRAMMAR)),
         )
         .arg(
             Arg::new(CONNECT_TIMEOUT)
@@ -112,7 +112,7 @@ pub fn command() -> Command {
                 .default_value("2s")
                 .help(
                     "Bound on each member's TCP connect and TLS handshake (at most --timeout), \
-                     as etcdctl's --dial-timeout",
+                     as etcdctl's --dial-timeout; a DURATION as --timeout takes",
                 ),
         )
         .arg(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ArgMatches;
+use hardway::duration::Unit;
 use hardway::table::Format;
 
 use crate::cli::options;
@@ -15,30 +16,6 @@ pub use hardway_etcd::{
     from_document, parse_endpoint, parse_endpoint_flag, Credentials, FromDocument, Host, PemFile,
     Target,
 };
-
-/// Parses a duration: `5s`, `500ms`, `1m`, `1.5s`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    // Quoted and cut to a sane length in every message (hardway::error::quote).
-    let quoted = hardway::error::quote(text);
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{quoted} is not a duration (e.g. 5s, 500ms, 1m)"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        _ => return Err(format!("{quoted}: unknown unit {unit:?} (use ms, s or m)")),
-    };
-    if !(seconds > 0.0 && seconds < 86_400.0) {
-        return Err(format!("{quoted} must be above zero and below a day"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
 
 /// Everything a check needs, resolved from the flags and the document.
 #[derive(Debug, Clone)]
@@ -55,14 +32,8 @@ pub struct Options {
 
 impl Options {
     pub fn from_matches(m: &ArgMatches) -> Result<Options, Error> {
-        let timeout = parse_duration(m.get_one::<String>(options::TIMEOUT).expect("default"))
-            .map_err(|e| Error::flag(options::TIMEOUT, e))?;
-        let connect_timeout = parse_duration(
-            m.get_one::<String>(options::CONNECT_TIMEOUT)
-                .expect("default"),
-        )
-        .map_err(|e| Error::flag(options::CONNECT_TIMEOUT, e))?
-        .min(timeout);
+        let timeout = duration_flag(m, options::TIMEOUT)?;
+        let connect_timeout = duration_flag(m, options::CONNECT_TIMEOUT)?.min(timeout);
         let format = Format::parse(m.get_one::<String>(options::OUTPUT).expect("default"))
             .expect("clap checked the format");
         let cacert = m.get_one::<PathBuf>(options::CACERT).cloned();
@@ -127,19 +98,8 @@ impl Options {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        for bad in ["", "0", "5h", "s", "-1s", "1e9"] {
-            assert!(parse_duration(bad).is_err(), "{bad} accepted");
-        }
-    }
+/// A timeout flag in the shared DURATION grammar; a bare number meant seconds here.
+fn duration_flag(m: &ArgMatches, id: &'static str) -> Result<Duration, Error> {
+    let text = m.get_one::<String>(id).expect("default");
+    hardway::duration::timeout(text, Unit::Seconds).map_err(|e| Error::flag(id, e))
 }

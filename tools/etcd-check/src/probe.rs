@@ -114,36 +114,69 @@ async fn connect(
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
 ) -> Option<(Client, Client)> {
-    let connect_deadline = (tokio::time::Instant::now() + connect_timeout).min(deadline);
-    let no_answer = |what: &str| format!("no answer within {connect_timeout:?} ({what})");
-    let address = format!("{}:{}", target.host, target.port);
-    let tcp = step(&record, steps::TCP, async {
-        match timeout_at(connect_deadline, TcpStream::connect(address.as_str())).await {
-            Err(_) => Err(no_answer("host down or packets dropped?")),
-            Ok(Err(e)) => Err(format!("{address}: {e}")),
-            Ok(Ok(stream)) => Ok(stream),
-        }
-    })
-    .await?;
-    let _ = tcp.set_nodelay(true);
-
+    let dial = Dial {
+        record: &record,
+        timeout: connect_timeout,
+        deadline: (tokio::time::Instant::now() + connect_timeout).min(deadline),
+    };
+    let tcp = dial.tcp(target).await?;
     if target.tls {
         let tls = tls.as_ref().expect("https targets have TLS settings");
+        let mut stream = dial.tls(target, tls, tcp).await?;
+        dial.client_cert_accepted(&mut stream).await?;
+    } else {
+        drop(tcp);
+    }
+    let channel = dial.grpc(target, tls.as_deref()).await?;
+    clients(channel).await
+}
+
+/// One member's connection steps, under the connect timeout.
+struct Dial<'a> {
+    record: &'a Mutex<MemberReport>,
+    timeout: Duration,
+    /// The connect timeout from now, or the check's deadline when sooner.
+    deadline: tokio::time::Instant,
+}
+
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+impl Dial<'_> {
+    fn no_answer(&self, what: &str) -> String {
+        format!("no answer within {:?} ({what})", self.timeout)
+    }
+
+    async fn tcp(&self, target: &Target) -> Option<TcpStream> {
+        let address = format!("{}:{}", target.host, target.port);
+        let tcp = step(self.record, steps::TCP, async {
+            match timeout_at(self.deadline, TcpStream::connect(address.as_str())).await {
+                Err(_) => Err(self.no_answer("host down or packets dropped?")),
+                Ok(Err(e)) => Err(format!("{address}: {e}")),
+                Ok(Ok(stream)) => Ok(stream),
+            }
+        })
+        .await?;
+        let _ = tcp.set_nodelay(true);
+        Some(tcp)
+    }
+
+    /// Our own TLS handshake, which records the server certificate's expiry.
+    async fn tls(&self, target: &Target, tls: &Tls, tcp: TcpStream) -> Option<TlsStream> {
         let server_name = match &target.host {
             Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
             Host::Name(name) => match ServerName::try_from(name.clone()) {
                 Ok(n) => n,
                 Err(e) => {
-                    let index = lock(&record).begin(steps::TLS);
-                    lock(&record).finish(index, Err(e.to_string()));
+                    let index = lock(self.record).begin(steps::TLS);
+                    lock(self.record).finish(index, Err(e.to_string()));
                     return None;
                 }
             },
         };
         let connector = TlsConnector::from(tls.rustls.clone());
-        let mut stream = step(&record, steps::TLS, async {
-            match timeout_at(connect_deadline, connector.connect(server_name, tcp)).await {
-                Err(_) => Err(no_answer(
+        let stream = step(self.record, steps::TLS, async {
+            match timeout_at(self.deadline, connector.connect(server_name, tcp)).await {
+                Err(_) => Err(self.no_answer(
                     "the member accepts connections but does not answer: stopped or overloaded?",
                 )),
                 Ok(Err(e)) => Err(explain_tls(&e)),
@@ -157,20 +190,25 @@ async fn connect(
             .peer_certificates()
             .and_then(|c| c.first())
         {
-            lock(&record).cert = cert_info(cert);
+            lock(self.record).cert = cert_info(cert);
         }
-        let accepted = step(&record, steps::CLIENT_CERT, async {
+        Some(stream)
+    }
+
+    /// Whether the member accepted our client certificate: a TLS 1.3 server refuses it only
+    /// after the handshake, so this writes the HTTP/2 client preface and an empty SETTINGS
+    /// frame; a server that accepted answers with its SETTINGS, one that refused with an alert.
+    async fn client_cert_accepted(&self, stream: &mut TlsStream) -> Option<()> {
+        step(self.record, steps::CLIENT_CERT, async {
             let exchange = async {
-                // The HTTP/2 client preface and an empty SETTINGS frame; a server that accepted
-                // our certificate answers with its SETTINGS, one that refused it with an alert.
                 stream
                     .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
                     .await?;
                 let mut buf = [0u8; 9];
                 stream.read(&mut buf).await
             };
-            match timeout_at(connect_deadline, exchange).await {
-                Err(_) => Err(no_answer("no HTTP/2 settings after the TLS handshake")),
+            match timeout_at(self.deadline, exchange).await {
+                Err(_) => Err(self.no_answer("no HTTP/2 settings after the TLS handshake")),
                 Ok(Ok(0)) => Err(
                     "the member closed the connection after the TLS handshake: it refused our client certificate (is it signed by the etcd CA? give --cert and --key)"
                         .to_string(),
@@ -179,43 +217,44 @@ async fn connect(
                 Ok(Err(e)) => Err(explain_tls(&e)),
             }
         })
-        .await;
-        accepted?;
-    } else {
-        drop(tcp);
+        .await
     }
 
-    let channel = step(&record, steps::GRPC, async {
-        let mut endpoint = tonic::transport::Endpoint::from_shared(target.url.clone())
-            .map_err(|e| e.to_string())?
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true);
-        if let Some(tls) = tls.as_ref().filter(|_| target.tls) {
-            endpoint = endpoint
-                .tls_config(tls.tonic.clone())
-                .map_err(|e| e.to_string())?;
-        }
-        match timeout_at(connect_deadline, endpoint.connect()).await {
-            Err(_) => Err(no_answer("gRPC connection")),
-            Ok(Err(e)) => Err(error_chain(&e)),
-            Ok(Ok(channel)) => Ok(channel),
-        }
-    })
-    .await?;
-    let Ok(client) = Client::from_channel(etcd_client::Channel::Tonic(channel.clone()), None).await
-    else {
-        return None;
-    };
-    // Quorum reads carry etcd's "require leader" flag: a member without a leader says so at
-    // once instead of holding the request until the deadline.
-    let Ok(leader_client) = Client::from_channel(
+    /// A plain (not load-balanced) tonic channel to this one endpoint.
+    async fn grpc(&self, target: &Target, tls: Option<&Tls>) -> Option<tonic::transport::Channel> {
+        step(self.record, steps::GRPC, async {
+            let mut endpoint = tonic::transport::Endpoint::from_shared(target.url.clone())
+                .map_err(|e| e.to_string())?
+                .connect_timeout(self.timeout)
+                .tcp_nodelay(true);
+            if let Some(tls) = tls.filter(|_| target.tls) {
+                endpoint = endpoint
+                    .tls_config(tls.tonic.clone())
+                    .map_err(|e| e.to_string())?;
+            }
+            match timeout_at(self.deadline, endpoint.connect()).await {
+                Err(_) => Err(self.no_answer("gRPC connection")),
+                Ok(Err(e)) => Err(error_chain(&e)),
+                Ok(Ok(channel)) => Ok(channel),
+            }
+        })
+        .await
+    }
+}
+
+/// A client for plain requests and one for quorum reads over the same channel. Quorum reads
+/// carry etcd's "require leader" flag: a member without a leader says so at once instead of
+/// holding the request until the deadline.
+async fn clients(channel: tonic::transport::Channel) -> Option<(Client, Client)> {
+    let client = Client::from_channel(etcd_client::Channel::Tonic(channel.clone()), None)
+        .await
+        .ok()?;
+    let leader_client = Client::from_channel(
         etcd_client::Channel::Tonic(channel),
         Some(ConnectOptions::new().with_require_leader(true)),
     )
     .await
-    else {
-        return None;
-    };
+    .ok()?;
     Some((client, leader_client))
 }
 
@@ -232,6 +271,7 @@ impl Lost {
     }
 }
 
+/// Everything asked of one member, in parallel once it is connected.
 async fn probe(
     target: &Target,
     tls: Option<Arc<Tls>>,
@@ -247,124 +287,126 @@ async fn probe(
         lost.members.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let status = {
-        let mut maintenance = client.maintenance_client();
-        let record = record.clone();
-        async move {
-            if let Some(s) = step(&record, steps::STATUS, async {
-                maintenance.status().await.map_err(|e| grpc_error(&e))
-            })
+    tokio::join!(
+        status(&client, &record),
+        serializable_read(&client, &record),
+        linearizable_read(&client, &leader_client, &record, deadline, &lost),
+        members(&client, &record),
+    );
+    lock(&record).took_ms = Some(report::millis(start.elapsed()));
+}
+
+async fn status(client: &Client, record: &Mutex<MemberReport>) {
+    let mut maintenance = client.maintenance_client();
+    if let Some(s) = step(record, steps::STATUS, async {
+        maintenance.status().await.map_err(|e| grpc_error(&e))
+    })
+    .await
+    {
+        apply_status(&mut lock(record), &s);
+    }
+}
+
+/// A local read; the round trip is timed on a second read, as the first one shares the new
+/// connection's start with every other request.
+async fn serializable_read(client: &Client, record: &Mutex<MemberReport>) {
+    let mut kv = client.kv_client();
+    let local = || GetOptions::new().with_serializable();
+    let ok = step(record, steps::SERIALIZABLE, async {
+        kv.get(HEALTH_KEY, Some(local()))
             .await
-            {
-                apply_status(&mut lock(&record), &s);
-            }
+            .map_err(|e| grpc_error(&e))
+    })
+    .await;
+    if ok.is_some() {
+        let started = Instant::now();
+        if kv.get(HEALTH_KEY, Some(local())).await.is_ok() {
+            lock(record).rtt_ms = Some(report::millis(started.elapsed()));
         }
-    };
-    let serializable = {
-        let mut kv = client.kv_client();
-        let record = record.clone();
-        async move {
-            let local = || GetOptions::new().with_serializable();
-            let ok = step(&record, steps::SERIALIZABLE, async {
-                kv.get(HEALTH_KEY, Some(local()))
-                    .await
-                    .map_err(|e| grpc_error(&e))
-            })
-            .await;
-            // The round trip is timed on a second read: the first one shares the new
-            // connection's start with every other request.
-            if ok.is_some() {
-                let started = Instant::now();
-                if kv.get(HEALTH_KEY, Some(local())).await.is_ok() {
-                    lock(&record).rtt_ms = Some(report::millis(started.elapsed()));
-                }
-            }
-        }
-    };
-    let linearizable = {
-        let mut kv = leader_client.kv_client();
-        let lost = lost.clone();
-        let mut maintenance = client.maintenance_client();
-        let record = record.clone();
-        async move {
-            let mut retried = false;
-            let read = step(&record, steps::LINEARIZABLE, async {
-                loop {
-                    match kv.get(HEALTH_KEY, None).await {
-                        Ok(_) => return Ok(()),
-                        // Mid-election a member has no leader for a moment: ask again until
-                        // the deadline (which drops this future) rather than call it down.
-                        Err(e) if is_no_leader(&e) => {
-                            retried = true;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            let late = tokio::time::Instant::now() + Duration::from_millis(100)
-                                >= deadline;
-                            if late || lost.quorum_impossible() {
-                                return Err(format!(
-                                    "{} (the member has no leader: quorum lost?)",
-                                    grpc_error(&e)
-                                ));
-                            }
-                        }
-                        Err(e) => return Err(grpc_error(&e)),
+    }
+}
+
+/// A quorum read, then the alarm list (it goes through raft: asked only once a quorum read
+/// showed there is a leader to answer it; a member without one reports its alarms in its
+/// status).
+async fn linearizable_read(
+    client: &Client,
+    leader_client: &Client,
+    record: &Mutex<MemberReport>,
+    deadline: tokio::time::Instant,
+    lost: &Lost,
+) {
+    let mut kv = leader_client.kv_client();
+    let mut maintenance = client.maintenance_client();
+    let mut retried = false;
+    let read = step(record, steps::LINEARIZABLE, async {
+        loop {
+            match kv.get(HEALTH_KEY, None).await {
+                Ok(_) => return Ok(()),
+                // Mid-election a member has no leader for a moment: ask again until the
+                // deadline (which drops this future) rather than call it down.
+                Err(e) if is_no_leader(&e) => {
+                    retried = true;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let late = tokio::time::Instant::now() + Duration::from_millis(100) >= deadline;
+                    if late || lost.quorum_impossible() {
+                        return Err(format!(
+                            "{} (the member has no leader: quorum lost?)",
+                            grpc_error(&e)
+                        ));
                     }
                 }
-            })
-            .await;
-            if read.is_none() {
-                return;
-            }
-            // The leader changed while we read: the first status is stale, take a fresh one.
-            if retried {
-                if let Ok(s) = maintenance.status().await {
-                    apply_status(&mut lock(&record), &s);
-                }
-            }
-            // The alarm list goes through raft: asked only once a quorum read showed there is
-            // a leader to answer it (a member without one reports its alarms in its status).
-            if let Some(list) = step(&record, steps::ALARMS, async {
-                maintenance
-                    .alarm(AlarmAction::Get, AlarmType::None, None)
-                    .await
-                    .map_err(|e| grpc_error(&e))
-            })
-            .await
-            {
-                let seen = list
-                    .alarms()
-                    .iter()
-                    .filter(|a| a.alarm() != AlarmType::None)
-                    .map(|a| (a.member_id(), alarm_name(a.alarm()).to_string()))
-                    .collect();
-                lock(&record).seen_alarms = Some(seen);
+                Err(e) => return Err(grpc_error(&e)),
             }
         }
-    };
-    let members = {
-        let mut cluster = client.cluster_client();
-        let record = record.clone();
-        async move {
-            if let Some(list) = step(&record, steps::MEMBERS, async {
-                cluster.member_list().await.map_err(|e| grpc_error(&e))
-            })
-            .await
-            {
-                let listed = list
-                    .members()
-                    .iter()
-                    .map(|m| ListedMember {
-                        id: format!("{:016x}", m.id()),
-                        name: m.name().to_string(),
-                        client_urls: m.client_urls().to_vec(),
-                        is_learner: m.is_learner(),
-                    })
-                    .collect();
-                lock(&record).seen_members = Some(listed);
-            }
+    })
+    .await;
+    if read.is_none() {
+        return;
+    }
+    // The leader changed while we read: the first status is stale, take a fresh one.
+    if retried {
+        if let Ok(s) = maintenance.status().await {
+            apply_status(&mut lock(record), &s);
         }
-    };
-    tokio::join!(status, serializable, linearizable, members);
-    lock(&record).took_ms = Some(report::millis(start.elapsed()));
+    }
+    if let Some(list) = step(record, steps::ALARMS, async {
+        maintenance
+            .alarm(AlarmAction::Get, AlarmType::None, None)
+            .await
+            .map_err(|e| grpc_error(&e))
+    })
+    .await
+    {
+        let seen = list
+            .alarms()
+            .iter()
+            .filter(|a| a.alarm() != AlarmType::None)
+            .map(|a| (a.member_id(), alarm_name(a.alarm()).to_string()))
+            .collect();
+        lock(record).seen_alarms = Some(seen);
+    }
+}
+
+async fn members(client: &Client, record: &Mutex<MemberReport>) {
+    let mut cluster = client.cluster_client();
+    if let Some(list) = step(record, steps::MEMBERS, async {
+        cluster.member_list().await.map_err(|e| grpc_error(&e))
+    })
+    .await
+    {
+        let listed = list
+            .members()
+            .iter()
+            .map(|m| ListedMember {
+                id: format!("{:016x}", m.id()),
+                name: m.name().to_string(),
+                client_urls: m.client_urls().to_vec(),
+                is_learner: m.is_learner(),
+            })
+            .collect();
+        lock(record).seen_members = Some(listed);
+    }
 }
 
 fn apply_status(m: &mut MemberReport, s: &etcd_client::StatusResponse) {

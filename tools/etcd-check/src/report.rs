@@ -2,10 +2,11 @@
 //! cut off by the deadline still shows what was tried), and the cluster verdict — a plain
 //! function of the members' answers, so its rules are tested without a cluster.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The cluster verdict; its exit code is the tool's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Deserialize too, so tests and scripts in Rust read the report's verdict as this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Healthy,
@@ -32,7 +33,7 @@ impl Verdict {
 }
 
 /// One member's state, from the first step that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberState {
     /// Answered a linearizable (quorum) read.
@@ -317,80 +318,15 @@ fn seconds(d: std::time::Duration) -> String {
 
 /// Judges the cluster from its finalized members' reports.
 pub fn judge(mut members: Vec<MemberReport>, limits: Limits, took: std::time::Duration) -> Report {
-    let listed: Vec<ListedMember> = members
-        .iter()
-        .filter_map(|m| m.seen_members.clone())
-        .max_by_key(|l| l.len())
-        .unwrap_or_default();
+    let listed = largest_member_list(&members);
     let members_total = members.len().max(listed.len());
-    let quorum = members_total / 2 + 1;
     let cluster_id = members.iter().find_map(|m| m.cluster_id).map(hex);
+    name_from_member_list(&mut members, &listed);
+    let alarms = attribute_alarms(&mut members, &listed);
 
-    // Names from the member list for endpoints given without one.
-    for m in &mut members {
-        if m.name.is_none() {
-            m.name = listed
-                .iter()
-                .find(|l| m.is(l))
-                .map(|l| l.name.clone())
-                .filter(|n| !n.is_empty());
-        }
-    }
-    // Alarms are cluster-wide answers: attribute them to the member they name.
-    let mut alarms: Vec<(u64, String)> = members
-        .iter()
-        .flat_map(|m| {
-            let listed = m.seen_alarms.clone().unwrap_or_default();
-            listed.into_iter().chain(m.status_alarms.clone())
-        })
-        .collect();
-    alarms.sort();
-    alarms.dedup();
-    for m in &mut members {
-        m.alarms = alarms
-            .iter()
-            .filter(|(id, _)| m.member_id.as_deref() == Some(hex(*id).as_str()))
-            .map(|(_, a)| a.clone())
-            .collect();
-    }
-    let alarm_lines: Vec<String> = alarms
-        .iter()
-        .map(|(id, alarm)| {
-            let who = members
-                .iter()
-                .find(|m| m.member_id.as_deref() == Some(hex(*id).as_str()))
-                .map(|m| m.label().to_string())
-                .or_else(|| {
-                    listed
-                        .iter()
-                        .find(|l| l.id == hex(*id))
-                        .map(|l| l.name.clone())
-                })
-                .unwrap_or_else(|| hex(*id));
-            format!("{alarm} on {who}")
-        })
-        .collect();
-
+    let mut unavailable = unavailability(&members);
     let mut problems = Vec::new();
-    let mut unavailable = Vec::new();
-    let healthy = members.iter().filter(|m| m.linearizable_read).count();
-    let answering = members.iter().filter(|m| m.raft_index.is_some()).count();
-    if answering == 0 && healthy == 0 {
-        unavailable.push("no endpoint answers".to_string());
-    } else if healthy == 0 {
-        unavailable.push("no quorum: no member could do a quorum read".to_string());
-    }
-
-    // The leader: what the members that can do a quorum read say (the others may be stale).
-    let mut leaders: Vec<String> = members
-        .iter()
-        .filter(|m| m.linearizable_read)
-        .filter_map(|m| m.leader.clone())
-        .filter(|l| l != &hex(0))
-        .collect();
-    leaders.sort();
-    leaders.dedup();
-    let leader = match leaders.as_slice() {
+    let leader = match leaders(&members).as_slice() {
         [] => {
             if unavailable.is_empty() {
                 unavailable.push("no leader".to_string());
@@ -407,21 +343,150 @@ pub fn judge(mut members: Vec<MemberReport>, limits: Limits, took: std::time::Du
         }
     };
     if let Some(leader) = &leader {
-        for m in &members {
-            let says_leader = m.is_leader == Some(true);
-            let is_leader = m.member_id.as_deref() == Some(leader.as_str());
-            if m.raft_index.is_some() && says_leader != is_leader {
-                problems.push(format!(
-                    "{} disagrees on the leader ({} says {})",
-                    m.label(),
-                    m.label(),
-                    m.leader.as_deref().unwrap_or("none")
-                ));
-            }
-        }
+        problems.extend(leader_disagreements(&members, leader));
     }
+    problems.extend(member_problems(&members, limits));
+    problems.extend(alarms.iter().map(|a| format!("alarm {a}")));
+    let (lag, lagging) = raft_lag(&members, limits);
+    problems.extend(lagging);
 
-    for m in &members {
+    let unchecked_members: Vec<ListedMember> = listed
+        .iter()
+        .filter(|l| !members.iter().any(|m| m.is(l)))
+        .cloned()
+        .collect();
+    let verdict = if !unavailable.is_empty() {
+        Verdict::Unavailable
+    } else if !problems.is_empty() {
+        Verdict::Degraded
+    } else {
+        Verdict::Healthy
+    };
+    unavailable.extend(problems);
+    Report {
+        verdict,
+        cluster_id,
+        members_total,
+        quorum: members_total / 2 + 1,
+        members_healthy: members.iter().filter(|m| m.linearizable_read).count(),
+        leader,
+        raft_index_lag: lag,
+        alarms,
+        problems: unavailable,
+        unchecked_members,
+        took_ms: millis(took),
+        members,
+    }
+}
+
+/// The longest member list any member gave.
+fn largest_member_list(members: &[MemberReport]) -> Vec<ListedMember> {
+    members
+        .iter()
+        .filter_map(|m| m.seen_members.clone())
+        .max_by_key(|l| l.len())
+        .unwrap_or_default()
+}
+
+/// Names from the member list for endpoints given without one.
+fn name_from_member_list(members: &mut [MemberReport], listed: &[ListedMember]) {
+    for m in members.iter_mut().filter(|m| m.name.is_none()) {
+        m.name = listed
+            .iter()
+            .find(|l| m.is(l))
+            .map(|l| l.name.clone())
+            .filter(|n| !n.is_empty());
+    }
+}
+
+/// Alarms are cluster-wide answers: each goes to the member it names. Returns one line per
+/// alarm, `NOSPACE on etcd-1`.
+fn attribute_alarms(members: &mut [MemberReport], listed: &[ListedMember]) -> Vec<String> {
+    let mut alarms: Vec<(u64, String)> = members
+        .iter()
+        .flat_map(|m| {
+            let listed = m.seen_alarms.clone().unwrap_or_default();
+            listed.into_iter().chain(m.status_alarms.clone())
+        })
+        .collect();
+    alarms.sort();
+    alarms.dedup();
+    for m in members.iter_mut() {
+        m.alarms = alarms
+            .iter()
+            .filter(|(id, _)| m.member_id.as_deref() == Some(hex(*id).as_str()))
+            .map(|(_, a)| a.clone())
+            .collect();
+    }
+    alarms
+        .iter()
+        .map(|(id, alarm)| {
+            let who = members
+                .iter()
+                .find(|m| m.member_id.as_deref() == Some(hex(*id).as_str()))
+                .map(|m| m.label().to_string())
+                .or_else(|| {
+                    listed
+                        .iter()
+                        .find(|l| l.id == hex(*id))
+                        .map(|l| l.name.clone())
+                })
+                .unwrap_or_else(|| hex(*id));
+            format!("{alarm} on {who}")
+        })
+        .collect()
+}
+
+/// Why the cluster is unavailable: no endpoint answers, or none could do a quorum read.
+fn unavailability(members: &[MemberReport]) -> Vec<String> {
+    let healthy = members.iter().filter(|m| m.linearizable_read).count();
+    let answering = members.iter().filter(|m| m.raft_index.is_some()).count();
+    if answering == 0 && healthy == 0 {
+        vec!["no endpoint answers".to_string()]
+    } else if healthy == 0 {
+        vec!["no quorum: no member could do a quorum read".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The leaders named by the members that can do a quorum read (the others may be stale).
+fn leaders(members: &[MemberReport]) -> Vec<String> {
+    let mut leaders: Vec<String> = members
+        .iter()
+        .filter(|m| m.linearizable_read)
+        .filter_map(|m| m.leader.clone())
+        .filter(|l| l != &hex(0))
+        .collect();
+    leaders.sort();
+    leaders.dedup();
+    leaders
+}
+
+/// Members whose own "I am the leader" disagrees with the agreed leader.
+fn leader_disagreements(members: &[MemberReport], leader: &str) -> Vec<String> {
+    members
+        .iter()
+        .filter(|m| {
+            let says_leader = m.is_leader == Some(true);
+            let is_leader = m.member_id.as_deref() == Some(leader);
+            m.raft_index.is_some() && says_leader != is_leader
+        })
+        .map(|m| {
+            format!(
+                "{} disagrees on the leader ({} says {})",
+                m.label(),
+                m.label(),
+                m.leader.as_deref().unwrap_or("none")
+            )
+        })
+        .collect()
+}
+
+/// Each member's failed steps, the errors it reports and a server certificate near expiry.
+fn member_problems(members: &[MemberReport], limits: Limits) -> Vec<String> {
+    let mut problems = Vec::new();
+    for m in members {
         for p in &m.problems {
             problems.push(format!("{}: {p}", m.who()));
         }
@@ -440,12 +505,16 @@ pub fn judge(mut members: Vec<MemberReport>, limits: Limits, took: std::time::Du
             }
         }
     }
-    problems.extend(alarm_lines.iter().map(|a| format!("alarm {a}")));
+    problems
+}
 
-    // Lag: behind the most advanced member, and applied behind committed.
+/// The largest lag — behind the most advanced member, or applied behind committed — and a
+/// problem for each member beyond --max-lag.
+fn raft_lag(members: &[MemberReport], limits: Limits) -> (Option<u64>, Vec<String>) {
     let max_index = members.iter().filter_map(|m| m.raft_index).max();
     let mut lag: Option<u64> = None;
-    for m in &members {
+    let mut problems = Vec::new();
+    for m in members {
         let (Some(index), Some(max)) = (m.raft_index, max_index) else {
             continue;
         };
@@ -465,35 +534,7 @@ pub fn judge(mut members: Vec<MemberReport>, limits: Limits, took: std::time::Du
             ));
         }
     }
-
-    let unchecked_members: Vec<ListedMember> = listed
-        .iter()
-        .filter(|l| !members.iter().any(|m| m.is(l)))
-        .cloned()
-        .collect();
-
-    let verdict = if !unavailable.is_empty() {
-        Verdict::Unavailable
-    } else if !problems.is_empty() {
-        Verdict::Degraded
-    } else {
-        Verdict::Healthy
-    };
-    unavailable.extend(problems);
-    Report {
-        verdict,
-        cluster_id,
-        members_total,
-        quorum,
-        members_healthy: healthy,
-        leader,
-        raft_index_lag: lag,
-        alarms: alarm_lines,
-        problems: unavailable,
-        unchecked_members,
-        took_ms: millis(took),
-        members,
-    }
+    (lag, problems)
 }
 
 #[cfg(test)]

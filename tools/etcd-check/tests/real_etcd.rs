@@ -6,10 +6,94 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use etcd_check::report::{MemberState as State, Verdict};
+use hardway::doc::{CertRecord, Pki};
+use serde::Deserialize;
 use serde_json::Value;
 use testkit::etcd::{Cluster, MemberSpec, TestPki, TestPkiOptions};
 
 const UP: Duration = Duration::from_secs(60);
+
+// The report as etcd-check prints it: the shape is the contract scripts read, so a field added,
+// renamed or dropped fails here (deny_unknown_fields) before it surprises a user.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // every field is read by serde: the shape is what is checked
+struct Report {
+    verdict: Verdict,
+    cluster_id: Option<String>,
+    members_total: usize,
+    quorum: usize,
+    members_healthy: usize,
+    leader: Option<String>,
+    raft_index_lag: Option<u64>,
+    alarms: Vec<String>,
+    problems: Vec<String>,
+    unchecked_members: Vec<Value>,
+    took_ms: f64,
+    members: Vec<Member>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Member {
+    name: Option<String>,
+    endpoint: String,
+    state: State,
+    reachable: bool,
+    tls: Option<bool>,
+    linearizable_read: bool,
+    serializable_read: bool,
+    member_id: Option<String>,
+    version: Option<String>,
+    is_leader: Option<bool>,
+    leader: Option<String>,
+    is_learner: Option<bool>,
+    raft_term: Option<u64>,
+    raft_index: Option<u64>,
+    raft_applied_index: Option<u64>,
+    db_size: Option<i64>,
+    db_size_in_use: Option<i64>,
+    alarms: Vec<String>,
+    errors: Vec<String>,
+    cert: Option<Cert>,
+    rtt_ms: Option<f64>,
+    took_ms: Option<f64>,
+    problems: Vec<String>,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Cert {
+    subject: String,
+    not_after: String,
+    days_left: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Step {
+    step: String,
+    ok: Option<bool>,
+    ms: Option<f64>,
+    error: Option<String>,
+}
+
+/// A `--watch` line after the first: what changed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct WatchChange {
+    time: String,
+    verdict: Verdict,
+    changes: Vec<String>,
+    problems: Vec<String>,
+}
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_etcd-check"))
@@ -44,7 +128,7 @@ fn check(pki: &TestPki, cluster: &Cluster, extra: &[&str]) -> (Output, Duration)
     (out, start.elapsed())
 }
 
-fn report(out: &Output) -> Value {
+fn report(out: &Output) -> Report {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not a JSON report ({e}):\n{}\nstderr: {}",
@@ -64,21 +148,19 @@ fn describe(out: &Output) -> String {
 }
 
 /// The index of a member that is not the leader, from a healthy report.
-fn follower(report: &Value) -> usize {
-    report["members"]
-        .as_array()
-        .unwrap()
+fn follower(report: &Report) -> usize {
+    report
+        .members
         .iter()
-        .position(|m| m["is_leader"] == false)
+        .position(|m| m.is_leader == Some(false))
         .expect("a follower")
 }
 
-fn leader(report: &Value) -> usize {
-    report["members"]
-        .as_array()
-        .unwrap()
+fn leader(report: &Report) -> usize {
+    report
+        .members
         .iter()
-        .position(|m| m["is_leader"] == true)
+        .position(|m| m.is_leader == Some(true))
         .expect("a leader")
 }
 
@@ -89,14 +171,11 @@ fn all_members_up_is_healthy() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(out.stderr.is_empty(), "{}", describe(&out));
     let r = report(&out);
-    assert_eq!(r["verdict"], "healthy");
-    assert_eq!(
-        (r["members_total"].as_u64(), r["quorum"].as_u64()),
-        (Some(3), Some(2))
-    );
-    let members = r["members"].as_array().unwrap();
+    assert_eq!(r.verdict, Verdict::Healthy);
+    assert_eq!((r.members_total, r.quorum, r.members_healthy), (3, 2, 3));
+    let members = &r.members;
     assert_eq!(members.len(), 3);
-    let leader_id = r["leader"].as_str().expect("a leader").to_string();
+    let leader_id = r.leader.clone().expect("a leader");
     assert_eq!(
         leader_id.len(),
         16,
@@ -104,36 +183,35 @@ fn all_members_up_is_healthy() {
     );
     let mut leaders = 0;
     for (i, m) in members.iter().enumerate() {
-        assert_eq!(m["state"], "healthy", "{m}");
-        assert_eq!(m["endpoint"], cluster.endpoints()[i]);
+        assert_eq!(m.state, State::Healthy, "{m:?}");
+        assert_eq!(m.endpoint, cluster.endpoints()[i]);
         assert_eq!(
-            m["name"],
-            format!("etcd-{}", i + 1),
+            m.name.as_deref(),
+            Some(format!("etcd-{}", i + 1).as_str()),
             "named from the member list"
         );
-        assert_eq!(m["tls"], true);
-        assert_eq!(m["linearizable_read"], true);
-        assert_eq!(m["serializable_read"], true);
-        assert!(m["version"].as_str().unwrap().starts_with("3.4."), "{m}");
-        let id = m["member_id"].as_str().unwrap();
+        assert_eq!(m.tls, Some(true));
+        assert!(m.linearizable_read && m.serializable_read, "{m:?}");
+        assert!(m.version.as_deref().unwrap().starts_with("3.4."), "{m:?}");
+        let id = m.member_id.as_deref().unwrap();
         assert!(
             id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
             "{id}"
         );
-        assert_eq!(m["leader"], leader_id.as_str());
-        leaders += (m["is_leader"] == true) as usize;
-        assert!(m["raft_term"].as_u64().unwrap() >= 2, "{m}");
-        assert!(m["raft_index"].as_u64().unwrap() > 0);
-        assert!(m["raft_applied_index"].as_u64().unwrap() > 0);
-        assert!(m["db_size"].as_i64().unwrap() > 0);
-        assert!(m["db_size_in_use"].as_i64().unwrap() > 0);
-        assert_eq!(m["alarms"], serde_json::json!([]));
-        let days = m["cert"]["days_left"].as_i64().unwrap();
+        assert_eq!(m.leader.as_deref(), Some(leader_id.as_str()));
+        leaders += usize::from(m.is_leader == Some(true));
+        assert!(m.raft_term.unwrap() >= 2, "{m:?}");
+        assert!(m.raft_index.unwrap() > 0);
+        assert!(m.raft_applied_index.unwrap() > 0);
+        assert!(m.db_size.unwrap() > 0);
+        assert!(m.db_size_in_use.unwrap() > 0);
+        assert!(m.alarms.is_empty(), "{m:?}");
+        let days = m.cert.as_ref().unwrap().days_left;
         assert!(
             (363..=365).contains(&days),
-            "cert expiry read from the handshake: {m}"
+            "cert expiry read from the handshake: {m:?}"
         );
-        assert!(m["rtt_ms"].as_f64().unwrap() > 0.0);
+        assert!(m.rtt_ms.unwrap() > 0.0);
     }
     assert_eq!(leaders, 1);
     assert!(
@@ -164,23 +242,24 @@ fn one_member_stopped_is_degraded_within_the_timeout() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(took <= Duration::from_secs(6), "took {took:?}");
     let r = report(&out);
-    assert_eq!(r["verdict"], "degraded");
-    assert_eq!(r["members_healthy"], 2);
-    let m = &r["members"][stopped];
-    assert_eq!(m["state"], "no_answer", "{m}");
-    assert_eq!(
-        m["reachable"], true,
-        "a stopped process still accepts TCP: {m}"
-    );
+    assert_eq!(r.verdict, Verdict::Degraded);
+    assert_eq!(r.members_healthy, 2);
+    let m = &r.members[stopped];
+    assert_eq!(m.state, State::NoAnswer, "{m:?}");
+    assert!(m.reachable, "a stopped process still accepts TCP: {m:?}");
     // What was tried: the TCP connect worked, the TLS handshake got no answer.
-    let steps = m["steps"].as_array().unwrap();
-    assert_eq!(steps[0]["step"], "tcp connect");
-    assert_eq!(steps[0]["ok"], true);
-    assert_eq!(steps[1]["step"], "tls handshake");
-    assert_eq!(steps[1]["ok"], false);
+    let steps = &m.steps;
+    assert_eq!(
+        (steps[0].step.as_str(), steps[0].ok),
+        ("tcp connect", Some(true))
+    );
+    assert_eq!(
+        (steps[1].step.as_str(), steps[1].ok),
+        ("tls handshake", Some(false))
+    );
     assert!(
-        steps[1]["error"].as_str().unwrap().starts_with("no answer"),
-        "{m}"
+        steps[1].error.as_deref().unwrap().starts_with("no answer"),
+        "{m:?}"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -202,8 +281,9 @@ fn the_leader_stopped_is_degraded_once_a_new_one_is_elected() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(took <= Duration::from_secs(6), "took {took:?}");
     let r = report(&out);
-    assert_eq!(r["members_healthy"], 2, "{r}");
-    assert_ne!(r["leader"], r["members"][stopped]["member_id"]);
+    assert_eq!(r.members_healthy, 2, "{r:?}");
+    assert!(r.leader.is_some(), "{r:?}");
+    assert_ne!(r.leader, r.members[stopped].member_id);
 }
 
 #[test]
@@ -219,13 +299,10 @@ fn one_member_killed_is_degraded_quickly() {
         "a refused connection should not wait: {took:?}"
     );
     let r = report(&out);
-    let m = &r["members"][killed];
-    assert_eq!(m["state"], "unreachable", "{m}");
-    assert_eq!(m["reachable"], false);
-    assert!(
-        m["problems"][0].as_str().unwrap().contains("refused"),
-        "{m}"
-    );
+    let m = &r.members[killed];
+    assert_eq!(m.state, State::Unreachable, "{m:?}");
+    assert!(!m.reachable);
+    assert!(m.problems[0].contains("refused"), "{m:?}");
 }
 
 #[test]
@@ -237,18 +314,16 @@ fn two_members_stopped_is_unavailable_within_the_timeout() {
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     assert!(took <= Duration::from_millis(4300), "took {took:?}");
     let r = report(&out);
-    assert_eq!(r["verdict"], "unavailable");
-    assert_eq!(r["members_healthy"], 0);
-    assert!(
-        r["problems"][0].as_str().unwrap().starts_with("no quorum"),
-        "{r}"
-    );
-    let alive = &r["members"][2];
+    assert_eq!(r.verdict, Verdict::Unavailable);
+    assert_eq!(r.members_healthy, 0);
+    assert!(r.problems[0].starts_with("no quorum"), "{r:?}");
+    let alive = &r.members[2];
     assert_eq!(
-        alive["state"], "unhealthy",
-        "answers status, not a quorum read: {alive}"
+        alive.state,
+        State::Unhealthy,
+        "answers status, not a quorum read: {alive:?}"
     );
-    assert!(alive["raft_index"].as_u64().is_some());
+    assert!(alive.raft_index.is_some());
 }
 
 #[test]
@@ -274,11 +349,11 @@ fn a_client_certificate_from_another_ca_is_a_tls_error_per_member() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let r = report(&out);
-    assert_eq!(r["verdict"], "unavailable");
-    for m in r["members"].as_array().unwrap() {
-        assert_eq!(m["state"], "tls_error", "{m}");
-        assert_eq!(m["tls"], false);
-        let problem = m["problems"][0].as_str().unwrap();
+    assert_eq!(r.verdict, Verdict::Unavailable);
+    for m in &r.members {
+        assert_eq!(m.state, State::TlsError, "{m:?}");
+        assert_eq!(m.tls, Some(false));
+        let problem = &m.problems[0];
         assert!(problem.contains("client certificate"), "{problem}");
     }
     // And a CA that did not sign the servers' certificates.
@@ -295,8 +370,8 @@ fn a_client_certificate_from_another_ca_is_a_tls_error_per_member() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let r = report(&out);
-    for m in r["members"].as_array().unwrap() {
-        let problem = m["problems"][0].as_str().unwrap();
+    for m in &r.members {
+        let problem = &m.problems[0];
         assert!(
             problem.contains("UnknownIssuer") && problem.contains("--cacert"),
             "{problem}"
@@ -336,6 +411,16 @@ fn a_typo_in_an_endpoint_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    // A bare number once meant seconds here: refused, with the spelling that keeps it.
+    let out = bin()
+        .args(["--endpoints", "https://127.0.0.1:2379", "--timeout", "5"])
+        .output()
+        .unwrap();
+    let line = testkit::assert_one_line_error(&out, "etcd-check", 2);
+    assert!(
+        line.starts_with("etcd-check: error: --timeout: \"5\" has no unit: write 5s"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -347,13 +432,10 @@ fn a_server_certificate_expiring_within_warn_days_is_degraded() {
     let (out, _) = check(&pki, &cluster, &["--warn-days", "30"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let r = report(&out);
-    assert_eq!(r["members_healthy"], 3);
+    assert_eq!((r.verdict, r.members_healthy), (Verdict::Degraded, 3));
     assert!(
-        r["problems"][0]
-            .as_str()
-            .unwrap()
-            .contains("server certificate expires in"),
-        "{r}"
+        r.problems[0].contains("server certificate expires in"),
+        "{r:?}"
     );
     let (out, _) = check(&pki, &cluster, &["--warn-days", "5"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -392,15 +474,8 @@ fn a_full_backend_raises_nospace_and_is_degraded() {
     let (out, _) = check(&pki, &cluster, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let r = report(&out);
-    assert_eq!(r["verdict"], "degraded");
-    assert!(
-        r["alarms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a.as_str().unwrap().starts_with("NOSPACE")),
-        "{r}"
-    );
+    assert_eq!(r.verdict, Verdict::Degraded);
+    assert!(r.alarms.iter().any(|a| a.starts_with("NOSPACE")), "{r:?}");
 }
 
 #[test]
@@ -432,21 +507,37 @@ fn the_document_names_endpoints_and_credentials() {
         .collect();
     let cluster = Cluster::start_healthy(pki.tls(), members, UP);
 
-    let fixture = testkit::workspace_root().join("tests/fixtures/lab.json");
-    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
-    for (i, node) in doc["nodes"].as_array_mut().unwrap().iter_mut().enumerate() {
-        node["ips"] = serde_json::json!([ips[i]]);
+    let mut doc = testkit::fixture_document("lab.json");
+    for (node, ip) in doc.nodes.iter_mut().zip(&ips) {
+        node.ips = vec![ip.parse().unwrap()];
     }
-    let record = |name: &str, path: &str, key: Option<&str>| {
-        serde_json::json!({"name": name, "path": path, "key": key, "subject": "CN=x",
-            "issuer": "CN=etcd-ca", "not_after": "2030-01-01T00:00:00Z", "sha256": "00"})
+    let record = |name: &str, path: &str, key: Option<&str>| CertRecord {
+        name: name.into(),
+        node: None,
+        path: path.into(),
+        key: key.map(Into::into),
+        subject: "CN=x".into(),
+        sans: Vec::new(),
+        issuer: "CN=etcd-ca".into(),
+        not_after: "2030-01-01T00:00:00Z".into(),
+        sha256: "00".into(),
+        extra: Default::default(),
     };
-    doc["pki"] = serde_json::json!({"dir": ".", "algorithm": "ecdsa-p256", "certs": [
-        record("etcd-ca", "ca.pem", None),
-        record("etcd-healthcheck-client", "client.pem", Some("client-key.pem")),
-    ]});
+    doc.pki = Some(Pki {
+        dir: ".".into(),
+        algorithm: "ecdsa-p256".into(),
+        certs: vec![
+            record("etcd-ca", "ca.pem", None),
+            record(
+                "etcd-healthcheck-client",
+                "client.pem",
+                Some("client-key.pem"),
+            ),
+        ],
+        extra: Default::default(),
+    });
     let doc_path = pki.dir().join("cluster.json");
-    std::fs::write(&doc_path, serde_json::to_string(&doc).unwrap()).unwrap();
+    std::fs::write(&doc_path, hardway::doc::to_string(&doc)).unwrap();
 
     let out = bin()
         .arg("-f")
@@ -457,17 +548,9 @@ fn the_document_names_endpoints_and_credentials() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let r = report(&out);
-    let names: Vec<&str> = r["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["node-1", "node-2", "node-3"]);
-    assert_eq!(
-        r["members"][0]["endpoint"],
-        format!("https://{}:2379", ips[0])
-    );
+    let names: Vec<Option<&str>> = r.members.iter().map(|m| m.name.as_deref()).collect();
+    assert_eq!(names, [Some("node-1"), Some("node-2"), Some("node-3")]);
+    assert_eq!(r.members[0].endpoint, format!("https://{}:2379", ips[0]));
 
     // The document on stdin works the same; a document without a PKI says what to run.
     let out = bin()
@@ -489,8 +572,8 @@ fn the_document_names_endpoints_and_credentials() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    doc.as_object_mut().unwrap().remove("pki");
-    std::fs::write(&doc_path, serde_json::to_string(&doc).unwrap()).unwrap();
+    doc.pki = None;
+    std::fs::write(&doc_path, hardway::doc::to_string(&doc)).unwrap();
     let out = bin().arg("-f").arg(&doc_path).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mkcerts"));
@@ -538,22 +621,23 @@ fn watch_prints_what_changed() {
             }
         }
     });
-    let first: Value =
-        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
-    assert_eq!(first["verdict"], "healthy");
+    let line = |within: u64| rx.recv_timeout(Duration::from_secs(within)).unwrap();
+    // The first line is the whole report, the next ones what changed.
+    let first: Report = serde_json::from_str(&line(10)).unwrap();
+    assert_eq!(first.verdict, Verdict::Healthy);
     cluster.stop(stopped);
-    let change: Value =
-        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(15)).unwrap()).unwrap();
-    assert_eq!(change["verdict"], "degraded", "{change}");
-    let changes = change["changes"].as_array().unwrap();
+    let change: WatchChange = serde_json::from_str(&line(15)).unwrap();
+    assert_eq!(change.verdict, Verdict::Degraded, "{change:?}");
     assert!(
-        changes.iter().any(|c| c == "verdict: healthy → degraded"),
-        "{change}"
+        change
+            .changes
+            .iter()
+            .any(|c| c == "verdict: healthy → degraded"),
+        "{change:?}"
     );
     cluster.cont(stopped);
-    let back: Value =
-        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(15)).unwrap()).unwrap();
-    assert_eq!(back["verdict"], "healthy", "{back}");
+    let back: WatchChange = serde_json::from_str(&line(15)).unwrap();
+    assert_eq!(back.verdict, Verdict::Healthy, "{back:?}");
 }
 
 /// Members on their own "nodes" (network namespaces on a bridge), checked from the host's
@@ -621,17 +705,22 @@ fn a_member_black_holed_by_nftables_is_degraded_within_the_timeout() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(took <= Duration::from_secs(6), "took {took:?}");
     let r = report(&out);
-    let m = &r["members"][2];
-    assert_eq!(m["name"], "n3", "named from the member list: {m}");
-    assert_eq!(m["state"], "no_answer", "{m}");
-    assert_eq!(m["reachable"], false, "{m}");
-    assert_eq!(m["steps"][0]["step"], "tcp connect");
+    let m = &r.members[2];
+    assert_eq!(
+        m.name.as_deref(),
+        Some("n3"),
+        "named from the member list: {m:?}"
+    );
+    assert_eq!(m.state, State::NoAnswer, "{m:?}");
+    assert!(!m.reachable, "{m:?}");
+    assert_eq!(m.steps[0].step, "tcp connect");
     assert!(
-        m["steps"][0]["error"]
-            .as_str()
+        m.steps[0]
+            .error
+            .as_deref()
             .unwrap()
             .starts_with("no answer"),
-        "{m}"
+        "{m:?}"
     );
     drop(cluster);
 }

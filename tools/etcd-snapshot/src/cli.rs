@@ -2,7 +2,7 @@
 
 use clap::{value_parser, Arg, ArgAction, Command};
 
-/// Argument ids, shared by the parser and the options.
+/// Argument ids, shared by the parser and `Options::from_matches`.
 pub mod options {
     pub const FILE: &str = hardway_etcd::cli::FILE;
     pub const DIR: &str = hardway_etcd::cli::DIR;
@@ -11,6 +11,7 @@ pub mod options {
     pub const FORCE: &str = "force";
     pub const SAVE: &str = "save";
     pub const RESTORE: &str = "restore";
+    pub const OUTPUT: &str = "output";
 }
 
 const AFTER_HELP: &str = "\
@@ -44,10 +45,12 @@ fn common(command: Command) -> Command {
         .arg(
             Arg::new(TIMEOUT)
                 .long(TIMEOUT)
-                .value_name("SECONDS")
-                .default_value("5")
-                .help("Bound on connecting to each member")
-                .value_parser(value_parser!(u64).range(1..)),
+                .value_name("DURATION")
+                .default_value("5s")
+                .help(format!(
+                    "Bound on connecting to each member; DURATION is {}",
+                    hardway::duration::GRAMMAR
+                )),
         )
         .arg(hardway::fsutil::lock_timeout_arg())
 }
@@ -90,5 +93,38 @@ mod tests {
     #[test]
     fn command_is_consistent() {
         super::command().debug_assert();
+    }
+
+    #[test]
+    fn options_are_typed_once() {
+        use crate::{Action, Options};
+        let parse = |args: &[&str]| {
+            let m = super::command()
+                .try_get_matches_from(std::iter::once("etcd-snapshot").chain(args.iter().copied()))
+                .unwrap();
+            Options::from_matches(&m)
+        };
+        let save = parse(&["save", "--timeout", "500ms", "-o", "table"]).unwrap();
+        assert_eq!(save.timeout, std::time::Duration::from_millis(500));
+        assert_eq!(
+            save.action,
+            Action::Save {
+                format: hardway::table::Format::Table
+            }
+        );
+        let restore = parse(&["restore", "--snapshot", "s.db", "--force"]).unwrap();
+        assert_eq!(
+            restore.action,
+            Action::Restore {
+                snapshot: "s.db".into(),
+                force: true
+            }
+        );
+        // A bare number meant seconds: refused with that spelling.
+        let err = parse(&["save", "--timeout", "5"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--timeout: \"5\" has no unit: write 5s"),
+            "{err}"
+        );
     }
 }

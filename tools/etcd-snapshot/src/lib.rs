@@ -20,36 +20,73 @@ use hardway_etcd::{connect, Target, Tls};
 
 pub use error::Error;
 
+/// What the command line asks for, built from clap's matches once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub file: Option<PathBuf>,
+    pub dir: PathBuf,
+    pub timeout: Duration,
+    pub lock_timeout: Duration,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Save { format: Format },
+    Restore { snapshot: PathBuf, force: bool },
+}
+
+impl Options {
+    pub fn from_matches(matches: &ArgMatches) -> Result<Options, Error> {
+        use cli::options as o;
+        let (command, m) = matches.subcommand().expect("clap requires a subcommand");
+        // A bare number meant seconds here.
+        let timeout = hardway::duration::timeout(
+            m.get_one::<String>(o::TIMEOUT).expect("default"),
+            hardway::duration::Unit::Seconds,
+        )
+        .map_err(|why| hardway::Error::invalid(format!("--{}", o::TIMEOUT), why))?;
+        let action = match command {
+            o::SAVE => Action::Save {
+                format: Format::parse(m.get_one::<String>(o::OUTPUT).expect("default"))
+                    .expect("clap checked the format"),
+            },
+            _ => Action::Restore {
+                snapshot: m.get_one::<PathBuf>(o::SNAPSHOT).expect("required").clone(),
+                force: m.get_flag(o::FORCE),
+            },
+        };
+        Ok(Options {
+            file: m.get_one::<PathBuf>(o::FILE).cloned(),
+            dir: m.get_one::<PathBuf>(o::DIR).cloned().expect("default"),
+            timeout,
+            lock_timeout: hardway::fsutil::lock_timeout(m),
+            action,
+        })
+    }
+}
+
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
-    use cli::options as o;
-    let (command, m) = matches.subcommand().expect("clap requires a subcommand");
-    let file = m.get_one::<PathBuf>(o::FILE).cloned();
-    let dir = m.get_one::<PathBuf>(o::DIR).cloned().expect("default");
-    let timeout = Duration::from_secs(*m.get_one::<u64>(o::TIMEOUT).expect("default"));
-    let mut document = hardway::doc::read(file.as_deref())?;
-    let (targets, tls) = hardway_etcd::members_from_document(&document, &dir)?;
+    let options = Options::from_matches(matches)?;
+    let mut document = hardway::doc::read(options.file.as_deref())?;
+    let (targets, tls) = hardway_etcd::members_from_document(&document, &options.dir)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let result = match command {
-        cli::options::SAVE => {
-            let format = Format::parse(m.get_one::<String>("output").expect("default"))
-                .expect("clap checked the format");
-            runtime
-                .block_on(save::stream(&targets, &tls, timeout))
-                .and_then(|streamed| save::write(&open_dir(&dir, m)?, streamed))
-                .and_then(|saved| print_saved(&saved, format))
-        }
-        _ => {
-            let snapshot = m.get_one::<PathBuf>(o::SNAPSHOT).expect("required");
-            let force = m.get_flag(o::FORCE);
+    let timeout = options.timeout;
+    let result = match &options.action {
+        Action::Save { format } => runtime
+            .block_on(save::stream(&targets, &tls, timeout))
+            .and_then(|streamed| save::write(&open_dir(&options)?, streamed))
+            .and_then(|saved| print_saved(&saved, *format)),
+        Action::Restore { snapshot, force } => {
             if !force {
                 if let Some(up) = runtime.block_on(any_answers(&targets, &tls, timeout)) {
                     return Err(Error::Running(up));
                 }
             }
-            restore(&mut document, &open_dir(&dir, m)?, snapshot)
+            restore(&mut document, &open_dir(&options)?, snapshot)
         }
     };
     runtime.shutdown_background();
@@ -57,12 +94,12 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
 }
 
 /// `--dir`, held with its lock for the rest of the run (DESIGN: one lock per `--dir`).
-fn open_dir(dir: &Path, m: &ArgMatches) -> Result<OutDir, Error> {
+fn open_dir(options: &Options) -> Result<OutDir, Error> {
     Ok(OutDir::open(
-        dir,
+        &options.dir,
         Access::Write {
             mode: 0o700,
-            lock_timeout: hardway::fsutil::lock_timeout(m),
+            lock_timeout: options.lock_timeout,
         },
     )?)
 }

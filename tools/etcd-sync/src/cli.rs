@@ -88,18 +88,19 @@ pub fn command() -> Command {
         .arg(
             Arg::new(TIMEOUT)
                 .long(TIMEOUT)
-                .value_name("SECONDS")
-                .default_value("5")
-                .help("Bound on each call to a member")
-                .value_parser(value_parser!(u64).range(1..)),
+                .value_name("DURATION")
+                .default_value("5s")
+                .help(format!(
+                    "Bound on each call to a member; DURATION is {}",
+                    hardway::duration::GRAMMAR
+                )),
         )
         .arg(
             Arg::new(RETRY_TIMEOUT)
                 .long(RETRY_TIMEOUT)
-                .value_name("SECONDS")
-                .default_value("60")
-                .help("How long to retry a change etcd refuses for now: a learner not caught up yet, or (etcd 3.4's strict reconfiguration check) a leader not connected to every voter for 5 s")
-                .value_parser(value_parser!(u64).range(1..)),
+                .value_name("DURATION")
+                .default_value("60s")
+                .help("How long to retry a change etcd refuses for now: a learner not caught up yet, or (etcd 3.4's strict reconfiguration check) a leader not connected to every voter for 5 s; a DURATION as --timeout takes"),
         )
         .arg(hardway::table::output_arg(
             "Format of the plan (--dry-run) or report (--check)",
@@ -111,6 +112,27 @@ mod tests {
     #[test]
     fn command_is_consistent() {
         super::command().debug_assert();
+    }
+
+    #[test]
+    fn timeouts_are_durations_and_a_bare_number_is_refused() {
+        let parse = |args: &[&str]| {
+            let m = super::command()
+                .try_get_matches_from(std::iter::once("etcd-sync").chain(args.iter().copied()))
+                .unwrap();
+            crate::Options::from_matches(&m)
+        };
+        let options = parse(&["--timeout", "1.5s", "--retry-timeout", "2m"]).unwrap();
+        assert_eq!(options.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(options.retry_timeout, std::time::Duration::from_secs(120));
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(defaults.retry_timeout, std::time::Duration::from_secs(60));
+        let err = parse(&["--retry-timeout", "60"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--retry-timeout: \"60\" has no unit: write 60s"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -36,29 +36,34 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn from_matches(m: &ArgMatches) -> Options {
+    pub fn from_matches(m: &ArgMatches) -> Result<Options, Error> {
         use cli::options as o;
-        let seconds = |id: &str| Duration::from_secs(*m.get_one::<u64>(id).expect("default"));
-        Options {
+        // A bare number meant seconds here.
+        let seconds = |id: &str| {
+            let text = m.get_one::<String>(id).expect("default");
+            hardway::duration::timeout(text, hardway::duration::Unit::Seconds)
+                .map_err(|why| hardway::Error::invalid(format!("--{id}"), why))
+        };
+        Ok(Options {
             file: m.get_one::<PathBuf>(o::FILE).cloned(),
             dir: m.get_one::<PathBuf>(o::DIR).cloned().expect("default"),
             previous: m.get_one::<PathBuf>(o::PREVIOUS).cloned(),
             dry_run: m.get_flag(o::DRY_RUN),
             check: m.get_flag(o::CHECK),
-            timeout: seconds(o::TIMEOUT),
-            retry_timeout: seconds(o::RETRY_TIMEOUT),
+            timeout: seconds(o::TIMEOUT)?,
+            retry_timeout: seconds(o::RETRY_TIMEOUT)?,
             format: Format::parse(m.get_one::<String>(o::OUTPUT).expect("default"))
                 .expect("clap checked the format"),
-        }
+        })
     }
 }
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
-    let options = Options::from_matches(matches);
+    let options = Options::from_matches(matches)?;
     let mut document = hardway::doc::read(options.file.as_deref())?;
     if let Some(path) = &options.previous {
-        if path.exists() {
-            record::carry(&mut document, &hardway::doc::read(Some(path))?);
+        if let Some(previous) = hardway::doc::read_previous(path)? {
+            record::carry(&mut document, &previous);
         }
     }
     let wanted = record::wanted(&document)?;

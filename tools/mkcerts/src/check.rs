@@ -51,10 +51,28 @@ pub fn check(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Vec<Row>
             "no PKI here: give the --dir of an earlier mkcerts run",
         ));
     };
-    let read =
-        |rel: &str| -> Result<Vec<u8>, MkcertsError> { Ok(out.read(rel)?.unwrap_or_default()) };
-
     // Every certificate first: the CAs among them are what chains are checked against.
+    let (certs, kubeconfigs) = certificates_and_kubeconfigs(&out, files)?;
+    let cas: Vec<Vec<u8>> = certs
+        .iter()
+        .filter(|(_, der)| parse_der(der).is_ok_and(|c| c.is_ca()))
+        .map(|(_, der)| der.clone())
+        .collect();
+    let mut rows = Vec::new();
+    for (path, der) in &certs {
+        rows.extend(certificate_row(&out, path, der, &cas, warn_days, now)?);
+    }
+    for path in &kubeconfigs {
+        rows.extend(kubeconfig_rows(&out, path, warn_days, now)?);
+    }
+    Ok(rows)
+}
+
+/// The PEM certificates (path and DER; keys are not certificates) and the kubeconfigs among
+/// `files`.
+type Found = (Vec<(String, Vec<u8>)>, Vec<String>);
+
+fn certificates_and_kubeconfigs(out: &OutDir, files: Vec<String>) -> Result<Found, MkcertsError> {
     let mut certs = Vec::new();
     let mut kubeconfigs = Vec::new();
     for path in files {
@@ -63,78 +81,92 @@ pub fn check(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Vec<Row>
             .and_then(|n| n.to_str())
             .unwrap_or("");
         if name.ends_with(".pem") && !name.ends_with("-key.pem") {
-            if let Some(der) = pem_der(&read(&path)?) {
+            if let Some(der) = pem_der(&out.read(&path)?.unwrap_or_default()) {
                 certs.push((path, der));
             }
         } else if name.ends_with(".kubeconfig") || name == "kubeconfig" {
             kubeconfigs.push(path);
         }
     }
-    let cas: Vec<Vec<u8>> = certs
-        .iter()
-        .filter(|(_, der)| parse_der(der).is_ok_and(|c| c.is_ca()))
-        .map(|(_, der)| der.clone())
-        .collect();
+    Ok((certs, kubeconfigs))
+}
 
+/// A certificate's row: its chain to one of `cas` and its `-key.pem` beside it.
+fn certificate_row(
+    out: &OutDir,
+    path: &str,
+    der: &[u8],
+    cas: &[Vec<u8>],
+    warn_days: u32,
+    now: OffsetDateTime,
+) -> Result<Option<Row>, MkcertsError> {
+    let Ok(cert) = parse_der(der) else {
+        return Ok(None);
+    };
+    let Some(stem) = path.strip_suffix(".pem") else {
+        return Ok(None);
+    };
+    let key = match out.read(&format!("{stem}-key.pem"))? {
+        Some(bytes) => key_state(&cert, &String::from_utf8_lossy(&bytes)),
+        None => "missing",
+    };
+    let chain = chain_state(&cert, cas);
+    Ok(Some(row(
+        path.to_string(),
+        "certificate",
+        &cert,
+        chain,
+        key,
+        warn_days,
+        now,
+    )))
+}
+
+/// One row per user of a kubeconfig: its embedded client certificate, chained to the
+/// kubeconfig's own CA, and its embedded key.
+fn kubeconfig_rows(
+    out: &OutDir,
+    path: &str,
+    warn_days: u32,
+    now: OffsetDateTime,
+) -> Result<Vec<Row>, MkcertsError> {
+    let bytes = out.read(path)?.unwrap_or_default();
+    let config = kubeconfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| MkcertsError::bad(path, e))?;
+    let ca = config
+        .clusters
+        .first()
+        .and_then(|c| kubeconfig::decode(&c.cluster.certificate_authority_data).ok())
+        .and_then(|pem| pem_der(&pem));
     let mut rows = Vec::new();
-    for (path, der) in &certs {
-        let Ok(cert) = parse_der(der) else { continue };
-        let key_path = match path.strip_suffix(".pem") {
-            Some(stem) => format!("{stem}-key.pem"),
-            None => continue,
+    for user in &config.users {
+        let cert_der = kubeconfig::decode(&user.user.client_certificate_data)
+            .ok()
+            .and_then(|pem| pem_der(&pem));
+        let Some(cert_der) = cert_der else {
+            return Err(MkcertsError::bad(
+                path,
+                format!(
+                    "user {:?} has no readable client-certificate-data",
+                    user.name
+                ),
+            ));
         };
-        let key = match out.read(&key_path)? {
-            Some(bytes) => key_state(&cert, &String::from_utf8_lossy(&bytes)),
-            None => "missing",
-        };
-        let chain = chain_state(&cert, &cas);
+        let cert = parse_der(&cert_der).map_err(|e| MkcertsError::bad(path, e))?;
+        let key = kubeconfig::decode(&user.user.client_key_data)
+            .ok()
+            .and_then(|k| String::from_utf8(k).ok())
+            .map_or("missing", |text| key_state(&cert, &text));
+        let chain = chain_state(&cert, ca.as_slice());
         rows.push(row(
-            path.clone(),
-            "certificate",
+            format!("{path}#{}", user.name),
+            "kubeconfig",
             &cert,
             chain,
             key,
             warn_days,
             now,
         ));
-    }
-    for path in &kubeconfigs {
-        let text = String::from_utf8_lossy(&read(path)?).into_owned();
-        let config = kubeconfig::parse(&text).map_err(|e| MkcertsError::bad(path.clone(), e))?;
-        let ca = config
-            .clusters
-            .first()
-            .and_then(|c| kubeconfig::decode(&c.cluster.certificate_authority_data).ok())
-            .and_then(|pem| pem_der(&pem));
-        for user in &config.users {
-            let cert_der = kubeconfig::decode(&user.user.client_certificate_data)
-                .ok()
-                .and_then(|pem| pem_der(&pem));
-            let Some(cert_der) = cert_der else {
-                return Err(MkcertsError::bad(
-                    path.clone(),
-                    format!(
-                        "user {:?} has no readable client-certificate-data",
-                        user.name
-                    ),
-                ));
-            };
-            let cert = parse_der(&cert_der).map_err(|e| MkcertsError::bad(path.clone(), e))?;
-            let key = kubeconfig::decode(&user.user.client_key_data)
-                .ok()
-                .and_then(|k| String::from_utf8(k).ok())
-                .map_or("missing", |text| key_state(&cert, &text));
-            let chain = chain_state(&cert, ca.as_slice());
-            rows.push(row(
-                format!("{}#{}", path.clone(), user.name),
-                "kubeconfig",
-                &cert,
-                chain,
-                key,
-                warn_days,
-                now,
-            ));
-        }
     }
     Ok(rows)
 }

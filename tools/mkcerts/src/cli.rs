@@ -4,6 +4,29 @@ use clap::{value_parser, Arg, ArgAction, Command};
 
 use crate::algo::KeyAlgorithm;
 
+/// Argument ids, shared by the parser and `options::Invocation::from_matches`.
+pub mod options {
+    pub const FILE: &str = "file";
+    pub const DIR: &str = "dir";
+    pub const LOCK_TIMEOUT: &str = hardway::fsutil::LOCK_TIMEOUT;
+    pub const KEY_ALGORITHM: &str = "key-algorithm";
+    pub const DAYS: &str = "days";
+    pub const CA_DAYS: &str = "ca-days";
+    pub const RENEW_BEFORE: &str = "renew-before";
+    pub const EXTRA_SAN: &str = "extra-san";
+    pub const CA_CERT: &str = "ca-cert";
+    pub const CA_KEY: &str = "ca-key";
+    pub const ETCD_CA_CERT: &str = "etcd-ca-cert";
+    pub const ETCD_CA_KEY: &str = "etcd-ca-key";
+    pub const FRONT_PROXY_CA_CERT: &str = "front-proxy-ca-cert";
+    pub const FRONT_PROXY_CA_KEY: &str = "front-proxy-ca-key";
+    pub const DRY_RUN: &str = "dry-run";
+    pub const WARN_DAYS: &str = "warn-days";
+    pub const OUTPUT: &str = "output";
+    pub const CHECK: &str = "check";
+    pub const RENEW: &str = "renew";
+}
+
 const AFTER_HELP: &str = "\
 Examples:
   mkcluster nodes.csv | cidr-alloc | mkcerts --dir out > out/cluster.json
@@ -24,82 +47,92 @@ SANs, usages, issuer or key algorithm no longer match the document or it expires
 --renew-before. A second run writes no file and prints the same document. Private keys never
 appear on stdout or in the document, only their paths and certificate fingerprints.
 
-Kubeconfigs and the encryption config are YAML written with serde_yaml_ng, the maintained fork of
-serde_yaml (archived by its author in 2024). Secrets are encrypted with secretbox, which
-Kubernetes' docs rate strong, where they rate aescbc weak; an existing config is kept as it is.";
+Secrets are encrypted with secretbox, which Kubernetes' docs rate strong, where they rate aescbc
+weak; an existing config is kept as it is.";
 
 /// The options that make the PKI (shared by the main command and `renew`).
 fn pki_args(dir_required: bool) -> Vec<Arg> {
+    use options::*;
     vec![
-        Arg::new("file")
+        Arg::new(FILE)
             .short('f')
-            .long("file")
+            .long(FILE)
             .value_name("FILE")
             .value_parser(value_parser!(std::path::PathBuf))
             .help("Read the document from FILE instead of stdin ('-' is stdin)"),
-        Arg::new("dir")
-            .long("dir")
+        Arg::new(DIR)
+            .long(DIR)
             .value_name("OUT")
             .required(dir_required)
             .value_parser(value_parser!(std::path::PathBuf))
             .help("Output directory: the PKI goes to OUT/pki/, files[].src is relative to OUT"),
         hardway::fsutil::lock_timeout_arg(),
-        Arg::new("key-algorithm")
-            .long("key-algorithm")
+        Arg::new(KEY_ALGORITHM)
+            .long(KEY_ALGORITHM)
             .value_name("ALG")
             .value_parser(KeyAlgorithm::NAMES)
             .help("Algorithm of new keys [default: the document's pki.algorithm, else ecdsa-p256]"),
-        Arg::new("days")
-            .long("days")
+        Arg::new(DAYS)
+            .long(DAYS)
             .value_name("DAYS")
             .default_value("365")
             .value_parser(value_parser!(u32).range(1..=MAX_DAYS))
-            .help("Validity of leaf certificates (at most 36500: 100 years)"),
-        Arg::new("ca-days")
-            .long("ca-days")
+            .help("Validity of leaf certificates, in days (at most 36500: 100 years)"),
+        Arg::new(CA_DAYS)
+            .long(CA_DAYS)
             .value_name("DAYS")
             .default_value("3650")
             .value_parser(value_parser!(u32).range(1..=MAX_DAYS))
-            .help("Validity of new CA certificates (at most 36500: 100 years)"),
-        Arg::new("renew-before")
-            .long("renew-before")
+            .help("Validity of new CA certificates, in days (at most 36500: 100 years)"),
+        Arg::new(RENEW_BEFORE)
+            .long(RENEW_BEFORE)
             .value_name("DURATION")
             .default_value("30d")
-            .help("Re-issue a leaf that expires within DURATION (e.g. 30d, 72h)"),
-        Arg::new("extra-san")
-            .long("extra-san")
+            .help(format!(
+                "Re-issue a leaf that expires within DURATION: {}",
+                hardway::duration::GRAMMAR
+            )),
+        Arg::new(EXTRA_SAN)
+            .long(EXTRA_SAN)
             .value_name("NAME|IP")
             .action(ArgAction::Append)
             .value_delimiter(',')
             .help("Another SAN for the kube-apiserver certificate (repeatable, comma-separated)"),
         ca_arg(
-            "ca-cert",
+            CA_CERT,
+            CA_KEY,
             "Use this kubernetes CA certificate instead of making one",
         ),
-        ca_arg("ca-key", "The key of --ca-cert (unencrypted PKCS#8 PEM)").requires("ca-cert"),
         ca_arg(
-            "etcd-ca-cert",
+            CA_KEY,
+            CA_CERT,
+            "The key of --ca-cert (unencrypted PKCS#8 PEM)",
+        ),
+        ca_arg(
+            ETCD_CA_CERT,
+            ETCD_CA_KEY,
             "Use this etcd CA certificate instead of making one",
         ),
-        ca_arg("etcd-ca-key", "The key of --etcd-ca-cert").requires("etcd-ca-cert"),
+        ca_arg(ETCD_CA_KEY, ETCD_CA_CERT, "The key of --etcd-ca-cert"),
         ca_arg(
-            "front-proxy-ca-cert",
+            FRONT_PROXY_CA_CERT,
+            FRONT_PROXY_CA_KEY,
             "Use this front-proxy CA certificate instead of making one",
         ),
-        ca_arg("front-proxy-ca-key", "The key of --front-proxy-ca-cert")
-            .requires("front-proxy-ca-cert"),
-        Arg::new("dry-run")
-            .long("dry-run")
+        ca_arg(
+            FRONT_PROXY_CA_KEY,
+            FRONT_PROXY_CA_CERT,
+            "The key of --front-proxy-ca-cert",
+        ),
+        Arg::new(DRY_RUN)
+            .long(DRY_RUN)
             .action(ArgAction::SetTrue)
             .help("Print what would be created, reused or re-issued as JSON; write nothing"),
     ]
 }
 
-fn ca_arg(name: &'static str, help: &'static str) -> Arg {
-    let pair = match name.strip_suffix("-cert") {
-        Some(stem) => format!("{stem}-key"),
-        None => format!("{}-cert", name.trim_end_matches("-key")),
-    };
+/// An external CA's certificate or key; each needs the other.
+fn ca_arg(name: &'static str, pair: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
         .long(name)
         .value_name("PEM")
@@ -115,6 +148,7 @@ fn ca_arg(name: &'static str, help: &'static str) -> Arg {
 pub const MAX_DAYS: i64 = 36_500;
 
 pub fn command() -> Command {
+    use options::*;
     Command::new("mkcerts")
         .about("Make the cluster's whole PKI and kubeconfigs")
         .long_about(
@@ -129,7 +163,7 @@ pub fn command() -> Command {
         .subcommand_negates_reqs(true)
         .args_conflicts_with_subcommands(true)
         .subcommand(
-            Command::new("check")
+            Command::new(CHECK)
                 .about("Report every certificate and kubeconfig under OUT/pki: expiry, chain, key")
                 .after_help(
                     "Example:\n  mkcerts check --dir out -o table --warn-days 60\n\n\
@@ -137,16 +171,16 @@ pub fn command() -> Command {
                      is not signed by a CA found in OUT/pki, or does not match its key.",
                 )
                 .arg(
-                    Arg::new("dir")
-                        .long("dir")
+                    Arg::new(DIR)
+                        .long(DIR)
                         .value_name("OUT")
                         .default_value(".")
                         .value_parser(value_parser!(std::path::PathBuf))
                         .help("Output directory of an earlier mkcerts run"),
                 )
                 .arg(
-                    Arg::new("warn-days")
-                        .long("warn-days")
+                    Arg::new(WARN_DAYS)
+                        .long(WARN_DAYS)
                         .value_name("DAYS")
                         .default_value("30")
                         .value_parser(value_parser!(u32).range(..=MAX_DAYS))
@@ -157,7 +191,7 @@ pub fn command() -> Command {
                 ),
         )
         .subcommand(
-            Command::new("renew")
+            Command::new(RENEW)
                 .about("Re-issue every leaf certificate and the kubeconfigs that embed them, keeping the CAs and keys")
                 .after_help("Example:\n  mkcerts renew --dir out < out/cluster.json > out/cluster.json.new")
                 .args(pki_args(true)),

@@ -10,125 +10,30 @@ pub mod check;
 pub mod cli;
 pub mod error;
 pub mod kubeconfig;
+pub mod options;
 pub mod pki;
 pub mod plan;
 pub mod prune;
 
-use std::path::PathBuf;
-
 use clap::ArgMatches;
-use hardway::fsutil::{lock_timeout, Access, FileSet, OutDir};
+use hardway::fsutil::{Access, FileSet, OutDir};
 use hardway::table::Format;
 use hardway::tool::log;
 use hardway::Exit;
 use serde::Serialize;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 pub use error::MkcertsError;
 
-use crate::algo::KeyAlgorithm;
+use crate::options::{CheckOptions, Invocation, MakeOptions};
 
 const TOOL: &str = "mkcerts";
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, MkcertsError> {
-    match matches.subcommand() {
-        Some(("check", sub)) => run_check(sub),
-        Some(("renew", sub)) => run_make(sub, true),
-        _ => run_make(matches, false),
+    match Invocation::from_matches(matches)? {
+        Invocation::Check(check) => run_check(&check),
+        Invocation::Make(make) => run_make(&make),
     }
-}
-
-/// Parses `--renew-before`: `30d`, `72h`, or a plain number of days.
-pub fn parse_duration(text: &str) -> Result<Duration, MkcertsError> {
-    let bad = || {
-        MkcertsError::bad(
-            "--renew-before",
-            format!(
-                "{} is not a duration: write e.g. 30d or 72h",
-                hardway::error::quote(text)
-            ),
-        )
-    };
-    let (number, unit) = match text.strip_suffix('d') {
-        Some(n) => (n, Duration::DAY),
-        None => match text.strip_suffix('h') {
-            Some(n) => (n, Duration::HOUR),
-            None => (text, Duration::DAY),
-        },
-    };
-    let n: i32 = number.parse().map_err(|_| bad())?;
-    if n < 0 {
-        return Err(bad());
-    }
-    Ok(unit * n)
-}
-
-/// Options from the command line and the document.
-pub fn options(
-    matches: &ArgMatches,
-    doc: &hardway::Document,
-    renew: bool,
-) -> Result<pki::Options, MkcertsError> {
-    let algorithm = match matches.get_one::<String>("key-algorithm") {
-        Some(name) => KeyAlgorithm::parse(name).expect("clap checked the name"),
-        None => match doc.pki.as_ref().map(|p| p.algorithm.as_str()) {
-            Some(name) => KeyAlgorithm::parse(name).ok_or_else(|| {
-                MkcertsError::bad(
-                    "pki.algorithm",
-                    format!(
-                        "{name:?} is not a key algorithm: use one of {}",
-                        KeyAlgorithm::NAMES.join(", ")
-                    ),
-                )
-            })?,
-            None => KeyAlgorithm::EcdsaP256,
-        },
-    };
-    let pair = |cert: &str, key: &str| {
-        matches
-            .get_one::<PathBuf>(cert)
-            .cloned()
-            .zip(matches.get_one::<PathBuf>(key).cloned())
-    };
-    let days = i64::from(*matches.get_one::<u32>("days").expect("defaulted"));
-    let renew_before = parse_duration(
-        matches
-            .get_one::<String>("renew-before")
-            .expect("defaulted"),
-    )?;
-    if renew_before >= Duration::days(days) {
-        // Every leaf would be "near expiry" the moment it is made: each run would re-issue all.
-        return Err(MkcertsError::bad(
-            "--renew-before",
-            format!(
-                "{} is not shorter than --days {days}: every run would re-issue every leaf; \
-                 give a shorter --renew-before or a longer --days",
-                matches
-                    .get_one::<String>("renew-before")
-                    .expect("defaulted")
-            ),
-        ));
-    }
-    Ok(pki::Options {
-        dir: matches.get_one::<PathBuf>("dir").expect("required").clone(),
-        algorithm,
-        ca_days: i64::from(*matches.get_one::<u32>("ca-days").expect("defaulted")),
-        days,
-        renew_before,
-        external_ca: [
-            pair("ca-cert", "ca-key"),
-            pair("etcd-ca-cert", "etcd-ca-key"),
-            pair("front-proxy-ca-cert", "front-proxy-ca-key"),
-        ],
-        renew,
-        plan: plan::PlanOptions {
-            extra_sans: matches
-                .get_many::<String>("extra-san")
-                .map(|v| v.cloned().collect())
-                .unwrap_or_default(),
-        },
-        now: OffsetDateTime::now_utc(),
-    })
 }
 
 /// The `--dry-run` report.
@@ -147,10 +52,10 @@ pub struct FilePlan {
     pub action: &'static str,
 }
 
-fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
-    let doc = hardway::doc::read(matches.get_one::<PathBuf>("file").map(PathBuf::as_path))?;
-    let options = options(matches, &doc, renew)?;
-    let dry_run = matches.get_flag("dry-run");
+fn run_make(make: &MakeOptions) -> Result<Exit, MkcertsError> {
+    let doc = hardway::doc::read(make.file.as_deref())?;
+    let options = make.pki(&doc)?;
+    let dry_run = make.dry_run;
     // Held (with its lock, for a real run) until the document is printed: what a concurrent run
     // writes can never slip between reading the PKI, writing it and printing its sha256s.
     let out = OutDir::open(
@@ -160,7 +65,7 @@ fn run_make(matches: &ArgMatches, renew: bool) -> Result<Exit, MkcertsError> {
         } else {
             Access::Write {
                 mode: pki::DIR_MODE,
-                lock_timeout: lock_timeout(matches),
+                lock_timeout: make.lock_timeout,
             }
         },
     )?;
@@ -247,13 +152,9 @@ fn log_pruned(out: &OutDir, pruned: &prune::Pruned) {
     }
 }
 
-fn run_check(matches: &ArgMatches) -> Result<Exit, MkcertsError> {
-    let dir = matches.get_one::<PathBuf>("dir").expect("defaulted");
-    let warn_days = *matches.get_one::<u32>("warn-days").expect("defaulted");
-    let format = Format::parse(matches.get_one::<String>("output").expect("defaulted"))
-        .expect("clap checked the format");
-    let rows = check::check(dir, warn_days, OffsetDateTime::now_utc())?;
-    match format {
+fn run_check(options: &CheckOptions) -> Result<Exit, MkcertsError> {
+    let rows = check::check(&options.dir, options.warn_days, OffsetDateTime::now_utc())?;
+    match options.format {
         Format::Json => hardway::io::print_json(&rows)?,
         Format::Table => hardway::io::print(&check::table(&rows))?,
     }

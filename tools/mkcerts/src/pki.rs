@@ -180,125 +180,139 @@ impl Run<'_> {
         });
     }
 
+    /// A CA: imported from the command line, else the one under OUT, else a new one. A CA is
+    /// never replaced, nor half of one.
     fn ca(&mut self, ca: Ca, cluster: &str) -> Result<CaMaterial, MkcertsError> {
         let (cert_rel, key_rel) = (ca.cert_path(), ca.key_path());
-        let local_cert = self.existing(&cert_rel)?;
-        let local_key = self.existing(&key_rel)?;
-        let local_at = |rel: &str| self.path(rel);
-
-        if let Some((cert_file, key_file)) = &self.options.external_ca[ca.index()] {
-            let cert_bytes = read_input(cert_file)?;
-            let key_bytes = read_input(key_file)?;
-            let material = validate_ca(
-                &cert_bytes,
-                &key_bytes,
-                &cert_file.display().to_string(),
-                &key_file.display().to_string(),
-            )?;
-            let same_as_local = match (&local_cert, &local_key) {
-                (None, None) => false,
-                (Some(c), Some(k))
-                    if pem_der(c) == Some(material.cert_der.clone())
-                        && load_key(&String::from_utf8_lossy(k), "")
-                            .ok()
-                            .map(|k| k.subject_public_key_info())
-                            == Some(material.key.subject_public_key_info()) =>
-                {
-                    true
-                }
-                _ => {
-                    return Err(MkcertsError::bad(
-                        local_at(&cert_rel),
-                        format!(
-                            "already holds a different {} and mkcerts never overwrites a CA: \
-                             move {} away to import {}, or drop the flag",
-                            ca.name(),
-                            local_at("pki/ca"),
-                            cert_file.display()
-                        ),
-                    ))
-                }
-            };
-            // Keep the local copy's bytes when it is the same CA, so nothing is rewritten.
-            let (cert_out, key_out) = match (same_as_local, local_cert, local_key) {
-                (true, Some(c), Some(k)) => (c, k),
-                _ => (cert_bytes, key_bytes),
-            };
-            self.stage(&cert_rel, cert_out, PUBLIC_MODE);
-            self.stage(&key_rel, key_out, KEY_MODE);
-            self.decide(
-                ca.name(),
-                None,
-                if same_as_local { "reuse" } else { "import" },
-                None,
-            );
-            self.record_ca(ca, &material)?;
-            return Ok(material);
-        }
-
-        let material = match (local_cert, local_key) {
-            (Some(cert), Some(key)) => {
-                let material = validate_ca(&cert, &key, &local_at(&cert_rel), &local_at(&key_rel))?;
-                if KeyAlgorithm::of_key(&material.key) != Some(self.options.algorithm) {
-                    self.warnings.push(format!(
-                        "{} keeps its {} key (a CA is never replaced; --key-algorithm {} applies to new keys)",
-                        ca.name(),
-                        KeyAlgorithm::of_key(&material.key).map_or("other", KeyAlgorithm::as_str),
-                        self.options.algorithm
-                    ));
-                }
-                self.stage(&cert_rel, cert, PUBLIC_MODE);
-                self.stage(&key_rel, key, KEY_MODE);
-                self.decide(ca.name(), None, "reuse", None);
-                material
+        let local = (self.existing(&cert_rel)?, self.existing(&key_rel)?);
+        let material = match (&self.options.external_ca[ca.index()], local) {
+            (Some((cert_file, key_file)), local) => {
+                let (cert_file, key_file) = (cert_file.clone(), key_file.clone());
+                self.import_ca(ca, &cert_file, &key_file, local)?
             }
-            (cert @ Some(_), None) | (cert @ None, Some(_)) => {
-                let (has, lacks) = if cert.is_some() {
-                    (&cert_rel, &key_rel)
-                } else {
-                    (&key_rel, &cert_rel)
-                };
-                return Err(MkcertsError::bad(
-                    local_at(has),
-                    format!(
-                        "{} is missing, and mkcerts never replaces half of a CA: restore it, or \
-                         move {} away to make a new {}",
-                        local_at(lacks),
-                        local_at(has),
-                        ca.name()
-                    ),
-                ));
-            }
-            (None, None) => {
-                let key = self.options.algorithm.generate()?;
-                let mut params = CertificateParams::default();
-                let mut dn = DistinguishedName::new();
-                dn.push(DnType::CommonName, ca.name());
-                dn.push(DnType::OrganizationName, cluster);
-                params.distinguished_name = dn;
-                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-                params.key_usages = vec![
-                    KeyUsagePurpose::DigitalSignature,
-                    KeyUsagePurpose::KeyCertSign,
-                    KeyUsagePurpose::CrlSign,
-                ];
-                params.not_before = self.options.now - BACKDATE;
-                params.not_after = self.options.now + Duration::days(self.options.ca_days);
-                params.serial_number = Some(random_serial());
-                let cert = params
-                    .self_signed(&key)
-                    .map_err(|e| MkcertsError::crypto(ca.name(), e))?;
-                self.stage(&cert_rel, cert.pem().into_bytes(), PUBLIC_MODE);
-                self.stage(&key_rel, key.serialize_pem().into_bytes(), KEY_MODE);
-                self.decide(ca.name(), None, "create", None);
-                CaMaterial {
-                    cert_der: cert.der().to_vec(),
-                    key,
-                }
-            }
+            (None, (Some(cert), Some(key))) => self.reuse_ca(ca, cert, key)?,
+            (None, (None, None)) => self.new_ca(ca, cluster)?,
+            (None, (cert, _)) => return Err(self.half_a_ca(ca, cert.is_some())),
         };
         self.record_ca(ca, &material)?;
         Ok(material)
+    }
+
+    /// `--ca-cert/--ca-key`: imported, or reused when OUT already holds that same CA.
+    fn import_ca(
+        &mut self,
+        ca: Ca,
+        cert_file: &Path,
+        key_file: &Path,
+        local: (Option<Vec<u8>>, Option<Vec<u8>>),
+    ) -> Result<CaMaterial, MkcertsError> {
+        let (cert_rel, key_rel) = (ca.cert_path(), ca.key_path());
+        let cert_bytes = read_input(cert_file)?;
+        let key_bytes = read_input(key_file)?;
+        let material = validate_ca(
+            &cert_bytes,
+            &key_bytes,
+            &cert_file.display().to_string(),
+            &key_file.display().to_string(),
+        )?;
+        let same_as_local = match &local {
+            (None, None) => false,
+            (Some(c), Some(k)) if same_ca(&material, c, k) => true,
+            _ => {
+                return Err(MkcertsError::bad(
+                    self.path(&cert_rel),
+                    format!(
+                        "already holds a different {} and mkcerts never overwrites a CA: \
+                         move {} away to import {}, or drop the flag",
+                        ca.name(),
+                        self.path("pki/ca"),
+                        cert_file.display()
+                    ),
+                ))
+            }
+        };
+        // Keep the local copy's bytes when it is the same CA, so nothing is rewritten.
+        let (cert_out, key_out) = match (same_as_local, local) {
+            (true, (Some(c), Some(k))) => (c, k),
+            _ => (cert_bytes, key_bytes),
+        };
+        self.stage(&cert_rel, cert_out, PUBLIC_MODE);
+        self.stage(&key_rel, key_out, KEY_MODE);
+        let action = if same_as_local { "reuse" } else { "import" };
+        self.decide(ca.name(), None, action, None);
+        Ok(material)
+    }
+
+    /// The CA under OUT, kept whatever `--key-algorithm` says (with a warning when they differ).
+    fn reuse_ca(
+        &mut self,
+        ca: Ca,
+        cert: Vec<u8>,
+        key: Vec<u8>,
+    ) -> Result<CaMaterial, MkcertsError> {
+        let (cert_rel, key_rel) = (ca.cert_path(), ca.key_path());
+        let material = validate_ca(&cert, &key, &self.path(&cert_rel), &self.path(&key_rel))?;
+        if KeyAlgorithm::of_key(&material.key) != Some(self.options.algorithm) {
+            self.warnings.push(format!(
+                "{} keeps its {} key (a CA is never replaced; --key-algorithm {} applies to new keys)",
+                ca.name(),
+                KeyAlgorithm::of_key(&material.key).map_or("other", KeyAlgorithm::as_str),
+                self.options.algorithm
+            ));
+        }
+        self.stage(&cert_rel, cert, PUBLIC_MODE);
+        self.stage(&key_rel, key, KEY_MODE);
+        self.decide(ca.name(), None, "reuse", None);
+        Ok(material)
+    }
+
+    /// OUT holds a CA's certificate without its key, or the key without the certificate.
+    fn half_a_ca(&self, ca: Ca, has_cert: bool) -> MkcertsError {
+        let (cert_rel, key_rel) = (ca.cert_path(), ca.key_path());
+        let (has, lacks) = if has_cert {
+            (&cert_rel, &key_rel)
+        } else {
+            (&key_rel, &cert_rel)
+        };
+        MkcertsError::bad(
+            self.path(has),
+            format!(
+                "{} is missing, and mkcerts never replaces half of a CA: restore it, or \
+                 move {} away to make a new {}",
+                self.path(lacks),
+                self.path(has),
+                ca.name()
+            ),
+        )
+    }
+
+    /// A new self-signed CA, its organization the cluster's name.
+    fn new_ca(&mut self, ca: Ca, cluster: &str) -> Result<CaMaterial, MkcertsError> {
+        let key = self.options.algorithm.generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, ca.name());
+        dn.push(DnType::OrganizationName, cluster);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+        ];
+        params.not_before = self.options.now - BACKDATE;
+        params.not_after = self.options.now + Duration::days(self.options.ca_days);
+        params.serial_number = Some(random_serial());
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| MkcertsError::crypto(ca.name(), e))?;
+        self.stage(&ca.cert_path(), cert.pem().into_bytes(), PUBLIC_MODE);
+        self.stage(&ca.key_path(), key.serialize_pem().into_bytes(), KEY_MODE);
+        self.decide(ca.name(), None, "create", None);
+        Ok(CaMaterial {
+            cert_der: cert.der().to_vec(),
+            key,
+        })
     }
 
     fn record_ca(&mut self, ca: Ca, material: &CaMaterial) -> Result<(), MkcertsError> {
@@ -515,6 +529,15 @@ impl Run<'_> {
         });
         Ok(out)
     }
+}
+
+/// True when the local certificate and key are the imported CA's.
+fn same_ca(material: &CaMaterial, cert: &[u8], key: &[u8]) -> bool {
+    pem_der(cert) == Some(material.cert_der.clone())
+        && load_key(&String::from_utf8_lossy(key), "")
+            .ok()
+            .map(|k| k.subject_public_key_info())
+            == Some(material.key.subject_public_key_info())
 }
 
 /// Why an existing leaf no longer fits the plan, or `None` when it can be kept.

@@ -176,8 +176,30 @@ fn push_unique(sans: &mut Vec<San>, san: San) {
 
 /// Builds the plan, checking what the certificates need from the document.
 pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError> {
-    let cluster = &doc.cluster;
-    if cluster.networks.service.is_empty() {
+    check_addresses(doc)?;
+    let endpoint = api_endpoint(doc)?;
+    let controller_vip = controller_vip(doc)?;
+    let mut leaves = etcd_leaves(doc);
+    leaves.extend(control_plane_leaves(doc, &endpoint, &options.extra_sans)?);
+    leaves.extend(worker_leaves(doc));
+    let installs = doc
+        .nodes
+        .iter()
+        .map(|node| (node.name.clone(), installs_for(doc, node)))
+        .collect();
+    Ok(Plan {
+        leaves,
+        kubeconfigs: kubeconfigs(doc, &endpoint),
+        installs,
+        warnings: unnamed_controller_vip(controller_vip, &options.extra_sans)
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// Certificates name a service IP and each node's addresses: both must be there.
+fn check_addresses(doc: &Document) -> Result<(), MkcertsError> {
+    if doc.cluster.networks.service.is_empty() {
         return Err(MkcertsError::bad(
             "cluster.networks.service",
             "no service range: the kube-apiserver certificate needs the `kubernetes` service IP; \
@@ -195,8 +217,13 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             ));
         }
     }
-    // The `kubernetes` ClusterIP of each family: from cidr-alloc, else the first host of the range.
-    let kubernetes_ips: Vec<IpAddr> = match &cluster.service_ips {
+    Ok(())
+}
+
+/// The `kubernetes` ClusterIP of each family: from cidr-alloc, else the first host of the range.
+fn kubernetes_ips(doc: &Document) -> Vec<IpAddr> {
+    let cluster = &doc.cluster;
+    match &cluster.service_ips {
         Some(ips) if !ips.kubernetes.is_empty() => ips.kubernetes.clone(),
         _ => cluster
             .networks
@@ -204,42 +231,54 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             .iter()
             .filter_map(|net| net.hosts().next())
             .collect(),
-    };
-    let endpoint = api_endpoint(doc)?;
-    let controller_vip: Option<IpAddr> = match cluster.extra.get("controller_vip") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(value) => Some(
-            value
-                .as_str()
-                .and_then(|s| s.parse::<IpAddr>().ok())
-                .ok_or_else(|| {
-                    MkcertsError::bad(
-                        "cluster.controller_vip",
-                        format!("{value} is not an IP address"),
-                    )
-                })?,
-        ),
-    };
+    }
+}
 
-    let dns = |s: &str| San::Dns(s.to_ascii_lowercase());
-    let node_sans = |node: &hardway::Node| {
-        let mut sans = vec![dns(&node.name)];
-        if let Some(fqdn) = &node.fqdn {
-            push_unique(&mut sans, dns(fqdn));
-        }
-        for ip in &node.ips {
-            push_unique(&mut sans, San::Ip(*ip));
-        }
-        sans
-    };
-    let loopback = |sans: &mut Vec<San>, v6: bool| {
-        push_unique(sans, dns("localhost"));
-        push_unique(sans, San::Ip(IpAddr::from([127, 0, 0, 1])));
-        if v6 {
-            push_unique(sans, San::Ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
-        }
-    };
-    let client = |name: &'static str, cn: &str, orgs: &[&str], ca: Ca| Leaf {
+/// `cluster.controller_vip`, checked to be an address.
+fn controller_vip(doc: &Document) -> Result<Option<IpAddr>, MkcertsError> {
+    match doc.cluster.extra.get("controller_vip") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => value
+            .as_str()
+            .and_then(|s| s.parse::<IpAddr>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                MkcertsError::bad(
+                    "cluster.controller_vip",
+                    format!("{value} is not an IP address"),
+                )
+            }),
+    }
+}
+
+fn dns(name: &str) -> San {
+    San::Dns(name.to_ascii_lowercase())
+}
+
+/// A node's own names and addresses.
+fn node_sans(node: &hardway::Node) -> Vec<San> {
+    let mut sans = vec![dns(&node.name)];
+    if let Some(fqdn) = &node.fqdn {
+        push_unique(&mut sans, dns(fqdn));
+    }
+    for ip in &node.ips {
+        push_unique(&mut sans, San::Ip(*ip));
+    }
+    sans
+}
+
+/// `localhost` and 127.0.0.1 (and ::1 with `v6`), for clients on the node itself.
+fn push_loopback(sans: &mut Vec<San>, v6: bool) {
+    push_unique(sans, dns("localhost"));
+    push_unique(sans, San::Ip(IpAddr::from([127, 0, 0, 1])));
+    if v6 {
+        push_unique(sans, San::Ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+    }
+}
+
+/// A cluster-wide client certificate.
+fn client(name: &'static str, cn: &str, orgs: &[&str], ca: Ca) -> Leaf {
+    Leaf {
         name,
         node: None,
         common_name: cn.to_string(),
@@ -247,14 +286,16 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
         sans: Vec::new(),
         usage: Usage::Client,
         ca,
-    };
+    }
+}
 
+/// etcd: a serving and a peer certificate per member; one health-check client (etcd-check,
+/// etcdctl on a member) and the API server's client, as kubeadm names them; flannel's client.
+fn etcd_leaves(doc: &Document) -> Vec<Leaf> {
     let mut leaves = Vec::new();
-    // etcd: a serving and a peer certificate per member; one health-check client (etcd-check,
-    // etcdctl on a member) and the API server's client, as kubeadm names them.
     for node in doc.nodes_with(Role::Etcd) {
         let mut sans = node_sans(node);
-        loopback(&mut sans, true);
+        push_loopback(&mut sans, true);
         for name in [cert::ETCD_SERVER, cert::ETCD_PEER] {
             leaves.push(Leaf {
                 name,
@@ -279,102 +320,124 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
         &[],
         Ca::Etcd,
     ));
-    if cluster.pod_network == PodNetwork::Flannel {
+    if doc.cluster.pod_network == PodNetwork::Flannel {
         leaves.push(client(cert::FLANNEL_ETCD_CLIENT, "flannel", &[], Ca::Etcd));
     }
+    leaves
+}
 
-    // The control plane.
-    let lbs: Vec<&hardway::Node> = doc.nodes_with(Role::Lb).collect();
+/// The control plane: each controller's kube-apiserver serving certificate, then the clients
+/// of the API server, the controller manager, the scheduler and the admin.
+fn control_plane_leaves(
+    doc: &Document,
+    endpoint: &Endpoint,
+    extra_sans: &[String],
+) -> Result<Vec<Leaf>, MkcertsError> {
+    let mut leaves = Vec::new();
     for node in doc.nodes_with(Role::Controller) {
-        let mut sans = vec![
-            dns("kubernetes"),
-            dns("kubernetes.default"),
-            dns("kubernetes.default.svc"),
-            dns(&format!(
-                "kubernetes.default.svc.{}",
-                cluster.cluster_domain
-            )),
-        ];
-        for ip in &kubernetes_ips {
-            push_unique(&mut sans, San::Ip(*ip));
-        }
-        for san in node_sans(node) {
-            push_unique(&mut sans, san);
-        }
-        // The API VIP only when a node answers on it (hardway::vip, the decision mkunits'
-        // keepalived follows): a name for an address nobody holds would let whoever takes that
-        // address later pass as the API. `cluster.controller_vip` is never held (haproxy sends
-        // to each controller's own address), so it is checked but never named; a user who puts
-        // it on the controllers with their own keepalived adds it with --extra-san.
-        if let Some(vip) = cluster
-            .api
-            .vip
-            .filter(|_| hardway::vip::api_vip_is_held(doc))
-        {
-            push_unique(&mut sans, San::Ip(vip));
-        }
-        if let Some(host) = &endpoint.host_san {
-            push_unique(&mut sans, host.clone());
-        }
-        for lb in &lbs {
-            for san in node_sans(lb) {
-                push_unique(&mut sans, san);
-            }
-        }
-        loopback(&mut sans, false);
-        for extra in &options.extra_sans {
-            let san = San::parse(extra);
-            if let San::Dns(name) = &san {
-                let bare = name.strip_prefix("*.").unwrap_or(name);
-                hardway::validate::dns_name(bare)
-                    .map_err(|why| MkcertsError::bad("--extra-san", why))?;
-            }
-            push_unique(&mut sans, san);
-        }
         leaves.push(Leaf {
             name: cert::APISERVER,
             node: Some(node.name.clone()),
             common_name: "kube-apiserver".into(),
             organizations: Vec::new(),
-            sans,
+            sans: apiserver_sans(doc, node, endpoint, extra_sans)?,
             usage: Usage::Server,
             ca: Ca::Kubernetes,
         });
     }
-    leaves.push(client(
-        cert::APISERVER_KUBELET_CLIENT,
-        cert::APISERVER_KUBELET_CLIENT_USER,
-        &["system:masters"],
-        Ca::Kubernetes,
-    ));
-    leaves.push(client(
-        cert::FRONT_PROXY_CLIENT,
-        "front-proxy-client",
-        &[],
-        Ca::FrontProxy,
-    ));
-    leaves.push(client(
-        cert::CONTROLLER_MANAGER,
-        "system:kube-controller-manager",
-        &["system:kube-controller-manager"],
-        Ca::Kubernetes,
-    ));
-    leaves.push(client(
-        cert::SCHEDULER,
-        "system:kube-scheduler",
-        &["system:kube-scheduler"],
-        Ca::Kubernetes,
-    ));
-    leaves.push(client(
-        cert::ADMIN,
-        "admin",
-        &["system:masters"],
-        Ca::Kubernetes,
-    ));
+    leaves.extend([
+        client(
+            cert::APISERVER_KUBELET_CLIENT,
+            cert::APISERVER_KUBELET_CLIENT_USER,
+            &["system:masters"],
+            Ca::Kubernetes,
+        ),
+        client(
+            cert::FRONT_PROXY_CLIENT,
+            "front-proxy-client",
+            &[],
+            Ca::FrontProxy,
+        ),
+        client(
+            cert::CONTROLLER_MANAGER,
+            "system:kube-controller-manager",
+            &["system:kube-controller-manager"],
+            Ca::Kubernetes,
+        ),
+        client(
+            cert::SCHEDULER,
+            "system:kube-scheduler",
+            &["system:kube-scheduler"],
+            Ca::Kubernetes,
+        ),
+        client(cert::ADMIN, "admin", &["system:masters"], Ca::Kubernetes),
+    ]);
+    Ok(leaves)
+}
 
-    // Workers.
-    for node in doc.nodes_with(Role::Worker) {
-        leaves.push(Leaf {
+/// Every name a client may reach this controller's API server by: the `kubernetes` service
+/// names and IPs, the node, the held VIP, the endpoint's host, the load balancers, loopback and
+/// `--extra-san`.
+fn apiserver_sans(
+    doc: &Document,
+    node: &hardway::Node,
+    endpoint: &Endpoint,
+    extra_sans: &[String],
+) -> Result<Vec<San>, MkcertsError> {
+    let cluster = &doc.cluster;
+    let mut sans = vec![
+        dns("kubernetes"),
+        dns("kubernetes.default"),
+        dns("kubernetes.default.svc"),
+        dns(&format!(
+            "kubernetes.default.svc.{}",
+            cluster.cluster_domain
+        )),
+    ];
+    for ip in kubernetes_ips(doc) {
+        push_unique(&mut sans, San::Ip(ip));
+    }
+    for san in node_sans(node) {
+        push_unique(&mut sans, san);
+    }
+    // The API VIP only when a node answers on it (hardway::vip, the decision mkunits'
+    // keepalived follows): a name for an address nobody holds would let whoever takes that
+    // address later pass as the API. `cluster.controller_vip` is never held (haproxy sends
+    // to each controller's own address), so it is checked but never named; a user who puts
+    // it on the controllers with their own keepalived adds it with --extra-san.
+    if let Some(vip) = cluster
+        .api
+        .vip
+        .filter(|_| hardway::vip::api_vip_is_held(doc))
+    {
+        push_unique(&mut sans, San::Ip(vip));
+    }
+    if let Some(host) = &endpoint.host_san {
+        push_unique(&mut sans, host.clone());
+    }
+    for lb in doc.nodes_with(Role::Lb) {
+        for san in node_sans(lb) {
+            push_unique(&mut sans, san);
+        }
+    }
+    push_loopback(&mut sans, false);
+    for extra in extra_sans {
+        let san = San::parse(extra);
+        if let San::Dns(name) = &san {
+            let bare = name.strip_prefix("*.").unwrap_or(name);
+            hardway::validate::dns_name(bare)
+                .map_err(|why| MkcertsError::bad("--extra-san", why))?;
+        }
+        push_unique(&mut sans, san);
+    }
+    Ok(sans)
+}
+
+/// Each worker's kubelet certificate (serving and client), then kube-proxy's client.
+fn worker_leaves(doc: &Document) -> Vec<Leaf> {
+    let mut leaves: Vec<Leaf> = doc
+        .nodes_with(Role::Worker)
+        .map(|node| Leaf {
             name: cert::KUBELET,
             node: Some(node.name.clone()),
             common_name: format!("system:node:{}", node.name),
@@ -382,85 +445,75 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
             sans: node_sans(node),
             usage: Usage::ServerAndClient,
             ca: Ca::Kubernetes,
-        });
-    }
+        })
+        .collect();
     leaves.push(client(
         cert::KUBE_PROXY,
         "system:kube-proxy",
         &["system:node-proxier"],
         Ca::Kubernetes,
     ));
+    leaves
+}
 
-    let local = format!("https://127.0.0.1:{}", cluster.api.port);
-    let kubeconfig =
-        |path: String, leaf, node: Option<String>, user: String, server: &str| Kubeconfig {
-            path,
-            leaf,
-            node,
-            user,
-            server: server.to_string(),
-        };
+/// The kubeconfigs: node-local ones point at 127.0.0.1, the rest at the API endpoint.
+fn kubeconfigs(doc: &Document, endpoint: &Endpoint) -> Vec<Kubeconfig> {
+    let local = format!("https://127.0.0.1:{}", doc.cluster.api.port);
+    let shared = |path: &str, leaf, user: &str, server: &str| Kubeconfig {
+        path: path.into(),
+        leaf,
+        node: None,
+        user: user.into(),
+        server: server.to_string(),
+    };
     let mut kubeconfigs = vec![
-        kubeconfig(
-            "pki/kubeconfigs/admin.kubeconfig".into(),
+        shared(
+            "pki/kubeconfigs/admin.kubeconfig",
             cert::ADMIN,
-            None,
-            "admin".into(),
+            "admin",
             &local,
         ),
         // The same credentials through the API endpoint, for kubectl on the hypervisor (or
         // any machine that reaches the VIP); installed on no node.
-        kubeconfig(
-            ADMIN_EXTERNAL_KUBECONFIG.into(),
+        shared(
+            ADMIN_EXTERNAL_KUBECONFIG,
             cert::ADMIN,
-            None,
-            "admin".into(),
+            "admin",
             &endpoint.url,
         ),
-        kubeconfig(
-            "pki/kubeconfigs/kube-controller-manager.kubeconfig".into(),
+        shared(
+            "pki/kubeconfigs/kube-controller-manager.kubeconfig",
             cert::CONTROLLER_MANAGER,
-            None,
-            "system:kube-controller-manager".into(),
+            "system:kube-controller-manager",
             &local,
         ),
-        kubeconfig(
-            "pki/kubeconfigs/kube-scheduler.kubeconfig".into(),
+        shared(
+            "pki/kubeconfigs/kube-scheduler.kubeconfig",
             cert::SCHEDULER,
-            None,
-            "system:kube-scheduler".into(),
+            "system:kube-scheduler",
             &local,
         ),
-        kubeconfig(
-            "pki/kubeconfigs/kube-proxy.kubeconfig".into(),
+        shared(
+            "pki/kubeconfigs/kube-proxy.kubeconfig",
             cert::KUBE_PROXY,
-            None,
-            "system:kube-proxy".into(),
+            "system:kube-proxy",
             &endpoint.url,
         ),
     ];
-    for node in doc.nodes_with(Role::Worker) {
-        kubeconfigs.push(kubeconfig(
-            format!("pki/nodes/{}/kubelet.kubeconfig", node.name),
-            cert::KUBELET,
-            Some(node.name.clone()),
-            format!("system:node:{}", node.name),
-            &endpoint.url,
-        ));
-    }
+    kubeconfigs.extend(doc.nodes_with(Role::Worker).map(|node| Kubeconfig {
+        path: format!("pki/nodes/{}/kubelet.kubeconfig", node.name),
+        leaf: cert::KUBELET,
+        node: Some(node.name.clone()),
+        user: format!("system:node:{}", node.name),
+        server: endpoint.url.clone(),
+    }));
+    kubeconfigs
+}
 
-    let installs = doc
-        .nodes
-        .iter()
-        .map(|node| (node.name.clone(), installs_for(doc, node)))
-        .collect();
-    let warnings = controller_vip
-        .filter(|vip| {
-            !options
-                .extra_sans
-                .iter()
-                .any(|s| San::parse(s) == San::Ip(*vip))
-        })
+/// The warning for a `cluster.controller_vip` that no certificate names (unless --extra-san
+/// names it).
+fn unnamed_controller_vip(vip: Option<IpAddr>, extra_sans: &[String]) -> Option<String> {
+    vip.filter(|vip| !extra_sans.iter().any(|s| San::parse(s) == San::Ip(*vip)))
         .map(|vip| {
             format!(
                 "cluster.controller_vip {vip}: no node holds it (haproxy sends to each \
@@ -468,14 +521,6 @@ pub fn plan(doc: &Document, options: &PlanOptions) -> Result<Plan, MkcertsError>
                  --extra-san {vip} if keepalived of your own puts it on the controllers"
             )
         })
-        .into_iter()
-        .collect();
-    Ok(Plan {
-        leaves,
-        kubeconfigs,
-        installs,
-        warnings,
-    })
 }
 
 /// The API endpoint workers use, and the SAN its host adds to the serving certificate.

@@ -64,19 +64,7 @@ impl Column {
 /// Parses a CSV inventory; `source` names it in errors.
 pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
     let lines: Vec<&str> = text.lines().collect();
-    // Comment and blank lines are dropped before the csv crate reads the rest (its own line count
-    // goes wrong on blank lines between records); `kept` maps its line numbers back to ours.
-    // Inventories have one record per line (no quoted line breaks), so the mapping is exact.
-    let mut kept: Vec<u64> = Vec::new();
-    let mut content = String::with_capacity(text.len());
-    for (i, line) in lines.iter().enumerate() {
-        let trimmed = line.trim();
-        if !trimmed.is_empty() && !trimmed.starts_with('#') {
-            kept.push(i as u64 + 1);
-            content.push_str(line);
-            content.push('\n');
-        }
-    }
+    let (content, kept) = without_comments(&lines);
     let original_line = |line: u64| {
         kept.get(line.saturating_sub(1) as usize)
             .copied()
@@ -103,7 +91,6 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
             Err(Position { line, column: 1 }.error(source, message))
         }
     });
-
     let Some(header) = records.next() else {
         return Err(Position { line: 1, column: 1 }.error(
             source,
@@ -115,11 +102,43 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
         line,
         column: column_of(&lines, line, field),
     };
-    let mut columns: Vec<Column> = Vec::with_capacity(header.len());
-    let mut seen: HashMap<Column, usize> = HashMap::new();
+    let columns = header_columns(&header, &|i| at(header_line, i), source)?;
+    let mut entries = Vec::new();
+    for record in records {
+        let (line, record) = record?;
+        entries.push(entry(&record, &columns, &|i| at(line, i), source)?);
+    }
+    Ok(entries)
+}
+
+/// The lines that are not comments or blank, and for each its line number in the original.
+/// The csv crate's own line count goes wrong on blank lines between records; inventories have
+/// one record per line (no quoted line breaks), so the mapping is exact.
+fn without_comments(lines: &[&str]) -> (String, Vec<u64>) {
+    let mut kept: Vec<u64> = Vec::new();
+    let mut content = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            kept.push(i as u64 + 1);
+            content.push_str(line);
+            content.push('\n');
+        }
+    }
+    (content, kept)
+}
+
+/// The header row's columns, each known and once, `name` and `roles` among them: the field
+/// index of each column.
+fn header_columns(
+    header: &csv::StringRecord,
+    at: &dyn Fn(usize) -> Position,
+    source: &str,
+) -> Result<HashMap<Column, usize>, Error> {
+    let mut columns: HashMap<Column, usize> = HashMap::new();
     for (i, title) in header.iter().enumerate() {
         let column = Column::parse(title).ok_or_else(|| {
-            at(header_line, i).error(
+            at(i).error(
                 source,
                 format!(
                     "unknown column {}: the columns are {COLUMNS}",
@@ -127,22 +146,16 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
                 ),
             )
         })?;
-        if seen.insert(column, i).is_some() {
-            return Err(at(header_line, i).error(
+        if columns.insert(column, i).is_some() {
+            return Err(at(i).error(
                 source,
                 format!("column {} appears twice", hardway::error::quote(title)),
             ));
         }
-        columns.push(column);
     }
-    for required in [Column::Name, Column::Roles] {
-        if !seen.contains_key(&required) {
-            let what = if required == Column::Name {
-                "name"
-            } else {
-                "roles"
-            };
-            return Err(at(header_line, 0).error(
+    for (required, what) in [(Column::Name, "name"), (Column::Roles, "roles")] {
+        if !columns.contains_key(&required) {
+            return Err(at(0).error(
                 source,
                 format!(
                     "the header row has no {} column: name and roles are required ({COLUMNS})",
@@ -151,87 +164,89 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Vec<Entry>, Error> {
             ));
         }
     }
+    Ok(columns)
+}
 
-    let mut entries = Vec::new();
-    for record in records {
-        let (line, record) = record?;
-        if record.len() > columns.len() {
-            return Err(at(line, columns.len()).error(
-                source,
-                format!(
-                    "this row has {} fields, the header names {}",
-                    record.len(),
-                    columns.len()
-                ),
-            ));
-        }
-        let field = |column: Column| -> (&str, Position) {
-            let i = seen[&column];
-            (record.get(i).unwrap_or(""), at(line, i))
-        };
-        let (name, name_at) = field(Column::Name);
-        validate::node_name(name).map_err(|why| name_at.error(source, why))?;
-        let (roles, roles_at) = field(Column::Roles);
-        let roles = parse_roles(roles).map_err(|why| roles_at.error(source, why))?;
-        let mut entry = Entry {
-            name: name.to_string(),
-            roles,
-            ips: Vec::new(),
-            vcpus: None,
-            memory_mib: None,
-            disk_gib: None,
-            pod_cidrs: Vec::new(),
-            host: None,
-            fqdn: None,
-            at: name_at,
-            ip_at: name_at,
-            pod_cidr_at: name_at,
-        };
-        for (&column, &i) in &seen {
-            let value = record.get(i).unwrap_or("");
-            let value_at = at(line, i);
-            if value.is_empty() {
-                continue;
-            }
-            let fail = |why: String| value_at.error(source, why);
-            match column {
-                Column::Name | Column::Roles => {}
-                Column::Ip => {
-                    entry.ips = parse_pair(value, validate::ip).map_err(fail)?;
-                    entry.ip_at = value_at;
-                }
-                Column::PodCidr => {
-                    entry.pod_cidrs = parse_pair(value, validate::network).map_err(fail)?;
-                    entry.pod_cidr_at = value_at;
-                }
-                Column::Vcpus => {
-                    entry.vcpus = Some(value.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(
-                        || {
-                            fail(format!(
-                                "vcpus {} is not a whole number above 0",
-                                hardway::error::quote(value)
-                            ))
-                        },
-                    )?)
-                }
-                Column::Memory => {
-                    entry.memory_mib = Some(
-                        size::parse(value, Unit::Mib)
-                            .map_err(|why| fail(format!("memory: {why}")))?,
-                    )
-                }
-                Column::Disk => {
-                    entry.disk_gib = Some(
-                        size::parse(value, Unit::Gib)
-                            .map_err(|why| fail(format!("disk: {why}")))?,
-                    )
-                }
-                Column::Host => entry.host = Some(value.to_string()),
-            }
-        }
-        entries.push(entry);
+/// One row's node: its name and roles, then each other column that has a value.
+fn entry(
+    record: &csv::StringRecord,
+    columns: &HashMap<Column, usize>,
+    at: &dyn Fn(usize) -> Position,
+    source: &str,
+) -> Result<Entry, Error> {
+    if record.len() > columns.len() {
+        return Err(at(columns.len()).error(
+            source,
+            format!(
+                "this row has {} fields, the header names {}",
+                record.len(),
+                columns.len()
+            ),
+        ));
     }
-    Ok(entries)
+    let field = |column: Column| -> (&str, Position) {
+        let i = columns[&column];
+        (record.get(i).unwrap_or(""), at(i))
+    };
+    let (name, name_at) = field(Column::Name);
+    validate::node_name(name).map_err(|why| name_at.error(source, why))?;
+    let (roles, roles_at) = field(Column::Roles);
+    let roles = parse_roles(roles).map_err(|why| roles_at.error(source, why))?;
+    let mut entry = Entry {
+        name: name.to_string(),
+        roles,
+        ips: Vec::new(),
+        vcpus: None,
+        memory_mib: None,
+        disk_gib: None,
+        pod_cidrs: Vec::new(),
+        host: None,
+        fqdn: None,
+        at: name_at,
+        ip_at: name_at,
+        pod_cidr_at: name_at,
+    };
+    for (&column, &i) in columns {
+        let value = record.get(i).unwrap_or("");
+        if !value.is_empty() {
+            set_column(&mut entry, column, value, at(i)).map_err(|why| at(i).error(source, why))?;
+        }
+    }
+    Ok(entry)
+}
+
+/// Sets the entry's value of one optional column; the error says what is wrong with it.
+fn set_column(entry: &mut Entry, column: Column, value: &str, at: Position) -> Result<(), String> {
+    match column {
+        Column::Name | Column::Roles => {}
+        Column::Ip => {
+            entry.ips = parse_pair(value, validate::ip)?;
+            entry.ip_at = at;
+        }
+        Column::PodCidr => {
+            entry.pod_cidrs = parse_pair(value, validate::network)?;
+            entry.pod_cidr_at = at;
+        }
+        Column::Vcpus => {
+            let vcpus = value.parse::<u32>().ok().filter(|&n| n > 0);
+            entry.vcpus = Some(vcpus.ok_or_else(|| {
+                format!(
+                    "vcpus {} is not a whole number above 0",
+                    hardway::error::quote(value)
+                )
+            })?);
+        }
+        Column::Memory => {
+            entry.memory_mib =
+                Some(size::parse(value, Unit::Mib).map_err(|why| format!("memory: {why}"))?);
+        }
+        Column::Disk => {
+            entry.disk_gib =
+                Some(size::parse(value, Unit::Gib).map_err(|why| format!("disk: {why}"))?);
+        }
+        Column::Host => entry.host = Some(value.to_string()),
+    }
+    Ok(())
 }
 
 /// Parses KTHW's machines.txt: `IP FQDN HOST [POD_SUBNET]` separated by blanks, one node a line.

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use serde_json::{json, Value};
+use hardway::doc::{ContainerRuntime, KubeProxyMode, PodNetwork};
+use hardway::{Document, Role};
+use ipnet::IpNet;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -14,7 +16,8 @@ fn mkcluster() -> Command {
     Command::cargo_bin("mkcluster").expect("the binary is built")
 }
 
-fn document(args: &[&str], stdin: &str) -> Value {
+/// Runs mkcluster; its output read by the tools' own reader (which also validates it).
+fn document(args: &[&str], stdin: &str) -> Document {
     let out = mkcluster().args(args).write_stdin(stdin).output().unwrap();
     assert!(
         out.status.success(),
@@ -22,7 +25,11 @@ fn document(args: &[&str], stdin: &str) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stderr.is_empty());
-    serde_json::from_slice(&out.stdout).unwrap()
+    hardway::doc::parse(std::str::from_utf8(&out.stdout).unwrap(), "stdout").unwrap()
+}
+
+fn nets(text: &[&str]) -> Vec<IpNet> {
+    text.iter().map(|t| t.parse().unwrap()).collect()
 }
 
 /// Runs mkcluster expecting a refusal; asserts the error line contains `expect`.
@@ -40,47 +47,51 @@ fn csv_to_document_with_defaults() {
         &[],
         "# inventory\nroles,name,memory\ncontroller+etcd,c1,\nworker,w1,2G\n",
     );
-    assert_eq!(doc["version"], 1);
-    assert_eq!(doc["cluster"]["name"], "kubernetes");
-    assert_eq!(doc["cluster"]["domain"], "example.com");
-    assert_eq!(doc["cluster"]["cluster_domain"], "cluster.local");
+    assert_eq!(doc.version, hardway::doc::VERSION);
+    let cluster = &doc.cluster;
+    assert_eq!(cluster.name, "kubernetes");
+    assert_eq!(cluster.domain, "example.com");
+    assert_eq!(cluster.cluster_domain, "cluster.local");
     // The newest supported release, on containerd 2 with kube-proxy's iptables mode; the
     // document says so, so no later tool guesses.
+    assert_eq!(cluster.kubernetes_version, hardway::k8s::DEFAULT_VERSION);
     assert_eq!(
-        doc["cluster"]["kubernetes_version"],
-        hardway::k8s::DEFAULT_VERSION
+        cluster.container_runtime,
+        Some(ContainerRuntime::Containerd2)
     );
-    assert_eq!(doc["cluster"]["container_runtime"], "containerd-2");
-    assert_eq!(doc["cluster"]["kube_proxy_mode"], "iptables");
-    assert!(doc["cluster"].get("allow_unsupported_version").is_none());
-    assert_eq!(doc["cluster"]["networks"]["node"], json!(["10.240.0.0/24"]));
-    assert_eq!(doc["cluster"]["networks"]["pod"], json!(["10.200.0.0/16"]));
-    assert_eq!(doc["cluster"]["networks"]["pod_prefix"], json!([24]));
+    assert_eq!(cluster.kube_proxy_mode, Some(KubeProxyMode::Iptables));
+    assert!(cluster.extra.is_empty(), "{:?}", cluster.extra);
+    assert_eq!(cluster.networks.node, nets(&["10.240.0.0/24"]));
+    assert_eq!(cluster.networks.pod, nets(&["10.200.0.0/16"]));
+    assert_eq!(cluster.networks.pod_prefix, [24]);
+    assert_eq!(cluster.networks.service, nets(&["10.32.0.0/24"]));
+    // Addresses are cidr-alloc's to decide.
+    let api = &cluster.api;
     assert_eq!(
-        doc["cluster"]["networks"]["service"],
-        json!(["10.32.0.0/24"])
+        (api.vip, api.port, api.endpoint.as_deref()),
+        (None, 6443, None)
     );
-    assert_eq!(doc["cluster"]["api"], json!({"port": 6443}));
-    assert_eq!(
-        doc["hypervisor"],
-        json!({"uri": "qemu:///system", "network": "kubernetes", "gateway": "10.240.0.1", "pool": "hardway"})
-    );
-    let c1 = &doc["nodes"][0];
-    assert_eq!(c1["fqdn"], "c1.example.com");
-    assert_eq!(c1["roles"], json!(["etcd", "controller"]));
+    let hypervisor = doc.hypervisor.as_ref().unwrap();
     assert_eq!(
         (
-            c1["vcpus"].as_u64(),
-            c1["memory_mib"].as_u64(),
-            c1["disk_gib"].as_u64()
+            hypervisor.uri.as_str(),
+            hypervisor.network.as_str(),
+            hypervisor.gateway,
+            hypervisor.pool.as_str()
         ),
-        (Some(1), Some(512), Some(4))
+        (
+            "qemu:///system",
+            "kubernetes",
+            Some("10.240.0.1".parse().unwrap()),
+            "hardway"
+        )
     );
-    let w1 = &doc["nodes"][1];
-    assert_eq!(
-        (w1["memory_mib"].as_u64(), w1["disk_gib"].as_u64()),
-        (Some(2048), Some(20))
-    );
+    let c1 = &doc.nodes[0];
+    assert_eq!(c1.fqdn.as_deref(), Some("c1.example.com"));
+    assert_eq!(c1.roles, [Role::Etcd, Role::Controller]);
+    assert_eq!((c1.vcpus, c1.memory_mib, c1.disk_gib), (1, 512, 4));
+    let w1 = &doc.nodes[1];
+    assert_eq!((w1.memory_mib, w1.disk_gib), (2048, 20));
 }
 
 #[test]
@@ -120,23 +131,24 @@ fn dual_stack_flags_and_values() {
         "nftables",
     ];
     let doc = document(&args, "name,roles,ip,pod_cidr\nw1,worker,fd00:10:240::5;10.240.0.5,10.200.0.0/25+fd00:10:200::/64\n");
-    let net = &doc["cluster"]["networks"];
-    assert_eq!(net["node"], json!(["10.240.0.0/24", "fd00:10:240::/64"]));
-    assert_eq!(net["pod_prefix"], json!([25, 64]));
+    let cluster = &doc.cluster;
+    let net = &cluster.networks;
+    assert_eq!(net.node, nets(&["10.240.0.0/24", "fd00:10:240::/64"]));
+    assert_eq!(net.pod_prefix, [25, 64]);
+    let api = &cluster.api;
     assert_eq!(
-        doc["cluster"]["api"],
-        json!({"vip": "10.240.0.20", "port": 8443})
+        (api.vip, api.port, api.endpoint.as_deref()),
+        (Some("10.240.0.20".parse().unwrap()), 8443, None)
     );
-    assert_eq!(doc["cluster"]["pod_network"], "flannel");
-    assert_eq!(doc["cluster"]["kubernetes_version"], "v1.36.0");
-    assert_eq!(doc["cluster"]["container_runtime"], "cri-o");
-    assert_eq!(doc["cluster"]["kube_proxy_mode"], "nftables");
-    assert_eq!(doc["hypervisor"]["network"], "ds");
-    assert_eq!(
-        doc["nodes"][0]["ips"],
-        json!(["10.240.0.5", "fd00:10:240::5"])
-    );
-    assert_eq!(doc["nodes"][0]["fqdn"], "w1.lab.test");
+    assert_eq!(cluster.pod_network, PodNetwork::Flannel);
+    assert_eq!(cluster.kubernetes_version, "v1.36.0");
+    assert_eq!(cluster.container_runtime, Some(ContainerRuntime::CriO));
+    assert_eq!(cluster.kube_proxy_mode, Some(KubeProxyMode::Nftables));
+    assert_eq!(doc.hypervisor.as_ref().unwrap().network, "ds");
+    // IPv4 first, whatever order the inventory gave.
+    let ips: Vec<String> = doc.nodes[0].ips.iter().map(ToString::to_string).collect();
+    assert_eq!(ips, ["10.240.0.5", "fd00:10:240::5"]);
+    assert_eq!(doc.nodes[0].fqdn.as_deref(), Some("w1.lab.test"));
 }
 
 #[test]
@@ -151,18 +163,19 @@ fn machines_txt_from_a_file() {
     )
     .unwrap();
     let doc = document(&["--format", "machines", path.to_str().unwrap()], "");
-    assert_eq!(doc["cluster"]["domain"], "kubernetes.local");
-    assert_eq!(doc["nodes"][0]["roles"], json!(["etcd", "controller"]));
-    assert_eq!(doc["nodes"][1]["roles"], json!(["worker"]));
-    assert_eq!(doc["nodes"][2]["pod_cidrs"], json!(["10.200.1.0/24"]));
-    assert_eq!(doc["nodes"][2]["fqdn"], "node-1.kubernetes.local");
-    assert_eq!(doc["nodes"][2]["memory_mib"], 1536);
+    assert_eq!(doc.cluster.domain, "kubernetes.local");
+    assert_eq!(doc.nodes[0].roles, [Role::Etcd, Role::Controller]);
+    assert_eq!(doc.nodes[1].roles, [Role::Worker]);
+    let node_1 = &doc.nodes[2];
+    assert_eq!(node_1.pod_cidrs, nets(&["10.200.1.0/24"]));
+    assert_eq!(node_1.fqdn.as_deref(), Some("node-1.kubernetes.local"));
+    assert_eq!(node_1.memory_mib, 1536);
 }
 
 #[test]
 fn dash_reads_stdin() {
     let doc = document(&["-"], OK);
-    assert_eq!(doc["nodes"][0]["name"], "w1");
+    assert_eq!(doc.nodes[0].name, "w1");
 }
 
 #[test]
@@ -176,7 +189,7 @@ fn controller_vip_is_kept_in_the_cluster() {
         ],
         OK,
     );
-    assert_eq!(doc["cluster"]["controller_vip"], "10.240.0.20");
+    assert_eq!(doc.cluster.extra["controller_vip"], "10.240.0.20");
 }
 
 #[test]
@@ -477,8 +490,11 @@ fn v1_35_on_debian_containerd() {
         ],
         OK,
     );
-    assert_eq!(doc["cluster"]["kubernetes_version"], "v1.35.0");
-    assert_eq!(doc["cluster"]["container_runtime"], "containerd-1");
+    assert_eq!(doc.cluster.kubernetes_version, "v1.35.0");
+    assert_eq!(
+        doc.cluster.container_runtime,
+        Some(ContainerRuntime::Containerd1)
+    );
 }
 
 /// The opt-out is explicit and recorded, so the tools after mkcluster accept the version too.
@@ -494,10 +510,13 @@ fn allow_unsupported_version_is_recorded() {
         ],
         OK,
     );
-    assert_eq!(doc["cluster"]["kubernetes_version"], "v1.33.0");
-    assert_eq!(doc["cluster"]["allow_unsupported_version"], true);
+    assert_eq!(doc.cluster.kubernetes_version, "v1.33.0");
+    assert_eq!(doc.cluster.extra[hardway::k8s::ALLOW_UNSUPPORTED], true);
     // Rendered with v1.35's table, whose kubelet still runs containerd 1.x.
-    assert_eq!(doc["cluster"]["container_runtime"], "containerd-1");
+    assert_eq!(
+        doc.cluster.container_runtime,
+        Some(ContainerRuntime::Containerd1)
+    );
 }
 
 #[test]

@@ -27,10 +27,10 @@ impl EtcdSync for Lab {
     /// etcd-sync with the document on stdin.
     fn sync(&self, doc: &Document, args: &[&str]) -> Output {
         pipe(
-            Command::new(env!("CARGO_BIN_EXE_etcd-sync"))
+            Command::new(testkit::bin("etcd-sync"))
                 .arg("--dir")
                 .arg(self.dir.path())
-                .args(["--timeout", "2"])
+                .args(["--timeout", "2s"])
                 .args(args),
             &hardway::doc::to_string(doc),
         )
@@ -56,9 +56,45 @@ impl EtcdSync for Lab {
 struct Report {
     in_sync: bool,
     members: Vec<ReportMember>,
-    changes: Vec<serde_json::Value>,
-    next: Option<serde_json::Value>,
-    hold: Option<serde_json::Value>,
+    changes: Vec<Change>,
+    next: Option<Change>,
+    hold: Option<Hold>,
+}
+
+/// A membership change as the plan prints it.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(dead_code)]
+enum Change {
+    Add { name: String, peer_url: String },
+    Promote { name: String, id: String },
+    Remove { name: String, id: String },
+}
+
+/// Why the next change waits.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(
+    tag = "kind",
+    content = "message",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+#[allow(dead_code)]
+enum Hold {
+    Waiting(String),
+    Refused(String),
+}
+
+/// `etcdctl member list -w json`: only the names are read.
+#[derive(serde::Deserialize)]
+struct MemberList {
+    members: Vec<ListedName>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedName {
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -130,13 +166,8 @@ fn member_names_from(cluster: &Cluster, index: usize) -> Vec<String> {
         .args(["member", "list", "-w", "json"])
         .output()
         .unwrap();
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut names: Vec<String> = list["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap_or("").to_string())
-        .collect();
+    let list: MemberList = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> = list.members.into_iter().map(|m| m.name).collect();
     names.sort();
     names
 }
@@ -173,7 +204,10 @@ fn three_to_four_to_three_members_without_losing_quorum() {
     four.nodes.push(lab.doc.nodes[3].clone());
     let (code, report) = lab.check(&four);
     assert_eq!((code, report.in_sync), (1, false), "{report:?}");
-    assert_eq!(report.next.as_ref().unwrap()["action"], "add");
+    assert!(
+        matches!(&report.next, Some(Change::Add { name, .. }) if name == "node-4"),
+        "{report:?}"
+    );
     // --dry-run prints the same plan and changes nothing; -o table is one row per member and
     // change.
     let out = lab.sync(&four, &["--dry-run"]);
@@ -211,11 +245,7 @@ fn three_to_four_to_three_members_without_losing_quorum() {
     // Waiting for it to start: a run changes nothing and says so.
     let (code, report) = lab.check(&four);
     assert_eq!(code, 1);
-    assert_eq!(
-        report.hold.as_ref().unwrap()["kind"],
-        "waiting",
-        "{report:?}"
-    );
+    assert!(matches!(report.hold, Some(Hold::Waiting(_))), "{report:?}");
 
     // Its unit starts it; etcd-sync promotes it once it has caught up.
     let index = cluster.join(lab.member(3), &joiner.initial_cluster);
@@ -249,7 +279,8 @@ fn three_to_four_to_three_members_without_losing_quorum() {
     assert_eq!(member_names(&cluster), ["node-1", "node-2", "node-3"]);
     let (code, report) = lab.check(&after);
     assert_eq!((code, report.changes.len()), (0, 0), "{report:?}");
-    cluster.kill(index);
+    // The removed member shuts itself down once it learns it is out of the cluster.
+    cluster.wait_exited(index, UP).unwrap();
 
     let verdicts = poller.finish();
     assert!(
