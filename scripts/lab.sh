@@ -315,6 +315,7 @@ restore() {
   for node in $(etcd_names); do stop_member "$node"; done
   if ! etcd-snapshot restore -f "$doc" --dir "$out" --snapshot "$SNAPSHOT" > "$restored"; then
     for node in $(etcd_names); do start_member "$node"; done
+    wait_healthy || die "etcd-snapshot restore failed (above), and the members started again did not become healthy: see $LAB_DIR/run/"
     die "etcd-snapshot restore failed (above): the members were started again as they were"
   fi
   mv "$restored" "$doc"
