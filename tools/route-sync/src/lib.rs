@@ -6,11 +6,13 @@
 //! the command line to [`Options`] and runs one pass or a watch loop.
 
 pub mod cli;
+pub mod document;
 pub mod error;
 pub mod netlink;
 pub mod nexthops;
 mod nhmsg;
 pub mod plan;
+mod timing;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +22,7 @@ use hardway::table::Format;
 use hardway::Exit;
 
 pub use error::Error;
+use netlink::Kernel;
 use nexthops::{NexthopIds, NexthopMode};
 use plan::{Owner, Plan, Scope, Snapshot, Want};
 
@@ -173,14 +176,23 @@ pub fn parse_nexthop_ids(text: &str) -> Result<NexthopIds, Error> {
     }
 }
 
-/// Diffs `wants` against `kernel` and, unless a dry run or a check, applies the plan. Returns
-/// the plan as done.
-pub fn reconcile(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result<Plan, Error> {
-    let plan = plan::plan(wants, kernel, options.owner, options.nexthops)?;
+/// Diffs `wants` against `kernel` and, unless a dry run or a check, applies the plan through
+/// `netlink`. Returns the plan as done.
+pub fn reconcile(
+    wants: &[Want],
+    kernel: &Snapshot,
+    options: &Options,
+    netlink: &mut Kernel,
+) -> Result<Plan, Error> {
+    let plan = {
+        let _span = timing::span("plan");
+        plan::plan(wants, kernel, options.owner, options.nexthops)?
+    };
     if options.dry_run || options.check || plan.changes() == 0 {
         return Ok(plan);
     }
-    let failed = netlink::apply(&plan, options.owner)?;
+    let _span = timing::span("apply");
+    let failed = netlink.apply(&plan, options.owner)?;
     if let Some(first) = failed.first() {
         return Err(Error::Apply {
             first: format!("{}: {}", first.what, first.error),
@@ -191,13 +203,9 @@ pub fn reconcile(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result
 }
 
 /// One pass: dump, diff, apply.
-pub async fn sync(
-    handle: &rtnetlink::Handle,
-    wants: &[Want],
-    options: &Options,
-) -> Result<Plan, Error> {
-    let kernel = netlink::snapshot(handle, options.owner.table).await?;
-    reconcile(wants, &kernel, options)
+pub fn sync(netlink: &mut Kernel, wants: &[Want], options: &Options) -> Result<Plan, Error> {
+    let kernel = netlink.snapshot(options.owner.table)?;
+    reconcile(wants, &kernel, options, netlink)
 }
 
 /// The exit status a pass ends with: 1 for conflicts, or for `--check` when out of sync.
@@ -351,8 +359,10 @@ fn print_picture(matches: &ArgMatches) -> Result<Exit, Error> {
         None => Scope::Host,
     };
     let file = matches.get_one::<PathBuf>(cli::options::FILE);
-    let document = hardway::doc::read(file.map(PathBuf::as_path))?;
-    let routes = plan::wanted(&document, &scope)?
+    let (source, text) = hardway::io::read_input(file.map(PathBuf::as_path))?;
+    let document = hardway::doc::from_str(&text, &source)?;
+    document.validate()?;
+    let routes = plan::wanted(&document::Document::parse(&text, &source)?, &scope)?
         .into_iter()
         .map(|w| hardway::dot::Route {
             dst: w.dst,
@@ -428,7 +438,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// The routes the document (from `-f` or stdin) asks for.
 fn read_wants(options: &Options) -> Result<Vec<Want>, Error> {
-    let document = hardway::doc::read(options.file.as_deref())?;
+    let _span = timing::span("document");
+    let (source, text) = {
+        let _span = timing::span("read");
+        hardway::io::read_input(options.file.as_deref())?
+    };
+    let document = {
+        let _span = timing::span("parse");
+        document::Document::parse(&text, &source)?
+    };
     plan::wanted(&document, &options.scope)
 }
 
@@ -441,12 +459,11 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         return print_picture(matches);
     }
     let options = Options::from_matches(matches)?;
-    let rt = runtime()?;
     if let Some(interval) = options.watch {
         let wants = read_wants(&options)?;
-        return rt.block_on(async {
-            let handle = netlink::connect()?;
-            watch(&handle, wants, &options, interval).await
+        return runtime()?.block_on(async {
+            let mut netlink = Kernel::open()?;
+            watch(&mut netlink, wants, &options, interval).await
         });
     }
     // The document is read and parsed on a second thread while the kernel's tables are dumped
@@ -454,12 +471,13 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     // ends the run (exit 2) before anything is written.
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_wants(&options));
-        let kernel = rt.block_on(async {
-            let handle = netlink::connect()?;
-            netlink::snapshot(&handle, options.owner.table).await
-        });
+        let mut netlink = Kernel::open()?;
+        let kernel = {
+            let _span = timing::span("dump");
+            netlink.snapshot(options.owner.table)
+        };
         let wants = reader.join().expect("the document reader does not panic")?;
-        let plan = reconcile(&wants, &kernel?, &options)?;
+        let plan = reconcile(&wants, &kernel?, &options, &mut netlink)?;
         log_pass(&plan, &options);
         print_report(&plan, options.format)?;
         Ok(exit_of(&plan, &options))
@@ -470,7 +488,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
 /// SIGTERM. Errors are logged and retried on the next pass: a link that is down now may be up
 /// in a minute. Prints a report for each pass that changed something or found conflicts.
 async fn watch(
-    handle: &rtnetlink::Handle,
+    netlink: &mut Kernel,
     mut wants: Vec<Want>,
     options: &Options,
     interval: Duration,
@@ -496,15 +514,18 @@ async fn watch(
             .as_deref()
             .filter(|p| !hardway::io::is_stdin(Some(p)))
         {
-            let fresh = hardway::doc::read(Some(path))
+            let fresh = hardway::io::read_input(Some(path))
                 .map_err(Error::from)
-                .and_then(|doc| plan::wanted(&doc, &options.scope));
+                .and_then(|(source, text)| {
+                    let document = document::Document::parse(&text, &source)?;
+                    plan::wanted(&document, &options.scope)
+                });
             match fresh {
                 Ok(fresh) => wants = fresh,
                 Err(e) => hardway::tool::log(TOOL, format!("keeping the last good document: {e}")),
             }
         }
-        match sync(handle, &wants, options).await {
+        match sync(netlink, &wants, options) {
             Ok(plan) => {
                 let news = plan.changes() > 0 || !plan.conflicts.is_empty();
                 if last_printed.is_none() || (news && last_printed.as_ref() != Some(&plan)) {

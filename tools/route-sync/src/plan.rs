@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use hardway::Document;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::document::Document;
 use crate::error::Error;
 use crate::nexthops::{self, KernelNexthop, NexthopChanges, NexthopMode};
 
@@ -188,7 +188,7 @@ impl Plan {
 pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
     if let Scope::Node(name) = scope {
         if doc.node(name).is_none() {
-            let names: Vec<&str> = doc.nodes.iter().map(|n| n.name.as_str()).collect();
+            let names: Vec<&str> = doc.nodes.iter().map(|n| n.name.as_ref()).collect();
             return Err(Error::invalid(
                 "--node",
                 format!(
@@ -228,7 +228,7 @@ pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
             wants.push(Want {
                 dst: *cidr,
                 gateway,
-                node: node.name.clone(),
+                node: node.name.to_string(),
             });
         }
     }
@@ -473,8 +473,8 @@ mod tests {
         enabled: false,
     };
 
-    fn lab() -> Document {
-        testkit::fixture_document("lab.json")
+    fn lab_text() -> String {
+        serde_json::to_string(&testkit::fixture_document("lab.json")).unwrap()
     }
 
     fn net(s: &str) -> IpNet {
@@ -520,7 +520,8 @@ mod tests {
 
     #[test]
     fn node_skips_its_own_range_and_host_takes_all() {
-        let doc = lab();
+        let text = lab_text();
+        let doc = Document::parse(&text, "lab").unwrap();
         let host = wanted(&doc, &Scope::Host).unwrap();
         assert_eq!(host.len(), doc.nodes.len());
         let node = wanted(&doc, &Scope::Node("node-1".into())).unwrap();
@@ -533,7 +534,8 @@ mod tests {
 
     #[test]
     fn unknown_node_and_bad_cidrs_are_input_errors() {
-        let mut doc = lab();
+        let text = lab_text();
+        let mut doc = Document::parse(&text, "lab").unwrap();
         let e = wanted(&doc, &Scope::Node("nope".into())).unwrap_err();
         assert!(e.to_string().contains("no node \"nope\""), "{e}");
         doc.nodes[1].pod_cidrs = vec![net("10.200.1.7/24")];
