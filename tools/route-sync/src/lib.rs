@@ -13,6 +13,7 @@ pub mod nexthops;
 mod nhmsg;
 pub mod plan;
 mod timing;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -337,7 +338,7 @@ fn route_rows(plan: &Plan) -> Vec<Vec<String>> {
     rows
 }
 
-fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
+pub(crate) fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
     match format {
         Format::Json => hardway::io::print_json(plan)?,
         Format::Table => hardway::io::print(&render_table(plan))?,
@@ -380,7 +381,7 @@ fn print_picture(matches: &ArgMatches) -> Result<Exit, Error> {
 }
 
 /// One line on stderr: what a pass did, and each conflict.
-fn log_pass(plan: &Plan, options: &Options) {
+pub(crate) fn log_pass(plan: &Plan, options: &Options) {
     let verb = if options.dry_run || options.check {
         "would be "
     } else {
@@ -463,7 +464,7 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         let wants = read_wants(&options)?;
         return runtime()?.block_on(async {
             let mut netlink = Kernel::open()?;
-            watch(&mut netlink, wants, &options, interval).await
+            watch::watch(&mut netlink, wants, &options, interval).await
         });
     }
     // The document is read and parsed on a second thread while the kernel's tables are dumped
@@ -483,76 +484,6 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         Ok(exit_of(&plan, &options))
     })
 }
-
-/// Re-syncs every `interval`, and shortly after a link or address changes, until SIGINT or
-/// SIGTERM. Errors are logged and retried on the next pass: a link that is down now may be up
-/// in a minute. Prints a report for each pass that changed something or found conflicts.
-async fn watch(
-    netlink: &mut Kernel,
-    mut wants: Vec<Want>,
-    options: &Options,
-    interval: Duration,
-) -> Result<Exit, Error> {
-    use rtnetlink::MulticastGroup as G;
-    let (connection, _, mut events) =
-        rtnetlink::new_multicast_connection(&[G::Link, G::Ipv4Ifaddr, G::Ipv6Ifaddr]).map_err(
-            |source| Error::Netlink {
-                what: "cannot subscribe to link and address changes".into(),
-                source,
-            },
-        )?;
-    tokio::spawn(connection);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Netlink {
-            what: "cannot catch SIGTERM".into(),
-            source: e,
-        })?;
-    let mut last_printed: Option<Plan> = None;
-    loop {
-        if let Some(path) = options
-            .file
-            .as_deref()
-            .filter(|p| !hardway::io::is_stdin(Some(p)))
-        {
-            let fresh = hardway::io::read_input(Some(path))
-                .map_err(Error::from)
-                .and_then(|(source, text)| {
-                    let document = document::Document::parse(&text, &source)?;
-                    plan::wanted(&document, &options.scope)
-                });
-            match fresh {
-                Ok(fresh) => wants = fresh,
-                Err(e) => hardway::tool::log(TOOL, format!("keeping the last good document: {e}")),
-            }
-        }
-        match sync(netlink, &wants, options) {
-            Ok(plan) => {
-                let news = plan.changes() > 0 || !plan.conflicts.is_empty();
-                if last_printed.is_none() || (news && last_printed.as_ref() != Some(&plan)) {
-                    log_pass(&plan, options);
-                    print_report(&plan, options.format)?;
-                    last_printed = Some(plan);
-                }
-            }
-            Err(e) => hardway::tool::log(
-                TOOL,
-                format!("error: {}", hardway::tool::one_line(&e.to_string())),
-            ),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            Some(_) = events.next() => {
-                // Let a burst of changes settle, then sync once for all of them.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, events.next()).await {}
-            }
-            _ = tokio::signal::ctrl_c() => return Ok(Exit::Ok),
-            _ = term.recv() => return Ok(Exit::Ok),
-        }
-    }
-}
-
-use futures::StreamExt as _;
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 //! of ownership (never touch another protocol's route, a conflict is reported) is testable
 //! without a kernel.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -39,7 +39,7 @@ pub struct Want {
 }
 
 /// A route as the kernel's dump shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KernelRoute {
     pub dst: IpNet,
     pub gateway: Option<IpAddr>,
@@ -99,6 +99,59 @@ impl Snapshot {
                 .cloned()
                 .unwrap_or_else(|| format!("if{i}"))
         })
+    }
+}
+
+impl Snapshot {
+    /// Makes the snapshot what the kernel holds once `plan` has been applied in full, so a
+    /// `--watch` pass that follows plans against it without dumping the tables again.
+    pub fn record(&mut self, plan: &Plan, owner: Owner) {
+        let removed: HashSet<&KernelRoute> = plan.removed.iter().map(|r| &r.route).collect();
+        // A replace hits our route of that prefix with the default priority (see `plan`).
+        let replaced: HashSet<IpNet> = plan.replaced.iter().map(|r| r.route.dst).collect();
+        self.routes.retain(|r| {
+            let ours = r.table == owner.table && r.proto == owner.proto;
+            !removed.contains(r) && !(ours && r.has_default_priority() && replaced.contains(&r.dst))
+        });
+        let installed = plan
+            .added
+            .iter()
+            .chain(plan.replaced.iter().map(|r| &r.route));
+        self.routes.extend(installed.map(|r| KernelRoute {
+            dst: r.dst,
+            gateway: Some(r.gateway),
+            oif: Some(r.ifindex),
+            proto: owner.proto,
+            table: owner.table,
+            priority: None,
+            tos: 0,
+            kind: RTN_UNICAST,
+            multipath: false,
+            nhid: r.nexthop,
+        }));
+        let Some(nexthops) = &mut self.nexthops else {
+            return;
+        };
+        let changes = &plan.nexthops;
+        let gone: HashSet<u32> = changes.removed.iter().map(|n| n.id).collect();
+        let moved: BTreeMap<u32, &nexthops::Nexthop> = changes
+            .replaced
+            .iter()
+            .map(|r| (r.nexthop.id, &r.nexthop))
+            .collect();
+        nexthops.retain(|n| n.proto != owner.proto || !gone.contains(&n.id));
+        for n in nexthops.iter_mut().filter(|n| n.proto == owner.proto) {
+            if let Some(new) = moved.get(&n.id) {
+                (n.gateway, n.oif) = (Some(new.gateway), Some(new.ifindex));
+            }
+        }
+        nexthops.extend(changes.added.iter().map(|n| KernelNexthop {
+            id: n.id,
+            proto: owner.proto,
+            gateway: Some(n.gateway),
+            oif: Some(n.ifindex),
+            special: false,
+        }));
     }
 }
 
@@ -392,7 +445,7 @@ pub fn plan(
 
 /// The routes of the owner's table sorted by destination, and the prefixes other protocols'
 /// routes hold there.
-fn table_and_held(kernel: &Snapshot, owner: Owner) -> (Vec<&KernelRoute>, BTreeSet<IpNet>) {
+fn table_and_held(kernel: &Snapshot, owner: Owner) -> (Vec<&KernelRoute>, HashSet<IpNet>) {
     let mut table: Vec<&KernelRoute> = kernel
         .routes
         .iter()
