@@ -419,6 +419,41 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_plan_leaves_nothing_to_do() {
+        let wants = vec![
+            want("10.200.1.0/24", "10.240.0.21", "a"),
+            want("10.201.1.0/24", "10.240.0.21", "a"),
+            want("10.200.2.0/24", "10.240.0.12", "b"),
+            want("fd00:200:2::/64", "fd00::12", "b"),
+        ];
+        let mut k = kernel(
+            vec![
+                route("10.200.1.0/24", Some(FIRST + 5), "10.240.0.11", 200),
+                route("10.200.2.0/24", None, "10.240.0.12", 200),
+                route("10.200.9.0/24", Some(FIRST + 9), "10.240.0.9", 200),
+            ],
+            vec![
+                nexthop(FIRST + 5, "10.240.0.11", 200),
+                nexthop(FIRST + 9, "10.240.0.9", 200),
+            ],
+        );
+        for mode in [
+            ON,
+            NexthopMode {
+                enabled: false,
+                ..ON
+            },
+            ON,
+        ] {
+            let p = plan(&wants, &k, OWNER, mode).unwrap();
+            assert!(p.changes() > 0, "{p:?}");
+            k.record(&p, OWNER);
+            let again = plan(&wants, &k, OWNER, mode).unwrap();
+            assert_eq!((again.changes(), again.unchanged), (0, 4), "{again:?}");
+        }
+    }
+
+    #[test]
     fn orphans_of_a_killed_run_are_reused_or_swept_and_foreign_ones_kept() {
         let wants = vec![
             want("10.200.1.0/24", "10.240.0.11", "a"),
