@@ -9,8 +9,8 @@
 //! `hardway::validate::pod_range`). Fields route-sync never reads (files, fqdn, pki…) are the
 //! business of the tools that use them.
 
+use foldhash::{HashSet, HashSetExt};
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;

@@ -14,7 +14,7 @@
 //! routes already name, then (after a run was killed between making nexthops and routes) an
 //! unclaimed one of ours with the same gateway and device, and only then a fresh id.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::IpAddr;
 
 use ipnet::IpNet;

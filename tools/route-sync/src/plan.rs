@@ -3,7 +3,9 @@
 //! of ownership (never touch another protocol's route, a conflict is reported) is testable
 //! without a kernel.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -111,7 +113,8 @@ impl Snapshot {
         let replaced: HashSet<IpNet> = plan.replaced.iter().map(|r| r.route.dst).collect();
         self.routes.retain(|r| {
             let ours = r.table == owner.table && r.proto == owner.proto;
-            !removed.contains(r) && !(ours && r.has_default_priority() && replaced.contains(&r.dst))
+            let replaced = ours && r.has_default_priority() && replaced.contains(&r.dst);
+            !replaced && !removed.contains(r)
         });
         let installed = plan
             .added

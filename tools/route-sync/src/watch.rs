@@ -257,7 +257,7 @@ fn changed_by_another(datagram: &[u8], own_port: u32) -> bool {
 fn listen_to_document(path: &Path, tx: UnboundedSender<Event>) -> Result<(), Error> {
     let watch_error = |source: rustix::io::Errno| {
         Error::Shared(hardway::Error::input(
-            &path.display().to_string(),
+            path.display().to_string(),
             std::io::Error::from(source),
         ))
     };
