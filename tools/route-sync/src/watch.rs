@@ -27,6 +27,7 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rustix::fs::inotify;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::document::PodRanges;
 use crate::netlink::Kernel;
 use crate::plan::{Plan, Snapshot, Want};
 use crate::{log_pass, print_report, timing, Error, Options, TOOL};
@@ -71,6 +72,8 @@ struct State {
     wants: Vec<Want>,
     /// The kernel's tables as route-sync last saw or left them; `None`: dump before planning.
     kernel: Option<Snapshot>,
+    /// The last good document's pod CIDRs, checked.
+    pod_ranges: PodRanges,
     last_printed: Option<Plan>,
 }
 
@@ -100,12 +103,11 @@ pub async fn watch(
     let mut state = State {
         wants,
         kernel: None,
+        pod_ranges: PodRanges::default(),
         last_printed: None,
     };
-    let mut refresh = Refresh {
-        read: false,
-        dump: true,
-    };
+    // The first pass reads the document again, to know its checked pod CIDRs.
+    let mut refresh = Refresh::ALL;
     loop {
         state.pass(netlink, options, file, refresh)?;
         refresh = tokio::select! {
@@ -145,7 +147,7 @@ impl State {
     ) -> Result<(), Error> {
         let _span = timing::span("pass");
         if let (true, Some(path)) = (refresh.read, file) {
-            match read_wants(path, options) {
+            match read_wants(path, options, &mut self.pod_ranges) {
                 Ok(wants) => self.wants = wants,
                 Err(e) => log_error("keeping the last good document", &e),
             }
@@ -188,10 +190,10 @@ impl State {
     }
 }
 
-fn read_wants(path: &Path, options: &Options) -> Result<Vec<Want>, Error> {
+fn read_wants(path: &Path, options: &Options, known: &mut PodRanges) -> Result<Vec<Want>, Error> {
     let _span = timing::span("document");
     let (source, text) = hardway::io::read_input(Some(path))?;
-    let document = crate::document::Document::parse(&text, &source)?;
+    let document = crate::document::Document::parse_knowing(&text, &source, known)?;
     crate::plan::wanted(&document, &options.scope)
 }
 
