@@ -204,6 +204,14 @@ fn log_error(what: &str, e: &Error) {
     );
 }
 
+/// Logs that a listener thread ended: the timer's passes go on.
+fn stopped(what: &str, e: &std::io::Error) {
+    hardway::tool::log(
+        TOOL,
+        format!("{what} stopped ({e}); re-syncing on the --watch interval only"),
+    );
+}
+
 /// Kernel change notifications, as [`Event::Kernel`] for each datagram that holds a change
 /// another process (or the kernel itself) made, on a thread of their own.
 fn listen_to_kernel(own_port: u32, tx: UnboundedSender<Event>) -> Result<(), Error> {
@@ -228,7 +236,7 @@ fn listen_to_kernel(own_port: u32, tx: UnboundedSender<Event>) -> Result<(), Err
                 Ok(n) => changed_by_another(&buf[..n], own_port),
                 // ENOBUFS: notifications were dropped, whose is unknown.
                 Err(e) if e.raw_os_error() == Some(105) => true,
-                Err(_) => return,
+                Err(e) => return stopped("kernel change notifications", &e),
             };
             if foreign && tx.send(Event::Kernel).is_err() {
                 return;
@@ -282,7 +290,7 @@ fn listen_to_document(path: &Path, tx: UnboundedSender<Event>) -> Result<(), Err
                     .file_name()
                     .is_some_and(|n| n.to_bytes() == name.as_encoded_bytes()),
                 Err(rustix::io::Errno::INTR) => false,
-                Err(_) => return,
+                Err(e) => return stopped("watching the document", &e.into()),
             };
             if ours && tx.send(Event::Document).is_err() {
                 return;
