@@ -203,12 +203,6 @@ pub fn reconcile(
     Ok(plan)
 }
 
-/// One pass: dump, diff, apply.
-pub fn sync(netlink: &mut Kernel, wants: &[Want], options: &Options) -> Result<Plan, Error> {
-    let kernel = netlink.snapshot(options.owner.table)?;
-    reconcile(wants, &kernel, options, netlink)
-}
-
 /// The exit status a pass ends with: 1 for conflicts, or for `--check` when out of sync.
 pub fn exit_of(plan: &Plan, options: &Options) -> Exit {
     if !plan.conflicts.is_empty() || (options.check && plan.changes() > 0) {

@@ -1135,7 +1135,6 @@ fn switching_between_plain_routes_and_nexthops_is_one_run_with_no_route_missing(
 struct Watcher {
     child: Child,
     lines: mpsc::Receiver<String>,
-    passes: usize,
 }
 
 impl Watcher {
@@ -1157,11 +1156,7 @@ impl Watcher {
                 }
             }
         });
-        Watcher {
-            child,
-            lines,
-            passes: 0,
-        }
+        Watcher { child, lines }
     }
 
     /// Waits for the next pass that read the document (not one the kernel's own changes, such
@@ -1186,7 +1181,6 @@ impl Watcher {
             let done = line.contains("timing: pass ");
             seen.push(line);
             if done {
-                self.passes += 1;
                 return seen;
             }
         }
