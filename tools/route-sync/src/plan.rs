@@ -364,49 +364,75 @@ pub fn plan(
     order.sort_by_key(|&i| wants[i].dst);
     let (table, held) = table_and_held(kernel, owner);
     let (via, nexthops) = nexthops::assign(wants, &ifindexes, &table, &held, kernel, owner, mode)?;
-
-    let hop = |r: &KernelRoute| Hop {
-        gateway: r.gateway,
-        dev: kernel.dev(r.oif),
-        nexthop: r.nhid,
+    let mut diff = Diff {
+        kernel,
+        owner,
+        plan: Plan {
+            nexthops,
+            ..Plan::default()
+        },
     };
-    let mut plan = Plan {
-        nexthops,
-        ..Plan::default()
-    };
-    let remove_ours = |plan: &mut Plan, routes: &[&KernelRoute]| {
-        for r in routes.iter().filter(|r| r.proto == owner.proto) {
-            plan.removed.push(Removed {
-                dst: r.dst,
-                hop: hop(r),
-                route: (*r).clone(),
-            });
-        }
-    };
-
     let mut rest = table.as_slice();
     for i in order {
-        let (want, ifindex, nhid) = (&wants[i], ifindexes[i], via[i]);
+        let want = &wants[i];
         // Routes to prefixes nothing wants come first: stale if ours, none of our business if not.
         let before = rest.partition_point(|r| r.dst < want.dst);
-        remove_ours(&mut plan, &rest[..before]);
-        rest = &rest[before..];
-        let (same, after) = rest.split_at(rest.partition_point(|r| r.dst == want.dst));
+        diff.remove_ours(&rest[..before]);
+        let (same, after) =
+            rest[before..].split_at(rest[before..].partition_point(|r| r.dst == want.dst));
         rest = after;
+        diff.want(want, ifindexes[i], via[i], same);
+    }
+    diff.remove_ours(rest);
+    Ok(diff.plan)
+}
 
-        if let Some(first) = same.iter().find(|r| r.proto != owner.proto) {
+/// The plan being made, and what it is made against.
+struct Diff<'k> {
+    kernel: &'k Snapshot,
+    owner: Owner,
+    plan: Plan,
+}
+
+impl Diff<'_> {
+    fn hop(&self, r: &KernelRoute) -> Hop {
+        Hop {
+            gateway: r.gateway,
+            dev: self.kernel.dev(r.oif),
+            nexthop: r.nhid,
+        }
+    }
+
+    /// Plans the removal of the routes among `routes` that are route-sync's.
+    fn remove_ours(&mut self, routes: &[&KernelRoute]) {
+        for r in routes.iter().filter(|r| r.proto == self.owner.proto) {
+            let removed = Removed {
+                dst: r.dst,
+                hop: self.hop(r),
+                route: (*r).clone(),
+            };
+            self.plan.removed.push(removed);
+        }
+    }
+
+    /// One wanted route against the kernel's routes to its prefix (`same`): a conflict if
+    /// another protocol holds it, else kept, replaced in place or added, and the rest of ours
+    /// there removed. `nhid` is the nexthop the route names, `None` for a plain route.
+    fn want(&mut self, want: &Want, ifindex: u32, nhid: Option<u32>, same: &[&KernelRoute]) {
+        if let Some(first) = same.iter().find(|r| r.proto != self.owner.proto) {
             // Another protocol holds the prefix: leave it, and ours if any, alone.
-            plan.conflicts.push(Conflict {
+            let foreign = Foreign {
+                proto: first.proto,
+                proto_name: proto_name(first.proto),
+                hop: self.hop(first),
+            };
+            self.plan.conflicts.push(Conflict {
                 dst: want.dst,
                 node: want.node.clone(),
                 gateway: want.gateway,
-                foreign: Foreign {
-                    proto: first.proto,
-                    proto_name: proto_name(first.proto),
-                    hop: hop(first),
-                },
+                foreign,
             });
-            continue;
+            return;
         }
         let right_hop = |r: &KernelRoute| match nhid {
             Some(id) => r.nhid == Some(id),
@@ -419,31 +445,29 @@ pub fn plan(
         let keep = exact.or_else(|| same.iter().position(|r| r.has_default_priority()));
         for (k, r) in same.iter().enumerate() {
             if Some(k) != keep {
-                remove_ours(&mut plan, std::slice::from_ref(r));
+                self.remove_ours(std::slice::from_ref(r));
             }
         }
         if exact.is_some() {
-            plan.unchanged += 1;
-            continue;
+            self.plan.unchanged += 1;
+            return;
         }
         let route = Route {
             dst: want.dst,
             gateway: want.gateway,
-            dev: kernel.dev(Some(ifindex)).unwrap_or_default(),
+            dev: self.kernel.dev(Some(ifindex)).unwrap_or_default(),
             ifindex,
             node: want.node.clone(),
             nexthop: nhid,
         };
         match keep {
-            Some(k) => plan.replaced.push(Replaced {
-                route,
-                was: hop(same[k]),
-            }),
-            None => plan.added.push(route),
+            Some(k) => {
+                let was = self.hop(same[k]);
+                self.plan.replaced.push(Replaced { route, was });
+            }
+            None => self.plan.added.push(route),
         }
     }
-    remove_ours(&mut plan, rest);
-    Ok(plan)
 }
 
 /// The routes of the owner's table sorted by destination, and the prefixes other protocols'
