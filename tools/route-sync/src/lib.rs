@@ -466,13 +466,15 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     // ends the run (exit 2) before anything is written.
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_wants(&options));
-        let mut netlink = Kernel::open()?;
-        let kernel = {
+        let dumped = Kernel::open().and_then(|mut netlink| {
             let _span = timing::span("dump");
-            netlink.snapshot(options.owner.table)
-        };
+            let kernel = netlink.snapshot(options.owner.table)?;
+            Ok((netlink, kernel))
+        });
+        // The document's error first: bad input is exit 2 whatever the kernel said.
         let wants = reader.join().expect("the document reader does not panic")?;
-        let plan = reconcile(&wants, &kernel?, &options, &mut netlink)?;
+        let (mut netlink, kernel) = dumped?;
+        let plan = reconcile(&wants, &kernel, &options, &mut netlink)?;
         log_pass(&plan, &options);
         print_report(&plan, options.format)?;
         Ok(exit_of(&plan, &options))
