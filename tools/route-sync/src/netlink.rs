@@ -12,13 +12,15 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
-    NLM_F_REQUEST,
+    DecodeError, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NlasIterator, ParseableParametrized, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteLwEnCapType, RouteMessage, RouteProtocol,
+    RouteScope, RouteType,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -91,14 +93,11 @@ impl Kernel {
         let span = crate::timing::span("dump routes");
         let mut request = RouteMessage::default();
         request.header.address_family = AddressFamily::Unspec;
-        self.dump_all("routes", RouteNetlinkMessage::GetRoute(request), |m| {
-            if let Message::Route(RouteNetlinkMessage::NewRoute(m)) = m {
-                match kernel_route(&m) {
-                    Some(r) if r.table == table => routes.push(r),
-                    Some(r) => nexthops_used_elsewhere.extend(r.nhid),
-                    None => {}
-                }
-            }
+        let request = RouteNetlinkMessage::GetRoute(request);
+        self.dump_all("routes", request, |DumpedRoute(route)| match route {
+            Some(r) if r.table == table => routes.push(r),
+            Some(r) => nexthops_used_elsewhere.extend(r.nhid),
+            None => {}
         })?;
         drop(span);
         let span = crate::timing::span("dump nexthops");
@@ -107,14 +106,14 @@ impl Kernel {
         let _span = crate::timing::span("dump addresses and links");
         let mut addresses = Vec::new();
         let request = RouteNetlinkMessage::GetAddress(AddressMessage::default());
-        self.dump_all("addresses", request, |m| {
+        self.dump_all("addresses", request, |m: Message| {
             if let Message::Route(RouteNetlinkMessage::NewAddress(m)) = m {
                 addresses.extend(address(&m));
             }
         })?;
         let mut links = std::collections::BTreeMap::new();
         let request = RouteNetlinkMessage::GetLink(LinkMessage::default());
-        self.dump_all("links", request, |m| {
+        self.dump_all("links", request, |m: Message| {
             if let Message::Route(RouteNetlinkMessage::NewLink(m)) = m {
                 links.extend(link_name(&m));
             }
@@ -132,7 +131,7 @@ impl Kernel {
     /// RTM_GETNEXTHOP is an unknown message type (EOPNOTSUPP), and EINVAL is taken the same way.
     fn dump_nexthops(&mut self) -> Result<Option<Vec<KernelNexthop>>, Error> {
         let mut nexthops = Vec::new();
-        let refused = self.dump(Message::Nexthop(NexthopMessage::dump()), |m| {
+        let refused = self.dump(Message::Nexthop(NexthopMessage::dump()), |m: Message| {
             if let Message::Nexthop(n) = m {
                 nexthops.extend(kernel_nexthop(&n));
             }
@@ -148,11 +147,11 @@ impl Kernel {
     }
 
     /// A dump the kernel must answer: its refusal is an error.
-    fn dump_all(
+    fn dump_all<I: NetlinkDeserializable>(
         &mut self,
         what: &str,
         request: RouteNetlinkMessage,
-        each: impl FnMut(Message),
+        each: impl FnMut(I),
     ) -> Result<(), Error> {
         match self.dump(Message::Route(request), each)? {
             None => Ok(()),
@@ -163,12 +162,12 @@ impl Kernel {
         }
     }
 
-    /// Sends a dump request and calls `each` on every answer until the dump is done. Returns
-    /// the kernel's refusal, if it refused.
-    fn dump(
+    /// Sends a dump request and calls `each` on every answer, parsed as `I`, until the dump is
+    /// done. Returns the kernel's refusal, if it refused.
+    fn dump<I: NetlinkDeserializable>(
         &mut self,
         request: Message,
-        mut each: impl FnMut(Message),
+        mut each: impl FnMut(I),
     ) -> Result<Option<std::io::Error>, Error> {
         let mut m = NetlinkMessage::from(request);
         m.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -203,9 +202,9 @@ impl Kernel {
     }
 
     /// Reads one datagram and calls `each` on its messages until it returns `true` (done).
-    fn read_answers(
+    fn read_answers<I: NetlinkDeserializable>(
         &mut self,
-        mut each: impl FnMut(NetlinkMessage<Message>) -> bool,
+        mut each: impl FnMut(NetlinkMessage<I>) -> bool,
     ) -> Result<bool, Error> {
         self.buf.clear();
         let n = self
@@ -214,12 +213,11 @@ impl Kernel {
             .map_err(socket_error("reading the kernel's answers"))?;
         let mut at = 0;
         while at + 16 <= n {
-            let reply = NetlinkMessage::<Message>::deserialize(&self.buf[at..n]).map_err(|e| {
-                Error::Netlink {
+            let reply =
+                NetlinkMessage::<I>::deserialize(&self.buf[at..n]).map_err(|e| Error::Netlink {
                     what: "reading the kernel's answers".into(),
                     source: std::io::Error::other(e.to_string()),
-                }
-            })?;
+                })?;
             at += (reply.header.length as usize).max(16).next_multiple_of(4);
             if each(reply) {
                 return Ok(true);
@@ -288,6 +286,45 @@ fn kernel_route(m: &RouteMessage) -> Option<KernelRoute> {
         multipath,
         nhid,
     })
+}
+
+/// `sizeof(struct rtmsg)`, where a route message's attributes begin.
+const RTMSG_LEN: usize = 12;
+/// RTM_NEWROUTE, and the RTA_* attributes [`kernel_route`] reads: RTA_DST, RTA_OIF, RTA_GATEWAY,
+/// RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE, RTA_NH_ID (include/uapi/linux/rtnetlink.h).
+const RTM_NEWROUTE: u16 = 24;
+const READ_ATTRIBUTES: [u16; 7] = [1, 4, 5, 6, 9, 15, 30];
+
+/// A dumped route parsed for the plan only: its header and the attributes [`kernel_route`]
+/// reads, each with netlink-packet-route's own parsers; the others (cache info, metrics,
+/// preferred source…) are skipped unparsed, instead of a whole `RouteMessage` built for each of
+/// 10,000 routes (about 1 ms of a 16 ms route dump here). `None` for other messages and
+/// families.
+struct DumpedRoute(Option<KernelRoute>);
+
+impl NetlinkDeserializable for DumpedRoute {
+    type Error = DecodeError;
+
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
+        if header.message_type != RTM_NEWROUTE {
+            return Ok(DumpedRoute(None));
+        }
+        let mut m = RouteMessage::default();
+        m.header = RouteHeader::parse(payload)?;
+        let param = (
+            m.header.address_family,
+            m.header.kind,
+            RouteLwEnCapType::None,
+        );
+        for nla in NlasIterator::new(&payload[RTMSG_LEN..]) {
+            let nla = nla?;
+            if READ_ATTRIBUTES.contains(&nla.kind()) {
+                m.attributes
+                    .push(RouteAttribute::parse_with_param(&nla, param)?);
+            }
+        }
+        Ok(DumpedRoute(kernel_route(&m)))
+    }
 }
 
 fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
@@ -519,7 +556,7 @@ impl Kernel {
         failed: &mut Vec<Failed>,
     ) -> Result<(), Error> {
         let last_seq = first_seq + batch.len() as u32 - 1;
-        while !self.read_answers(|reply| {
+        while !self.read_answers(|reply: NetlinkMessage<Message>| {
             let seq = reply.header.sequence_number;
             let NetlinkPayload::Error(e) = &reply.payload else {
                 return false;
