@@ -159,34 +159,14 @@ impl Checking<'_> {
     }
 }
 
-/// The fast parse, and only when it fails a second one that tracks the JSON path for the
-/// message (tracking doubles a parse's cost), as `hardway::doc::from_str` does.
+/// The parse. A text this view refuses, the whole `hardway::Document` refuses too (the view's
+/// fields are some of its, typed alike), so only then is it parsed as one, for hardway's error:
+/// the JSON path, line and column (of its first error, which may be in a field the view skips).
 fn parse_only<'a>(text: &'a str, source: &str) -> Result<Document<'a>, hardway::Error> {
-    if let Ok(document) = serde_json::from_str::<Document>(text) {
-        return Ok(document);
-    }
-    let parse_error = |e: &serde_json::Error, json_path: String| hardway::Error::Parse {
-        input: source.to_string(),
-        line: e.line(),
-        column: e.column(),
-        json_path,
-        message: strip_position(&e.to_string()),
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let document: Document = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let json_path = e.path().to_string();
-        parse_error(e.inner(), json_path)
-    })?;
-    de.end().map_err(|e| parse_error(&e, ".".into()))?;
-    Ok(document)
-}
-
-/// serde_json appends " at line L column C"; the error prints the position itself.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
-        None => message.to_string(),
-    }
+    serde_json::from_str::<Document>(text).map_err(|e| match hardway::doc::from_str(text, source) {
+        Err(named) => named,
+        Ok(_) => hardway::Error::invalid(source, e.to_string()),
+    })
 }
 
 #[cfg(test)]
