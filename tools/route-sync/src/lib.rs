@@ -431,18 +431,23 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-/// The routes the document (from `-f` or stdin) asks for.
-fn read_wants(options: &Options) -> Result<Vec<Want>, Error> {
+/// The routes the document (from `path`, or stdin) asks for in `scope`; `known` as in
+/// [`document::Document::parse_knowing`].
+pub(crate) fn read_wants(
+    path: Option<&Path>,
+    scope: &Scope,
+    known: &mut document::PodRanges,
+) -> Result<Vec<Want>, Error> {
     let _span = timing::span("document");
     let (source, text) = {
         let _span = timing::span("read");
-        hardway::io::read_input(options.file.as_deref())?
+        hardway::io::read_input(path)?
     };
     let document = {
         let _span = timing::span("parse");
-        document::Document::parse(&text, &source)?
+        document::Document::parse_knowing(&text, &source, known)?
     };
-    plan::wanted(&document, &options.scope)
+    plan::wanted(&document, scope)
 }
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
@@ -455,7 +460,11 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     }
     let options = Options::from_matches(matches)?;
     if let Some(interval) = options.watch {
-        let wants = read_wants(&options)?;
+        let wants = read_wants(
+            options.file.as_deref(),
+            &options.scope,
+            &mut Default::default(),
+        )?;
         return runtime()?.block_on(async {
             let mut netlink = Kernel::open()?;
             watch::watch(&mut netlink, wants, &options, interval).await
@@ -465,7 +474,13 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     // (both take about as long with 10,000 nodes). The dump only reads; a bad document still
     // ends the run (exit 2) before anything is written.
     std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_wants(&options));
+        let reader = scope.spawn(|| {
+            read_wants(
+                options.file.as_deref(),
+                &options.scope,
+                &mut Default::default(),
+            )
+        });
         let dumped = Kernel::open().and_then(|mut netlink| {
             let _span = timing::span("dump");
             let kernel = netlink.snapshot(options.owner.table)?;

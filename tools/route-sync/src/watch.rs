@@ -147,7 +147,7 @@ impl State {
     ) -> Result<(), Error> {
         let _span = timing::span("pass");
         if let (true, Some(path)) = (refresh.read, file) {
-            match read_wants(path, options, &mut self.pod_ranges) {
+            match crate::read_wants(Some(path), &options.scope, &mut self.pod_ranges) {
                 Ok(wants) => self.wants = wants,
                 Err(e) => log_error("keeping the last good document", &e),
             }
@@ -188,13 +188,6 @@ impl State {
         self.kernel = Some(kernel);
         Ok(plan)
     }
-}
-
-fn read_wants(path: &Path, options: &Options, known: &mut PodRanges) -> Result<Vec<Want>, Error> {
-    let _span = timing::span("document");
-    let (source, text) = hardway::io::read_input(Some(path))?;
-    let document = crate::document::Document::parse_knowing(&text, &source, known)?;
-    crate::plan::wanted(&document, &options.scope)
 }
 
 fn log_error(what: &str, e: &Error) {
