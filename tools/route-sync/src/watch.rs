@@ -292,3 +292,33 @@ fn listen_to_document(path: &Path, tx: UnboundedSender<Event>) -> Result<(), Err
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A netlink message of `len` bytes (header included) from port `pid`.
+    fn message(len: u32, pid: u32) -> Vec<u8> {
+        let mut m = vec![0u8; len as usize];
+        m[0..4].copy_from_slice(&len.to_ne_bytes());
+        m[4..6].copy_from_slice(&crate::nhmsg::RTM_NEWNEXTHOP.to_ne_bytes());
+        m[12..16].copy_from_slice(&pid.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn only_changes_of_other_ports_count() {
+        let ours = [message(28, 7), message(44, 7)].concat();
+        assert!(!changed_by_another(&ours, 7));
+        // Lengths are padded to 4 bytes: the second message starts at 32, not 30.
+        let mut padded = message(30, 7);
+        padded.extend([0, 0]);
+        padded.extend(message(24, 0));
+        assert!(changed_by_another(&padded, 7), "the kernel's own change");
+        assert!(changed_by_another(
+            &[message(24, 7), message(24, 9)].concat(),
+            7
+        ));
+        assert!(!changed_by_another(&[], 7));
+    }
+}
