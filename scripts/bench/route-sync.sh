@@ -6,8 +6,10 @@
 # with a shell loop of `ip route add`/`del` (timed on LOOP_ROUTES routes and scaled to ROUTES:
 # at several ms per `ip` process it would take a minute or more per run); a no-op resync with
 # the 10,000 present against the idempotent shell way, `ip -batch` of `replace`; and one node's
-# move (a new address) against one `ip nexthop replace`.
-# Prints a markdown table. Needs root, iproute2, hyperfine, jq, awk.
+# move (a new address) against one `ip nexthop replace`, both as a one-shot run and under
+# `--watch` (from the document's rename to the kernel's nexthop notification, timed by
+# route-sync-move.py on a netlink socket). ROUTE_SYNC_TIMING=1 runs give the steps' times.
+# Prints a markdown table. Needs root, iproute2, hyperfine, jq, awk, python3.
 set -euo pipefail
 
 bin=${HARDWAY_BIN:-target/release}
@@ -17,8 +19,12 @@ loop_routes=${LOOP_ROUTES:-1000}
 runs=${RUNS:-5}
 ns=hwbench-rs-$$
 tmp=$(mktemp -d)
+watcher=
+here=$(dirname "$(realpath "$0")")
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cleanup() {
+  [ -z "$watcher" ] || kill "$watcher" 2>/dev/null || true
   ip netns delete "$ns" 2>/dev/null || true
   rm -rf "$tmp"
 }
@@ -123,6 +129,33 @@ back="ip nexthop replace id $mover_id via $(node_ip "$mover") dev br0 proto 200"
 rs_move=$(median_ms rs_move "$back" "$route_sync --host -f $tmp/moved.json")
 ip_move=$(median_ms ip_move "$back" "ip nexthop replace id $mover_id via $moved_ip dev br0 proto 200")
 in_ns sh -c "$back"
+# Where a no-op's time goes: ROUTE_SYNC_TIMING's steps, median over the runs.
+for ((i = 0; i < runs; i++)); do
+  ROUTE_SYNC_TIMING=1 in_ns "$route_sync" --host -f "$tmp/full.json" 2>&1 >/dev/null | grep ' timing: '
+done >"$tmp/noop-steps.txt"
+# The move under --watch: the watcher's first pass syncs nothing, then each rename moves the node
+# there and back.
+cp "$tmp/full.json" "$tmp/watch.json"
+ROUTE_SYNC_TIMING=1 ip netns exec "$ns" "$route_sync" --host --watch 3600 -f "$tmp/watch.json" \
+  >/dev/null 2>"$tmp/watch.err" &
+watcher=$!
+for ((i = 0; i < 100; i++)); do
+  grep -q ' timing: pass ' "$tmp/watch.err" && break
+  sleep 0.1
+done
+grep -q ' timing: pass ' "$tmp/watch.err" || { echo "route-sync.sh: error: the watcher did no pass" >&2; exit 1; }
+: >"$tmp/watch-first.err"
+cp "$tmp/watch.err" "$tmp/watch-first.err"
+in_ns python3 "$here/route-sync-move.py" "$tmp/watch.json" "$tmp/full.json" "$tmp/moved.json" \
+  "$mover_id" "$runs" >"$tmp/watch-move.txt"
+kill "$watcher"
+wait "$watcher" 2>/dev/null || true
+watcher=
+# The steps of the passes after the first.
+tail -n +"$(($(wc -l <"$tmp/watch-first.err") + 1))" "$tmp/watch.err" | grep ' timing: ' >"$tmp/watch-steps.txt" || true
+watch_move=$(sort -n "$tmp/watch-move.txt" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+in_ns sh -c "$back"
+quick_runs=$runs
 runs=$change_runs
 nh_batch_noop=$(median_ms nh_batch_noop true "ip -batch $tmp/nh-replace.batch")
 in_ns sh -c "$flush; $fill"
@@ -142,6 +175,21 @@ changes=$(in_ns "$route_sync" --host -f "$tmp/full.json" 2>/dev/null |
 [ "$changes" -eq 0 ] || { echo "route-sync.sh: error: a second run made $changes changes" >&2; exit 1; }
 
 calc() { awk "BEGIN { print $1 }"; }
+# steps FILE: "step median-ms" for each ROUTE_SYNC_TIMING step in FILE, in the order first seen.
+steps() {
+  sed 's/^route-sync: timing: //; s/ ms$//' "$1" | awk '
+    { n = $NF; $NF = ""; sub(/ $/, ""); if (!($0 in count)) order[++k] = $0; v[$0, ++count[$0]] = n }
+    END {
+      for (i = 1; i <= k; i++) {
+        s = order[i]; c = count[s]
+        for (a = 1; a <= c; a++) for (b = a + 1; b <= c; b++) if (v[s, b] < v[s, a]) { t = v[s, a]; v[s, a] = v[s, b]; v[s, b] = t }
+        m = (c % 2) ? v[s, (c + 1) / 2] : (v[s, c / 2] + v[s, c / 2 + 1]) / 2
+        printf "%s%s %.1f", (i > 1 ? ", " : ""), s, m
+      }
+      print ""
+    }'
+}
+cpu_ms() { jq '(.results[0].user + .results[0].system) * 1000' "$tmp/$1.json"; }
 scale=$(calc "$routes / $loop_routes")
 row() { # case, hardway ms, alternative ms, what
   printf '| %s | %.1f | %.1f (%s) | %.3f |\n' "$1" "$2" "$3" "$4" "$(calc "$2 / $3")"
@@ -158,10 +206,26 @@ row "remove $routes routes" "$rs_del" "$nh_batch_del" "ip -batch route del nhid 
 row "remove $routes routes" "$rs_del" "$(calc "$loop_del * $scale")" "shell loop of ip route del, $loop_routes mid-table timed ×$(printf %.0f "$scale")"
 row "no-op resync, $routes present" "$rs_noop" "$batch_noop" "ip -batch route replace, plain routes"
 row "no-op resync, $routes present" "$rs_noop" "$nh_batch_noop" "ip -batch nexthop replace + route replace"
-row "one node's move, $routes present" "$rs_move" "$ip_move" "one ip nexthop replace"
+row "one node's move, $routes present, one run" "$rs_move" "$ip_move" "one ip nexthop replace"
+row "one node's move, $routes present, --watch" "$watch_move" "$ip_move" "one ip nexthop replace"
 echo
-echo "Medians of $runs runs ($((runs * 4)) for route-sync's no-op and the move) with hyperfine, in one network"
+echo "Medians of $runs runs ($((runs * 4)) for route-sync's no-op and the one-run move) with hyperfine, in one network"
 echo "namespace; times in ms; ratio = hardway / alternative. route-sync makes one nexthop object per node and"
 echo "routes naming it (nhid); each node has its own address. A plain route via its own gateway makes the kernel"
 echo "walk one hash bucket holding every such route (fib_create_info), about 2 s for 10,000 whoever sends them;"
-echo "a route naming a nexthop skips that. The move is the document's parse, the dump and one nexthop replace."
+echo "a route naming a nexthop skips that."
+echo
+printf 'The no-op is a whole process: start, read and parse the %s-node document (on a second thread) while\n' "$routes"
+echo "the kernel's routes, nexthops, addresses and links are dumped on one socket, plan, exit. Its CPU time"
+printf '(user + system) was %.1f ms; its steps (ROUTE_SYNC_TIMING=1, medians of %s runs, ms): %s.\n' \
+  "$(cpu_ms rs_noop)" "$quick_runs" "$(steps "$tmp/noop-steps.txt")"
+echo "The one-run move is the same plus one nexthop replace. The --watch move is timed by"
+echo "scripts/bench/route-sync-move.py from the rename of a new document over the watched file to the kernel's"
+printf 'netlink notification that the node'"'"'s nexthop changed (median of %s, alternating there and back). It\n' "$quick_runs"
+echo "includes the inotify wake-up, reading and parsing all $routes nodes, the plan against the tables the watcher"
+echo "kept (no dump: only another process's change makes it dump again), the one nexthop replace and the"
+echo "notification's delivery; it does not include writing the new file. Its steps (medians, ms):"
+printf '%s.\n' "$(steps "$tmp/watch-steps.txt")"
+echo
+printf 'Load average (1, 5, 15 min) when the section started: %s; when it ended: %s, on %s cores.\n' \
+  "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"

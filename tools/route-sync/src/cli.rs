@@ -38,7 +38,8 @@ pub fn command() -> Command {
              CIDRs. Each node gets one nexthop object per family (ip nexthop), and each pod \
              CIDR's route names it (nhid), so a node's new address is one nexthop replace; \
              --no-nexthops, or a kernel without nexthop objects, gives plain routes. It reads \
-             the kernel's routes and nexthops in one dump, diffs them against the document, \
+             the kernel's routes, nexthops, addresses and links, one dump each on one socket, \
+             diffs them against the document, \
              and adds, replaces (wrong nexthop, gateway or device) and deletes (stale) routes \
              and nexthops, up to 256 requests to a datagram. It owns only the routes that carry its protocol number \
              (--proto) in its table (--table): routes of any other protocol are never changed, \
@@ -123,9 +124,13 @@ pub fn command() -> Command {
                 .value_name("SECONDS")
                 .value_parser(value_parser!(u64).range(1..))
                 .help(
-                    "Keep running: re-sync every SECONDS and soon after a link or address \
-                     changes; re-reads -f FILE on each pass. Reports print when a pass changed \
-                     something; errors are logged and retried. Stops on SIGINT or SIGTERM",
+                    "Keep running: a pass as soon as -f FILE is written or renamed over \
+                     (inotify), 200 ms after another process changes links, addresses, routes \
+                     or nexthops, and every SECONDS. The kernel's tables are kept between passes \
+                     and dumped again only after such a change or every SECONDS, so a node's new \
+                     address is one parse and one nexthop replace. Reports print when a pass \
+                     changed something; errors are logged and retried; a FILE that does not \
+                     parse keeps the last good one. Stops on SIGINT or SIGTERM",
                 ),
         )
         .arg(
@@ -156,6 +161,8 @@ pub fn command() -> Command {
              route-sync --host --check -o table < out/cluster.json # exit 1 when out of sync\n  \
              ip route show proto 200                               # what route-sync owns\n  \
              ip nexthop show proto 200                             # its nexthops, one per node\n\n\
+             Environment: ROUTE_SYNC_TIMING=1 logs each step's time on stderr \
+             (`route-sync: timing: STEP MS`), one line per step and per --watch pass.\n\n\
              Exit status: 0 in sync (or synced), 1 conflicts or --check found changes, 2 bad \
              input, 3 netlink failed or a gateway is on no connected subnet.",
         )

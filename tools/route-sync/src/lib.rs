@@ -6,11 +6,14 @@
 //! the command line to [`Options`] and runs one pass or a watch loop.
 
 pub mod cli;
+pub mod document;
 pub mod error;
 pub mod netlink;
 pub mod nexthops;
 mod nhmsg;
 pub mod plan;
+mod timing;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +23,7 @@ use hardway::table::Format;
 use hardway::Exit;
 
 pub use error::Error;
+use netlink::Kernel;
 use nexthops::{NexthopIds, NexthopMode};
 use plan::{Owner, Plan, Scope, Snapshot, Want};
 
@@ -173,14 +177,23 @@ pub fn parse_nexthop_ids(text: &str) -> Result<NexthopIds, Error> {
     }
 }
 
-/// Diffs `wants` against `kernel` and, unless a dry run or a check, applies the plan. Returns
-/// the plan as done.
-pub fn reconcile(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result<Plan, Error> {
-    let plan = plan::plan(wants, kernel, options.owner, options.nexthops)?;
+/// Diffs `wants` against `kernel` and, unless a dry run or a check, applies the plan through
+/// `netlink`. Returns the plan as done.
+pub fn reconcile(
+    wants: &[Want],
+    kernel: &Snapshot,
+    options: &Options,
+    netlink: &mut Kernel,
+) -> Result<Plan, Error> {
+    let plan = {
+        let _span = timing::span("plan");
+        plan::plan(wants, kernel, options.owner, options.nexthops)?
+    };
     if options.dry_run || options.check || plan.changes() == 0 {
         return Ok(plan);
     }
-    let failed = netlink::apply(&plan, options.owner)?;
+    let _span = timing::span("apply");
+    let failed = netlink.apply(&plan, options.owner)?;
     if let Some(first) = failed.first() {
         return Err(Error::Apply {
             first: format!("{}: {}", first.what, first.error),
@@ -188,16 +201,6 @@ pub fn reconcile(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result
         });
     }
     Ok(plan)
-}
-
-/// One pass: dump, diff, apply.
-pub async fn sync(
-    handle: &rtnetlink::Handle,
-    wants: &[Want],
-    options: &Options,
-) -> Result<Plan, Error> {
-    let kernel = netlink::snapshot(handle, options.owner.table).await?;
-    reconcile(wants, &kernel, options)
 }
 
 /// The exit status a pass ends with: 1 for conflicts, or for `--check` when out of sync.
@@ -329,7 +332,7 @@ fn route_rows(plan: &Plan) -> Vec<Vec<String>> {
     rows
 }
 
-fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
+pub(crate) fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
     match format {
         Format::Json => hardway::io::print_json(plan)?,
         Format::Table => hardway::io::print(&render_table(plan))?,
@@ -351,8 +354,10 @@ fn print_picture(matches: &ArgMatches) -> Result<Exit, Error> {
         None => Scope::Host,
     };
     let file = matches.get_one::<PathBuf>(cli::options::FILE);
-    let document = hardway::doc::read(file.map(PathBuf::as_path))?;
-    let routes = plan::wanted(&document, &scope)?
+    let (source, text) = hardway::io::read_input(file.map(PathBuf::as_path))?;
+    let document = hardway::doc::from_str(&text, &source)?;
+    document.validate()?;
+    let routes = plan::wanted(&document::Document::parse(&text, &source)?, &scope)?
         .into_iter()
         .map(|w| hardway::dot::Route {
             dst: w.dst,
@@ -370,7 +375,7 @@ fn print_picture(matches: &ArgMatches) -> Result<Exit, Error> {
 }
 
 /// One line on stderr: what a pass did, and each conflict.
-fn log_pass(plan: &Plan, options: &Options) {
+pub(crate) fn log_pass(plan: &Plan, options: &Options) {
     let verb = if options.dry_run || options.check {
         "would be "
     } else {
@@ -426,10 +431,23 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-/// The routes the document (from `-f` or stdin) asks for.
-fn read_wants(options: &Options) -> Result<Vec<Want>, Error> {
-    let document = hardway::doc::read(options.file.as_deref())?;
-    plan::wanted(&document, &options.scope)
+/// The routes the document (from `path`, or stdin) asks for in `scope`; `known` as in
+/// [`document::Document::parse_knowing`].
+pub(crate) fn read_wants(
+    path: Option<&Path>,
+    scope: &Scope,
+    known: &mut document::PodRanges,
+) -> Result<Vec<Want>, Error> {
+    let _span = timing::span("document");
+    let (source, text) = {
+        let _span = timing::span("read");
+        hardway::io::read_input(path)?
+    };
+    let document = {
+        let _span = timing::span("parse");
+        document::Document::parse_knowing(&text, &source, known)?
+    };
+    plan::wanted(&document, scope)
 }
 
 pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
@@ -441,97 +459,42 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         return print_picture(matches);
     }
     let options = Options::from_matches(matches)?;
-    let rt = runtime()?;
     if let Some(interval) = options.watch {
-        let wants = read_wants(&options)?;
-        return rt.block_on(async {
-            let handle = netlink::connect()?;
-            watch(&handle, wants, &options, interval).await
+        let wants = read_wants(
+            options.file.as_deref(),
+            &options.scope,
+            &mut Default::default(),
+        )?;
+        return runtime()?.block_on(async {
+            let mut netlink = Kernel::open()?;
+            watch::watch(&mut netlink, wants, &options, interval).await
         });
     }
     // The document is read and parsed on a second thread while the kernel's tables are dumped
     // (both take about as long with 10,000 nodes). The dump only reads; a bad document still
     // ends the run (exit 2) before anything is written.
     std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_wants(&options));
-        let kernel = rt.block_on(async {
-            let handle = netlink::connect()?;
-            netlink::snapshot(&handle, options.owner.table).await
+        let reader = scope.spawn(|| {
+            read_wants(
+                options.file.as_deref(),
+                &options.scope,
+                &mut Default::default(),
+            )
         });
+        let dumped = Kernel::open().and_then(|mut netlink| {
+            let _span = timing::span("dump");
+            let kernel = netlink.snapshot(options.owner.table)?;
+            Ok((netlink, kernel))
+        });
+        // The document's error first: bad input is exit 2 whatever the kernel said.
         let wants = reader.join().expect("the document reader does not panic")?;
-        let plan = reconcile(&wants, &kernel?, &options)?;
+        let (mut netlink, kernel) = dumped?;
+        let plan = reconcile(&wants, &kernel, &options, &mut netlink)?;
         log_pass(&plan, &options);
         print_report(&plan, options.format)?;
         Ok(exit_of(&plan, &options))
     })
 }
-
-/// Re-syncs every `interval`, and shortly after a link or address changes, until SIGINT or
-/// SIGTERM. Errors are logged and retried on the next pass: a link that is down now may be up
-/// in a minute. Prints a report for each pass that changed something or found conflicts.
-async fn watch(
-    handle: &rtnetlink::Handle,
-    mut wants: Vec<Want>,
-    options: &Options,
-    interval: Duration,
-) -> Result<Exit, Error> {
-    use rtnetlink::MulticastGroup as G;
-    let (connection, _, mut events) =
-        rtnetlink::new_multicast_connection(&[G::Link, G::Ipv4Ifaddr, G::Ipv6Ifaddr]).map_err(
-            |source| Error::Netlink {
-                what: "cannot subscribe to link and address changes".into(),
-                source,
-            },
-        )?;
-    tokio::spawn(connection);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Netlink {
-            what: "cannot catch SIGTERM".into(),
-            source: e,
-        })?;
-    let mut last_printed: Option<Plan> = None;
-    loop {
-        if let Some(path) = options
-            .file
-            .as_deref()
-            .filter(|p| !hardway::io::is_stdin(Some(p)))
-        {
-            let fresh = hardway::doc::read(Some(path))
-                .map_err(Error::from)
-                .and_then(|doc| plan::wanted(&doc, &options.scope));
-            match fresh {
-                Ok(fresh) => wants = fresh,
-                Err(e) => hardway::tool::log(TOOL, format!("keeping the last good document: {e}")),
-            }
-        }
-        match sync(handle, &wants, options).await {
-            Ok(plan) => {
-                let news = plan.changes() > 0 || !plan.conflicts.is_empty();
-                if last_printed.is_none() || (news && last_printed.as_ref() != Some(&plan)) {
-                    log_pass(&plan, options);
-                    print_report(&plan, options.format)?;
-                    last_printed = Some(plan);
-                }
-            }
-            Err(e) => hardway::tool::log(
-                TOOL,
-                format!("error: {}", hardway::tool::one_line(&e.to_string())),
-            ),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            Some(_) = events.next() => {
-                // Let a burst of changes settle, then sync once for all of them.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, events.next()).await {}
-            }
-            _ = tokio::signal::ctrl_c() => return Ok(Exit::Ok),
-            _ = term.recv() => return Ok(Exit::Ok),
-        }
-    }
-}
-
-use futures::StreamExt as _;
 
 #[cfg(test)]
 mod tests {

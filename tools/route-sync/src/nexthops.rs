@@ -14,7 +14,7 @@
 //! routes already name, then (after a run was killed between making nexthops and routes) an
 //! unclaimed one of ours with the same gateway and device, and only then a fresh id.
 
-use std::collections::{BTreeMap, BTreeSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -120,8 +120,8 @@ struct Group<'a> {
 
 /// Groups the wants that route-sync will install (not those on a prefix another protocol holds)
 /// by node and family, in the order of their first want.
-fn groups<'a>(wants: &'a [Want], ifindexes: &[u32], held: &BTreeSet<IpNet>) -> Vec<Group<'a>> {
-    let mut index: BTreeMap<(&str, bool), usize> = BTreeMap::new();
+fn groups<'a>(wants: &'a [Want], ifindexes: &[u32], held: &HashSet<IpNet>) -> Vec<Group<'a>> {
+    let mut index: HashMap<(&str, bool), usize> = HashMap::with_capacity(wants.len());
     let mut out: Vec<Group> = Vec::new();
     for (i, w) in wants.iter().enumerate() {
         if held.contains(&w.dst) {
@@ -150,29 +150,32 @@ pub fn assign(
     wants: &[Want],
     ifindexes: &[u32],
     table: &[&KernelRoute],
-    held: &BTreeSet<IpNet>,
+    held: &HashSet<IpNet>,
     kernel: &Snapshot,
     owner: Owner,
     mode: NexthopMode,
 ) -> Result<(Vec<Option<u32>>, NexthopChanges), Error> {
     let all = kernel.nexthops.as_deref().unwrap_or_default();
-    let ours: BTreeMap<u32, &KernelNexthop> = all
+    let mut ours_by_id: Vec<&KernelNexthop> = all
         .iter()
         .filter(|n| n.proto == owner.proto && mode.ids.contains(n.id))
-        .map(|n| (n.id, n))
         .collect();
+    ours_by_id.sort_unstable_by_key(|n| n.id);
+    let ours: HashMap<u32, &KernelNexthop> = ours_by_id.iter().map(|n| (n.id, *n)).collect();
     let mut via = vec![None; wants.len()];
     let mut changes = NexthopChanges::default();
-    let mut claimed: BTreeSet<u32> = BTreeSet::new();
+    let mut claimed: HashSet<u32> = HashSet::new();
     if mode.enabled && kernel.nexthops.is_some() {
         let groups = groups(wants, ifindexes, held);
-        let ids = claim(&groups, wants, table, &ours, mode.ids, all)?;
+        let ids = claim(&groups, wants, table, &ours, &ours_by_id, mode.ids, all)?;
+        claimed.reserve(groups.len());
         for (g, id) in groups.iter().zip(ids) {
             claimed.insert(id);
             for &m in &g.members {
                 via[m] = Some(id);
             }
-            let nexthop = Nexthop {
+            // Built only for a change: a no-op run over 10,000 nodes makes no strings.
+            let nexthop = || Nexthop {
                 id,
                 gateway: g.gateway,
                 dev: kernel.dev(Some(g.ifindex)).unwrap_or_default(),
@@ -180,12 +183,12 @@ pub fn assign(
                 node: g.node.to_string(),
             };
             match ours.get(&id) {
-                None => changes.added.push(nexthop),
+                None => changes.added.push(nexthop()),
                 Some(k) if k.gateway == Some(g.gateway) && k.oif == Some(g.ifindex) => {
                     changes.unchanged += 1
                 }
                 Some(k) => changes.replaced.push(NexthopReplaced {
-                    nexthop,
+                    nexthop: nexthop(),
                     was: hop(k, kernel),
                 }),
             }
@@ -194,17 +197,16 @@ pub fn assign(
     // Ids that routes route-sync leaves alone name — another protocol's, another table's, or
     // its own on a prefix another protocol holds: deleting those nexthops would take the routes
     // with them.
-    let mut named_by_others = kernel.nexthops_used_elsewhere.clone();
-    named_by_others.extend(
-        table
-            .iter()
-            .filter(|r| r.proto != owner.proto || held.contains(&r.dst))
-            .filter_map(|r| r.nhid),
-    );
-    for (id, k) in &ours {
-        if !claimed.contains(id) && !named_by_others.contains(id) {
+    let named_by_others: HashSet<u32> = table
+        .iter()
+        .filter(|r| r.proto != owner.proto || held.contains(&r.dst))
+        .filter_map(|r| r.nhid)
+        .chain(kernel.nexthops_used_elsewhere.iter().copied())
+        .collect();
+    for k in ours_by_id {
+        if !claimed.contains(&k.id) && !named_by_others.contains(&k.id) {
             changes.removed.push(NexthopRemoved {
-                id: *id,
+                id: k.id,
                 hop: hop(k, kernel),
             });
         }
@@ -226,7 +228,8 @@ fn claim(
     groups: &[Group],
     wants: &[Want],
     table: &[&KernelRoute],
-    ours: &BTreeMap<u32, &KernelNexthop>,
+    ours: &HashMap<u32, &KernelNexthop>,
+    ours_by_id: &[&KernelNexthop],
     range: NexthopIds,
     all: &[KernelNexthop],
 ) -> Result<Vec<u32>, Error> {
@@ -235,12 +238,12 @@ fn claim(
             !n.special && n.gateway.is_some_and(|g| g.is_ipv6() == v6) && n.oif.is_some()
         })
     };
-    let route_names: BTreeMap<IpNet, u32> = table
+    let route_names: HashMap<IpNet, u32> = table
         .iter()
         .filter(|r| ours.contains_key(&r.nhid.unwrap_or(0)))
         .filter_map(|r| r.nhid.map(|id| (r.dst, id)))
         .collect();
-    let mut taken: BTreeSet<u32> = BTreeSet::new();
+    let mut taken: HashSet<u32> = HashSet::with_capacity(all.len() + groups.len());
     let mut ids: Vec<Option<u32>> = groups
         .iter()
         .map(|g| {
@@ -255,8 +258,8 @@ fn claim(
         })
         .collect();
     // Left by a killed run before its routes were made: same gateway and device.
-    let mut by_hop: BTreeMap<(IpAddr, u32), Vec<u32>> = BTreeMap::new();
-    for n in ours.values().rev() {
+    let mut by_hop: HashMap<(IpAddr, u32), Vec<u32>> = HashMap::new();
+    for n in ours_by_id.iter().rev() {
         if let (Some(g), Some(o), false) = (n.gateway, n.oif, n.special || taken.contains(&n.id)) {
             by_hop.entry((g, o)).or_default().push(n.id);
         }
@@ -413,6 +416,41 @@ mod tests {
             Some("10.240.0.11".parse().unwrap())
         );
         assert_eq!(p.unchanged, 2);
+    }
+
+    #[test]
+    fn a_recorded_plan_leaves_nothing_to_do() {
+        let wants = vec![
+            want("10.200.1.0/24", "10.240.0.21", "a"),
+            want("10.201.1.0/24", "10.240.0.21", "a"),
+            want("10.200.2.0/24", "10.240.0.12", "b"),
+            want("fd00:200:2::/64", "fd00::12", "b"),
+        ];
+        let mut k = kernel(
+            vec![
+                route("10.200.1.0/24", Some(FIRST + 5), "10.240.0.11", 200),
+                route("10.200.2.0/24", None, "10.240.0.12", 200),
+                route("10.200.9.0/24", Some(FIRST + 9), "10.240.0.9", 200),
+            ],
+            vec![
+                nexthop(FIRST + 5, "10.240.0.11", 200),
+                nexthop(FIRST + 9, "10.240.0.9", 200),
+            ],
+        );
+        for mode in [
+            ON,
+            NexthopMode {
+                enabled: false,
+                ..ON
+            },
+            ON,
+        ] {
+            let p = plan(&wants, &k, OWNER, mode).unwrap();
+            assert!(p.changes() > 0, "{p:?}");
+            k.record(&p, OWNER);
+            let again = plan(&wants, &k, OWNER, mode).unwrap();
+            assert_eq!((again.changes(), again.unchanged), (0, 4), "{again:?}");
+        }
     }
 
     #[test]

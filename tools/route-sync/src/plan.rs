@@ -4,12 +4,14 @@
 //! without a kernel.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashSet;
 use std::net::IpAddr;
 
-use hardway::Document;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::document::Document;
 use crate::error::Error;
 use crate::nexthops::{self, KernelNexthop, NexthopChanges, NexthopMode};
 
@@ -39,7 +41,7 @@ pub struct Want {
 }
 
 /// A route as the kernel's dump shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KernelRoute {
     pub dst: IpNet,
     pub gateway: Option<IpAddr>,
@@ -99,6 +101,60 @@ impl Snapshot {
                 .cloned()
                 .unwrap_or_else(|| format!("if{i}"))
         })
+    }
+}
+
+impl Snapshot {
+    /// Makes the snapshot what the kernel holds once `plan` has been applied in full, so a
+    /// `--watch` pass that follows plans against it without dumping the tables again.
+    pub fn record(&mut self, plan: &Plan, owner: Owner) {
+        let removed: HashSet<&KernelRoute> = plan.removed.iter().map(|r| &r.route).collect();
+        // A replace hits our route of that prefix with the default priority (see `plan`).
+        let replaced: HashSet<IpNet> = plan.replaced.iter().map(|r| r.route.dst).collect();
+        self.routes.retain(|r| {
+            let ours = r.table == owner.table && r.proto == owner.proto;
+            let replaced = ours && r.has_default_priority() && replaced.contains(&r.dst);
+            !replaced && !removed.contains(r)
+        });
+        let installed = plan
+            .added
+            .iter()
+            .chain(plan.replaced.iter().map(|r| &r.route));
+        self.routes.extend(installed.map(|r| KernelRoute {
+            dst: r.dst,
+            gateway: Some(r.gateway),
+            oif: Some(r.ifindex),
+            proto: owner.proto,
+            table: owner.table,
+            priority: None,
+            tos: 0,
+            kind: RTN_UNICAST,
+            multipath: false,
+            nhid: r.nexthop,
+        }));
+        let Some(nexthops) = &mut self.nexthops else {
+            return;
+        };
+        let changes = &plan.nexthops;
+        let gone: HashSet<u32> = changes.removed.iter().map(|n| n.id).collect();
+        let moved: BTreeMap<u32, &nexthops::Nexthop> = changes
+            .replaced
+            .iter()
+            .map(|r| (r.nexthop.id, &r.nexthop))
+            .collect();
+        nexthops.retain(|n| n.proto != owner.proto || !gone.contains(&n.id));
+        for n in nexthops.iter_mut().filter(|n| n.proto == owner.proto) {
+            if let Some(new) = moved.get(&n.id) {
+                (n.gateway, n.oif) = (Some(new.gateway), Some(new.ifindex));
+            }
+        }
+        nexthops.extend(changes.added.iter().map(|n| KernelNexthop {
+            id: n.id,
+            proto: owner.proto,
+            gateway: Some(n.gateway),
+            oif: Some(n.ifindex),
+            special: false,
+        }));
     }
 }
 
@@ -188,7 +244,7 @@ impl Plan {
 pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
     if let Scope::Node(name) = scope {
         if doc.node(name).is_none() {
-            let names: Vec<&str> = doc.nodes.iter().map(|n| n.name.as_str()).collect();
+            let names: Vec<&str> = doc.nodes.iter().map(|n| n.name.as_ref()).collect();
             return Err(Error::invalid(
                 "--node",
                 format!(
@@ -228,7 +284,7 @@ pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
             wants.push(Want {
                 dst: *cidr,
                 gateway,
-                node: node.name.clone(),
+                node: node.name.to_string(),
             });
         }
     }
@@ -308,49 +364,75 @@ pub fn plan(
     order.sort_by_key(|&i| wants[i].dst);
     let (table, held) = table_and_held(kernel, owner);
     let (via, nexthops) = nexthops::assign(wants, &ifindexes, &table, &held, kernel, owner, mode)?;
-
-    let hop = |r: &KernelRoute| Hop {
-        gateway: r.gateway,
-        dev: kernel.dev(r.oif),
-        nexthop: r.nhid,
+    let mut diff = Diff {
+        kernel,
+        owner,
+        plan: Plan {
+            nexthops,
+            ..Plan::default()
+        },
     };
-    let mut plan = Plan {
-        nexthops,
-        ..Plan::default()
-    };
-    let remove_ours = |plan: &mut Plan, routes: &[&KernelRoute]| {
-        for r in routes.iter().filter(|r| r.proto == owner.proto) {
-            plan.removed.push(Removed {
-                dst: r.dst,
-                hop: hop(r),
-                route: (*r).clone(),
-            });
-        }
-    };
-
     let mut rest = table.as_slice();
     for i in order {
-        let (want, ifindex, nhid) = (&wants[i], ifindexes[i], via[i]);
+        let want = &wants[i];
         // Routes to prefixes nothing wants come first: stale if ours, none of our business if not.
         let before = rest.partition_point(|r| r.dst < want.dst);
-        remove_ours(&mut plan, &rest[..before]);
-        rest = &rest[before..];
-        let (same, after) = rest.split_at(rest.partition_point(|r| r.dst == want.dst));
+        diff.remove_ours(&rest[..before]);
+        let (same, after) =
+            rest[before..].split_at(rest[before..].partition_point(|r| r.dst == want.dst));
         rest = after;
+        diff.want(want, ifindexes[i], via[i], same);
+    }
+    diff.remove_ours(rest);
+    Ok(diff.plan)
+}
 
-        if let Some(first) = same.iter().find(|r| r.proto != owner.proto) {
+/// The plan being made, and what it is made against.
+struct Diff<'k> {
+    kernel: &'k Snapshot,
+    owner: Owner,
+    plan: Plan,
+}
+
+impl Diff<'_> {
+    fn hop(&self, r: &KernelRoute) -> Hop {
+        Hop {
+            gateway: r.gateway,
+            dev: self.kernel.dev(r.oif),
+            nexthop: r.nhid,
+        }
+    }
+
+    /// Plans the removal of the routes among `routes` that are route-sync's.
+    fn remove_ours(&mut self, routes: &[&KernelRoute]) {
+        for r in routes.iter().filter(|r| r.proto == self.owner.proto) {
+            let removed = Removed {
+                dst: r.dst,
+                hop: self.hop(r),
+                route: (*r).clone(),
+            };
+            self.plan.removed.push(removed);
+        }
+    }
+
+    /// One wanted route against the kernel's routes to its prefix (`same`): a conflict if
+    /// another protocol holds it, else kept, replaced in place or added, and the rest of ours
+    /// there removed. `nhid` is the nexthop the route names, `None` for a plain route.
+    fn want(&mut self, want: &Want, ifindex: u32, nhid: Option<u32>, same: &[&KernelRoute]) {
+        if let Some(first) = same.iter().find(|r| r.proto != self.owner.proto) {
             // Another protocol holds the prefix: leave it, and ours if any, alone.
-            plan.conflicts.push(Conflict {
+            let foreign = Foreign {
+                proto: first.proto,
+                proto_name: proto_name(first.proto),
+                hop: self.hop(first),
+            };
+            self.plan.conflicts.push(Conflict {
                 dst: want.dst,
                 node: want.node.clone(),
                 gateway: want.gateway,
-                foreign: Foreign {
-                    proto: first.proto,
-                    proto_name: proto_name(first.proto),
-                    hop: hop(first),
-                },
+                foreign,
             });
-            continue;
+            return;
         }
         let right_hop = |r: &KernelRoute| match nhid {
             Some(id) => r.nhid == Some(id),
@@ -363,36 +445,34 @@ pub fn plan(
         let keep = exact.or_else(|| same.iter().position(|r| r.has_default_priority()));
         for (k, r) in same.iter().enumerate() {
             if Some(k) != keep {
-                remove_ours(&mut plan, std::slice::from_ref(r));
+                self.remove_ours(std::slice::from_ref(r));
             }
         }
         if exact.is_some() {
-            plan.unchanged += 1;
-            continue;
+            self.plan.unchanged += 1;
+            return;
         }
         let route = Route {
             dst: want.dst,
             gateway: want.gateway,
-            dev: kernel.dev(Some(ifindex)).unwrap_or_default(),
+            dev: self.kernel.dev(Some(ifindex)).unwrap_or_default(),
             ifindex,
             node: want.node.clone(),
             nexthop: nhid,
         };
         match keep {
-            Some(k) => plan.replaced.push(Replaced {
-                route,
-                was: hop(same[k]),
-            }),
-            None => plan.added.push(route),
+            Some(k) => {
+                let was = self.hop(same[k]);
+                self.plan.replaced.push(Replaced { route, was });
+            }
+            None => self.plan.added.push(route),
         }
     }
-    remove_ours(&mut plan, rest);
-    Ok(plan)
 }
 
 /// The routes of the owner's table sorted by destination, and the prefixes other protocols'
 /// routes hold there.
-fn table_and_held(kernel: &Snapshot, owner: Owner) -> (Vec<&KernelRoute>, BTreeSet<IpNet>) {
+fn table_and_held(kernel: &Snapshot, owner: Owner) -> (Vec<&KernelRoute>, HashSet<IpNet>) {
     let mut table: Vec<&KernelRoute> = kernel
         .routes
         .iter()
@@ -473,8 +553,8 @@ mod tests {
         enabled: false,
     };
 
-    fn lab() -> Document {
-        testkit::fixture_document("lab.json")
+    fn lab_text() -> String {
+        serde_json::to_string(&testkit::fixture_document("lab.json")).unwrap()
     }
 
     fn net(s: &str) -> IpNet {
@@ -520,7 +600,8 @@ mod tests {
 
     #[test]
     fn node_skips_its_own_range_and_host_takes_all() {
-        let doc = lab();
+        let text = lab_text();
+        let doc = Document::parse(&text, "lab").unwrap();
         let host = wanted(&doc, &Scope::Host).unwrap();
         assert_eq!(host.len(), doc.nodes.len());
         let node = wanted(&doc, &Scope::Node("node-1".into())).unwrap();
@@ -533,7 +614,8 @@ mod tests {
 
     #[test]
     fn unknown_node_and_bad_cidrs_are_input_errors() {
-        let mut doc = lab();
+        let text = lab_text();
+        let mut doc = Document::parse(&text, "lab").unwrap();
         let e = wanted(&doc, &Scope::Node("nope".into())).unwrap_err();
         assert!(e.to_string().contains("no node \"nope\""), "{e}");
         doc.nodes[1].pod_cidrs = vec![net("10.200.1.7/24")];

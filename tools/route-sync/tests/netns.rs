@@ -1129,3 +1129,147 @@ fn switching_between_plain_routes_and_nexthops_is_one_run_with_no_route_missing(
     let r = sync_expect(&ns, &["--host", "--no-nexthops", "-f", &file], 0);
     assert_eq!((r.changes(), r.unchanged), (0, 200));
 }
+
+/// A `--watch` route-sync whose stderr is read line by line, so a test can wait for its passes
+/// (`ROUTE_SYNC_TIMING=1` makes each pass end with a `timing: pass` line).
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watcher {
+    fn start(ns: &Netns, file: &str) -> Watcher {
+        let mut child = ns
+            .command(BIN)
+            .args(["--host", "--watch", "3600", "-f", file])
+            .env("ROUTE_SYNC_TIMING", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watcher { child, lines }
+    }
+
+    /// Waits for the next pass that read the document (not one the kernel's own changes, such
+    /// as an address coming up, started); returns its stderr lines.
+    fn next_pass(&mut self, what: &str) -> Vec<String> {
+        loop {
+            let pass = self.any_pass(what);
+            if pass.iter().any(|l| l.contains("timing: document ")) {
+                return pass;
+            }
+        }
+    }
+
+    /// Waits for the next pass to end; returns its stderr lines.
+    fn any_pass(&mut self, what: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("{what}: no pass ended ({e}); stderr: {seen:?}"));
+            let done = line.contains("timing: pass ");
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Renames `name.new` over `name` in `dir`, as an editor or a pipeline's `mv` replaces a file.
+fn rename_over(dir: &Path, name: &str, doc: &Value) -> String {
+    let new = format!("{name}.new");
+    write_doc(dir, &new, doc);
+    std::fs::rename(dir.join(&new), dir.join(name)).unwrap();
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// A `--watch` route-sync sees a document renamed over its -f FILE at once (the timer is an
+/// hour away), and a node's new address is one nexthop replace that both its routes follow,
+/// without a dump: the kernel shows exactly one write. A document renamed over it again with
+/// nothing changed makes a pass that writes nothing at all. The namespace runs with
+/// net.ipv4.nexthop_compat_mode=0, so the kernel does not re-announce the routes that follow a
+/// replaced nexthop and `ip monitor` shows exactly what route-sync wrote.
+#[test]
+fn watch_moves_a_node_on_a_rename_in_one_nexthop_replace_and_an_unchanged_pass_writes_nothing() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24"]);
+    ns.sysctl("net.ipv4.nexthop_compat_mode", "0");
+    let dir = tempfile::tempdir().unwrap();
+    let lab = |n2: &str| {
+        document(&[
+            N("n1", &["10.240.0.11"], &["10.200.1.0/24"]),
+            N("n2", &[n2], &["10.200.2.0/24", "10.200.3.0/24"]),
+        ])
+    };
+    let file = write_doc(dir.path(), "w.json", &lab("10.240.0.12"));
+    let mut watcher = Watcher::start(&ns, &file);
+    watcher.any_pass("first pass");
+    assert_eq!(named_routes(&ns).len(), 3);
+    let before = nexthops(&ns, "200");
+
+    let monitor = Monitor::start(&ns);
+    rename_over(dir.path(), "w.json", &lab("10.240.0.22"));
+    let pass = watcher.next_pass("the move");
+    let seen = monitor.stop();
+    assert!(
+        !pass.iter().any(|l| l.contains("timing: dump ")),
+        "the move dumped the tables again: {pass:?}"
+    );
+    assert_eq!(seen.len(), 1, "one write: {seen:?}");
+    assert!(seen[0].starts_with("id "), "a nexthop change: {seen:?}");
+    let after = nexthops(&ns, "200");
+    let n2_before = before
+        .iter()
+        .find(|n| n.gateway.as_deref() == Some("10.240.0.12"));
+    let n2_after = after
+        .iter()
+        .find(|n| n.gateway.as_deref() == Some("10.240.0.22"));
+    assert_eq!(
+        n2_before.map(|n| n.id),
+        n2_after.map(|n| n.id),
+        "{before:?} → {after:?}"
+    );
+    // Its own replace's notification (and the kernel's for the routes that follow) carry its
+    // port id: no pass dumps the tables after it. (Monitor::stop waited longer than the 200 ms
+    // a foreign change is given to settle.)
+    let later: Vec<String> = watcher.lines.try_iter().collect();
+    assert!(
+        !later.iter().any(|l| l.contains("timing: dump ")),
+        "its own change made it dump again: {later:?}"
+    );
+    assert_eq!(after.len(), 2, "{after:?}");
+    let n2_routes: Vec<IpRoute> = named_routes(&ns)
+        .into_iter()
+        .filter(|r| r.nhid == n2_after.map(|n| n.id))
+        .collect();
+    assert_eq!(n2_routes.len(), 2, "both of n2's routes name its nexthop");
+
+    let monitor = Monitor::start(&ns);
+    rename_over(dir.path(), "w.json", &lab("10.240.0.22"));
+    let pass = watcher.next_pass("nothing changed");
+    let seen = monitor.stop();
+    assert!(seen.is_empty(), "a pass with nothing to do wrote {seen:?}");
+    assert!(
+        !pass.iter().any(|l| l.contains("timing: apply ")),
+        "a pass with nothing to do sent requests: {pass:?}"
+    );
+}
