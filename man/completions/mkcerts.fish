@@ -31,9 +31,9 @@ complete -c mkcerts -n "__fish_mkcerts_needs_command" -l key-algorithm -d 'Algor
 ecdsa-p384\t''
 rsa-2048\t''
 rsa-4096\t''"
-complete -c mkcerts -n "__fish_mkcerts_needs_command" -l days -d 'Validity of leaf certificates (at most 36500: 100 years)' -r
-complete -c mkcerts -n "__fish_mkcerts_needs_command" -l ca-days -d 'Validity of new CA certificates (at most 36500: 100 years)' -r
-complete -c mkcerts -n "__fish_mkcerts_needs_command" -l renew-before -d 'Re-issue a leaf that expires within DURATION (e.g. 30d, 72h)' -r
+complete -c mkcerts -n "__fish_mkcerts_needs_command" -l days -d 'Validity of leaf certificates, in days (at most 36500: 100 years)' -r
+complete -c mkcerts -n "__fish_mkcerts_needs_command" -l ca-days -d 'Validity of new CA certificates, in days (at most 36500: 100 years)' -r
+complete -c mkcerts -n "__fish_mkcerts_needs_command" -l renew-before -d 'Re-issue a leaf that expires within DURATION: a number and a unit: ms, s, m, h or d, as in 500ms, 5s, 1.5m, 72h, 30d' -r
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l extra-san -d 'Another SAN for the kube-apiserver certificate (repeatable, comma-separated)' -r
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l ca-cert -d 'Use this kubernetes CA certificate instead of making one' -r -F
 complete -c mkcerts -n "__fish_mkcerts_needs_command" -l ca-key -d 'The key of --ca-cert (unencrypted PKCS#8 PEM)' -r -F
@@ -59,9 +59,9 @@ complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l key-algorithm 
 ecdsa-p384\t''
 rsa-2048\t''
 rsa-4096\t''"
-complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l days -d 'Validity of leaf certificates (at most 36500: 100 years)' -r
-complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l ca-days -d 'Validity of new CA certificates (at most 36500: 100 years)' -r
-complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l renew-before -d 'Re-issue a leaf that expires within DURATION (e.g. 30d, 72h)' -r
+complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l days -d 'Validity of leaf certificates, in days (at most 36500: 100 years)' -r
+complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l ca-days -d 'Validity of new CA certificates, in days (at most 36500: 100 years)' -r
+complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l renew-before -d 'Re-issue a leaf that expires within DURATION: a number and a unit: ms, s, m, h or d, as in 500ms, 5s, 1.5m, 72h, 30d' -r
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l extra-san -d 'Another SAN for the kube-apiserver certificate (repeatable, comma-separated)' -r
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l ca-cert -d 'Use this kubernetes CA certificate instead of making one' -r -F
 complete -c mkcerts -n "__fish_mkcerts_using_subcommand renew" -l ca-key -d 'The key of --ca-cert (unencrypted PKCS#8 PEM)' -r -F

@@ -23,7 +23,7 @@ _mkcluster() {
 
     case "${cmd}" in
         mkcluster)
-            opts="-h -V --format --name --domain --cluster-domain --kubernetes-version --allow-unsupported-version --container-runtime --kube-proxy-mode --node-network --pod-network --service-network --pod-prefix --pod-routing --api-vip --controller-vip --api-port --help --version"
+            opts="-h -V --format --name --domain --cluster-domain --kubernetes-version --allow-unsupported-version --container-runtime --kube-proxy-mode --node-network --pod-network --service-network --pod-prefix --pod-routing --api-vip --controller-vip --api-port --hypervisor --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -86,6 +86,10 @@ _mkcluster() {
                     return 0
                     ;;
                 --api-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hypervisor)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

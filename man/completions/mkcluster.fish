@@ -18,6 +18,7 @@ flannel\t''"
 complete -c mkcluster -l api-vip -d 'Address the API is reached at [default: cidr-alloc picks one]' -r
 complete -c mkcluster -l controller-vip -d 'The controllers\' own VIP when --api-vip is a load balancer\'s' -r
 complete -c mkcluster -l api-port -d 'Port of the API server' -r
+complete -c mkcluster -l hypervisor -d 'A hypervisor of several: its name (the inventory\'s host column), its libvirt URI, and its address on the network joining the hypervisors; repeat per machine' -r
 complete -c mkcluster -l allow-unsupported-version -d 'Accept an end-of-life or unknown --kubernetes-version; recorded in the document (cluster.allow_unsupported_version), so later tools render it with the nearest supported release\'s flags and say so'
 complete -c mkcluster -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mkcluster -s V -l version -d 'Print version'

@@ -35,7 +35,7 @@ _mkunits() {
 
     case "${cmd}" in
         mkunits)
-            opts="-f -d -h -V --file --container-runtime --pod-network --etcd-profile --etcd-heartbeat --etcd-election-timeout --etcd-snapshot-count --cni-bin-dir --vrrp-interface --dir --lock-timeout --bin-dir --kubernetes-bin-dir --dry-run --help --version ports help"
+            opts="-f -d -h -V --file --container-runtime --pod-network --etcd-profile --etcd-heartbeat --etcd-election-timeout --etcd-snapshot-count --cni-bin-dir --vrrp-interface --dir --lock-timeout --bin-dir --kubernetes-bin-dir --previous --dry-run --help --version ports help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -98,6 +98,10 @@ _mkunits() {
                     return 0
                     ;;
                 --kubernetes-bin-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --previous)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

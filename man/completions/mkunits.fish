@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mkunits_global_optspecs
-    string join \n f/file= container-runtime= pod-network= etcd-profile= etcd-heartbeat= etcd-election-timeout= etcd-snapshot-count= cni-bin-dir= vrrp-interface= d/dir= lock-timeout= bin-dir= kubernetes-bin-dir= dry-run h/help V/version
+    string join \n f/file= container-runtime= pod-network= etcd-profile= etcd-heartbeat= etcd-election-timeout= etcd-snapshot-count= cni-bin-dir= vrrp-interface= d/dir= lock-timeout= bin-dir= kubernetes-bin-dir= previous= dry-run h/help V/version
 end
 
 function __fish_mkunits_needs_command
@@ -41,6 +41,7 @@ complete -c mkunits -n "__fish_mkunits_needs_command" -s d -l dir -d 'Output dir
 complete -c mkunits -n "__fish_mkunits_needs_command" -l lock-timeout -d 'Wait at most SECONDS for another run on the same --dir to finish (each run holds an flock on DIR/.hardway.lock from start to end); then exit 3. 0: fail at once' -r
 complete -c mkunits -n "__fish_mkunits_needs_command" -l bin-dir -d 'Where the hardway binaries nodes need (route-sync) are; default: the directory of this mkunits' -r -F
 complete -c mkunits -n "__fish_mkunits_needs_command" -l kubernetes-bin-dir -d 'Ship Kubernetes\' server binaries from DIR (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy; with containerd-2 also containerd, containerd-shim-runc-v2 and runc) to /usr/local/bin on the nodes whose roles run them, as scripts/fetch-kubernetes.sh VERSION DIR lays them out; default: ship none' -r -F
+complete -c mkunits -n "__fish_mkunits_needs_command" -l previous -d 'The document the running cluster was built from: refuse (exit 2) a kubernetes_version that skips a minor or goes back one from FILE\'s, as kubeadm upgrade does (patch releases and the next minor are fine), and remove from OUT the files FILE lists that no node gets any more (a removed node\'s). A missing FILE counts as none (the first build)' -r -F
 complete -c mkunits -n "__fish_mkunits_needs_command" -l dry-run -d 'Print which files would be created, updated or left as they are; write nothing'
 complete -c mkunits -n "__fish_mkunits_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mkunits -n "__fish_mkunits_needs_command" -s V -l version -d 'Print version'

@@ -227,7 +227,7 @@ _mkvm() {
             return 0
             ;;
         mkvm__subcmd__up)
-            opts="-f -c -h --image --ssh-key --wait --timeout --domain-type --pool-dir --no-start --recreate --overcommit --dry-run --fail-after-node --file --connect --pool --help"
+            opts="-f -c -h --image --ssh-key --wait --timeout --domain-type --pool-dir --no-start --recreate --prune --overcommit --dry-run --fail-after-node --file --connect --pool --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -51,7 +51,8 @@ complete -c mkvm -n "__fish_mkvm_using_subcommand up" -s c -l connect -d 'libvir
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l pool -d 'Storage pool for the volumes [default: hypervisor.pool, else hardway]; made as a dir pool if missing' -r
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l no-start -d 'Define everything but start no domain (and wait for nothing)'
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l recreate -d 'Replace nodes (and the network) whose size or seed changed'
-complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l overcommit -d 'Allow more guest memory than the host has free'
+complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l prune -d 'Remove the domains of nodes the document no longer lists, with their overlay and seed volumes, on the hypervisors the document\'s nodes use; only domains carrying mkvm\'s mark for this cluster (and the volumes that mark names), never a same-named domain or volume of anyone else\'s. Without it they are reported on stderr and kept'
+complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l overcommit -d 'Allow more guest memory than the host has available: on this machine MemAvailable (free memory plus the page cache the kernel can reclaim), on a remote hypervisor libvirt\'s free memory'
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l dry-run -d 'Print the network, pool, volume and domain XML as JSON; change nothing'
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -s h -l help -d 'Print help'
 complete -c mkvm -n "__fish_mkvm_using_subcommand down" -s f -l file -d 'Read the cluster document from FILE instead of stdin' -r -F

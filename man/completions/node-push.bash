@@ -23,7 +23,7 @@ _node__push() {
 
     case "${cmd}" in
         node__push)
-            opts="-f -u -i -p -j -o -h -V --file --dir --user --identity --known-hosts --accept-new --port --address-from --address --parallel --timeout --no-start --dry-run --only --roles --output --report --help --version"
+            opts="-f -u -i -p -j -o -h -V --file --dir --user --identity --known-hosts --accept-new --port --address-from --address --parallel --timeout --between --gate-timeout --batch --no-start --dry-run --only --roles --output --report --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -86,6 +86,18 @@ _node__push() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --between)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gate-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

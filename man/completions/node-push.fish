@@ -8,7 +8,10 @@ complete -c node-push -l address-from -d 'Where a node\'s address comes from: it
 vm\t''"
 complete -c node-push -l address -d 'Connect to NODE at HOST[:PORT] instead (repeatable)' -r
 complete -c node-push -s j -l parallel -d 'Push to at most N nodes at once' -r
-complete -c node-push -l timeout -d 'Give up on a node after SECONDS (connect, transfer and commands together)' -r
+complete -c node-push -l timeout -d 'Give up on a node after SECONDS (connect, transfer and commands together; counted again when it reconnects at its wave)' -r
+complete -c node-push -l between -d 'Health gate run with `sh -c` after each wave that restarted running services, until it exits 0 (its output goes to stderr)' -r
+complete -c node-push -l gate-timeout -d 'Give up on the gate after SECONDS of retries: the rollout stops, exit 3' -r
+complete -c node-push -l batch -d 'Restart at most N workers per wave (control-plane nodes go one at a time)' -r
 complete -c node-push -l only -d 'Push to this node only (repeatable)' -r
 complete -c node-push -l roles -d 'Push to nodes with one of these roles (etcd, controller, worker, lb)' -r
 complete -c node-push -s o -l output -d 'Report format' -r -f -a "json\t''

@@ -5,7 +5,7 @@ complete -c route-sync -l table -d 'Routing table of the routes: 1-4294967295, \
 complete -c route-sync -s o -l output -d 'Report format: json, or table for people; with --dry-run also dot: the routes of this viewpoint as a Graphviz picture (`| dot -Tsvg`), drawn from the document alone (the kernel is not read)' -r -f -a "json\t''
 table\t''
 dot\t''"
-complete -c route-sync -l watch -d 'Keep running: re-sync every SECONDS and soon after a link or address changes; re-reads -f FILE on each pass. Reports print when a pass changed something; errors are logged and retried. Stops on SIGINT or SIGTERM' -r
+complete -c route-sync -l watch -d 'Keep running: a pass as soon as -f FILE is written or renamed over (inotify), 200 ms after another process changes links, addresses, routes or nexthops, and every SECONDS. The kernel\'s tables are kept between passes and dumped again only after such a change or every SECONDS, so a node\'s new address is one parse and one nexthop replace. Reports print when a pass changed something; errors are logged and retried; a FILE that does not parse keeps the last good one. Stops on SIGINT or SIGTERM' -r
 complete -c route-sync -l nexthop-ids -d 'Ids of the nexthop objects route-sync makes, one per node and family, and owns (with its --proto); default 0xc8000000-0xc8ffffff, clear of the kernel\'s own ids (from 1 up) and FRR\'s (below 250000000 and from 0xf0000000). Give each route-sync on one machine its own range' -r
 complete -c route-sync -l host -d 'Run on the hypervisor: route every node\'s pod CIDRs via the node'
 complete -c route-sync -l dry-run -d 'Print the plan and change nothing'
