@@ -8,11 +8,13 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use assert_cmd::Command;
-use cidr_alloc::{allocate, Options, Previous};
 use hardway::{Document, Role};
 use ipnet::IpNet;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+mod common;
+use common::{networks, role_names, run};
 
 /// One generated node: roles as a bit mask and the index of its hypervisor.
 #[derive(Debug, Clone)]
@@ -31,37 +33,37 @@ fn hypervisors(count: usize) -> Value {
         .collect()
 }
 
+/// A worker (roles mask 0b0100) on hypervisor `host`.
+fn worker(host: usize) -> Spec {
+    Spec {
+        roles: 0b0100,
+        host,
+    }
+}
+
+/// Workers w0, w1, … on the hypervisors `host` gives them.
+fn workers(count: usize, host: impl Fn(usize) -> usize) -> Vec<(String, Spec)> {
+    (0..count)
+        .map(|i| (format!("w{i}"), worker(host(i))))
+        .collect()
+}
+
 /// The document mkcluster makes: nothing allocated; `count` hypervisors (0: none listed).
 fn document(specs: &[(String, Spec)], count: usize, dual: bool) -> Value {
     let nodes: Vec<Value> = specs
         .iter()
         .map(|(name, s)| {
-            let roles: Vec<&str> = Role::ALL
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| s.roles & (1 << i) != 0)
-                .map(|(_, r)| r.as_str())
-                .collect();
+            let roles = role_names(s.roles);
             let host = (count > 0).then(|| uri(s.host % count));
             json!({"name": name, "roles": roles, "vcpus": 1, "memory_mib": 512, "disk_gib": 4,
                    "host": host})
         })
         .collect();
-    let mut node = vec!["10.240.0.0/24"];
-    let mut pod = vec!["10.200.0.0/16"];
-    let mut prefix = vec![24];
-    let mut service = vec!["10.32.0.0/24"];
-    if dual {
-        node.push("fd00:10:240::/64");
-        pod.push("fd00:10:200::/56");
-        prefix.push(64);
-        service.push("fd00:10:32::/112");
-    }
     let mut doc = json!({
         "version": 1,
         "cluster": {"name": "hosts", "domain": "example.com", "cluster_domain": "cluster.local",
                     "kubernetes_version": "v1.37.2",
-                    "networks": {"node": node, "pod": pod, "pod_prefix": prefix, "service": service},
+                    "networks": networks(dual),
                     "api": {"port": 6443}, "pod_network": "routes"},
         "hypervisor": {"uri": "qemu:///system", "network": "hosts", "gateway": "10.240.0.1",
                        "pool": "hardway"},
@@ -77,14 +79,6 @@ fn parse(doc: &Value) -> Document {
     let doc = hardway::doc::from_str(&doc.to_string(), "generated").unwrap();
     doc.validate().unwrap();
     doc
-}
-
-fn run(doc: &Document, previous: Option<&Document>) -> Document {
-    let previous = previous.map(|document| Previous {
-        path: "prev.json",
-        document,
-    });
-    allocate(doc.clone(), previous, &Options::default()).unwrap()
 }
 
 fn inventory() -> impl Strategy<Value = (Vec<(String, Spec)>, usize, bool)> {
@@ -179,7 +173,7 @@ proptest! {
             .collect();
         for (i, (host, at)) in added.into_iter().enumerate() {
             let at = at.min(changed.len());
-            changed.insert(at, (format!("new{i}"), Spec { roles: 0b0100, host }));
+            changed.insert(at, (format!("new{i}"), worker(host)));
         }
         if changed.is_empty() {
             return Ok(());
@@ -210,17 +204,7 @@ proptest! {
 
 #[test]
 fn a_pinned_slice_is_kept_and_the_other_takes_the_rest() {
-    let specs: Vec<(String, Spec)> = (0..4)
-        .map(|i| {
-            (
-                format!("n{i}"),
-                Spec {
-                    roles: 0b0100,
-                    host: i % 2,
-                },
-            )
-        })
-        .collect();
+    let specs = workers(4, |i| i % 2);
     let mut doc = document(&specs, 2, false);
     doc["hypervisors"][0]["node_slice"] = json!(["10.240.0.128/25"]);
     let out = run(&parse(&doc), None);
@@ -241,17 +225,7 @@ fn a_pinned_slice_is_kept_and_the_other_takes_the_rest() {
 
 #[test]
 fn a_node_moved_to_another_hypervisor_is_readdressed_there() {
-    let specs: Vec<(String, Spec)> = (0..3)
-        .map(|i| {
-            (
-                format!("n{i}"),
-                Spec {
-                    roles: 0b0100,
-                    host: 0,
-                },
-            )
-        })
-        .collect();
+    let specs = workers(3, |_| 0);
     let first = run(&parse(&document(&specs, 2, false)), None);
     let mut moved = specs.clone();
     moved[1].1.host = 1;
@@ -264,28 +238,12 @@ fn a_node_moved_to_another_hypervisor_is_readdressed_there() {
 
 #[test]
 fn growing_from_one_hypervisor_to_two_keeps_the_nodes_that_stay() {
-    let specs: Vec<(String, Spec)> = (0..4)
-        .map(|i| {
-            (
-                format!("n{i}"),
-                Spec {
-                    roles: 0b0100,
-                    host: 0,
-                },
-            )
-        })
-        .collect();
+    let specs = workers(4, |_| 0);
     let before = run(&parse(&document(&specs, 0, false)), None);
-    // The machine it ran on becomes hv-0 (same URI); n0 goes (so a re-addressed n1 would move
+    // The machine it ran on becomes hv-0 (same URI); w0 goes (so a re-addressed w1 would move
     // down into its address), and a new node goes on hv-1.
     let mut grown = specs[1..].to_vec();
-    grown.push((
-        "n4".into(),
-        Spec {
-            roles: 0b0100,
-            host: 1,
-        },
-    ));
+    grown.push(("w4".into(), worker(1)));
     let text = document(&grown, 2, false)
         .to_string()
         .replace(&uri(0), "qemu:///system");
@@ -299,7 +257,7 @@ fn growing_from_one_hypervisor_to_two_keeps_the_nodes_that_stay() {
             node.name
         );
     }
-    assert_eq!(after.node("n4").unwrap().ips[0].to_string(), "10.240.0.130");
+    assert_eq!(after.node("w4").unwrap().ips[0].to_string(), "10.240.0.130");
 }
 
 /// Runs the binary expecting a refusal; returns its one error line.
@@ -310,20 +268,6 @@ fn refuse(doc: &Value) -> String {
         .output()
         .unwrap();
     testkit::assert_one_line_error(&out, "cidr-alloc", 2)
-}
-
-fn workers(count: usize, host: impl Fn(usize) -> usize) -> Vec<(String, Spec)> {
-    (0..count)
-        .map(|i| {
-            (
-                format!("w{i}"),
-                Spec {
-                    roles: 0b0100,
-                    host: host(i),
-                },
-            )
-        })
-        .collect()
 }
 
 #[test]

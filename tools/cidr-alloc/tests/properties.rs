@@ -4,11 +4,13 @@
 
 use std::collections::HashSet;
 
-use cidr_alloc::{allocate, Options, Previous};
 use hardway::{Document, Role};
 use ipnet::IpNet;
 use proptest::prelude::*;
 use serde_json::json;
+
+mod common;
+use common::{networks, role_names, run};
 
 /// One generated node: roles as a bit mask, and optional pinned values (offsets into the ranges).
 #[derive(Debug, Clone)]
@@ -31,12 +33,7 @@ fn document(specs: &[(String, Spec)], dual: bool) -> Document {
     let nodes: Vec<_> = specs
         .iter()
         .map(|(name, s)| {
-            let roles: Vec<&str> = Role::ALL
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| s.roles & (1 << i) != 0)
-                .map(|(_, r)| r.as_str())
-                .collect();
+            let roles = role_names(s.roles);
             // Pins stay unique: a duplicate pin is a refusal, tested elsewhere.
             let ips: Vec<String> = s.ip.map(|o| format!("10.240.0.{o}")).into_iter().collect();
             let pods: Vec<String> = s
@@ -48,26 +45,11 @@ fn document(specs: &[(String, Spec)], dual: bool) -> Document {
                    "vcpus": 1, "memory_mib": 512, "disk_gib": 4, "host": null})
         })
         .collect();
-    let (node, pod, prefix, service) = if dual {
-        (
-            json!(["10.240.0.0/24", "fd00:10:240::/64"]),
-            json!(["10.200.0.0/16", "fd00:10:200::/56"]),
-            json!([24, 64]),
-            json!(["10.32.0.0/24", "fd00:10:32::/112"]),
-        )
-    } else {
-        (
-            json!(["10.240.0.0/24"]),
-            json!(["10.200.0.0/16"]),
-            json!([24]),
-            json!(["10.32.0.0/24"]),
-        )
-    };
     let doc = json!({
         "version": 1,
         "cluster": {"name": "prop", "domain": "example.com", "cluster_domain": "cluster.local",
                     "kubernetes_version": "v1.32.3",
-                    "networks": {"node": node, "pod": pod, "pod_prefix": prefix, "service": service},
+                    "networks": networks(dual),
                     "api": {"port": 6443}, "pod_network": "routes"},
         "hypervisor": {"uri": "qemu:///system", "network": "prop", "pool": "hardway"},
         "nodes": nodes
@@ -138,18 +120,6 @@ fn check_invariants(doc: &Document) {
         }
         None => assert_eq!(controllers, 0),
     }
-}
-
-fn run(doc: &Document, previous: Option<&Document>) -> Document {
-    allocate(
-        doc.clone(),
-        previous.map(|d| Previous {
-            path: "prev.json",
-            document: d,
-        }),
-        &Options::default(),
-    )
-    .unwrap()
 }
 
 proptest! {
