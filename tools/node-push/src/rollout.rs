@@ -127,10 +127,8 @@ impl Rollout<'_> {
             return None;
         }
         let message = format!(
-            "did not come back healthy: the gate {} ({} attempts in {} s, --gate-timeout)",
-            status_text(gate.last_status),
-            gate.attempts,
-            gate.seconds
+            "did not come back healthy: the gate {}",
+            how_it_failed(&gate)
         );
         hardway::tool::log(
             crate::TOOL,
@@ -181,10 +179,8 @@ impl Rollout<'_> {
             return None;
         }
         let why = format!(
-            "not pushed: the gate before the first restart {} ({} attempts in {} s, --gate-timeout)",
-            status_text(outcome.last_status),
-            outcome.attempts,
-            outcome.seconds
+            "not pushed: the gate before the first restart {}",
+            how_it_failed(&gate_report(outcome))
         );
         hardway::tool::log(crate::TOOL, format!("error: {why}"));
         Some(why)
@@ -204,11 +200,17 @@ fn gate_report(outcome: Outcome) -> GateReport {
     }
 }
 
-fn status_text(status: Option<i32>) -> String {
-    match status {
+/// How a failed gate ended, as both error messages say it: its last exit status (or that it
+/// never exited), then the attempts and time it had.
+fn how_it_failed(gate: &GateReport) -> String {
+    let status = match gate.last_status {
         Some(code) => format!("exited {code}"),
         None => "never exited (killed at --gate-timeout)".into(),
-    }
+    };
+    format!(
+        "{status} ({} attempts in {} s, --gate-timeout)",
+        gate.attempts, gate.seconds
+    )
 }
 
 /// `f(0..count)` on at most `limit` threads; the results in index order.
