@@ -138,19 +138,39 @@ where
     }
 }
 
+/// What a membership change needs to reach the cluster: the members as last observed, the
+/// client TLS, each call's timeout, and the bound (--retry-timeout) on retrying etcd's
+/// "not yet" answers.
+pub struct Reach<'a> {
+    pub members: &'a [Observed],
+    pub tls: &'a Tls,
+    pub timeout: Duration,
+    pub bound: Duration,
+}
+
+/// `call` on a healthy voter other than member `not` (0: any), retried until the bound.
+async fn through_voter<T, F, Fut>(
+    reach: &Reach<'_>,
+    not: u64,
+    what: &str,
+    call: F,
+) -> Result<T, Error>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let client = voter(reach.members, not, reach.tls, reach.timeout).await?;
+    retried(what, reach.bound, reach.timeout, || call(client.clone())).await
+}
+
 /// MemberAdd as a learner; returns the new ID and the membership after the add as
 /// `(id, name (empty when unstarted), peer URLs)`.
 pub async fn add(
-    members: &[Observed],
+    reach: &Reach<'_>,
     peer_url: &str,
-    tls: &Tls,
-    timeout: Duration,
-    bound: Duration,
 ) -> Result<(u64, Vec<(u64, String, Vec<String>)>), Error> {
-    let client = voter(members, 0, tls, timeout).await?;
     let what = format!("MemberAdd {peer_url}");
-    let response = retried(&what, bound, timeout, || {
-        let mut client = client.clone();
+    let response = through_voter(reach, 0, &what, |mut client| {
         let urls = vec![peer_url.to_string()];
         async move {
             client
@@ -171,38 +191,22 @@ pub async fn add(
     Ok((id, after))
 }
 
-/// MemberPromote, retried while etcd says the learner has not caught up, until `bound`.
-pub async fn promote(
-    members: &[Observed],
-    id: u64,
-    tls: &Tls,
-    timeout: Duration,
-    bound: Duration,
-) -> Result<(), Error> {
-    let client = voter(members, id, tls, timeout).await?;
+/// MemberPromote, retried while etcd says the learner has not caught up, until the bound.
+pub async fn promote(reach: &Reach<'_>, id: u64) -> Result<(), Error> {
     let what = format!("MemberPromote {}", id_hex(id));
-    retried(&what, bound, timeout, || {
-        let mut client = client.clone();
-        async move { client.member_promote(id).await }
+    through_voter(reach, id, &what, |mut client| async move {
+        client.member_promote(id).await
     })
     .await?;
     Ok(())
 }
 
 /// MemberRemove through another healthy voter, once a leader being removed has handed over.
-pub async fn remove(
-    members: &[Observed],
-    id: u64,
-    tls: &Tls,
-    timeout: Duration,
-    bound: Duration,
-) -> Result<(), Error> {
-    hand_over(members, id, tls, timeout, bound).await?;
-    let client = voter(members, id, tls, timeout).await?;
+pub async fn remove(reach: &Reach<'_>, id: u64) -> Result<(), Error> {
+    hand_over(reach, id).await?;
     let what = format!("MemberRemove {}", id_hex(id));
-    retried(&what, bound, timeout, || {
-        let mut client = client.clone();
-        async move { client.member_remove(id).await }
+    through_voter(reach, id, &what, |mut client| async move {
+        client.member_remove(id).await
     })
     .await?;
     Ok(())
@@ -213,20 +217,15 @@ pub async fn remove(
 /// it first hands leadership to a healthy voter, as `etcdctl move-leader` does. MoveLeader is
 /// served only by the leader (etcd v3.4.23 etcdserver/v3_server.go `MoveLeader`: `ErrNotLeader`
 /// otherwise), so it goes to the member itself. A member that does not answer leads nobody.
-async fn hand_over(
-    members: &[Observed],
-    id: u64,
-    tls: &Tls,
-    timeout: Duration,
-    bound: Duration,
-) -> Result<(), Error> {
-    let Some(member) = members.iter().find(|m| m.id == id) else {
+async fn hand_over(reach: &Reach<'_>, id: u64) -> Result<(), Error> {
+    let Some(member) = reach.members.iter().find(|m| m.id == id) else {
         return Ok(());
     };
-    let Some((client, leader)) = leader_seen_by(member, tls, timeout).await else {
+    let Some((client, leader)) = leader_seen_by(member, reach.tls, reach.timeout).await else {
         return Ok(());
     };
-    let heir = members
+    let heir = reach
+        .members
         .iter()
         .find(|m| m.healthy && !m.is_learner && m.id != id);
     let (true, Some(heir)) = (leader == id, heir) else {
@@ -240,7 +239,7 @@ async fn hand_over(
         ),
     );
     let what = format!("MoveLeader {} to {}", id_hex(id), id_hex(heir.id));
-    retried(&what, bound, timeout, || {
+    retried(&what, reach.bound, reach.timeout, || {
         let mut client = client.clone();
         let to = heir.id;
         async move { client.move_leader(to).await }

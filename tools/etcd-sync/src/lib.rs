@@ -115,25 +115,19 @@ async fn apply(
             (None, None) => return Ok(observed),
         };
         hardway::tool::log(TOOL, describe(&change));
+        let reach = cluster::Reach {
+            members: &observed,
+            tls,
+            timeout: options.timeout,
+            bound: options.retry_timeout,
+        };
         match &change {
             Change::Add { name, peer_url } => {
-                let (id, after) = cluster::add(
-                    &observed,
-                    peer_url,
-                    tls,
-                    options.timeout,
-                    options.retry_timeout,
-                )
-                .await?;
+                let (id, after) = cluster::add(&reach, peer_url).await?;
                 record::joined(document, name, id, &after);
             }
-            Change::Promote { id, .. } => {
-                cluster::promote(&observed, *id, tls, options.timeout, options.retry_timeout)
-                    .await?
-            }
-            Change::Remove { id, .. } => {
-                cluster::remove(&observed, *id, tls, options.timeout, options.retry_timeout).await?
-            }
+            Change::Promote { id, .. } => cluster::promote(&reach, *id).await?,
+            Change::Remove { id, .. } => cluster::remove(&reach, *id).await?,
         }
         observed = settled(wanted, &change, targets, tls, options).await?;
     }
