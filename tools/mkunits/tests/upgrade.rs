@@ -48,6 +48,22 @@ fn ok(output: Output) -> Vec<u8> {
     output.stdout
 }
 
+/// A run's document kept at `running` (as the pipeline keeps cluster.json for the next run's
+/// --previous) and read back.
+fn kept_at(output: Output, running: &Path) -> Document {
+    std::fs::write(running, ok(output)).unwrap();
+    hardway::doc::read(Some(running)).unwrap()
+}
+
+/// A scratch dir holding in.json (the lab fixture), and OUT inside it, not made yet.
+fn lab_scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let input = tmp.path().join("in.json");
+    write_doc(&input, &testkit::fixture_document("lab.json"));
+    (tmp, out, input)
+}
+
 /// Every file under `dir` with its bytes and modification time: "nothing was written" is this
 /// map staying equal.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
@@ -108,8 +124,7 @@ fn one_minor_upgrade_rewrites_exactly_what_the_version_table_implies() {
     let old_bins = testkit::kubernetes_stand_ins(tmp.path(), "v1.36.0");
     let running = tmp.path().join("cluster.json");
     let old_args = ["--kubernetes-bin-dir", old_bins.to_str().unwrap()];
-    std::fs::write(&running, ok(mkunits(&old_input, &out, &old_args))).unwrap();
-    let old: Document = hardway::doc::read(Some(&running)).unwrap();
+    let old: Document = kept_at(mkunits(&old_input, &out, &old_args), &running);
 
     let new_input = tmp.path().join("v1.37.json");
     write_doc(&new_input, &with_version(old.clone(), "v1.37.2"));
@@ -174,8 +189,7 @@ fn assert_refused(previous: &str, next: &str) {
     let running = tmp.path().join("cluster.json");
     let input = tmp.path().join("previous.json");
     write_doc(&input, &with_version(lab, previous));
-    std::fs::write(&running, ok(mkunits(&input, &out, &[]))).unwrap();
-    let built = hardway::doc::read(Some(&running)).unwrap();
+    let built = kept_at(mkunits(&input, &out, &[]), &running);
     let next_input = tmp.path().join("next.json");
     write_doc(&next_input, &with_version(built, next));
     let before = tree(&out);
@@ -215,8 +229,7 @@ fn patches_the_next_minor_and_a_first_build_are_allowed() {
     let input = tmp.path().join("in.json");
     write_doc(&input, &with_version(lab, "v1.36.0"));
     let first = ["--previous", none.to_str().unwrap()];
-    std::fs::write(&running, ok(mkunits(&input, &out, &first))).unwrap();
-    let mut previous = hardway::doc::read(Some(&running)).unwrap();
+    let mut previous = kept_at(mkunits(&input, &out, &first), &running);
     for next in ["v1.36.0", "v1.36.4", "v1.36.1", "v1.37.2"] {
         write_doc(&input, &with_version(previous.clone(), next));
         let args = ["--previous", running.to_str().unwrap()];
@@ -280,10 +293,7 @@ fn lb_and_crio_configs_restart_their_services() {
 /// A --previous FILE that is not a document is bad input naming the file, and writes nothing.
 #[test]
 fn a_broken_previous_document_is_one_line_naming_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let input = tmp.path().join("in.json");
-    write_doc(&input, &testkit::fixture_document("lab.json"));
+    let (tmp, out, input) = lab_scratch();
     let broken = tmp.path().join("broken.json");
     std::fs::write(&broken, "{\"version\": 1,\n \"cluster\": 7}\n").unwrap();
     let output = mkunits(&input, &out, &["--previous", broken.to_str().unwrap()]);
@@ -296,13 +306,9 @@ fn a_broken_previous_document_is_one_line_naming_it() {
 /// with --previous, the files of a node that left (and only those) are removed from OUT.
 #[test]
 fn previous_files_of_a_removed_node_are_removed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let input = tmp.path().join("in.json");
-    write_doc(&input, &testkit::fixture_document("lab.json"));
+    let (tmp, out, input) = lab_scratch();
     let running = tmp.path().join("cluster.json");
-    std::fs::write(&running, ok(mkunits(&input, &out, &[]))).unwrap();
-    let built = hardway::doc::read(Some(&running)).unwrap();
+    let built = kept_at(mkunits(&input, &out, &[]), &running);
     let gone: Vec<String> = built
         .node("node-3")
         .unwrap()
