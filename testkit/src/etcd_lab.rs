@@ -2,14 +2,15 @@
 //! loopback addresses of their own (so each member uses etcd's standard ports, as the document
 //! assumes), mkcerts' PKI for them, and testkit's [`Cluster`] started from it.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use hardway::doc::Document;
 
 use crate::etcd::{Cluster, MemberCerts, MemberSpec, Tls};
+/// Kept here too: the etcd tools' tests import it with the lab.
+pub use crate::pipe;
 
 const UP: Duration = Duration::from_secs(60);
 
@@ -99,22 +100,6 @@ impl Lab {
         let specs = members.iter().map(|&i| self.member(i)).collect();
         Cluster::start_healthy(self.tls(), specs, UP)
     }
-}
-
-pub fn pipe(command: &mut Command, input: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 pub fn describe(out: &Output) -> String {

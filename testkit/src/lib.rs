@@ -145,20 +145,29 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// Runs `program args` with `stdin` on its standard input; panics with its stderr unless it exits
-/// 0. Returns its stdout: how a pipeline stage is run in the cross-tool tests.
-pub fn run_piped(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+/// Runs `command` with `input` on its standard input and returns its output, whatever its exit:
+/// how a test feeds a document to a tool (or to a shell around one). A tool that refuses its
+/// flags exits before reading, so a closed pipe is not an error here: its output tells.
+pub fn pipe(command: &mut Command, input: &(impl AsRef<[u8]> + ?Sized)) -> Output {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = Command::new(program)
-        .args(args)
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    match child.stdin.take().unwrap().write_all(input.as_ref()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        written => written.unwrap(),
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `program args` with `stdin` on its standard input; panics with its stderr unless it exits
+/// 0. Returns its stdout: how a pipeline stage is run in the cross-tool tests.
+pub fn run_piped(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let out = pipe(Command::new(program).args(args), stdin);
     assert!(
         out.status.success(),
         "{} {args:?}: {}",

@@ -2,7 +2,6 @@
 //! x509, s_server/s_client), kubectl, and the file system (modes, mtimes).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -27,19 +26,7 @@ fn fixture(name: &str) -> String {
 
 /// Runs mkcerts with `stdin` as its input.
 fn mkcerts(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mkcerts");
-    // Flags are refused before the document is read: the pipe may be closed already.
-    match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        written => written.unwrap(),
-    }
-    child.wait_with_output().unwrap()
+    testkit::pipe(Command::new(bin()).args(args), stdin)
 }
 
 /// Runs mkcerts, asserts success, returns the document it printed.
@@ -723,20 +710,10 @@ fn bad_input_fails_with_one_line_and_leaves_the_directory_as_it_was() {
         "mount --bind -o ro {out} {out} && exec {} --dir {out}",
         bin()
     );
-    let mut child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare (util-linux)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(good.as_bytes())
-        .unwrap();
-    let ro = child.wait_with_output().unwrap();
+    let ro = testkit::pipe(
+        Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]),
+        &good,
+    );
     assert_fails(&ro, 3, "Read-only file system");
 
     assert!(

@@ -14,7 +14,6 @@
 //! test's own paths. Needs root, and mkcerts and etcd-check built (make test builds them).
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -243,19 +242,7 @@ impl World {
                 .arg("--address")
                 .arg(format!("{node}={}", sshd.address()));
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run node-push");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(serde_json::to_string(&self.doc).unwrap().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = testkit::pipe(&mut command, &serde_json::to_string(&self.doc).unwrap());
         let text = fs::read_to_string(&report)
             .unwrap_or_else(|_| panic!("no report: {}", String::from_utf8_lossy(&out.stderr)));
         (out, serde_json::from_str(&text).unwrap())
