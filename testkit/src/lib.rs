@@ -177,6 +177,27 @@ pub fn run_piped(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> Vec<
     out.stdout
 }
 
+/// Asserts `systemd-analyze verify` accepts `units` laid out under `root` (its `--root`): exit 0
+/// and nothing on stderr. `what` says which units they are in the failure message.
+pub fn assert_units_verify<U: AsRef<std::ffi::OsStr>>(
+    root: &std::path::Path,
+    units: impl IntoIterator<Item = U>,
+    what: &str,
+) {
+    let output = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(format!("--root={}", root.display()))
+        .args(units)
+        .output()
+        .unwrap_or_else(|e| panic!("systemd-analyze: {e} (scripts/deps.sh installs it)"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify on {what}: {}\n{stderr}",
+        output.status
+    );
+}
+
 /// Asserts a tool failed the way every hardway tool must (docs/ARCHITECTURE.md): exit `code`, nothing on
 /// stdout, exactly one line on stderr that starts `tool: error: `. Returns that line.
 pub fn assert_one_line_error(out: &Output, tool: &str, code: i32) -> String {

@@ -227,16 +227,9 @@ fn the_restore_unit_passes_systemd_analyze() {
             unit = Some(target);
         }
     }
-    let output = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(format!("--root={}", root.path().display()))
-        .arg(unit.expect("a unit"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stderr.trim().is_empty(),
-        "systemd-analyze: {:?}\n{stderr}",
-        output.status
+    testkit::assert_units_verify(
+        root.path(),
+        [unit.expect("a unit")],
+        "the restored etcd unit",
     );
 }

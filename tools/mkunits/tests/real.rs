@@ -65,20 +65,7 @@ fn verify_all_units(fixture_name: &str, cluster: &[(&str, Value)]) {
         let root = tmp.path().join("root").join(node["name"].as_str().unwrap());
         let units = systemd_root(&root, &out, node);
         assert!(!units.is_empty());
-        let output = Command::new("systemd-analyze")
-            .arg("verify")
-            .arg("--man=no")
-            .arg(format!("--root={}", root.display()))
-            .args(&units)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() && stderr.trim().is_empty(),
-            "systemd-analyze verify on {} ({cluster:?}): {}\n{stderr}",
-            node["name"],
-            output.status
-        );
+        testkit::assert_units_verify(&root, &units, &format!("{} ({cluster:?})", node["name"]));
         checked += units.len();
     }
     assert!(checked > 0);
@@ -834,18 +821,7 @@ fn single_node_with_every_role() {
     assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty());
     let root = tmp.path().join("root");
     let units = systemd_root(&root, &out, n);
-    let o = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg("--man=no")
-        .arg(format!("--root={}", root.display()))
-        .args(&units)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success() && o.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    testkit::assert_units_verify(&root, &units, "the node's units");
 }
 
 /// PyPI's kubernetes-validate (scripts/deps.sh installs it in /opt/hardway/venv).
@@ -1049,15 +1025,7 @@ fn addons_go_to_the_first_controller_with_the_documents_dns_and_domain() {
     let units = systemd_root(&root, &out, c1);
     let timer = root.join("etc/systemd/system/hardway-pod-cidrs.timer");
     assert!(units.contains(&timer), "{units:?}");
-    let o = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg("--man=no")
-        .arg(format!("--root={}", root.display()))
-        .args(&units)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && stderr.trim().is_empty(), "{stderr}");
+    testkit::assert_units_verify(&root, &units, "the node's units and the pod-cidrs timer");
 }
 
 /// pod-cidrs.sh's own logic, run by sh against a stand-in kubectl that answers from files: what
