@@ -256,15 +256,7 @@ impl Monitor {
             .stderr(Stdio::null())
             .spawn()
             .expect("start ip monitor");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         // Let it subscribe before anything happens.
         std::thread::sleep(Duration::from_millis(300));
         Monitor { child, lines }
@@ -1147,15 +1139,7 @@ impl Watcher {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stderr.take().unwrap());
         Watcher { child, lines }
     }
 
@@ -1272,4 +1256,18 @@ fn watch_moves_a_node_on_a_rename_in_one_nexthop_replace_and_an_unchanged_pass_w
         !pass.iter().any(|l| l.contains("timing: apply ")),
         "a pass with nothing to do sent requests: {pass:?}"
     );
+}
+
+/// The lines `reader` gives, read on a thread of their own so that a test can wait for one with
+/// a deadline (`recv_timeout`); the thread ends when the reader does or the receiver is dropped.
+fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
