@@ -1,8 +1,10 @@
 //! What the property tests of hosts.rs and properties.rs both need: the roles a generated node's
-//! bit mask names, the cluster networks a generated document carries, and one allocator run.
+//! bit mask names, the cluster networks a generated document carries, one allocator run, the
+//! stability check, and the nodes that survive a removal.
 
 use cidr_alloc::{allocate, Options, Previous};
 use hardway::{Document, Role};
+use proptest::prelude::*;
 use serde_json::{json, Value};
 
 /// The roles whose bits are set in `mask` (bit i is `Role::ALL[i]`).
@@ -37,4 +39,27 @@ pub fn run(doc: &Document, previous: Option<&Document>) -> Document {
         document,
     });
     allocate(doc.clone(), previous, &Options::default()).unwrap()
+}
+
+/// The same input gives the same output, a re-run on the output changes nothing, and feeding the
+/// output as --previous to the original input gives the output again.
+pub fn check_stable(doc: &Document) -> Result<(), TestCaseError> {
+    let once = run(doc, None);
+    prop_assert_eq!(&once, &run(doc, None));
+    prop_assert_eq!(
+        hardway::doc::to_string(&run(&once, None)),
+        hardway::doc::to_string(&once)
+    );
+    prop_assert_eq!(&run(doc, Some(&once)), &once);
+    Ok(())
+}
+
+/// The generated nodes whose `remove` flag is false (`remove` holds a flag for each of them).
+pub fn survivors<S: Clone>(specs: &[S], remove: &[bool]) -> Vec<S> {
+    specs
+        .iter()
+        .zip(remove)
+        .filter(|(_, gone)| !**gone)
+        .map(|(s, _)| s.clone())
+        .collect()
 }
