@@ -261,61 +261,93 @@ fn refuse(doc: &Value) -> String {
     testkit::assert_one_line_error(&out, "cidr-alloc", 2)
 }
 
+/// One refusal: `workers` workers, on hypervisor `i` each when `spread` (else all on hv-0), with
+/// `hypervisors` listed; `edits` set at JSON pointers (the last key may be new); the error line
+/// it must start with.
+struct Refusal {
+    workers: usize,
+    spread: bool,
+    hypervisors: usize,
+    edits: &'static [(&'static str, &'static str)],
+    starts: &'static str,
+}
+
+const REFUSALS: &[Refusal] = &[
+    // Two hypervisors pinned to both halves leave no part for a third.
+    Refusal {
+        workers: 3,
+        spread: true,
+        hypervisors: 3,
+        edits: &[
+            ("/hypervisors/0/node_slice", r#"["10.240.0.0/25"]"#),
+            ("/hypervisors/1/node_slice", r#"["10.240.0.128/25"]"#),
+        ],
+        starts: "cidr-alloc: error: hypervisors[2].node_slice: no free /26",
+    },
+    // A /28 shared by two: a /29 each holds five nodes, not six.
+    Refusal {
+        workers: 6,
+        spread: false,
+        hypervisors: 2,
+        edits: &[("/cluster/networks/node", r#"["10.240.0.0/28"]"#)],
+        starts: "cidr-alloc: error: hypervisors[0].node_slice[0]: node slice 10.240.0.0/29 of hypervisor hv-0 is exhausted",
+    },
+    // Five hypervisors cannot share a /28: a /31 each would hold no node.
+    Refusal {
+        workers: 5,
+        spread: true,
+        hypervisors: 5,
+        edits: &[("/cluster/networks/node", r#"["10.240.0.0/28"]"#)],
+        starts: "cidr-alloc: error: hypervisors[0].node_slice: node network 10.240.0.0/28 cannot be split into 5 slices",
+    },
+    // A node on a hypervisor the document does not list.
+    Refusal {
+        workers: 2,
+        spread: false,
+        hypervisors: 2,
+        edits: &[("/nodes/1/host", r#""qemu+ssh://hv-9/system""#)],
+        starts: "cidr-alloc: error: nodes[1].host: ",
+    },
+    // A pinned address in another hypervisor's slice, and one on a slice's gateway.
+    Refusal {
+        workers: 2,
+        spread: true,
+        hypervisors: 2,
+        edits: &[("/nodes/1/ips", r#"["10.240.0.5"]"#)],
+        starts: "cidr-alloc: error: nodes[1].ips[0]: 10.240.0.5 of node w1 is outside node slice 10.240.0.128/25",
+    },
+    Refusal {
+        workers: 2,
+        spread: true,
+        hypervisors: 2,
+        edits: &[("/nodes/1/ips", r#"["10.240.0.129"]"#)],
+        starts: "cidr-alloc: error: nodes[1].ips[0]: 10.240.0.129 of node w1 is the gateway",
+    },
+    // Slices of two hypervisors that overlap, one from the input and one kept: refused at read.
+    Refusal {
+        workers: 2,
+        spread: true,
+        hypervisors: 2,
+        edits: &[
+            ("/hypervisors/0/node_slice", r#"["10.240.0.0/25"]"#),
+            ("/hypervisors/1/node_slice", r#"["10.240.0.64/26"]"#),
+        ],
+        starts: "cidr-alloc: error: hypervisors[1].node_slice[0]: ",
+    },
+];
+
 #[test]
 fn refusals_name_the_json_path() {
-    // Two hypervisors pinned to both halves leave no part for a third.
-    let mut doc = document(&workers(3, |i| i), 3, false);
-    doc["hypervisors"][0]["node_slice"] = json!(["10.240.0.0/25"]);
-    doc["hypervisors"][1]["node_slice"] = json!(["10.240.0.128/25"]);
-    let line = refuse(&doc);
-    assert!(
-        line.starts_with("cidr-alloc: error: hypervisors[2].node_slice: no free /26"),
-        "{line}"
-    );
-
-    // A /28 shared by two: a /29 each holds five nodes, not six.
-    let mut doc = document(&workers(6, |_| 0), 2, false);
-    doc["cluster"]["networks"]["node"] = json!(["10.240.0.0/28"]);
-    let line = refuse(&doc);
-    assert!(line.starts_with("cidr-alloc: error: hypervisors[0].node_slice[0]: node slice 10.240.0.0/29 of hypervisor hv-0 is exhausted"), "{line}");
-
-    // Five hypervisors cannot share a /28: a /31 each would hold no node.
-    let mut doc = document(&workers(5, |i| i), 5, false);
-    doc["cluster"]["networks"]["node"] = json!(["10.240.0.0/28"]);
-    let line = refuse(&doc);
-    assert!(
-        line.starts_with("cidr-alloc: error: hypervisors[0].node_slice: node network 10.240.0.0/28 cannot be split into 5 slices"),
-        "{line}"
-    );
-
-    // A node on a hypervisor the document does not list.
-    let mut doc = document(&workers(2, |_| 0), 2, false);
-    doc["nodes"][1]["host"] = json!("qemu+ssh://hv-9/system");
-    let line = refuse(&doc);
-    assert!(
-        line.starts_with("cidr-alloc: error: nodes[1].host: "),
-        "{line}"
-    );
-
-    // A pinned address in another hypervisor's slice, and one on a slice's gateway.
-    let mut doc = document(&workers(2, |i| i), 2, false);
-    doc["nodes"][1]["ips"] = json!(["10.240.0.5"]);
-    let line = refuse(&doc);
-    assert!(line.starts_with("cidr-alloc: error: nodes[1].ips[0]: 10.240.0.5 of node w1 is outside node slice 10.240.0.128/25"), "{line}");
-    doc["nodes"][1]["ips"] = json!(["10.240.0.129"]);
-    let line = refuse(&doc);
-    assert!(
-        line.contains("nodes[1].ips[0]: 10.240.0.129 of node w1 is the gateway"),
-        "{line}"
-    );
-
-    // Slices of two hypervisors that overlap, one from the input and one kept: refused at read.
-    let mut doc = document(&workers(2, |i| i), 2, false);
-    doc["hypervisors"][0]["node_slice"] = json!(["10.240.0.0/25"]);
-    doc["hypervisors"][1]["node_slice"] = json!(["10.240.0.64/26"]);
-    let line = refuse(&doc);
-    assert!(
-        line.starts_with("cidr-alloc: error: hypervisors[1].node_slice[0]: "),
-        "{line}"
-    );
+    for case in REFUSALS {
+        let host = |i| if case.spread { i } else { 0 };
+        let mut doc = document(&workers(case.workers, host), case.hypervisors, false);
+        for (pointer, value) in case.edits {
+            // Indexing by the last key sets a field the document may not have yet.
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            let parent = doc.pointer_mut(parent).expect(pointer);
+            parent[key] = serde_json::from_str(value).unwrap();
+        }
+        let line = refuse(&doc);
+        assert!(line.starts_with(case.starts), "{line}");
+    }
 }
