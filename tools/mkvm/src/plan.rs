@@ -490,6 +490,11 @@ pub fn network_hosts(xml: &str) -> (Vec<DhcpHost>, Vec<DnsHost>) {
 }
 
 impl Plan {
+    /// The network planned for the hypervisor at `uri`.
+    pub fn network_of(&self, _uri: &str) -> &NetworkPlan {
+        &self.network
+    }
+
     /// The distinct hypervisors of the plan, in the nodes' order.
     pub fn uris(&self) -> Vec<String> {
         let mut uris: Vec<String> = Vec::new();
@@ -723,5 +728,78 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("nodes[0].ips[0]"));
+    }
+
+    /// Everything `--dry-run` prints for a plan, in one string: the network (per hypervisor),
+    /// the pool, and each node's volumes, seed and domain.
+    fn rendered(plan: &Plan) -> String {
+        let mut all = String::new();
+        for uri in plan.uris() {
+            all.push_str(&plan.network_of(&uri).xml(&plan.cluster, Some("hardway")));
+        }
+        all.push_str(&plan.pool.xml);
+        for n in &plan.nodes {
+            let network = &plan.network_of(&n.uri).name;
+            all.push_str(&n.overlay_xml);
+            all.push_str(&n.seed_volume_xml(0));
+            all.push_str(&n.seed.user_data);
+            all.push_str(&n.seed.meta_data);
+            all.push_str(&n.seed.network_config);
+            all.push_str(&n.domain_xml(&plan.cluster, network, &plan.pool.name, "qemu"));
+        }
+        all
+    }
+
+    /// Every fixture's plan is byte for byte what mkvm made before it learnt several
+    /// hypervisors (the sha256 of its rendering, recorded from commit 3aca838), and a document
+    /// that lists one hypervisor plans exactly as one that lists none.
+    #[test]
+    fn documents_without_several_hypervisors_plan_as_before() {
+        let before = [
+            (
+                "lab.json",
+                "631621eb0856fccb0fe333e9cbd2d6c2c025707d8d923dcc78f6e35361c29fec",
+            ),
+            (
+                "ebook-dualstack.json",
+                "20ac9e72ec740aa6690c87ecfa7a7df6e06af300144b2b81d345f09d0dfe9315",
+            ),
+        ];
+        let fixtures: Vec<String> =
+            std::fs::read_dir(testkit::workspace_root().join("tests/fixtures"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".json"))
+                .collect();
+        for fixture in &fixtures {
+            assert!(
+                before.iter().any(|(name, _)| name == fixture),
+                "{fixture}: record its plan's sha256 from before several hypervisors"
+            );
+        }
+        for (fixture, sha) in before {
+            let doc = testkit::fixture_document(fixture);
+            let plan = build(&doc, &options()).unwrap();
+            let got = hardway::fsutil::sha256_hex(rendered(&plan).as_bytes());
+            assert_eq!(got, sha, "{fixture}");
+            let mut one = doc.clone();
+            let uri = "test:///default".to_string();
+            one.hypervisors = vec![hardway::doc::HypervisorHost {
+                name: "hv-a".into(),
+                uri: uri.clone(),
+                address: "192.168.250.1".parse().unwrap(),
+                node_slice: doc.cluster.networks.node.clone(),
+                extra: Default::default(),
+            }];
+            for node in &mut one.nodes {
+                node.host = Some(uri.clone());
+            }
+            let plan = build(&one, &options()).unwrap();
+            assert_eq!(
+                hardway::fsutil::sha256_hex(rendered(&plan).as_bytes()),
+                sha,
+                "{fixture} with one hypervisor"
+            );
+        }
     }
 }
