@@ -194,6 +194,20 @@ impl Hypervisor {
         self.dir.path().join("run/libvirt-sock")
     }
 
+    /// Where the host sees a path of this daemon's private state (`/var/lib/libvirt/images/x`
+    /// → `DIR/lib/images/x`), for a test that plants a file the daemon finds there.
+    pub fn host_path(&self, system_path: &str) -> PathBuf {
+        let (local, rest) = STATE_DIRS
+            .iter()
+            .find_map(|(local, system)| {
+                system_path
+                    .strip_prefix(system)
+                    .map(|rest| (local, rest.trim_start_matches('/')))
+            })
+            .unwrap_or_else(|| panic!("{system_path} is not under a libvirt state directory"));
+        self.dir.path().join(local).join(rest)
+    }
+
     /// The libvirt URI that reaches this daemon from the host.
     pub fn uri(&self) -> String {
         format!("qemu+unix:///system?socket={}", self.socket().display())
