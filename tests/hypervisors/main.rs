@@ -9,6 +9,7 @@
 //! domain started (domains are only defined), and mkvm up/down across hosts is not run: that is
 //! issue 19's next step, on top of this harness.
 
+mod boot;
 mod mkvm_up;
 
 use std::path::Path;

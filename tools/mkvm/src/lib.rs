@@ -88,7 +88,8 @@ pub struct UpOptions {
     pub overcommit: bool,
     /// `--prune`: remove the owned domains (and their volumes) of nodes the document dropped.
     pub prune: bool,
-    /// Tests only: fail after creating the K-th node (1-based), to prove the rollback.
+    /// Tests only: fail after creating the K-th node (1-based) of each hypervisor, to prove the
+    /// rollback.
     pub fail_after_node: Option<usize>,
 }
 

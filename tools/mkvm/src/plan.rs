@@ -236,6 +236,8 @@ impl Sites {
         Ok(Sites::PerHypervisor(sites))
     }
 
+    /// The site of the node on `uri`. With several hypervisors every node's `host` is one of
+    /// theirs: `Document::validate` refuses the document otherwise, when it is read.
     fn of_node(&self, uri: &str) -> &Site {
         match self {
             Sites::Shared(site) => site,
@@ -495,7 +497,8 @@ enum Forward {
     /// any address outside that subnet, exempting only 224.0.0.0/24 and 255.255.255.255/32, so
     /// the other slice would see the hypervisor's address; and it accepts only replies into the
     /// bridge (networkAddMasqueradingFirewallRules, libvirt/libvirt
-    /// src/network/bridge_driver_linux.c, v9.x). Not `route`: its rules accept out of the bridge
+    /// src/network/bridge_driver_linux.c in v9.x, the release Debian 12 ships; in
+    /// src/network/network_iptables.c since the nftables backend). Not `route`: its rules accept out of the bridge
     /// only sources in the network's own subnet and reject the rest (networkAddRoutingFirewallRules
     /// and the catch-all rejects of networkAddGeneralIPv4FirewallRules, same file), which drops
     /// the pods' addresses. `open` adds no firewall rule at all (libvirt formatnetwork.html,
