@@ -132,6 +132,16 @@ impl Hypervisor {
     /// virtlogd then libvirtd, both daemonized inside one private mount namespace (so libvirtd
     /// finds this virtlogd's socket) inside the network namespace.
     fn start_daemons(&self) {
+        self.run_in_private_mounts(&format!(
+            "virtlogd -d -p {}; exec libvirtd -d -p {}",
+            self.pid_file("virtlogd").display(),
+            self.pid_file("libvirtd").display()
+        ));
+    }
+
+    /// Runs `command` (shell) in a new private mount namespace of this daemon's bind mounts,
+    /// inside its network namespace: a daemon started there sees this hypervisor's state only.
+    fn run_in_private_mounts(&self, command: &str) {
         let mounts: Vec<String> = STATE_DIRS
             .iter()
             .map(|(local, system)| {
@@ -141,12 +151,7 @@ impl Hypervisor {
                 )
             })
             .collect();
-        let script = format!(
-            "set -e; {}; virtlogd -d -p {}; exec libvirtd -d -p {}",
-            mounts.join("; "),
-            self.pid_file("virtlogd").display(),
-            self.pid_file("libvirtd").display()
-        );
+        let script = format!("set -e; {}; {command}", mounts.join("; "));
         run_ok(self.netns.command("unshare").args([
             "-m",
             "--propagation",
@@ -237,6 +242,16 @@ impl Hypervisor {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Starts this libvirtd again after [`Hypervisor::stop_libvirtd`], as the machine coming
+    /// back, over the same state (its virtlogd kept running); returns once it answers.
+    pub fn restart_libvirtd(&self) {
+        self.run_in_private_mounts(&format!(
+            "exec libvirtd -d -p {}",
+            self.pid_file("libvirtd").display()
+        ));
+        self.wait_until_it_answers();
     }
 
     /// Runs `virsh -c URI ARGS` from the host; returns its output whatever its status.

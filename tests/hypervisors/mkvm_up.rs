@@ -1,7 +1,8 @@
 //! `mkvm up` and `mkvm down` over a two-hypervisor document (issue 19 item 3): each hypervisor
 //! gets its own network on its own slice and only its own nodes' domains; a second `up` changes
 //! nothing; a failure on one host rolls back what the run made on the other; one host down is
-//! exit 3 naming it with nothing made on the other; `down` leaves nothing on either.
+//! exit 3 naming it with nothing made (`up`) or removed (`down`) on the other; `down` leaves
+//! nothing on either.
 //!
 //! What it runs: two real libvirtd (testkit::hypervisors), the workspace's mkcluster, cidr-alloc
 //! and mkvm, virsh to read back what exists. What it does not: no domain is started
@@ -166,6 +167,7 @@ fn mkvm_up_and_down_over_two_hypervisors() {
     down_leaves_nothing_on_either(&hv, &run);
     a_failure_on_b_rolls_back_a(&hv, &run);
     one_host_down_is_exit_3_and_nothing_is_made(&hv, &run);
+    down_with_one_host_down_changes_nothing(&hv, &run);
     drop(run.dir);
 }
 
@@ -260,4 +262,20 @@ fn one_host_down_is_exit_3_and_nothing_is_made(hv: &TwoHypervisors, run: &Run) {
     assert!(line.contains(&hv.b.uri()), "{line}");
     assert!(!line.contains(&hv.a.uri()), "{line}");
     assert_eq!(objects(&hv.a), nothing());
+}
+
+/// With everything made on both, b's daemon stopped: `down` is exit 3 naming b and removes
+/// nothing from a; b back, `down` empties both.
+fn down_with_one_host_down_changes_nothing(hv: &TwoHypervisors, run: &Run) {
+    hv.b.restart_libvirtd();
+    ok(&run.up());
+    let on_a = objects(&hv.a);
+    assert_eq!(on_a.domains, ["node-a1"]);
+    hv.b.stop_libvirtd();
+    let line = error_line(&run.mkvm(&["down"]), 3);
+    assert!(line.contains(&hv.b.uri()), "{line}");
+    assert!(!line.contains(&hv.a.uri()), "{line}");
+    assert_eq!(objects(&hv.a), on_a);
+    hv.b.restart_libvirtd();
+    down_leaves_nothing_on_either(hv, run);
 }
