@@ -8,20 +8,17 @@ use crate::error::MkvmError;
 use crate::hypervisor::{Created, Host};
 use crate::plan::{self, NodePlan, Plan};
 use crate::preflight::{Checked, NodeState};
-use crate::wait::{self, Reached};
 use crate::{down, log, mark, seed, UpOptions};
 
-/// What one hypervisor's thread did: what it created (for the rollback), and where its nodes'
-/// waits got to, or its error.
+/// What one hypervisor's thread did: what it created (for the rollback), and its error if any.
 pub struct HostRun {
-    pub uri: String,
     pub created: Vec<Created>,
-    pub reached: Result<Vec<Reached>, MkvmError>,
+    pub applied: Result<(), MkvmError>,
 }
 
-/// Applies and waits for each hypervisor's part of the plan, each in a thread of its own over
-/// its own connection, all to the end (a failure on one host does not cut another short, so
-/// every run's log is complete for the rollback); in the order of `hosts`.
+/// Applies each hypervisor's part of the plan in a thread of its own, all to the end (a failure
+/// on one host does not cut another short, so every host's log is complete for the rollback);
+/// in the order of `hosts`.
 pub fn on_every_host(
     plan: &Plan,
     hosts: &BTreeMap<String, Host>,
@@ -36,13 +33,8 @@ pub fn on_every_host(
                     let part = plan.on_host(uri);
                     let checked = checked.on_host(plan, uri);
                     let mut created = Vec::new();
-                    let reached = apply(&part, hosts, &checked, options, &mut created)
-                        .and_then(|()| wait::every_node(&part, hosts, options));
-                    HostRun {
-                        uri: uri.clone(),
-                        created,
-                        reached,
-                    }
+                    let applied = apply(&part, hosts, &checked, options, &mut created);
+                    HostRun { created, applied }
                 })
             })
             .collect();

@@ -191,18 +191,19 @@ pub struct Applied {
 /// returns the updated document.
 ///
 /// Every hypervisor is opened and checked before any is changed; then each one's part of the
-/// plan is applied and waited for in a thread of its own, and a failure on any host rolls back
-/// what this run made on every host.
+/// plan is applied in a thread of its own, and every node is waited for at once (in parallel,
+/// whatever its host); a failure on any host rolls back what this run made on every host.
 pub fn up(doc: Document, options: &UpOptions) -> Result<Applied, MkvmError> {
     let plan = build_plan(&doc, options)?;
     let hosts = open_hosts(&plan.uris())?;
     let checked = preflight::check(&plan, &hosts, options)?;
     let runs = apply::on_every_host(&plan, &hosts, &checked, options);
     let created: Vec<_> = runs.iter().flat_map(|run| run.created.clone()).collect();
-    let done = runs.into_iter().try_fold(doc, |doc, run| {
-        let reached = run.reached?;
-        status::record(doc, &plan.on_host(&run.uri), &hosts, &reached)
-    });
+    let done = runs
+        .into_iter()
+        .try_for_each(|run| run.applied)
+        .and_then(|()| wait::every_node(&plan, &hosts, options))
+        .and_then(|reached| status::record(doc, &plan, &hosts, &reached));
     let doc = match done {
         Ok(doc) => doc,
         Err(error) => return Err(error.with_rollback(apply::rollback(&hosts, &created))),
