@@ -76,12 +76,7 @@ fn remove_from(host: &Host, doc: &Document, dry_run: bool) -> Result<Vec<String>
 fn hypervisors(doc: &Document, connect: Option<&str>) -> Vec<String> {
     let mut uris = plan::node_uris(doc, connect);
     if uris.is_empty() {
-        uris.push(connect.map(str::to_string).unwrap_or_else(|| {
-            doc.hypervisor
-                .as_ref()
-                .map(|h| h.uri.clone())
-                .unwrap_or_else(|| plan::DEFAULT_URI.into())
-        }));
+        uris.push(plan::default_uri(doc, connect));
     }
     uris
 }

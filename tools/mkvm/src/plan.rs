@@ -88,11 +88,17 @@ pub fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The libvirt URI a node lives on: its `host`, else `--connect`, else `hypervisor.uri`.
+/// The libvirt URI a node lives on: its `host`, else [`default_uri`].
 pub fn node_uri(doc: &Document, connect: Option<&str>, node: &Node) -> String {
     node.host
         .clone()
-        .or_else(|| connect.map(str::to_string))
+        .unwrap_or_else(|| default_uri(doc, connect))
+}
+
+/// The URI of a node without `host`: `--connect`, else `hypervisor.uri`, else qemu:///system.
+pub fn default_uri(doc: &Document, connect: Option<&str>) -> String {
+    connect
+        .map(str::to_string)
         .or_else(|| doc.hypervisor.as_ref().map(|h| h.uri.clone()))
         .unwrap_or_else(|| DEFAULT_URI.to_string())
 }
@@ -181,32 +187,26 @@ pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
 /// hypervisors), or each hypervisor's own, on its slice, leasing only its own nodes.
 fn networks_of(common: &Common, nodes: &[NodePlan]) -> BTreeMap<String, NetworkPlan> {
     let doc = common.doc;
-    let mut networks = BTreeMap::new();
-    if let (Sites::Shared(site), true) = (&common.sites, nodes.is_empty()) {
-        // No node, no host to make it on; `--dry-run` still shows the network, as before.
-        let uri = common.options.connect.clone().unwrap_or_else(|| {
-            doc.hypervisor
-                .as_ref()
-                .map(|h| h.uri.clone())
-                .unwrap_or_else(|| DEFAULT_URI.to_string())
-        });
-        networks.insert(uri, network_plan(doc, site, Forward::Nat, |_| true));
-    }
-    for node in nodes {
-        if networks.contains_key(&node.uri) {
-            continue;
-        }
-        let network = match &common.sites {
-            Sites::Shared(site) => network_plan(doc, site, Forward::Nat, |_| true),
-            Sites::PerHypervisor(sites) => {
-                network_plan(doc, &sites[&node.uri], Forward::Open, |other: &Node| {
-                    node_uri(doc, common.options.connect.as_deref(), other) == node.uri
-                })
+    let connect = common.options.connect.as_deref();
+    match &common.sites {
+        Sites::Shared(site) => {
+            let network = network_plan(doc, site, Forward::Nat, |_| true);
+            let mut uris: Vec<String> = nodes.iter().map(|n| n.uri.clone()).collect();
+            if uris.is_empty() {
+                // No node, no host to make it on; `--dry-run` still shows the network, as before.
+                uris.push(default_uri(doc, connect));
             }
-        };
-        networks.insert(node.uri.clone(), network);
+            uris.into_iter().map(|uri| (uri, network.clone())).collect()
+        }
+        Sites::PerHypervisor(sites) => sites
+            .iter()
+            .filter(|(uri, _)| nodes.iter().any(|n| &n.uri == *uri))
+            .map(|(uri, site)| {
+                let on_it = |node: &Node| node_uri(doc, connect, node) == *uri;
+                (uri.clone(), network_plan(doc, site, Forward::Open, on_it))
+            })
+            .collect(),
     }
-    networks
 }
 
 /// The node ranges one libvirt network serves and its gateways.
