@@ -3,17 +3,12 @@
 //! tests/e2e/inventory_to_addresses.rs.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use assert_cmd::Command;
 use hardway::doc::{Api, Hypervisor};
 use hardway::{Document, Role};
 use ipnet::IpNet;
 use serde_json::json;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn cidr_alloc() -> Command {
     Command::cargo_bin("cidr-alloc").expect("the binary is built")
