@@ -318,8 +318,9 @@ fn cluster_wide_choices_come_from_the_document() {
     );
 }
 
-/// flannel's net-conf.json as mkunits writes it (flannel-io/flannel
-/// Documentation/configuration.md, v0.26): a field mkunits starts writing fails the parse.
+/// flannel's network config as mkunits writes it, field names as flannel-io/flannel
+/// Documentation/configuration.md spells them (the same source render/flannel.rs cites): a field
+/// mkunits starts or stops writing fails the parse or the comparison.
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FlannelNetwork {
