@@ -45,7 +45,7 @@ complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l domain-type -d 'auto: k
 kvm\t''
 qemu\t''"
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l pool-dir -d 'Directory of the pool when mkvm creates it [default: /var/lib/libvirt/images/POOL]' -r
-complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l fail-after-node -d 'Tests only: fail after creating the K-th node, to prove the rollback' -r
+complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l fail-after-node -d 'Tests only: fail after creating the K-th node on each hypervisor, to prove the rollback' -r
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -s f -l file -d 'Read the cluster document from FILE instead of stdin' -r -F
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -s c -l connect -d 'libvirt URI [default: hypervisor.uri, else qemu:///system]; a node\'s `host` overrides it' -r
 complete -c mkvm -n "__fish_mkvm_using_subcommand up" -l pool -d 'Storage pool for the volumes [default: hypervisor.pool, else hardway]; made as a dir pool if missing' -r

@@ -132,6 +132,16 @@ impl Hypervisor {
     /// virtlogd then libvirtd, both daemonized inside one private mount namespace (so libvirtd
     /// finds this virtlogd's socket) inside the network namespace.
     fn start_daemons(&self) {
+        self.run_in_private_mounts(&format!(
+            "virtlogd -d -p {}; exec libvirtd -d -p {}",
+            self.pid_file("virtlogd").display(),
+            self.pid_file("libvirtd").display()
+        ));
+    }
+
+    /// Runs `command` (shell) in a new private mount namespace of this daemon's bind mounts,
+    /// inside its network namespace: a daemon started there sees this hypervisor's state only.
+    fn run_in_private_mounts(&self, command: &str) {
         let mounts: Vec<String> = STATE_DIRS
             .iter()
             .map(|(local, system)| {
@@ -141,12 +151,7 @@ impl Hypervisor {
                 )
             })
             .collect();
-        let script = format!(
-            "set -e; {}; virtlogd -d -p {}; exec libvirtd -d -p {}",
-            mounts.join("; "),
-            self.pid_file("virtlogd").display(),
-            self.pid_file("libvirtd").display()
-        );
+        let script = format!("set -e; {}; {command}", mounts.join("; "));
         run_ok(self.netns.command("unshare").args([
             "-m",
             "--propagation",
@@ -194,6 +199,20 @@ impl Hypervisor {
         self.dir.path().join("run/libvirt-sock")
     }
 
+    /// Where the host sees a path of this daemon's private state (`/var/lib/libvirt/images/x`
+    /// → `DIR/lib/images/x`), for a test that plants a file the daemon finds there.
+    pub fn host_path(&self, system_path: &str) -> PathBuf {
+        let (local, rest) = STATE_DIRS
+            .iter()
+            .find_map(|(local, system)| {
+                system_path
+                    .strip_prefix(system)
+                    .map(|rest| (local, rest.trim_start_matches('/')))
+            })
+            .unwrap_or_else(|| panic!("{system_path} is not under a libvirt state directory"));
+        self.dir.path().join(local).join(rest)
+    }
+
     /// The libvirt URI that reaches this daemon from the host.
     pub fn uri(&self) -> String {
         format!("qemu+unix:///system?socket={}", self.socket().display())
@@ -223,6 +242,16 @@ impl Hypervisor {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Starts this libvirtd again after [`Hypervisor::stop_libvirtd`], as the machine coming
+    /// back, over the same state (its virtlogd kept running); returns once it answers.
+    pub fn restart_libvirtd(&self) {
+        self.run_in_private_mounts(&format!(
+            "exec libvirtd -d -p {}",
+            self.pid_file("libvirtd").display()
+        ));
+        self.wait_until_it_answers();
     }
 
     /// Runs `virsh -c URI ARGS` from the host; returns its output whatever its status.

@@ -9,8 +9,12 @@
 //! domain started (domains are only defined), and mkvm up/down across hosts is not run: that is
 //! issue 19's next step, on top of this harness.
 
+mod boot;
+mod mkvm_up;
+
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 
 use hardway::Document;
 use serde::Deserialize;
@@ -31,8 +35,13 @@ struct StatusRow {
     ssh: bool,
 }
 
+/// Two pairs of daemons cannot run at once (their namespaces and addresses are fixed): the
+/// tests of this binary take turns.
+static ONE_PAIR_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn two_hypervisors_are_two_daemons_and_mkvm_reaches_each_by_its_uri() {
+    let _one_pair = ONE_PAIR_AT_A_TIME.lock();
     let hv = TwoHypervisors::start();
     for one in [&hv.a, &hv.b] {
         hardway::uri::libvirt(&one.uri()).unwrap_or_else(|why| panic!("{why}"));
@@ -137,7 +146,7 @@ fn define_domain(one: &Hypervisor, name: &str) {
 }
 
 /// `mkcluster --hypervisor` for both, one node on each, then cidr-alloc.
-fn two_host_document(hv: &TwoHypervisors) -> Document {
+pub fn two_host_document(hv: &TwoHypervisors) -> Document {
     let flag = |one: &Hypervisor| format!("{}={},{}", one.name(), one.uri(), one.address());
     let (flag_a, flag_b) = (flag(&hv.a), flag(&hv.b));
     let csv = "name,roles,host\nnode-a1,controller+etcd+worker,hv-a\nnode-b1,worker,hv-b\n";

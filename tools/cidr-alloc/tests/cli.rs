@@ -3,43 +3,44 @@
 //! tests/e2e/inventory_to_addresses.rs.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use assert_cmd::Command;
-use hardway::Document;
+use hardway::doc::{Api, Hypervisor};
+use hardway::{Document, Role};
 use ipnet::IpNet;
-use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use serde_json::json;
 
 fn cidr_alloc() -> Command {
     Command::cargo_bin("cidr-alloc").expect("the binary is built")
 }
 
 /// A document as mkcluster makes it: the lab's three nodes, nothing allocated.
-fn unallocated() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/lab.json")).unwrap();
-    let mut doc: Value = serde_json::from_str(&text).unwrap();
-    doc["cluster"]["api"] = json!({"port": 6443});
-    doc["cluster"]
-        .as_object_mut()
-        .unwrap()
-        .remove("service_ips");
-    for node in doc["nodes"].as_array_mut().unwrap() {
-        node["ips"] = json!([]);
-        node["pod_cidrs"] = json!([]);
-        node.as_object_mut().unwrap().remove("mac");
+fn unallocated() -> Document {
+    let mut doc = testkit::fixture_document("lab.json");
+    doc.cluster.api = Api {
+        vip: None,
+        port: 6443,
+        endpoint: None,
+        extra: Default::default(),
+    };
+    doc.cluster.service_ips = None;
+    for node in &mut doc.nodes {
+        node.ips.clear();
+        node.pod_cidrs.clear();
+        node.mac = None;
     }
     doc
 }
 
+fn text(doc: &Document) -> String {
+    serde_json::to_string(doc).unwrap()
+}
+
 /// Runs cidr-alloc on a document and returns the output document, read by the tools' reader.
-fn allocate(doc: &Value, args: &[&str]) -> Document {
+fn allocate(doc: &Document, args: &[&str]) -> Document {
     let out = cidr_alloc()
         .args(args)
-        .write_stdin(doc.to_string())
+        .write_stdin(text(doc))
         .output()
         .unwrap();
     assert!(
@@ -49,6 +50,10 @@ fn allocate(doc: &Value, args: &[&str]) -> Document {
     );
     assert!(out.stderr.is_empty());
     hardway::doc::parse(std::str::from_utf8(&out.stdout).unwrap(), "stdout").unwrap()
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
 }
 
 fn ips(text: &[&str]) -> Vec<IpAddr> {
@@ -65,21 +70,25 @@ fn refuse(stdin: &str, args: &[&str]) -> String {
     testkit::assert_one_line_error(&out, "cidr-alloc", 2)
 }
 
-fn refuse_doc(doc: &Value, args: &[&str], expect: &str) {
-    let line = refuse(&doc.to_string(), args);
+fn refuse_doc(doc: &Document, args: &[&str], expect: &str) {
+    let line = refuse(&text(doc), args);
     assert!(line.contains(expect), "expected {expect:?} in {line}");
 }
 
-fn with(mut doc: Value, path: &[&str], value: Value) -> Value {
-    let mut at = &mut doc;
-    for key in path {
-        at = match key.parse::<usize>() {
-            Ok(i) => &mut at[i],
-            Err(_) => &mut at[*key],
-        };
-    }
-    *at = value;
+/// Refuses with `args` whatever the document: the subcommands that read no stdin.
+fn refuse_args(args: &[&str], expect: &str) {
+    let line = refuse("", args);
+    assert!(line.contains(expect), "expected {expect:?} in {line}");
+}
+
+/// `doc` changed by `edit`.
+fn with(mut doc: Document, edit: impl FnOnce(&mut Document)) -> Document {
+    edit(&mut doc);
     doc
+}
+
+fn hypervisor(doc: &mut Document) -> &mut Hypervisor {
+    doc.hypervisor.as_mut().expect("lab.json has a hypervisor")
 }
 
 #[test]
@@ -105,8 +114,8 @@ fn allocates_the_lowest_free_slots_and_derives_values() {
 #[test]
 fn one_controller_is_the_api_vip() {
     let mut doc = unallocated();
-    doc["nodes"].as_array_mut().unwrap().truncate(1);
-    doc["nodes"][0]["ips"] = json!(["10.240.0.50"]);
+    doc.nodes.truncate(1);
+    doc.nodes[0].ips = ips(&["10.240.0.50"]);
     let out = allocate(&doc, &[]);
     assert_eq!(out.cluster.api.vip, Some("10.240.0.50".parse().unwrap()));
 }
@@ -114,13 +123,12 @@ fn one_controller_is_the_api_vip() {
 #[test]
 fn ipv6_endpoint_is_bracketed_and_dual_stack_gets_both_families() {
     let mut doc = unallocated();
-    doc["cluster"]["networks"] = json!({
-        "node": ["10.240.0.0/24", "fd00:10:240::/64"],
-        "pod": ["10.200.0.0/16", "fd00:10:200::/56"],
-        "pod_prefix": [24, 64],
-        "service": ["10.32.0.0/24", "fd00:10:32::/112"]
-    });
-    doc["cluster"]["api"]["vip"] = json!("fd00:10:240::100");
+    let networks = &mut doc.cluster.networks;
+    networks.node = nets(&["10.240.0.0/24", "fd00:10:240::/64"]);
+    networks.pod = nets(&["10.200.0.0/16", "fd00:10:200::/56"]);
+    networks.pod_prefix = vec![24, 64];
+    networks.service = nets(&["10.32.0.0/24", "fd00:10:32::/112"]);
+    doc.cluster.api.vip = Some(ip("fd00:10:240::100"));
     let out = allocate(&doc, &[]);
     assert_eq!(
         out.cluster.api.endpoint.as_deref(),
@@ -146,11 +154,9 @@ fn previous_output_keeps_values_and_a_missing_file_is_none() {
     std::fs::write(&previous, hardway::doc::to_string(&first)).unwrap();
     // The inventory changes: node-1 goes, node-4 comes; the others keep everything.
     let mut doc = unallocated();
-    let nodes = doc["nodes"].as_array_mut().unwrap();
-    let mut newcomer = nodes[0].clone();
-    newcomer["name"] = json!("node-4");
-    nodes.remove(0);
-    nodes.push(newcomer);
+    let mut newcomer = doc.nodes.remove(0);
+    newcomer.name = "node-4".into();
+    doc.nodes.push(newcomer);
     let second = allocate(&doc, &["--previous", prev_arg]);
     for name in ["node-2", "node-3"] {
         assert_eq!(first.node(name), second.node(name), "{name} moved");
@@ -164,13 +170,15 @@ fn previous_output_keeps_values_and_a_missing_file_is_none() {
 #[test]
 fn rerun_on_own_output_is_identical_and_unknown_fields_survive() {
     let mut doc = unallocated();
-    doc["annotations"] = json!({"team": "blue"});
-    doc["cluster"]["owner"] = json!("ops");
-    doc["cluster"]["networks"]["mine"] = json!(1);
-    doc["cluster"]["api"]["note"] = json!("x");
-    doc["nodes"][0]["rack"] = json!(7);
-    doc["hypervisor"]["zone"] = json!("a");
-    let once = cidr_alloc().write_stdin(doc.to_string()).output().unwrap();
+    // Fields no hardway tool knows: each struct's `extra`, as any other tool's would land.
+    doc.extra
+        .insert("annotations".into(), json!({"team": "blue"}));
+    doc.cluster.extra.insert("owner".into(), json!("ops"));
+    doc.cluster.networks.extra.insert("mine".into(), json!(1));
+    doc.cluster.api.extra.insert("note".into(), json!("x"));
+    doc.nodes[0].extra.insert("rack".into(), json!(7));
+    hypervisor(&mut doc).extra.insert("zone".into(), json!("a"));
+    let once = cidr_alloc().write_stdin(text(&doc)).output().unwrap();
     let twice = cidr_alloc()
         .write_stdin(once.stdout.clone())
         .output()
@@ -203,7 +211,7 @@ fn split_prints_subnets_as_json() {
 fn table_lists_nodes() {
     let out = cidr_alloc()
         .args(["-o", "table"])
-        .write_stdin(unallocated().to_string())
+        .write_stdin(text(&unallocated()))
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
@@ -233,13 +241,9 @@ fn refuses_bad_input_documents() {
     let line = refuse("", &["-f", "/nonexistent/cluster.json"]);
     assert!(line.contains("/nonexistent/cluster.json"), "{line}");
     let mut dup = unallocated();
-    dup["nodes"][1]["name"] = json!("node-1");
+    dup.nodes[1].name = "node-1".into();
     refuse_doc(&dup, &[], "duplicate node name");
-    refuse_doc(
-        &with(unallocated(), &["version"], json!(2)),
-        &[],
-        "version 2",
-    );
+    refuse_doc(&with(unallocated(), |d| d.version = 2), &[], "version 2");
 }
 
 #[test]
@@ -251,31 +255,25 @@ fn refuses_bad_flags() {
 
 #[test]
 fn refuses_overlapping_ranges() {
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "pod"],
-        json!(["10.240.0.0/16"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.pod = nets(&["10.240.0.0/16"])
+    });
     refuse_doc(
         &doc,
         &[],
         "node network 10.240.0.0/24 overlaps pod network 10.240.0.0/16",
     );
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "service"],
-        json!(["10.200.5.0/24"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.service = nets(&["10.200.5.0/24"])
+    });
     refuse_doc(
         &doc,
         &[],
         "pod network 10.200.0.0/16 overlaps service network 10.200.5.0/24",
     );
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "node"],
-        json!(["192.168.0.0/16"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.node = nets(&["192.168.0.0/16"])
+    });
     refuse_doc(
         &doc,
         &[],
@@ -295,7 +293,7 @@ fn refuses_ranges_that_overlap_the_hosts_routes() {
     ns.add_bridge("br-ca", &["10.241.0.1/24", "fd00:99:241::1/64"]);
     ns.ip(&["route", "add", "10.200.128.0/20", "dev", "br-ca"]);
     let bin = assert_cmd::cargo::cargo_bin("cidr-alloc");
-    let run = |doc: &Value| {
+    let run = |doc: &Document| {
         let mut cmd = ns.command(&bin);
         cmd.arg("--avoid-host-routes");
         let mut child = cmd
@@ -309,7 +307,7 @@ fn refuses_ranges_that_overlap_the_hosts_routes() {
             .stdin
             .take()
             .unwrap()
-            .write_all(doc.to_string().as_bytes())
+            .write_all(text(doc).as_bytes())
             .unwrap();
         child.wait_with_output().unwrap()
     };
@@ -322,13 +320,11 @@ fn refuses_ranges_that_overlap_the_hosts_routes() {
         "cidr-alloc: error: pod network 10.200.0.0/16 overlaps the host's route to 10.200.128.0/20 (dev br-ca): choose ranges that do not share addresses\n"
     );
     // IPv6 routes count too.
-    let mut doc = with(
-        unallocated(),
-        &["cluster", "networks", "pod"],
-        json!(["10.199.0.0/16", "fd00:99::/32"]),
-    );
-    doc["cluster"]["networks"]["pod_prefix"] = json!([24, 64]);
-    doc["cluster"]["networks"]["service"] = json!(["10.32.0.0/24", "fd00:32::/112"]);
+    let mut doc = with(unallocated(), |d| {
+        d.cluster.networks.pod = nets(&["10.199.0.0/16", "fd00:99::/32"])
+    });
+    doc.cluster.networks.pod_prefix = vec![24, 64];
+    doc.cluster.networks.service = nets(&["10.32.0.0/24", "fd00:32::/112"]);
     let out = run(&doc);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -338,17 +334,11 @@ fn refuses_ranges_that_overlap_the_hosts_routes() {
         "{stderr}"
     );
     // The cluster's own node network on the host is no clash.
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "node"],
-        json!(["10.241.0.0/24"]),
-    );
-    let doc = with(doc, &["hypervisor", "gateway"], json!("10.241.0.1"));
-    let doc = with(
-        doc,
-        &["cluster", "networks", "pod"],
-        json!(["10.202.0.0/16"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.node = nets(&["10.241.0.0/24"])
+    });
+    let doc = with(doc, |d| hypervisor(d).gateway = Some(ip("10.241.0.1")));
+    let doc = with(doc, |d| d.cluster.networks.pod = nets(&["10.202.0.0/16"]));
     let out = run(&doc);
     assert!(
         out.status.success(),
@@ -359,35 +349,30 @@ fn refuses_ranges_that_overlap_the_hosts_routes() {
 
 #[test]
 fn refuses_exhausted_ranges_with_how_many_fit() {
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "node"],
-        json!(["10.240.0.0/29"]),
-    );
-    let doc = with(doc, &["hypervisor", "gateway"], json!("10.240.0.1"));
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.node = nets(&["10.240.0.0/29"])
+    });
+    let doc = with(doc, |d| hypervisor(d).gateway = Some(ip("10.240.0.1")));
     let mut big = doc.clone();
     for i in 4..=6 {
-        let mut n = big["nodes"][0].clone();
-        n["name"] = json!(format!("node-{i}"));
-        big["nodes"].as_array_mut().unwrap().push(n);
+        let mut n = big.nodes[0].clone();
+        n.name = format!("node-{i}");
+        big.nodes.push(n);
     }
     refuse_doc(
         &big,
         &[],
         "node network 10.240.0.0/29 is exhausted: 5 addresses fit, 7 (6 nodes and 1 VIPs) needed",
     );
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "pod"],
-        json!(["10.200.0.0/23"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.pod = nets(&["10.200.0.0/23"])
+    });
     refuse_doc(
         &doc,
         &[],
         "pod network 10.200.0.0/23 is exhausted: 2 /24 pod CIDRs fit, 3 (one per node that runs pods) needed",
     );
-    refuse_doc(
-        &json!(null),
+    refuse_args(
         &["split", "10.200.0.0/16", "--prefix", "24", "--count", "257"],
         "256 /24 subnets fit",
     );
@@ -395,120 +380,90 @@ fn refuses_exhausted_ranges_with_how_many_fit() {
 
 #[test]
 fn refuses_bad_pod_prefixes_and_service_ranges() {
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "pod_prefix"],
-        json!([16]),
-    );
+    let doc = with(unallocated(), |d| d.cluster.networks.pod_prefix = vec![16]);
     refuse_doc(
         &doc,
         &[],
         "a /16 pod CIDR per node does not split pod network 10.200.0.0/16",
     );
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "pod_prefix"],
-        json!([24, 64]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.pod_prefix = vec![24, 64]
+    });
     refuse_doc(&doc, &[], "2 prefixes for 1 pod networks");
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "service"],
-        json!(["10.32.0.0/29"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.service = nets(&["10.32.0.0/29"])
+    });
     refuse_doc(&doc, &[], "service network 10.32.0.0/29 has 8 addresses");
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "service"],
-        json!(["10.32.0.0/24", "fd00:32::/112"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.service = nets(&["10.32.0.0/24", "fd00:32::/112"])
+    });
     refuse_doc(
         &doc,
         &[],
         "the pod and service networks must have the same families",
     );
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "node"],
-        json!(["10.240.0.5/24"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.node = nets(&["10.240.0.5/24"])
+    });
     refuse_doc(&doc, &[], "10.240.0.5/24 has host bits set");
-    let doc = with(
-        unallocated(),
-        &["cluster", "networks", "node"],
-        json!(["10.240.0.0/24", "10.241.0.0/24"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.networks.node = nets(&["10.240.0.0/24", "10.241.0.0/24"])
+    });
     refuse_doc(&doc, &[], "at most one IPv4 and one IPv6");
-    refuse_doc(
-        &json!(null),
+    refuse_args(
         &["split", "10.200.0.0/16", "--prefix", "16", "--count", "1"],
         "/16 does not split 10.200.0.0/16",
     );
-    refuse_doc(
-        &json!(null),
+    refuse_args(
         &["split", "10.200.0.1/16", "--prefix", "24", "--count", "1"],
         "host bits",
     );
-    refuse_doc(
-        &json!(null),
-        &["split", "10.200.0.0/16", "--prefix", "24"],
-        "--count",
-    );
+    refuse_args(&["split", "10.200.0.0/16", "--prefix", "24"], "--count");
 }
 
 #[test]
 fn refuses_pinned_addresses_outside_or_twice() {
-    let doc = with(unallocated(), &["nodes", "0", "ips"], json!(["10.9.0.5"]));
+    let doc = with(unallocated(), |d| d.nodes[0].ips = ips(&["10.9.0.5"]));
     refuse_doc(
         &doc,
         &[],
         "nodes[0].ips[0]: 10.9.0.5 of node node-1 is outside the node network (10.240.0.0/24)",
     );
-    let doc = with(unallocated(), &["nodes", "0", "ips"], json!(["10.240.0.7"]));
-    let doc = with(doc, &["nodes", "2", "ips"], json!(["10.240.0.7"]));
+    let doc = with(unallocated(), |d| d.nodes[0].ips = ips(&["10.240.0.7"]));
+    let doc = with(doc, |d| d.nodes[2].ips = ips(&["10.240.0.7"]));
     refuse_doc(
         &doc,
         &[],
         "10.240.0.7 is the address of both node node-1 and node node-3",
     );
-    let doc = with(unallocated(), &["nodes", "1", "ips"], json!(["10.240.0.1"]));
+    let doc = with(unallocated(), |d| d.nodes[1].ips = ips(&["10.240.0.1"]));
     refuse_doc(
         &doc,
         &[],
         "10.240.0.1 of node node-2 is the gateway (the first host) of node network 10.240.0.0/24",
     );
-    let doc = with(
-        unallocated(),
-        &["nodes", "1", "ips"],
-        json!(["10.240.0.255"]),
-    );
+    let doc = with(unallocated(), |d| d.nodes[1].ips = ips(&["10.240.0.255"]));
     refuse_doc(&doc, &[], "is the broadcast address");
-    let doc = with(
-        unallocated(),
-        &["nodes", "1", "ips"],
-        json!(["10.240.0.7", "10.240.0.8"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.nodes[1].ips = ips(&["10.240.0.7", "10.240.0.8"])
+    });
     refuse_doc(&doc, &[], "node node-2 has two IPv4 addresses");
 }
 
 #[test]
 fn refuses_bad_or_duplicate_macs() {
-    let doc = with(
-        unallocated(),
-        &["nodes", "0", "mac"],
-        json!("52:54:00:00:00:01"),
-    );
-    let doc = with(doc, &["nodes", "1", "mac"], json!("52:54:00:00:00:01"));
+    let doc = with(unallocated(), |d| {
+        d.nodes[0].mac = Some("52:54:00:00:00:01".into())
+    });
+    let doc = with(doc, |d| d.nodes[1].mac = Some("52:54:00:00:00:01".into()));
     refuse_doc(
         &doc,
         &[],
         "52:54:00:00:00:01 is the MAC of both node node-1 and node node-2",
     );
-    let doc = with(
-        unallocated(),
-        &["nodes", "0", "mac"],
-        json!("52:54:zz:00:00:01"),
-    );
+    let doc = with(unallocated(), |d| {
+        d.nodes[0].mac = Some("52:54:zz:00:00:01".into())
+    });
     refuse_doc(
         &doc,
         &[],
@@ -518,79 +473,77 @@ fn refuses_bad_or_duplicate_macs() {
 
 #[test]
 fn refuses_bad_pinned_pod_cidrs() {
-    let doc = with(
-        unallocated(),
-        &["nodes", "0", "pod_cidrs"],
-        json!(["10.201.0.0/24"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.nodes[0].pod_cidrs = nets(&["10.201.0.0/24"])
+    });
     refuse_doc(
         &doc,
         &[],
         "10.201.0.0/24 of node node-1 is not a subnet of pod network 10.200.0.0/16",
     );
-    let doc = with(
-        unallocated(),
-        &["nodes", "0", "pod_cidrs"],
-        json!(["10.200.0.0/25"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.nodes[0].pod_cidrs = nets(&["10.200.0.0/25"])
+    });
     refuse_doc(&doc, &[], "is a /25, the cluster gives each node a /24");
-    let doc = with(
-        unallocated(),
-        &["nodes", "0", "pod_cidrs"],
-        json!(["10.200.7.0/24"]),
-    );
-    let doc = with(doc, &["nodes", "1", "pod_cidrs"], json!(["10.200.7.0/24"]));
+    let doc = with(unallocated(), |d| {
+        d.nodes[0].pod_cidrs = nets(&["10.200.7.0/24"])
+    });
+    let doc = with(doc, |d| d.nodes[1].pod_cidrs = nets(&["10.200.7.0/24"]));
     refuse_doc(
         &doc,
         &[],
         "10.200.7.0/24 is the pod CIDR of both node node-1 and node node-2",
     );
-    let doc = with(
-        unallocated(),
-        &["nodes", "0", "pod_cidrs"],
-        json!(["fd00::/64"]),
-    );
+    let doc = with(unallocated(), |d| {
+        d.nodes[0].pod_cidrs = nets(&["fd00::/64"])
+    });
     refuse_doc(&doc, &[], "the cluster has no such pod network");
 }
 
 #[test]
 fn refuses_bad_vips() {
-    let doc = with(unallocated(), &["cluster", "api", "vip"], json!("10.9.9.9"));
+    let doc = with(unallocated(), |d| d.cluster.api.vip = Some(ip("10.9.9.9")));
     refuse_doc(
         &doc,
         &[],
         "cluster.api.vip: 10.9.9.9 is outside the node network",
     );
-    let doc = with(
-        unallocated(),
-        &["cluster", "api", "vip"],
-        json!("10.240.0.1"),
-    );
+    let doc = with(unallocated(), |d| {
+        d.cluster.api.vip = Some(ip("10.240.0.1"))
+    });
     refuse_doc(&doc, &[], "cluster.api.vip: 10.240.0.1 is the gateway");
     // A worker may not hold the VIP as its own address.
     let mut doc = unallocated();
-    doc["nodes"][0]["roles"] = json!(["worker"]);
-    doc["nodes"][0]["ips"] = json!(["10.240.0.9"]);
-    doc["cluster"]["api"]["vip"] = json!("10.240.0.9");
+    doc.nodes[0].roles = vec![Role::Worker];
+    doc.nodes[0].ips = ips(&["10.240.0.9"]);
+    doc.cluster.api.vip = Some(ip("10.240.0.9"));
     refuse_doc(
         &doc,
         &[],
         "10.240.0.9 of node node-1 is also cluster.api.vip",
     );
-    let doc = with(
-        unallocated(),
-        &["cluster", "api", "vip"],
-        json!("10.240.0.9"),
-    );
-    let doc = with(doc, &["cluster", "controller_vip"], json!("10.240.0.9"));
+    let doc = with(unallocated(), |d| {
+        d.cluster.api.vip = Some(ip("10.240.0.9"))
+    });
+    let doc = with(doc, |d| {
+        // Not a typed field: cidr-alloc reads it from the cluster's other fields.
+        d.cluster
+            .extra
+            .insert("controller_vip".into(), json!("10.240.0.9"));
+    });
     refuse_doc(
         &doc,
         &[],
         "is both cluster.api.vip and cluster.controller_vip",
     );
-    let doc = with(unallocated(), &["cluster", "controller_vip"], json!(5));
+    let doc = with(unallocated(), |d| {
+        // Deliberately not an address; cidr-alloc reads the field from the cluster's others.
+        d.cluster.extra.insert("controller_vip".into(), json!(5));
+    });
     refuse_doc(&doc, &[], "cluster.controller_vip: expected an IP address");
-    let doc = with(unallocated(), &["hypervisor", "gateway"], json!("10.9.9.1"));
+    let doc = with(unallocated(), |d| {
+        hypervisor(d).gateway = Some(ip("10.9.9.1"))
+    });
     refuse_doc(
         &doc,
         &[],
@@ -629,7 +582,7 @@ fn refuses_a_bad_previous_file() {
 #[test]
 fn pods_on_controllers_gives_controllers_a_pod_cidr() {
     let mut doc = unallocated();
-    doc["nodes"][0]["roles"] = json!(["etcd", "controller"]);
+    doc.nodes[0].roles = vec![Role::Etcd, Role::Controller];
     let plain = allocate(&doc, &[]);
     assert_eq!(plain.nodes[0].pod_cidrs, []);
     assert_eq!(plain.nodes[1].pod_cidrs, nets(&["10.200.0.0/24"]));

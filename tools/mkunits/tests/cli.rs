@@ -8,7 +8,10 @@ use std::time::SystemTime;
 
 use assert_cmd::Command;
 use common::*;
-use serde_json::Value;
+use hardway::doc::{ContainerRuntime, FileEntry, PodNetwork};
+use hardway::Document;
+use mkunits::Report;
+use serde::Deserialize;
 
 fn mtimes(dir: &Path) -> BTreeMap<String, SystemTime> {
     let mut all = BTreeMap::new();
@@ -30,20 +33,20 @@ fn mtimes(dir: &Path) -> BTreeMap<String, SystemTime> {
 #[test]
 fn every_file_is_recorded_with_its_checksum_and_exists() {
     let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
-    for node in doc["nodes"].as_array().unwrap() {
-        let name = node["name"].as_str().unwrap();
-        for f in node["files"].as_array().unwrap() {
-            let src = f["src"].as_str().unwrap();
+    for node in &doc.nodes {
+        let name = &node.name;
+        for f in &node.files {
+            let src = &f.src;
             let bytes = std::fs::read(out.join(src)).unwrap();
-            assert_eq!(f["sha256"], hardway::fsutil::sha256_hex(&bytes), "{src}");
-            assert_eq!(f["owner"], "root:root");
+            assert_eq!(f.sha256, hardway::fsutil::sha256_hex(&bytes), "{src}");
+            assert_eq!(f.owner, "root:root");
             if src.starts_with("nodes/") {
                 // The path under OUT mirrors the node's filesystem.
-                assert_eq!(src, format!("nodes/{name}{}", f["dest"].as_str().unwrap()));
+                assert_eq!(*src, format!("nodes/{name}{}", f.dest));
             } else {
                 assert_eq!(src, "bin/route-sync");
-                assert_eq!(f["dest"], "/usr/local/bin/route-sync");
-                assert_eq!(f["mode"], "0755");
+                assert_eq!(f.dest, "/usr/local/bin/route-sync");
+                assert_eq!(f.mode, "0755");
             }
         }
         let dests: Vec<_> = files(node).into_iter().map(|(d, _)| d).collect();
@@ -101,20 +104,24 @@ fn second_run_writes_nothing_and_prints_the_same_document() {
 #[test]
 fn other_tools_files_and_fields_survive() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
-    let pki_file = serde_json::json!({"src": "pki/node-1/ca.pem", "dest": "/etc/etcd/ca.pem",
-        "mode": "0644", "owner": "root:root", "sha256": "00"});
-    doc["nodes"][0]["files"] = Value::Array(vec![pki_file.clone()]);
-    doc["nodes"][0]["rack"] = Value::from(7);
-    doc["mine"] = Value::from("kept");
-    let input = tmp.path().join("in.json");
-    std::fs::write(&input, serde_json::to_string(&doc).unwrap()).unwrap();
+    let mut doc = testkit::fixture_document("lab.json");
+    let pki_file = FileEntry {
+        src: "pki/node-1/ca.pem".into(),
+        dest: "/etc/etcd/ca.pem".into(),
+        mode: "0644".into(),
+        owner: "root:root".into(),
+        sha256: "00".into(),
+        extra: Default::default(),
+    };
+    doc.nodes[0].files = vec![pki_file.clone()];
+    doc.nodes[0].extra.insert("rack".into(), 7.into());
+    doc.extra.insert("mine".into(), "kept".into());
+    let input = write_document(tmp.path(), "in.json", &doc);
     let bin = bin_dir();
     let run = mkunits(&input, &tmp.path().join("out"), bin.path(), &[]);
-    assert_eq!(run.doc["nodes"][0]["files"][0], pki_file);
-    assert_eq!(run.doc["nodes"][0]["rack"], 7);
-    assert_eq!(run.doc["mine"], "kept");
+    assert_eq!(run.doc.nodes[0].files[0], pki_file);
+    assert_eq!(run.doc.nodes[0].extra["rack"], 7);
+    assert_eq!(run.doc.extra["mine"], "kept");
 }
 
 #[test]
@@ -183,8 +190,11 @@ fn etcd_profile_slow_and_overrides() {
 
 #[test]
 fn cri_o_replaces_containerd() {
-    let (_tmp, out, doc) =
-        render_variant("lab.json", &[("container_runtime", "cri-o".into())], &[]);
+    let (_tmp, out, doc) = render_variant(
+        "lab.json",
+        |c| c.container_runtime = Some(ContainerRuntime::CriO),
+        &[],
+    );
     let n = node(&doc, "node-1");
     let order = services(n);
     assert!(
@@ -227,15 +237,14 @@ fn cluster_wide_choices_come_from_the_document() {
         "--bin-dir",
         bin.path().to_str().unwrap(),
     ];
-    let lab: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
-    let refused = |doc: &Value, extra: &[&str], expect: &str| {
+    let lab = testkit::fixture_document("lab.json");
+    let refused = |doc: &Document, extra: &[&str], expect: &str| {
         let mut args: Vec<&str> = base.to_vec();
         args.extend_from_slice(extra);
         let out_run = Command::cargo_bin("mkunits")
             .unwrap()
             .args(&args)
-            .write_stdin(doc.to_string())
+            .write_stdin(serde_json::to_string(doc).unwrap())
             .output()
             .unwrap();
         let stderr = testkit::assert_one_line_error(&out_run, "mkunits", 2);
@@ -243,10 +252,7 @@ fn cluster_wide_choices_come_from_the_document() {
         assert!(!out.exists(), "a refused run wrote files");
     };
     let mut doc = lab.clone();
-    doc["cluster"]
-        .as_object_mut()
-        .unwrap()
-        .remove("container_runtime");
+    doc.cluster.container_runtime = None;
     refused(
         &doc,
         &[],
@@ -254,7 +260,7 @@ fn cluster_wide_choices_come_from_the_document() {
          mkcluster --container-runtime",
     );
     let mut doc = lab.clone();
-    doc["cluster"]["kubernetes_version"] = "v1.33.0".into();
+    doc.cluster.kubernetes_version = "v1.33.0".into();
     refused(
         &doc,
         &[],
@@ -262,8 +268,8 @@ fn cluster_wide_choices_come_from_the_document() {
          unknown): use one of v1.35, v1.36, v1.37",
     );
     let mut doc = lab.clone();
-    doc["cluster"]["kubernetes_version"] = "v1.36.0".into();
-    doc["cluster"]["container_runtime"] = "containerd-1".into();
+    doc.cluster.kubernetes_version = "v1.36.0".into();
+    doc.cluster.container_runtime = Some(ContainerRuntime::Containerd1);
     refused(
         &doc,
         &[],
@@ -281,8 +287,7 @@ fn cluster_wide_choices_come_from_the_document() {
          says \"cri-o\"",
     );
     // Assertions that hold change nothing, and the document's pod network is never rewritten.
-    let input = tmp.path().join("lab.json");
-    std::fs::write(&input, lab.to_string()).unwrap();
+    let input = write_document(tmp.path(), "lab.json", &lab);
     let asserted = mkunits(
         &input,
         &out,
@@ -296,12 +301,15 @@ fn cluster_wide_choices_come_from_the_document() {
     );
     let plain = mkunits(&input, &out, bin.path(), &[]);
     assert_eq!(asserted.out.stdout, plain.out.stdout);
-    assert_eq!(plain.doc["cluster"], lab["cluster"]);
+    assert_eq!(plain.doc.cluster, lab.cluster);
     // The recorded opt-out renders an unsupported version with the nearest table, and says so.
     let mut doc = lab.clone();
-    doc["cluster"]["kubernetes_version"] = "v1.34.1".into();
-    doc["cluster"]["allow_unsupported_version"] = true.into();
-    std::fs::write(&input, doc.to_string()).unwrap();
+    doc.cluster.kubernetes_version = "v1.34.1".into();
+    // mkcluster --allow-unsupported-version records it; the typed cluster keeps it in `extra`.
+    doc.cluster
+        .extra
+        .insert("allow_unsupported_version".into(), true.into());
+    let input = write_document(tmp.path(), "lab.json", &doc);
     let run = mkunits(&input, &tmp.path().join("out2"), bin.path(), &[]);
     let log = String::from_utf8_lossy(&run.out.stderr);
     assert!(
@@ -310,23 +318,65 @@ fn cluster_wide_choices_come_from_the_document() {
     );
 }
 
+/// flannel's network config as mkunits writes it, field names as flannel-io/flannel
+/// Documentation/configuration.md spells them (the same source render/flannel.rs cites): a field
+/// mkunits starts or stops writing fails the parse or the comparison.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlannelNetwork {
+    #[serde(rename = "Network")]
+    network: Option<String>,
+    #[serde(rename = "SubnetLen")]
+    subnet_len: Option<u8>,
+    #[serde(rename = "EnableIPv4")]
+    enable_ipv4: Option<bool>,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: Option<bool>,
+    #[serde(rename = "IPv6Network")]
+    ipv6_network: Option<String>,
+    #[serde(rename = "IPv6SubnetLen")]
+    ipv6_subnet_len: Option<u8>,
+    #[serde(rename = "Backend")]
+    backend: FlannelBackend,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlannelBackend {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "VNI")]
+    vni: u32,
+}
+
 #[test]
 fn flannel_stores_its_config_and_replaces_routes() {
     let (_tmp, out, doc) = render_variant(
         "ebook-dualstack.json",
-        &[("pod_network", "flannel".into())],
+        |c| c.pod_network = PodNetwork::Flannel,
         &[],
     );
-    assert_eq!(doc["cluster"]["pod_network"], "flannel");
+    assert_eq!(doc.cluster.pod_network, PodNetwork::Flannel);
     let e1 = node(&doc, "etcd1");
     assert!(services(e1).contains(&"flannel-config.service".into()));
     assert!(!services(node(&doc, "etcd2")).contains(&"flannel-config.service".into()));
-    let config: Value =
+    let config: FlannelNetwork =
         serde_json::from_str(&read_dest(&out, e1, "/etc/flannel/network.json")).unwrap();
-    assert_eq!(config["Network"], "10.200.0.0/16");
-    assert_eq!(config["SubnetLen"], 24);
-    assert_eq!(config["Backend"]["Type"], "vxlan");
-    assert_eq!(config["IPv6Network"], "fd00:10:200::/56");
+    assert_eq!(
+        config,
+        FlannelNetwork {
+            network: Some("10.200.0.0/16".into()),
+            subnet_len: Some(24),
+            enable_ipv4: None,
+            enable_ipv6: Some(true),
+            ipv6_network: Some("fd00:10:200::/56".into()),
+            ipv6_subnet_len: Some(64),
+            backend: FlannelBackend {
+                kind: "vxlan".into(),
+                vni: 1
+            },
+        }
+    );
     let w = node(&doc, "worker1");
     let order = services(w);
     assert!(order.contains(&"flanneld.service".into()));
@@ -345,13 +395,12 @@ fn switching_back_to_routes_drops_flannel_files() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = bin_dir();
     let out = tmp.path().join("out");
-    let (_variant, flannel_doc) = variant("lab.json", &[("pod_network", "flannel".into())]);
+    let (_variant, flannel_doc) = variant("lab.json", |c| c.pod_network = PodNetwork::Flannel);
     let flannel = mkunits(&flannel_doc, &out, bin.path(), &[]);
     // The user changes the document's pod network (mkcluster --pod-routing) and reruns.
     let mut doc = flannel.doc.clone();
-    doc["cluster"]["pod_network"] = "routes".into();
-    let input = tmp.path().join("routes.json");
-    std::fs::write(&input, doc.to_string()).unwrap();
+    doc.cluster.pod_network = PodNetwork::Routes;
+    let input = write_document(tmp.path(), "routes.json", &doc);
     let routes = mkunits(&input, &out, bin.path(), &[]);
     let n = node(&routes.doc, "node-1");
     let dests: Vec<_> = files(n).into_iter().map(|(d, _)| d).collect();
@@ -397,12 +446,11 @@ fn bad_input_is_one_line_exit_2_and_writes_nothing() {
     let out = tmp.path().join("out");
     let out_arg = out.to_str().unwrap();
     let bin_arg = bin.path().to_str().unwrap();
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
-    doc["nodes"][2]["pod_cidrs"] = Value::Array(vec![]);
+    let mut doc = testkit::fixture_document("lab.json");
+    doc.nodes[2].pod_cidrs.clear();
     let (code, stdout, stderr) = fails(
         &["--dir", out_arg, "--bin-dir", bin_arg],
-        Some(doc.to_string()),
+        Some(serde_json::to_string(&doc).unwrap()),
     );
     assert_eq!(code, 2);
     assert!(stdout.is_empty());
@@ -464,20 +512,37 @@ fn dry_run_reports_and_writes_nothing() {
             .output()
             .unwrap();
         assert!(o.status.success());
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+        o.stdout
     };
-    let plan = run(&["--dry-run"]);
+    // With --dry-run, stdout is the plan instead of the document.
+    let plan_of = |stdout: Vec<u8>| serde_json::from_slice::<Report>(&stdout).unwrap();
+    let plan = plan_of(run(&["--dry-run"]));
     assert!(!out.exists());
-    let created = plan["created"].as_array().unwrap();
+    let created = &plan.created;
     assert!(created
         .iter()
         .any(|p| p == "nodes/node-1/etc/systemd/system/etcd.service"));
     assert!(created.iter().any(|p| p == "bin/route-sync"));
     run(&[]);
-    let plan = run(&["--dry-run"]);
-    assert!(plan["created"].as_array().unwrap().is_empty());
-    assert!(plan["updated"].as_array().unwrap().is_empty());
-    assert_eq!(plan["unchanged"].as_array().unwrap().len(), created.len());
+    let second = plan_of(run(&["--dry-run"]));
+    assert!(second.created.is_empty());
+    assert!(second.updated.is_empty());
+    assert!(second.removed.is_empty());
+    assert_eq!(second.unchanged.len(), created.len());
+}
+
+/// One row of `mkunits ports` JSON: the shape is the contract (`mkunits::ports::Port` holds
+/// `&'static str`, so it serializes but cannot be read back).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // every field is read by serde's shape check; not every one by an assert
+struct PortRow {
+    node: String,
+    component: String,
+    protocol: String,
+    port: String,
+    address: String,
+    from: String,
 }
 
 #[test]
@@ -489,10 +554,10 @@ fn ports_json_and_table() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<PortRow> = serde_json::from_slice(&out.stdout).unwrap();
     let has = |node: &str, component: &str, port: &str| {
         rows.iter()
-            .any(|r| r["node"] == node && r["component"] == component && r["port"] == port)
+            .any(|r| r.node == node && r.component == component && r.port == port)
     };
     assert!(has("etcd1", "etcd", "2379"));
     assert!(has("etcd1", "etcd", "2380"));
@@ -500,15 +565,17 @@ fn ports_json_and_table() {
     assert!(has("worker2", "kubelet", "10250"));
     assert!(has("worker2", "kube-proxy", "30000-32767"));
     assert!(has("lb1", "haproxy", "6443"));
-    assert!(rows
-        .iter()
-        .any(|r| r["node"] == "lb2" && r["protocol"] == "vrrp"));
+    assert!(rows.iter().any(|r| r.node == "lb2" && r.protocol == "vrrp"));
     assert!(!rows
         .iter()
-        .any(|r| r["node"] == "etcd1" && r["component"] == "kubelet"));
-    assert!(rows.iter().all(|r| !r["from"].as_str().unwrap().is_empty()));
+        .any(|r| r.node == "etcd1" && r.component == "kubelet"));
+    assert!(rows
+        .iter()
+        .all(|r| !r.from.is_empty() && !r.address.is_empty()));
 
-    let (_variant, flannel) = variant("ebook-dualstack.json", &[("pod_network", "flannel".into())]);
+    let (_variant, flannel) = variant("ebook-dualstack.json", |c| {
+        c.pod_network = PodNetwork::Flannel
+    });
     let out = Command::cargo_bin("mkunits")
         .unwrap()
         .args(["ports", "-o", "table", "-f"])
@@ -862,12 +929,9 @@ fn fetch_kubernetes_checks_every_download_against_its_checksum() {
 #[test]
 fn flannel_gets_the_addons_but_neither_masquerade_table_nor_pod_cidrs() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("ebook-dualstack.json")).unwrap())
-            .unwrap();
-    doc["cluster"]["pod_network"] = Value::from("flannel");
-    let input = tmp.path().join("flannel.json");
-    std::fs::write(&input, doc.to_string()).unwrap();
+    let mut doc = testkit::fixture_document("ebook-dualstack.json");
+    doc.cluster.pod_network = PodNetwork::Flannel;
+    let input = write_document(tmp.path(), "flannel.json", &doc);
     let bin = bin_dir();
     let run = mkunits(&input, &tmp.path().join("out"), bin.path(), &[]);
     let dests = |name: &str| -> Vec<String> {

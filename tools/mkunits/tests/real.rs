@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
+use hardway::doc::{Cluster, ContainerRuntime, KubeProxyMode, PodNetwork};
+use hardway::{Node, Role};
+// Kubernetes' own YAML (kubelet and kube-proxy configs, add-on manifests) is read as
+// `serde_json::Value`: hardway has no typed model of upstream's API objects, only of its own
+// document, which is read typed.
 use serde_json::{json, Value};
 use testkit::cni::{conflist as run_conflist, plugin as cni};
 
@@ -26,7 +31,7 @@ fn require(program: &str, package: &str) {
 /// A root for `systemd-analyze --root`: systemd's own units (else it cannot find
 /// sysinit.target), the node's files at their destinations, and a stub for every program a unit
 /// runs. Returns the unit paths inside it.
-fn systemd_root(root: &Path, out: &Path, node: &Value) -> Vec<PathBuf> {
+fn systemd_root(root: &Path, out: &Path, node: &Node) -> Vec<PathBuf> {
     std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
     let status = Command::new("cp")
         .args(["-a", "/usr/lib/systemd/system"])
@@ -57,15 +62,16 @@ fn systemd_root(root: &Path, out: &Path, node: &Value) -> Vec<PathBuf> {
     units
 }
 
-fn verify_all_units(fixture_name: &str, cluster: &[(&str, Value)]) {
+fn verify_all_units(fixture_name: &str, edit: impl FnOnce(&mut Cluster)) {
     require("systemd-analyze", "systemd");
-    let (tmp, out, doc) = render_variant(fixture_name, cluster, &[]);
+    let (tmp, out, doc) = render_variant(fixture_name, edit, &[]);
+    let cluster = &doc.cluster;
     let mut checked = 0;
-    for node in doc["nodes"].as_array().unwrap() {
-        let root = tmp.path().join("root").join(node["name"].as_str().unwrap());
+    for node in &doc.nodes {
+        let root = tmp.path().join("root").join(&node.name);
         let units = systemd_root(&root, &out, node);
         assert!(!units.is_empty());
-        testkit::assert_units_verify(&root, &units, &format!("{} ({cluster:?})", node["name"]));
+        testkit::assert_units_verify(&root, &units, &format!("{} ({cluster:?})", node.name));
         checked += units.len();
     }
     assert!(checked > 0);
@@ -73,36 +79,30 @@ fn verify_all_units(fixture_name: &str, cluster: &[(&str, Value)]) {
 
 #[test]
 fn systemd_verifies_every_unit_lab() {
-    verify_all_units("lab.json", &[]);
+    verify_all_units("lab.json", |_| {});
 }
 
 #[test]
 fn systemd_verifies_every_unit_dual_stack() {
-    verify_all_units("ebook-dualstack.json", &[]);
+    verify_all_units("ebook-dualstack.json", |_| {});
 }
 
 #[test]
 fn systemd_verifies_every_unit_cri_o_and_flannel() {
-    verify_all_units(
-        "ebook-dualstack.json",
-        &[
-            ("container_runtime", "cri-o".into()),
-            ("pod_network", "flannel".into()),
-        ],
-    );
+    verify_all_units("ebook-dualstack.json", |c| {
+        c.container_runtime = Some(ContainerRuntime::CriO);
+        c.pod_network = PodNetwork::Flannel;
+    });
 }
 
 /// The VM test's document: v1.35 on Debian's containerd 1.x, kube-proxy in nftables mode.
 #[test]
 fn systemd_verifies_every_unit_v1_35_debian_containerd_nftables() {
-    verify_all_units(
-        "ebook-dualstack.json",
-        &[
-            ("kubernetes_version", "v1.35.0".into()),
-            ("container_runtime", "containerd-1".into()),
-            ("kube_proxy_mode", "nftables".into()),
-        ],
-    );
+    verify_all_units("ebook-dualstack.json", |c| {
+        c.kubernetes_version = "v1.35.0".into();
+        c.container_runtime = Some(ContainerRuntime::Containerd1);
+        c.kube_proxy_mode = Some(KubeProxyMode::Nftables);
+    });
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn haproxy_and_keepalived_accept_their_configs() {
         node(&doc, "node-1"),
         "/etc/keepalived/keepalived.conf",
     );
-    let vip = doc["cluster"]["api"]["vip"].as_str().unwrap();
+    let vip = doc.cluster.api.vip.expect("the fixture has a VIP");
     assert!(text.contains("process kube-apiserver") && text.contains(&format!("{vip}/24")));
 }
 
@@ -204,7 +204,7 @@ fn every_yaml_parses_with_the_right_kind() {
     ];
     let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
     let mut seen = BTreeSet::new();
-    for n in doc["nodes"].as_array().unwrap() {
+    for n in &doc.nodes {
         for (dest, src) in files(n) {
             // The add-ons are multi-document manifests with a test of their own.
             if !dest.ends_with(".yaml") || dest.starts_with("/etc/hardway/addons/") {
@@ -271,13 +271,13 @@ fn kube_proxy_nftables_mode_renders() {
     for version in ["v1.35.0", "v1.36.0", "v1.37.2"] {
         let (_tmp, out, doc) = render_variant(
             "lab.json",
-            &[
-                ("kubernetes_version", version.into()),
-                ("kube_proxy_mode", "nftables".into()),
-            ],
+            |c| {
+                c.kubernetes_version = version.into();
+                c.kube_proxy_mode = Some(KubeProxyMode::Nftables);
+            },
             &[],
         );
-        for n in doc["nodes"].as_array().unwrap() {
+        for n in &doc.nodes {
             let proxy: Value = serde_yaml_ng::from_str(&read_dest(
                 &out,
                 n,
@@ -286,7 +286,7 @@ fn kube_proxy_nftables_mode_renders() {
             .unwrap();
             assert_eq!(proxy["apiVersion"], "kubeproxy.config.k8s.io/v1alpha1");
             assert_eq!(proxy["mode"], "nftables", "{version}");
-            assert_eq!(proxy["hostnameOverride"], n["name"]);
+            assert_eq!(proxy["hostnameOverride"], n.name.as_str());
         }
     }
 }
@@ -316,12 +316,12 @@ fn no_removed_or_deprecated_flags() {
         "--service_account",
     ];
     for (fixture_name, runtime) in [
-        ("lab.json", "containerd-2"),
-        ("ebook-dualstack.json", "cri-o"),
+        ("lab.json", ContainerRuntime::Containerd2),
+        ("ebook-dualstack.json", ContainerRuntime::CriO),
     ] {
         let (_tmp, out, doc) =
-            render_variant(fixture_name, &[("container_runtime", runtime.into())], &[]);
-        for n in doc["nodes"].as_array().unwrap() {
+            render_variant(fixture_name, |c| c.container_runtime = Some(runtime), &[]);
+        for n in &doc.nodes {
             for (dest, src) in files(n) {
                 if !dest.starts_with("/etc/systemd/system/") {
                     continue;
@@ -356,7 +356,12 @@ fn no_removed_or_deprecated_flags() {
     ] {
         assert!(api.contains(flag), "{flag} missing");
     }
-    let endpoint = doc["cluster"]["api"]["endpoint"].as_str().unwrap();
+    let endpoint = doc
+        .cluster
+        .api
+        .endpoint
+        .as_deref()
+        .expect("mkcluster sets the endpoint");
     assert!(api.contains(&format!("--service-account-issuer={endpoint}")));
     let (_tmp, out, doc) = render("ebook-dualstack.json", &[]);
     let api = read_dest(
@@ -372,7 +377,7 @@ fn no_removed_or_deprecated_flags() {
     // webhooks time out; where kube-proxy runs (lab's controllers are workers), Service IPs do.
     let (_tmp, out, doc) = render_variant(
         "ebook-dualstack.json",
-        &[("pod_network", "flannel".into())],
+        |c| c.pod_network = PodNetwork::Flannel,
         &[],
     );
     let api = read_dest(
@@ -433,18 +438,14 @@ fn every_credential_path_is_mkcerts_or_ours() {
     .into_iter()
     .collect();
     let mkcerts = testkit::target_dir().join("mkcerts");
-    for network in ["routes", "flannel"] {
+    for network in [PodNetwork::Routes, PodNetwork::Flannel] {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("out");
         // The pod network is the document's (as mkcluster sets it), so mkcerts makes flannel's
         // etcd client certificate when flannel is chosen.
-        let mut source: Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture("ebook-dualstack.json")).unwrap(),
-        )
-        .unwrap();
-        source["cluster"]["pod_network"] = json!(network);
-        let source_path = tmp.path().join("source.json");
-        std::fs::write(&source_path, source.to_string()).unwrap();
+        let mut source = testkit::fixture_document("ebook-dualstack.json");
+        source.cluster.pod_network = network;
+        let source_path = write_document(tmp.path(), "source.json", &source);
         let input = if mkcerts.exists() {
             // The real pipeline: mkcerts' files are then in the document.
             let o = Command::new(&mkcerts)
@@ -468,7 +469,7 @@ fn every_credential_path_is_mkcerts_or_ours() {
         let bin = bin_dir();
         let run = mkunits(&input, &out, bin.path(), &[]);
         let mut named = 0;
-        for n in run.doc["nodes"].as_array().unwrap() {
+        for n in &run.doc.nodes {
             let dests: BTreeSet<String> = files(n).into_iter().map(|(d, _)| d).collect();
             for (dest, src) in files(n) {
                 if !src.starts_with("nodes/") || dest.ends_with("cluster.json") {
@@ -487,7 +488,7 @@ fn every_credential_path_is_mkcerts_or_ours() {
                     assert!(
                         !mkcerts.exists(),
                         "{src} names {path}, but after mkcerts node {} has no such file",
-                        n["name"]
+                        n.name
                     );
                 }
             }
@@ -528,12 +529,7 @@ fn cni_bridge_conflist_gives_an_address_in_the_pod_cidr_and_del_releases_it() {
         serde_json::from_str(&read_dest(&out, w, "/etc/cni/net.d/10-bridge.conflist")).unwrap();
     let loopback: Value =
         serde_json::from_str(&read_dest(&out, w, "/etc/cni/net.d/99-loopback.conf")).unwrap();
-    let cidrs: Vec<ipnet::IpNet> = w["pod_cidrs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().parse().unwrap())
-        .collect();
+    let cidrs: Vec<ipnet::IpNet> = w.pod_cidrs.clone();
 
     let node_ns = testkit::netns::Netns::new("mkun");
     let pod_ns = testkit::netns::Netns::new("mkup");
@@ -603,10 +599,10 @@ fn debian_containerd_1_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
     require("containerd", "containerd");
     let (_tmp, out, doc) = render_variant(
         "lab.json",
-        &[
-            ("kubernetes_version", "v1.35.0".into()),
-            ("container_runtime", "containerd-1".into()),
-        ],
+        |c| {
+            c.kubernetes_version = "v1.35.0".into();
+            c.container_runtime = Some(ContainerRuntime::Containerd1);
+        },
         &["--cni-bin-dir", "/usr/lib/cni"],
     );
     let n = node(&doc, "node-1");
@@ -659,7 +655,7 @@ fn debian_containerd_1_loads_its_config_with_systemd_cgroups_and_cni_dirs() {
 fn containerd_2_config_has_the_documented_version_3_layout() {
     for version in ["v1.35.0", "v1.36.0", "v1.37.2"] {
         let (_tmp, out, doc) =
-            render_variant("lab.json", &[("kubernetes_version", version.into())], &[]);
+            render_variant("lab.json", |c| c.kubernetes_version = version.into(), &[]);
         let n = node(&doc, "node-1");
         let unit = read_dest(&out, n, "/etc/systemd/system/containerd.service");
         assert_eq!(
@@ -778,17 +774,14 @@ fn single_node_with_every_role() {
     require("systemd-analyze", "systemd");
     require("keepalived", "keepalived");
     let tmp = tempfile::tempdir().unwrap();
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("lab.json")).unwrap()).unwrap();
-    let mut only = doc["nodes"][0].clone();
-    only["roles"] = json!(["etcd", "controller", "worker", "lb"]);
-    doc["nodes"] = json!([only]);
-    let input = tmp.path().join("single.json");
-    std::fs::write(&input, doc.to_string()).unwrap();
+    let mut doc = testkit::fixture_document("lab.json");
+    doc.nodes.truncate(1);
+    doc.nodes[0].roles = vec![Role::Etcd, Role::Controller, Role::Worker, Role::Lb];
+    let input = write_document(tmp.path(), "single.json", &doc);
     let bin = bin_dir();
     let out = tmp.path().join("out");
     let run = mkunits(&input, &out, bin.path(), &["--etcd-profile", "slow"]);
-    let n = &run.doc["nodes"][0];
+    let n = &run.doc.nodes[0];
     assert_eq!(
         services(n),
         [
@@ -862,33 +855,23 @@ fn addon_manifests_validate_against_every_supported_release() {
     for fixture_name in ["lab.json", "ebook-dualstack.json"] {
         for release in hardway::k8s::RELEASES {
             let tmp = tempfile::tempdir().unwrap();
-            let mut doc: Value =
-                serde_json::from_str(&std::fs::read_to_string(fixture(fixture_name)).unwrap())
-                    .unwrap();
+            let mut doc = testkit::fixture_document(fixture_name);
             let version = format!("v1.{}.{}", release.minor, release.latest_patch);
-            doc["cluster"]["kubernetes_version"] = json!(version);
-            let input = tmp.path().join("doc.json");
-            std::fs::write(&input, doc.to_string()).unwrap();
+            doc.cluster.kubernetes_version = version.clone();
+            let input = write_document(tmp.path(), "doc.json", &doc);
             let bin = bin_dir();
             let out = tmp.path().join("out");
             let run = mkunits(&input, &out, bin.path(), &[]);
-            let applier = run.doc["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|n| {
-                    n["roles"]
-                        .as_array()
-                        .unwrap()
-                        .contains(&json!("controller"))
-                })
-                .min_by_key(|n| n["name"].as_str().unwrap().to_string())
+            let applier = run
+                .doc
+                .nodes_with(Role::Controller)
+                .min_by_key(|n| n.name.clone())
                 .unwrap();
             for dest in ADDONS {
                 let (_, src) = files(applier)
                     .into_iter()
                     .find(|(d, _)| d == dest)
-                    .unwrap_or_else(|| panic!("{dest} missing on {}", applier["name"]));
+                    .unwrap_or_else(|| panic!("{dest} missing on {}", applier.name));
                 let o = Command::new(&validate)
                     .args(["--strict", "--kubernetes-version"])
                     .arg(format!("1.{}.0", release.minor))
@@ -959,16 +942,16 @@ fn addons_go_to_the_first_controller_with_the_documents_dns_and_domain() {
         ]
     );
     let service = &objects[5];
+    let dns = &doc
+        .cluster
+        .service_ips
+        .as_ref()
+        .expect("mkcluster sets service IPs")
+        .dns;
     assert_eq!(service["metadata"]["name"], "kube-dns");
     assert_eq!(service["metadata"]["namespace"], "kube-system");
-    assert_eq!(
-        service["spec"]["clusterIPs"],
-        doc["cluster"]["service_ips"]["dns"]
-    );
-    assert_eq!(
-        service["spec"]["clusterIP"],
-        doc["cluster"]["service_ips"]["dns"][0]
-    );
+    assert_eq!(service["spec"]["clusterIPs"], json!(dns));
+    assert_eq!(service["spec"]["clusterIP"], json!(dns[0]));
     assert_eq!(service["spec"]["ipFamilyPolicy"], "RequireDualStack");
     assert_eq!(service["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
     assert_eq!(objects[4]["spec"]["replicas"], 2);
@@ -1001,16 +984,11 @@ fn addons_go_to_the_first_controller_with_the_documents_dns_and_domain() {
         "/etc/hardway/addons/apply.sh",
         "/etc/hardway/addons/pod-cidrs.sh",
     ] {
-        let entry = c1["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["dest"] == script)
-            .unwrap();
-        assert_eq!(entry["mode"], "0755");
+        let entry = c1.files.iter().find(|f| f.dest == script).unwrap();
+        assert_eq!(entry.mode, "0755");
         let o = Command::new("sh")
             .arg("-n")
-            .arg(out.join(entry["src"].as_str().unwrap()))
+            .arg(out.join(&entry.src))
             .output()
             .unwrap();
         assert!(

@@ -10,6 +10,41 @@ use crate::plan::{self, NodePlan, Plan};
 use crate::preflight::{Checked, NodeState};
 use crate::{down, log, mark, seed, UpOptions};
 
+/// What one hypervisor's thread did: what it created (for the rollback), and its error if any.
+pub struct HostRun {
+    pub created: Vec<Created>,
+    pub applied: Result<(), MkvmError>,
+}
+
+/// Applies each hypervisor's part of the plan in a thread of its own, all to the end (a failure
+/// on one host does not cut another short, so every host's log is complete for the rollback);
+/// in the order of `hosts`.
+pub fn on_every_host(
+    plan: &Plan,
+    hosts: &BTreeMap<String, Host>,
+    checked: &Checked,
+    options: &UpOptions,
+) -> Vec<HostRun> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = hosts
+            .keys()
+            .map(|uri| {
+                scope.spawn(move || {
+                    let part = plan.on_host(uri);
+                    let checked = checked.on_host(plan, uri);
+                    let mut created = Vec::new();
+                    let applied = apply(&part, hosts, &checked, options, &mut created);
+                    HostRun { created, applied }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a hypervisor's thread panicked"))
+            .collect()
+    })
+}
+
 /// Creates what the plan needs and preflight found missing; replaces what changed.
 pub fn apply(
     plan: &Plan,
@@ -25,8 +60,9 @@ pub fn apply(
             down::remove_owned_node(&hosts[&node.uri], &plan.cluster, &node.name)?;
         }
     }
-    for (uri, host) in hosts {
-        let replace_network = checked.network_changed.contains(uri);
+    for uri in plan.uris() {
+        let host = &hosts[&uri];
+        let replace_network = checked.network_changed.contains(&uri);
         let pool_created = ensure_pool(plan, host, created)?;
         ensure_network(plan, host, pool_created, replace_network, created)?;
     }
@@ -63,7 +99,7 @@ fn ensure_pool(
             pool.create(0)
                 .map_err(|e| host.err(format!("starting pool {name}"), &e))?;
         }
-        let Some(network) = host.network(&plan.network.name)? else {
+        let Some(network) = host.network(&plan.network_of(&host.uri).name)? else {
             return Ok(None);
         };
         let mark = mark::network_mark(&host.network_xml(&network)?).unwrap_or_default();
@@ -95,7 +131,8 @@ fn ensure_network(
     replace: bool,
     created: &mut Vec<Created>,
 ) -> Result<(), MkvmError> {
-    let name = &plan.network.name;
+    let wanted = plan.network_of(&host.uri);
+    let name = &wanted.name;
     if let Some(network) = host.network(name)? {
         if !replace {
             if !network.is_active().unwrap_or(false) {
@@ -110,7 +147,7 @@ fn ensure_network(
         ));
         host.remove_network(&network)?;
     }
-    let xml = plan.network.xml(&plan.cluster, pool_created.as_deref());
+    let xml = wanted.xml(&plan.cluster, pool_created.as_deref());
     let network = host
         .conn
         .define_network_xml(&xml)
@@ -139,7 +176,7 @@ fn sync_network_hosts(
         VIR_NETWORK_SECTION_DNS_HOST as DNS, VIR_NETWORK_SECTION_IP_DHCP_HOST as DHCP,
     };
     let (dhcp, dns) = plan::network_hosts(&host.network_xml(network)?);
-    let wanted = &plan.network;
+    let wanted = plan.network_of(&host.uri);
     let mut edits = Vec::new();
     for entry in dhcp.iter().filter(|e| !wanted.dhcp_hosts.contains(e)) {
         edits.push((DHCP, entry.xml(), false));
@@ -194,7 +231,7 @@ fn create_node(
     create_volumes(plan, host, node, created)?;
     let xml = node.domain_xml(
         &plan.cluster,
-        &plan.network.name,
+        &plan.network_of(&host.uri).name,
         &plan.pool.name,
         domain_type,
     );

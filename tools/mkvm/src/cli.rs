@@ -43,8 +43,12 @@ never removes a same-named object it did not make.
 
 Exit codes: 0 done; 1 a node or the network differs from the document (use --recreate);
 2 bad input or refused preflight (image, key, memory, network overlap, foreign objects);
-3 libvirt or a wait failed (what this run created has been rolled back; what existed
-before it is left as it was).";
+3 libvirt or a wait failed, or a hypervisor did not answer (what this run created has been
+rolled back on every hypervisor; what existed before it is left as it was).
+
+With several `hypervisors` in the document each gets its own network on its node slice
+(forward mode open: routed, no NAT; see README \"Two hypervisors\"), pool and domains; every
+hypervisor is opened before any is changed, and each is worked on in parallel.";
 
 pub fn command() -> Command {
     Command::new("mkvm")
@@ -163,7 +167,7 @@ pub fn command() -> Command {
                         .value_name("K")
                         .hide(true)
                         .value_parser(value_parser!(usize))
-                        .help("Tests only: fail after creating the K-th node, to prove the rollback"),
+                        .help("Tests only: fail after creating the K-th node on each hypervisor, to prove the rollback"),
                 ),
         )
         .subcommand(

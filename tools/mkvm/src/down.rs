@@ -38,11 +38,23 @@ pub fn down(
     connect: Option<&str>,
     dry_run: bool,
 ) -> Result<(Document, Vec<String>), MkvmError> {
+    // Every host is opened before any is changed: one that does not answer is exit 3 naming
+    // it, with the others' objects as they were. Then each is emptied in a thread of its own.
+    let hosts = crate::open_hosts(&hypervisors(&doc, connect))?;
+    let doc_ref = &doc;
+    let per_host: Vec<Result<Vec<String>, MkvmError>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = hosts
+            .values()
+            .map(|host| scope.spawn(move || remove_from(host, doc_ref, dry_run)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a hypervisor's thread panicked"))
+            .collect()
+    });
     let mut removed = Vec::new();
-    for uri in hypervisors(&doc, connect) {
-        let host = Host::open(&uri)?;
-        remove_domains(&host, &doc, dry_run, &mut removed)?;
-        remove_network(&host, &doc, dry_run, &mut removed)?;
+    for one in per_host {
+        removed.extend(one?);
     }
     if !dry_run {
         for node in &mut doc.nodes {
@@ -52,22 +64,19 @@ pub fn down(
     Ok((doc, removed))
 }
 
+/// What `down` removes from one host: its owned domains (with their volumes), then its network.
+fn remove_from(host: &Host, doc: &Document, dry_run: bool) -> Result<Vec<String>, MkvmError> {
+    let mut removed = Vec::new();
+    remove_domains(host, doc, dry_run, &mut removed)?;
+    remove_network(host, doc, dry_run, &mut removed)?;
+    Ok(removed)
+}
+
 /// The hypervisors the document's nodes live on, in their order; the default one if none.
 fn hypervisors(doc: &Document, connect: Option<&str>) -> Vec<String> {
-    let mut uris: Vec<String> = Vec::new();
-    for node in &doc.nodes {
-        let uri = plan::node_uri(doc, connect, node);
-        if !uris.contains(&uri) {
-            uris.push(uri);
-        }
-    }
+    let mut uris = plan::node_uris(doc, connect);
     if uris.is_empty() {
-        uris.push(connect.map(str::to_string).unwrap_or_else(|| {
-            doc.hypervisor
-                .as_ref()
-                .map(|h| h.uri.clone())
-                .unwrap_or_else(|| plan::DEFAULT_URI.into())
-        }));
+        uris.push(plan::default_uri(doc, connect));
     }
     uris
 }

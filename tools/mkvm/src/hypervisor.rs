@@ -345,6 +345,19 @@ impl Host {
         Ok(true)
     }
 
+    /// Stops and undefines a pool without deleting its directory or anything in it.
+    fn undefine_pool_keeping_files(&self, name: &str) -> Result<(), MkvmError> {
+        let Some(pool) = self.pool(name)? else {
+            return Ok(());
+        };
+        if pool.is_active().unwrap_or(false) {
+            pool.destroy()
+                .map_err(|e| self.err(format!("stopping pool {name}"), &e))?;
+        }
+        pool.undefine()
+            .map_err(|e| self.err(format!("undefining pool {name}"), &e))
+    }
+
     /// Adds or deletes one DHCP or DNS host entry, live and in the persistent config.
     pub fn update_network_host(
         &self,
@@ -375,7 +388,15 @@ impl Host {
                 None => Ok(()),
             },
             Created::Volume { pool, name, .. } => self.remove_volume(pool, name).map(|_| ()),
-            Created::Pool { name, .. } => self.remove_pool_if_empty(name).map(|_| ()),
+            Created::Pool { name, .. } => {
+                if self.remove_pool_if_empty(name)? {
+                    return Ok(());
+                }
+                // This run defined the pool over a directory that already held files (a
+                // preflight cannot list a pool that does not exist yet): its definition goes,
+                // the directory and someone else's files stay.
+                self.undefine_pool_keeping_files(name)
+            }
             Created::Network { name, .. } => match self.network(name)? {
                 Some(network) => self.remove_network(&network),
                 None => Ok(()),

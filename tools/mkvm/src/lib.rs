@@ -88,7 +88,8 @@ pub struct UpOptions {
     pub overcommit: bool,
     /// `--prune`: remove the owned domains (and their volumes) of nodes the document dropped.
     pub prune: bool,
-    /// Tests only: fail after creating the K-th node (1-based), to prove the rollback.
+    /// Tests only: fail after creating the K-th node (1-based) of each hypervisor, to prove the
+    /// rollback.
     pub fail_after_node: Option<usize>,
 }
 
@@ -188,12 +189,19 @@ pub struct Applied {
 
 /// `mkvm up`: plan, preflight, apply and wait (both rolled back on failure), then the orphans;
 /// returns the updated document.
+///
+/// Every hypervisor is opened and checked before any is changed; then each one's part of the
+/// plan is applied in a thread of its own, and every node is waited for at once (in parallel,
+/// whatever its host); a failure on any host rolls back what this run made on every host.
 pub fn up(doc: Document, options: &UpOptions) -> Result<Applied, MkvmError> {
     let plan = build_plan(&doc, options)?;
-    let hosts = open_hosts(&plan)?;
+    let hosts = open_hosts(&plan.uris())?;
     let checked = preflight::check(&plan, &hosts, options)?;
-    let mut created = Vec::new();
-    let done = apply::apply(&plan, &hosts, &checked, options, &mut created)
+    let runs = apply::on_every_host(&plan, &hosts, &checked, options);
+    let created: Vec<_> = runs.iter().flat_map(|run| run.created.clone()).collect();
+    let done = runs
+        .into_iter()
+        .try_for_each(|run| run.applied)
         .and_then(|()| wait::every_node(&plan, &hosts, options))
         .and_then(|reached| status::record(doc, &plan, &hosts, &reached));
     let doc = match done {
@@ -220,11 +228,23 @@ fn build_plan(doc: &Document, options: &UpOptions) -> Result<Plan, MkvmError> {
     )
 }
 
-/// One connection to each hypervisor of the plan.
-fn open_hosts(plan: &Plan) -> Result<BTreeMap<String, Host>, MkvmError> {
+/// One connection to each hypervisor, opened in parallel (an unreachable one costs its
+/// timeout once, not once per host before it); the first URI, in order, that fails is the error.
+pub fn open_hosts(uris: &[String]) -> Result<BTreeMap<String, Host>, MkvmError> {
+    let opened: Vec<Result<Host, MkvmError>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = uris
+            .iter()
+            .map(|uri| scope.spawn(move || Host::open(uri)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("opening a libvirt connection panicked"))
+            .collect()
+    });
     let mut hosts = BTreeMap::new();
-    for uri in plan.uris() {
-        hosts.insert(uri.clone(), Host::open(&uri)?);
+    for host in opened {
+        let host = host?;
+        hosts.insert(host.uri.clone(), host);
     }
     Ok(hosts)
 }
@@ -233,6 +253,7 @@ fn open_hosts(plan: &Plan) -> Result<BTreeMap<String, Host>, MkvmError> {
 pub fn dry_run(doc: &Document, options: &UpOptions) -> Result<Value, MkvmError> {
     let plan = build_plan(doc, options)?;
     let mut types = BTreeMap::new();
+    let pool = &plan.pool.name;
     for uri in plan.uris() {
         let host = if options.domain_type == "auto" {
             Host::open(&uri).ok()
@@ -250,22 +271,32 @@ pub fn dry_run(doc: &Document, options: &UpOptions) -> Result<Value, MkvmError> 
                 "name": n.name,
                 "uri": n.uri,
                 "volumes": [
-                    {"pool": plan.pool.name, "xml": n.overlay_xml},
-                    {"pool": plan.pool.name, "xml": n.seed_volume_xml(0), "content": {
+                    {"pool": pool, "xml": n.overlay_xml},
+                    {"pool": pool, "xml": n.seed_volume_xml(0), "content": {
                         "user-data": n.seed.user_data,
                         "meta-data": n.seed.meta_data,
                         "network-config": n.seed.network_config,
                     }},
                 ],
-                "domain": n.domain_xml(&plan.cluster, &plan.network.name, &plan.pool.name, &types[&n.uri]),
+                "domain": n.domain_xml(&plan.cluster, &plan.network_of(&n.uri).name, pool, &types[&n.uri]),
             })
         })
         .collect();
-    Ok(json!({
-        "network": plan.network.xml(&plan.cluster, None),
-        "pool": plan.pool.xml,
-        "nodes": nodes,
-    }))
+    if !plan.per_hypervisor {
+        // Every host gets the same network: printed once, as before several hypervisors.
+        let network = plan
+            .networks
+            .values()
+            .next()
+            .map(|n| n.xml(&plan.cluster, None));
+        return Ok(json!({ "network": network, "pool": plan.pool.xml, "nodes": nodes }));
+    }
+    let networks: Vec<Value> = plan
+        .networks
+        .iter()
+        .map(|(uri, n)| json!({ "uri": uri, "xml": n.xml(&plan.cluster, None) }))
+        .collect();
+    Ok(json!({ "networks": networks, "pool": plan.pool.xml, "nodes": nodes }))
 }
 
 #[cfg(test)]

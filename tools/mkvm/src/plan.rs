@@ -3,10 +3,11 @@
 //!
 //! The network and domain XML carry mkvm's ownership marks ([`crate::mark`]).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use hardway::doc::{Document, Node};
+use hardway::doc::{Document, HypervisorHost, Node};
 use ipnet::IpNet;
 
 use crate::error::MkvmError;
@@ -31,7 +32,11 @@ pub struct PlanOptions {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub cluster: String,
-    pub network: NetworkPlan,
+    /// The libvirt network each hypervisor gets, by URI ([`Plan::network_of`]): the same one
+    /// on every host for a document without several `hypervisors`, else each one's own.
+    pub networks: BTreeMap<String, NetworkPlan>,
+    /// Whether each hypervisor serves its own slice (a document with several `hypervisors`).
+    pub per_hypervisor: bool,
     pub pool: PoolPlan,
     pub nodes: Vec<NodePlan>,
 }
@@ -83,13 +88,31 @@ pub fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The libvirt URI a node lives on: its `host`, else `--connect`, else `hypervisor.uri`.
+/// The libvirt URI a node lives on: its `host`, else [`default_uri`].
 pub fn node_uri(doc: &Document, connect: Option<&str>, node: &Node) -> String {
     node.host
         .clone()
-        .or_else(|| connect.map(str::to_string))
+        .unwrap_or_else(|| default_uri(doc, connect))
+}
+
+/// The URI of a node without `host`: `--connect`, else `hypervisor.uri`, else qemu:///system.
+pub fn default_uri(doc: &Document, connect: Option<&str>) -> String {
+    connect
+        .map(str::to_string)
         .or_else(|| doc.hypervisor.as_ref().map(|h| h.uri.clone()))
         .unwrap_or_else(|| DEFAULT_URI.to_string())
+}
+
+/// The distinct hypervisors the document's nodes live on, in the nodes' order.
+pub fn node_uris(doc: &Document, connect: Option<&str>) -> Vec<String> {
+    let mut uris: Vec<String> = Vec::new();
+    for node in &doc.nodes {
+        let uri = node_uri(doc, connect, node);
+        if !uris.contains(&uri) {
+            uris.push(uri);
+        }
+    }
+    uris
 }
 
 pub fn network_name(doc: &Document) -> String {
@@ -130,9 +153,8 @@ pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
             "no node network: run mkcluster/cidr-alloc first",
         ));
     }
-    let gateways = Gateways::of(doc, &ranges)?;
+    let sites = Sites::of(doc, ranges)?;
     let hosts = etc_hosts(doc)?;
-    let network = network_plan(doc, &ranges, &gateways.all);
     let pool = pool_plan(doc, options)?;
     let common = Common {
         doc,
@@ -142,9 +164,8 @@ pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
             .image
             .canonicalize()
             .unwrap_or(options.image.clone()),
-        ranges,
-        gateways,
-        network_name: network.name.clone(),
+        sites,
+        network_name: network_name(doc),
     };
     let nodes = doc
         .nodes
@@ -152,12 +173,102 @@ pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
         .enumerate()
         .map(|(i, node)| node_plan(&common, i, node))
         .collect::<Result<Vec<_>, _>>()?;
+    let networks = networks_of(&common, &nodes);
     Ok(Plan {
         cluster,
-        network,
+        networks,
+        per_hypervisor: matches!(common.sites, Sites::PerHypervisor(_)),
         pool,
         nodes,
     })
+}
+
+/// Each hypervisor's network: one shared plan on every URI the nodes use (as before several
+/// hypervisors), or each hypervisor's own, on its slice, leasing only its own nodes.
+fn networks_of(common: &Common, nodes: &[NodePlan]) -> BTreeMap<String, NetworkPlan> {
+    let doc = common.doc;
+    let connect = common.options.connect.as_deref();
+    match &common.sites {
+        Sites::Shared(site) => {
+            let network = network_plan(doc, site, Forward::Nat, |_| true);
+            let mut uris: Vec<String> = nodes.iter().map(|n| n.uri.clone()).collect();
+            if uris.is_empty() {
+                // No node, no host to make it on; `--dry-run` still shows the network, as before.
+                uris.push(default_uri(doc, connect));
+            }
+            uris.into_iter().map(|uri| (uri, network.clone())).collect()
+        }
+        Sites::PerHypervisor(sites) => sites
+            .iter()
+            .filter(|(uri, _)| nodes.iter().any(|n| &n.uri == *uri))
+            .map(|(uri, site)| {
+                let on_it = |node: &Node| node_uri(doc, connect, node) == *uri;
+                (uri.clone(), network_plan(doc, site, Forward::Open, on_it))
+            })
+            .collect(),
+    }
+}
+
+/// The node ranges one libvirt network serves and its gateways.
+struct Site {
+    ranges: Vec<IpNet>,
+    gateways: Gateways,
+}
+
+/// One site for every hypervisor, or one per hypervisor (by URI) on its `node_slice`.
+enum Sites {
+    Shared(Site),
+    PerHypervisor(BTreeMap<String, Site>),
+}
+
+impl Sites {
+    /// Several `hypervisors` give each its slice; none or one keep the whole node network, so
+    /// such a document plans byte for byte as before hypervisors were listed.
+    fn of(doc: &Document, ranges: Vec<IpNet>) -> Result<Sites, MkvmError> {
+        if doc.hypervisors.len() < 2 {
+            let gateways = Gateways::of(doc, &ranges)?;
+            return Ok(Sites::Shared(Site { ranges, gateways }));
+        }
+        let mut sites = BTreeMap::new();
+        for (i, host) in doc.hypervisors.iter().enumerate() {
+            sites.insert(host.uri.clone(), Site::of_slice(i, host)?);
+        }
+        Ok(Sites::PerHypervisor(sites))
+    }
+
+    /// The site of the node on `uri`. With several hypervisors every node's `host` is one of
+    /// theirs: `Document::validate` refuses the document otherwise, when it is read.
+    fn of_node(&self, uri: &str) -> &Site {
+        match self {
+            Sites::Shared(site) => site,
+            Sites::PerHypervisor(sites) => &sites[uri],
+        }
+    }
+}
+
+impl Site {
+    /// A hypervisor's slice, its gateway the first host of each range (cidr-alloc reserves it).
+    fn of_slice(i: usize, host: &HypervisorHost) -> Result<Site, MkvmError> {
+        if host.node_slice.is_empty() {
+            return Err(MkvmError::preflight(
+                format!("hypervisors[{i}].node_slice"),
+                "no node slice: run cidr-alloc first",
+            ));
+        }
+        let ranges = host.node_slice.clone();
+        let first = |v6: bool| {
+            ranges
+                .iter()
+                .find(|r| r.addr().is_ipv6() == v6)
+                .and_then(first_host)
+        };
+        let v4 = first(false);
+        let all = v4.into_iter().chain(first(true)).collect();
+        Ok(Site {
+            ranges,
+            gateways: Gateways { v4, all },
+        })
+    }
 }
 
 /// The gateways of the node networks: `hypervisor.gateway` or the first host of the IPv4
@@ -199,8 +310,7 @@ struct Common<'a> {
     hosts: Vec<(IpAddr, String, String)>,
     /// The base image, canonical, as the overlays name it.
     image: PathBuf,
-    ranges: Vec<IpNet>,
-    gateways: Gateways,
+    sites: Sites,
     network_name: String,
 }
 
@@ -243,7 +353,9 @@ fn node_plan(common: &Common, i: usize, node: &Node) -> Result<NodePlan, MkvmErr
     let doc = common.doc;
     let cluster = &doc.cluster.name;
     let mac = node_mac(i, node)?;
-    let addresses = node_addresses(i, node, &common.ranges)?;
+    let uri = node_uri(doc, common.options.connect.as_deref(), node);
+    let site = common.sites.of_node(&uri);
+    let addresses = node_addresses(i, node, &site.ranges)?;
     check_size(i, node, &common.options.base)?;
     let seed = seed::render(&SeedInput {
         cluster: cluster.clone(),
@@ -251,8 +363,8 @@ fn node_plan(common: &Common, i: usize, node: &Node) -> Result<NodePlan, MkvmErr
         fqdn: fqdn(doc, node),
         mac: mac.clone(),
         addresses,
-        gateways: common.gateways.all.clone(),
-        dns: common.gateways.v4.into_iter().collect(),
+        gateways: site.gateways.all.clone(),
+        dns: site.gateways.v4.into_iter().collect(),
         search: Some(doc.cluster.domain.clone()),
         ssh_public_key: common.options.ssh_public_key.clone(),
         hosts: common.hosts.clone(),
@@ -262,11 +374,11 @@ fn node_plan(common: &Common, i: usize, node: &Node) -> Result<NodePlan, MkvmErr
     Ok(NodePlan {
         index: i,
         name: node.name.clone(),
-        uri: node_uri(doc, common.options.connect.as_deref(), node),
+        spec: node_spec(common, site, node, &mac),
+        uri,
         vcpus: node.vcpus,
         memory_mib: node.memory_mib,
         disk_gib: node.disk_gib,
-        spec: node_spec(common, node, &mac),
         mac,
         ip: node
             .primary_ip()
@@ -343,7 +455,7 @@ fn overlay_xml(name: &str, disk_gib: u64, image: &Path, base: &BaseImage) -> Str
 
 /// What the node is made of, leaving out the cluster-wide /etc/hosts list: adding a node to the
 /// cluster must not make every other node "changed".
-fn node_spec(common: &Common, node: &Node, mac: &str) -> String {
+fn node_spec(common: &Common, site: &Site, node: &Node, mac: &str) -> String {
     hardway::fsutil::sha256_hex(
         format!(
             "{}|{}|{}|{mac}|{:?}|{}|{}|{}|{:?}|{}",
@@ -354,7 +466,7 @@ fn node_spec(common: &Common, node: &Node, mac: &str) -> String {
             common.network_name,
             fqdn(common.doc, node),
             common.image.display(),
-            common.gateways.all,
+            site.gateways.all,
             common.options.ssh_public_key,
         )
         .as_bytes(),
@@ -375,8 +487,45 @@ fn is_mac(mac: &str) -> bool {
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn network_plan(doc: &Document, ranges: &[IpNet], gateways: &[IpAddr]) -> NetworkPlan {
+/// How a libvirt network forwards what leaves its bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forward {
+    /// One hypervisor: libvirt masquerades everything leaving the node network.
+    Nat,
+    /// Several: each hypervisor's slice is routed to the others with node and pod source
+    /// addresses kept. Not `nat`: libvirt masquerades every packet from the network's subnet to
+    /// any address outside that subnet, exempting only 224.0.0.0/24 and 255.255.255.255/32, so
+    /// the other slice would see the hypervisor's address; and it accepts only replies into the
+    /// bridge (networkAddMasqueradingFirewallRules, libvirt/libvirt
+    /// src/network/bridge_driver_linux.c in v9.x, the release Debian 12 ships; in
+    /// src/network/network_iptables.c since the nftables backend). Not `route`: its rules accept out of the bridge
+    /// only sources in the network's own subnet and reject the rest (networkAddRoutingFirewallRules
+    /// and the catch-all rejects of networkAddGeneralIPv4FirewallRules, same file), which drops
+    /// the pods' addresses. `open` adds no firewall rule at all (libvirt formatnetwork.html,
+    /// "open", since 2.2.0): routing is the kernel's, and masquerading what leaves the cluster
+    /// is one rule on each hypervisor (README "## Two hypervisors").
+    Open,
+}
+
+impl Forward {
+    fn mode(self) -> &'static str {
+        match self {
+            Forward::Nat => "nat",
+            Forward::Open => "open",
+        }
+    }
+}
+
+/// The libvirt network of a site: DHCP leases for the nodes `leases_for` accepts (those on its
+/// hypervisor), a DNS record for every node of the cluster.
+fn network_plan(
+    doc: &Document,
+    site: &Site,
+    forward: Forward,
+    leases_for: impl Fn(&Node) -> bool,
+) -> NetworkPlan {
     let name = network_name(doc);
+    let (ranges, gateways) = (&site.ranges, &site.gateways.all);
     let mut dns_hosts = Vec::new();
     let mut dhcp_hosts = Vec::new();
     for node in &doc.nodes {
@@ -385,6 +534,9 @@ fn network_plan(doc: &Document, ranges: &[IpNet], gateways: &[IpAddr]) -> Networ
                 ip: *ip,
                 hostnames: vec![fqdn(doc, node), node.name.clone()],
             });
+        }
+        if !leases_for(node) {
+            continue;
         }
         if let (Some(mac), Some(ip)) = (&node.mac, node.ip_of_family(false)) {
             dhcp_hosts.push(DhcpHost {
@@ -395,7 +547,7 @@ fn network_plan(doc: &Document, ranges: &[IpNet], gateways: &[IpAddr]) -> Networ
         }
     }
     let mut base = String::new();
-    base.push_str("  <forward mode='nat'/>\n");
+    base.push_str(&format!("  <forward mode='{}'/>\n", forward.mode()));
     base.push_str(&format!(
         "  <domain name='{}' localOnly='yes'/>\n",
         escape(&doc.cluster.domain)
@@ -411,7 +563,7 @@ fn network_plan(doc: &Document, ranges: &[IpNet], gateways: &[IpAddr]) -> Networ
     let spec = hardway::fsutil::sha256_hex(format!("{name}\n{base}{ips:?}").as_bytes());
     NetworkPlan {
         name,
-        ranges: ranges.to_vec(),
+        ranges: ranges.clone(),
         spec,
         base,
         ips,
@@ -490,6 +642,32 @@ pub fn network_hosts(xml: &str) -> (Vec<DhcpHost>, Vec<DnsHost>) {
 }
 
 impl Plan {
+    /// The network planned for the hypervisor at `uri` (one of [`Plan::uris`]).
+    pub fn network_of(&self, uri: &str) -> &NetworkPlan {
+        &self.networks[uri]
+    }
+
+    /// The part of the plan one hypervisor carries out: its nodes and its network.
+    pub fn on_host(&self, uri: &str) -> Plan {
+        Plan {
+            cluster: self.cluster.clone(),
+            networks: self
+                .networks
+                .iter()
+                .filter(|(u, _)| *u == uri)
+                .map(|(u, n)| (u.clone(), n.clone()))
+                .collect(),
+            per_hypervisor: self.per_hypervisor,
+            pool: self.pool.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .filter(|n| n.uri == uri)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The distinct hypervisors of the plan, in the nodes' order.
     pub fn uris(&self) -> Vec<String> {
         let mut uris: Vec<String> = Vec::new();
@@ -672,16 +850,18 @@ mod tests {
     #[test]
     fn the_plan_names_everything_after_the_cluster() {
         let plan = build(&lab(), &options()).unwrap();
-        assert_eq!(plan.network.name, "lab");
+        assert_eq!(plan.network_of("test:///default").name, "lab");
         assert_eq!(plan.pool.name, "hardway");
         assert_eq!(plan.nodes[0].overlay, "lab-node-1.qcow2");
         assert_eq!(plan.nodes[0].seed_volume, "lab-node-1-seed.iso");
-        let xml = plan.network.xml("lab", Some("hardway"));
+        let xml = plan
+            .network_of("test:///default")
+            .xml("lab", Some("hardway"));
         assert_eq!(
             network_mark(&xml).unwrap(),
             NetworkMark {
                 cluster: "lab".into(),
-                spec: plan.network.spec.clone(),
+                spec: plan.network_of("test:///default").spec.clone(),
                 pool_created: Some("hardway".into()),
             }
         );
@@ -698,8 +878,8 @@ mod tests {
         );
         assert!(xml.contains("<hostname>node-2.example.com</hostname>"));
         let (dhcp, dns) = network_hosts(&xml);
-        assert_eq!(dhcp, plan.network.dhcp_hosts);
-        assert_eq!(dns, plan.network.dns_hosts);
+        assert_eq!(dhcp, plan.network_of("test:///default").dhcp_hosts);
+        assert_eq!(dns, plan.network_of("test:///default").dns_hosts);
         let dom = plan.nodes[1].domain_xml("lab", "lab", "hardway", "qemu");
         let mark = vm_mark(&dom).unwrap();
         assert_eq!(
@@ -723,5 +903,166 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("nodes[0].ips[0]"));
+    }
+
+    /// Everything `--dry-run` prints for a plan, in one string: the network (per hypervisor),
+    /// the pool, and each node's volumes, seed and domain.
+    fn rendered(plan: &Plan) -> String {
+        let mut all = String::new();
+        for uri in plan.uris() {
+            all.push_str(&plan.network_of(&uri).xml(&plan.cluster, Some("hardway")));
+        }
+        all.push_str(&plan.pool.xml);
+        for n in &plan.nodes {
+            let network = &plan.network_of(&n.uri).name;
+            all.push_str(&n.overlay_xml);
+            all.push_str(&n.seed_volume_xml(0));
+            all.push_str(&n.seed.user_data);
+            all.push_str(&n.seed.meta_data);
+            all.push_str(&n.seed.network_config);
+            all.push_str(&n.domain_xml(&plan.cluster, network, &plan.pool.name, "qemu"));
+        }
+        all
+    }
+
+    /// Every fixture's plan is byte for byte what mkvm made before it learnt several
+    /// hypervisors (the sha256 of its rendering, recorded from commit 3aca838), and a document
+    /// that lists one hypervisor plans exactly as one that lists none.
+    #[test]
+    fn documents_without_several_hypervisors_plan_as_before() {
+        let before = [
+            (
+                "lab.json",
+                "631621eb0856fccb0fe333e9cbd2d6c2c025707d8d923dcc78f6e35361c29fec",
+            ),
+            (
+                "ebook-dualstack.json",
+                "20ac9e72ec740aa6690c87ecfa7a7df6e06af300144b2b81d345f09d0dfe9315",
+            ),
+        ];
+        let fixtures: Vec<String> =
+            std::fs::read_dir(testkit::workspace_root().join("tests/fixtures"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".json"))
+                .collect();
+        for fixture in &fixtures {
+            assert!(
+                before.iter().any(|(name, _)| name == fixture),
+                "{fixture}: record its plan's sha256 from before several hypervisors"
+            );
+        }
+        for (fixture, sha) in before {
+            let doc = testkit::fixture_document(fixture);
+            let plan = build(&doc, &options()).unwrap();
+            let got = hardway::fsutil::sha256_hex(rendered(&plan).as_bytes());
+            assert_eq!(got, sha, "{fixture}");
+            let mut one = doc.clone();
+            let uri = "test:///default".to_string();
+            one.hypervisors = vec![hardway::doc::HypervisorHost {
+                name: "hv-a".into(),
+                uri: uri.clone(),
+                address: "192.168.250.1".parse().unwrap(),
+                node_slice: doc.cluster.networks.node.clone(),
+                extra: Default::default(),
+            }];
+            for node in &mut one.nodes {
+                node.host = Some(uri.clone());
+            }
+            let plan = build(&one, &options()).unwrap();
+            assert_eq!(
+                hardway::fsutil::sha256_hex(rendered(&plan).as_bytes()),
+                sha,
+                "{fixture} with one hypervisor"
+            );
+        }
+    }
+
+    /// lab.json on two hypervisors: node-1 and node-2 on hv-a (10.240.0.0/25), node-3 moved
+    /// to hv-b (10.240.0.128/25), as `mkcluster --hypervisor … | cidr-alloc` would give them.
+    fn two_hosts() -> Document {
+        let mut doc = lab();
+        let host =
+            |name: &str, uri: &str, address: &str, slice: &str| hardway::doc::HypervisorHost {
+                name: name.into(),
+                uri: uri.into(),
+                address: address.parse().unwrap(),
+                node_slice: vec![slice.parse().unwrap()],
+                extra: Default::default(),
+            };
+        doc.hypervisors = vec![
+            host("hv-a", "test:///a", "192.168.250.1", "10.240.0.0/25"),
+            host("hv-b", "test:///b", "192.168.250.2", "10.240.0.128/25"),
+        ];
+        for node in &mut doc.nodes[..2] {
+            node.host = Some("test:///a".into());
+        }
+        doc.nodes[2].host = Some("test:///b".into());
+        doc.nodes[2].ips = vec!["10.240.0.130".parse().unwrap()];
+        doc
+    }
+
+    #[test]
+    fn each_hypervisor_gets_its_own_open_network_on_its_slice() {
+        let doc = two_hosts();
+        let plan = build(&doc, &options()).unwrap();
+        assert!(plan.per_hypervisor);
+        assert_eq!(plan.uris(), ["test:///a", "test:///b"]);
+        let mac = |i: usize| doc.nodes[i].mac.clone().unwrap().to_ascii_lowercase();
+        for (uri, slice, leased) in [
+            ("test:///a", "10.240.0.0/25", vec![0, 1]),
+            ("test:///b", "10.240.0.128/25", vec![2]),
+        ] {
+            let network = plan.network_of(uri);
+            let xml = network.xml("lab", None);
+            let parsed = roxmltree::Document::parse(&xml).unwrap();
+            let forward = parsed
+                .descendants()
+                .find(|n| n.has_tag_name("forward"))
+                .unwrap();
+            assert_eq!(forward.attribute("mode"), Some("open"), "{uri}");
+            assert_eq!(network_ranges(&xml), vec![slice.parse::<IpNet>().unwrap()]);
+            let (dhcp, dns) = network_hosts(&xml);
+            let macs: Vec<String> = dhcp.iter().map(|h| h.mac.clone()).collect();
+            assert_eq!(
+                macs,
+                leased.iter().map(|&i| mac(i)).collect::<Vec<_>>(),
+                "{uri}"
+            );
+            // Every node of the cluster resolves on every hypervisor's network.
+            assert_eq!(dns.len(), 3, "{uri}");
+        }
+        let gateway_of = |node: &NodePlan| {
+            let net: serde_json::Value =
+                serde_yaml_ng::from_str(&node.seed.network_config).unwrap();
+            let eth0 = &net["ethernets"]["eth0"];
+            (
+                eth0["addresses"][0].as_str().unwrap().to_string(),
+                eth0["gateway4"].as_str().unwrap().to_string(),
+            )
+        };
+        assert_eq!(
+            gateway_of(&plan.nodes[0]),
+            ("10.240.0.11/25".into(), "10.240.0.1".into())
+        );
+        assert_eq!(
+            gateway_of(&plan.nodes[2]),
+            ("10.240.0.130/25".into(), "10.240.0.129".into())
+        );
+        // The per-host part carries only that host's nodes and network.
+        let b = plan.on_host("test:///b");
+        assert_eq!(b.nodes.len(), 1);
+        assert_eq!(b.networks.keys().collect::<Vec<_>>(), ["test:///b"]);
+    }
+
+    #[test]
+    fn a_node_outside_its_hypervisors_slice_is_refused() {
+        let mut doc = two_hosts();
+        doc.nodes[2].ips = vec!["10.240.0.13".parse().unwrap()];
+        let err = build(&doc, &options()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("nodes[2].ips[0]: 10.240.0.13 is outside"),
+            "{err}"
+        );
     }
 }

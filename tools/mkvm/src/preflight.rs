@@ -31,6 +31,28 @@ pub struct Checked {
     pub types: BTreeMap<String, String>,
 }
 
+impl Checked {
+    /// What preflight found for one hypervisor's part of the plan ([`Plan::on_host`]).
+    pub fn on_host(&self, plan: &Plan, uri: &str) -> Checked {
+        Checked {
+            states: plan
+                .nodes
+                .iter()
+                .zip(&self.states)
+                .filter(|(node, _)| node.uri == uri)
+                .map(|(_, state)| state.clone())
+                .collect(),
+            network_changed: self
+                .network_changed
+                .iter()
+                .filter(|u| *u == uri)
+                .cloned()
+                .collect(),
+            types: self.types.clone(),
+        }
+    }
+}
+
 /// Reads and checks the SSH public key: one `type base64 [comment]` line.
 pub fn read_public_key(path: &Path) -> Result<String, MkvmError> {
     let at = format!("--ssh-key {}", path.display());
@@ -79,8 +101,8 @@ pub fn check(
     for (uri, host) in hosts {
         if network_differs(plan, uri, host)? {
             changed.push(format!(
-                "network {} differs from the document",
-                plan.network.name
+                "network {} on {uri} differs from the document",
+                plan.network_of(uri).name
             ));
             network_changed.insert(uri.clone());
         }
@@ -113,16 +135,17 @@ pub fn check(
 
 /// Whether this cluster's network on `host` differs from the plan; refuses a foreign one.
 fn network_differs(plan: &Plan, uri: &str, host: &Host) -> Result<bool, MkvmError> {
-    let Some(network) = host.network(&plan.network.name)? else {
+    let wanted = plan.network_of(uri);
+    let Some(network) = host.network(&wanted.name)? else {
         return Ok(false);
     };
     match mark::network_mark(&host.network_xml(&network)?) {
-        Some(mark) if mark.cluster == plan.cluster => Ok(mark.spec != plan.network.spec),
+        Some(mark) if mark.cluster == plan.cluster => Ok(mark.spec != wanted.spec),
         _ => Err(MkvmError::preflight(
             "hypervisor.network",
             format!(
                 "network {:?} on {uri} exists and is not mkvm's for cluster {:?}: choose another hypervisor.network or remove it",
-                plan.network.name, plan.cluster
+                wanted.name, plan.cluster
             ),
         )),
     }
@@ -130,9 +153,9 @@ fn network_differs(plan: &Plan, uri: &str, host: &Host) -> Result<bool, MkvmErro
 
 /// Refuses node ranges that overlap another active libvirt network on the host.
 fn refuse_overlaps(plan: &Plan, uri: &str, host: &Host) -> Result<(), MkvmError> {
-    for (other, range) in host.other_network_ranges(&plan.network.name)? {
-        if let Some(ours) = plan
-            .network
+    let wanted = plan.network_of(uri);
+    for (other, range) in host.other_network_ranges(&wanted.name)? {
+        if let Some(ours) = wanted
             .ranges
             .iter()
             .find(|r| r.contains(&range.network()) || range.contains(&r.network()))

@@ -27,13 +27,11 @@ pub struct StatusRow {
 
 /// `mkvm status`: each node's domain as libvirt and the network see it.
 pub fn status(doc: &Document, connect: Option<&str>) -> Result<Vec<StatusRow>, MkvmError> {
-    let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
+    // Every hypervisor at once: one that does not answer is exit 3 naming it.
+    let hosts = crate::open_hosts(&plan::node_uris(doc, connect))?;
     let mut rows = Vec::new();
     for node in &doc.nodes {
         let uri = plan::node_uri(doc, connect, node);
-        if !hosts.contains_key(&uri) {
-            hosts.insert(uri.clone(), Host::open(&uri)?);
-        }
         let host = &hosts[&uri];
         let ip = node.primary_ip();
         let mut row = StatusRow {

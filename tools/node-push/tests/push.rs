@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use node_push::report::Verdict;
-use serde_json::{json, Value};
+use hardway::doc::FileEntry;
+use hardway::{Document, Node, Role};
+use node_push::report::{NodeReport, Report, Verdict};
 use sha2::{Digest, Sha256};
 use testkit::sshd::{self, Sshd, SshdOptions};
 
@@ -21,7 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_node-push");
 /// every sshd, and a destination root per node.
 struct World {
     tmp: tempfile::TempDir,
-    doc: Value,
+    doc: Document,
 }
 
 impl World {
@@ -33,19 +34,15 @@ impl World {
             .unwrap();
         fs::create_dir_all(tmp.path().join("out")).unwrap();
         sshd::keygen(&tmp.path().join("id_ed25519"), "node-push-test");
-        let fixture = testkit::workspace_root().join("tests/fixtures/lab.json");
-        let mut doc: Value = serde_json::from_str(&fs::read_to_string(fixture).unwrap()).unwrap();
-        let all = doc["nodes"].as_array().unwrap().clone();
-        doc["nodes"] = Value::Array(
-            nodes
-                .iter()
-                .map(|name| {
-                    let mut node = all[0].clone();
-                    node["name"] = json!(name);
-                    node
-                })
-                .collect(),
-        );
+        let mut doc = testkit::fixture_document("lab.json");
+        let template = doc.nodes[0].clone();
+        doc.nodes = nodes
+            .iter()
+            .map(|name| Node {
+                name: name.to_string(),
+                ..template.clone()
+            })
+            .collect();
         World { tmp, doc }
     }
 
@@ -77,22 +74,24 @@ impl World {
         fs::write(&local, content).unwrap();
         let dest = self.dest(node, dest).display().to_string();
         let sha = hex::encode(Sha256::digest(content));
-        let files = self.node_mut(node)["files"].as_array_mut().unwrap();
-        files.retain(|f| f["src"] != src);
-        files.push(json!({"src": src, "dest": dest, "mode": mode, "owner": owner, "sha256": sha}));
+        let files = &mut self.node_mut(node).files;
+        files.retain(|f| f.src != src);
+        files.push(FileEntry {
+            src: src.into(),
+            dest,
+            mode: mode.into(),
+            owner: owner.into(),
+            sha256: sha,
+            extra: Default::default(),
+        });
     }
 
     fn services(&mut self, node: &str, services: &[&str]) {
-        self.node_mut(node)["services"] = json!(services);
+        self.node_mut(node).services = services.iter().map(|s| s.to_string()).collect();
     }
 
-    fn node_mut(&mut self, node: &str) -> &mut Value {
-        self.doc["nodes"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|n| n["name"] == node)
-            .unwrap()
+    fn node_mut(&mut self, node: &str) -> &mut Node {
+        self.doc.nodes.iter_mut().find(|n| n.name == node).unwrap()
     }
 
     fn doc_text(&self) -> String {
@@ -161,7 +160,7 @@ impl World {
     }
 
     /// Runs with `--report FILE` and returns the output and the parsed report.
-    fn run_report(&self, args: &[String]) -> (Output, Value) {
+    fn run_report(&self, args: &[String]) -> (Output, Report) {
         let report = self.path("report.json");
         let _ = fs::remove_file(&report);
         let mut args = args.to_vec();
@@ -173,26 +172,28 @@ impl World {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-        (out, serde_json::from_str(&text).unwrap())
+        (out, parse_report(&text))
     }
 }
 
-fn node<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {report}"))
+/// The report as node-push's own type reads it: `deny_unknown_fields` makes its shape the
+/// contract.
+fn parse_report(text: &str) -> Report {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not a report ({e}): {text}"))
 }
 
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
+/// stdout as the document the next tool reads.
+fn printed_document(out: &Output) -> Document {
+    let text = std::str::from_utf8(&out.stdout).expect("stdout is UTF-8");
+    hardway::doc::parse(text, "node-push's stdout").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn node<'a>(report: &'a Report, name: &str) -> &'a NodeReport {
+    report
+        .nodes
         .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
+        .find(|n| n.node == name)
+        .unwrap_or_else(|| panic!("no {name} in {report:?}"))
 }
 
 /// The stub systemctl's calls that change something: without the `is-active` queries of the
@@ -255,13 +256,12 @@ fn installs_files_then_a_second_run_changes_nothing() {
         sshd.log()
     );
     // stdout is the document, untouched, for the pipeline.
-    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed, w.doc);
+    assert_eq!(printed_document(&out), w.doc);
     let n = node(&report, "node-1");
-    assert_eq!(n["ok"], true);
-    assert_eq!(n["files_changed"].as_array().unwrap().len(), 3);
-    assert_eq!(n["host_key"], sshd.host_fingerprint());
-    assert_eq!(n["host_key_recorded"], true);
+    assert!(n.ok);
+    assert_eq!(n.files_changed.len(), 3);
+    assert_eq!(n.host_key, Some(sshd.host_fingerprint()));
+    assert!(n.host_key_recorded);
 
     let cert = w.dest("node-1", "etc/etcd/etcd.pem");
     let key = w.dest("node-1", "etc/etcd/private/etcd-key.pem");
@@ -291,9 +291,9 @@ fn installs_files_then_a_second_run_changes_nothing() {
             "enable --now kubelet.service"
         ]
     );
-    assert_eq!(n["daemon_reload"], true);
-    assert_eq!(strings(&n["services_restarted"]), ["etcd.service"]);
-    assert_eq!(strings(&n["services_started"]), ["kubelet.service"]);
+    assert!(n.daemon_reload);
+    assert_eq!(n.services_restarted, ["etcd.service"]);
+    assert_eq!(n.services_started, ["kubelet.service"]);
     // --accept-new recorded exactly the line OpenSSH would have.
     assert_eq!(
         fs::read_to_string(w.known_hosts()).unwrap().trim(),
@@ -308,10 +308,10 @@ fn installs_files_then_a_second_run_changes_nothing() {
     let (out, report) = w.run_report(&again);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let n = node(&report, "node-1");
-    assert!(n["files_changed"].as_array().unwrap().is_empty(), "{n}");
-    assert_eq!(n["files_unchanged"].as_array().unwrap().len(), 3);
-    assert_eq!(n["bytes_uploaded"], 0);
-    assert_eq!(n["host_key_recorded"], false);
+    assert!(n.files_changed.is_empty(), "{n:?}");
+    assert_eq!(n.files_unchanged.len(), 3);
+    assert_eq!(n.bytes_uploaded, 0);
+    assert!(!n.host_key_recorded);
     let after = fs::metadata(&cert).unwrap();
     assert_eq!(
         (before.ino(), before.mtime_nsec()),
@@ -326,10 +326,7 @@ fn installs_files_then_a_second_run_changes_nothing() {
     // Without --no-start a clean run only re-asserts enable --now (a no-op in systemd).
     let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(node(&report, "node-1")["services_restarted"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(node(&report, "node-1").services_restarted.is_empty());
     assert_eq!(
         changes(&sshd)[calls_before..],
         ["enable --now etcd.service", "enable --now kubelet.service"]
@@ -349,10 +346,10 @@ fn installs_files_then_a_second_run_changes_nothing() {
     dry.push("--dry-run".into());
     let (out, report) = w.run_report(&dry);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(report["dry_run"], true);
+    assert!(report.dry_run);
     let n = node(&report, "node-1");
-    assert_eq!(strings(&n["files_changed"]), [cert.display().to_string()]);
-    assert_eq!(strings(&n["services_restarted"]), ["etcd.service"]);
+    assert_eq!(n.files_changed, [cert.display().to_string()]);
+    assert_eq!(n.services_restarted, ["etcd.service"]);
     assert_eq!(fs::read(&cert).unwrap(), b"CERT v1\n");
     assert_eq!(changes(&sshd).len(), calls_before);
 
@@ -360,8 +357,8 @@ fn installs_files_then_a_second_run_changes_nothing() {
     let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let n = node(&report, "node-1");
-    assert_eq!(strings(&n["files_changed"]), [cert.display().to_string()]);
-    assert_eq!(n["bytes_uploaded"], 8);
+    assert_eq!(n.files_changed, [cert.display().to_string()]);
+    assert_eq!(n.bytes_uploaded, 8);
     assert_eq!(fs::read(&cert).unwrap(), b"CERT v2\n");
     assert_eq!(
         changes(&sshd)[calls_before..],
@@ -377,8 +374,8 @@ fn installs_files_then_a_second_run_changes_nothing() {
     let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let n = node(&report, "node-1");
-    assert_eq!(strings(&n["files_changed"]), [key.display().to_string()]);
-    assert_eq!(n["bytes_uploaded"], 0);
+    assert_eq!(n.files_changed, [key.display().to_string()]);
+    assert_eq!(n.bytes_uploaded, 0);
     assert_eq!(
         fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
         0o600
@@ -412,7 +409,7 @@ fn a_changed_unit_reloads_systemd_before_starting_in_order() {
     args.push("--accept-new".into());
     let (out, report) = w.run_report(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(node(&report, "node-1")["daemon_reload"], true);
+    assert!(node(&report, "node-1").daemon_reload);
     assert_eq!(
         changes(&sshd),
         [
@@ -451,10 +448,10 @@ fn a_changed_host_key_is_refused_and_nothing_is_written() {
     let (out, report) = w.run_report(&args);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "no document on failure");
-    let error = node(&report, "node-1")["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = node(&report, "node-1")
+        .error
+        .clone()
+        .expect("the node failed with an error");
     assert!(error.contains("HOST KEY CHANGED"), "{error}");
     assert!(error.contains(&sshd.host_fingerprint()), "{error}");
     assert!(
@@ -476,10 +473,10 @@ fn a_changed_host_key_is_refused_and_nothing_is_written() {
     fs::write(w.known_hosts(), "").unwrap();
     let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
     assert_eq!(out.status.code(), Some(3));
-    let error = node(&report, "node-1")["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = node(&report, "node-1")
+        .error
+        .clone()
+        .expect("the node failed with an error");
     assert!(error.contains("unknown host key"), "{error}");
     assert!(error.contains(&sshd.host_fingerprint()), "{error}");
     assert_eq!(fs::read_to_string(w.known_hosts()).unwrap(), "");
@@ -511,7 +508,7 @@ fn a_hashed_known_hosts_entry_is_accepted() {
     );
     let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(node(&report, "node-1")["host_key_recorded"], false);
+    assert!(!node(&report, "node-1").host_key_recorded);
     assert_eq!(fs::read(w.dest("node-1", "etc/a.txt")).unwrap(), b"A\n");
 }
 
@@ -627,7 +624,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_the_next_run_completes_it() {
 
     let (out, report) = w.run_report(&w.args(&[("node-1", &sshd)]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(node(&report, "node-1")["bytes_uploaded"], big.len() as u64);
+    assert_eq!(node(&report, "node-1").bytes_uploaded, big.len() as u64);
     assert!(fs::read(&dest).unwrap() == big, "the new file landed whole");
     assert!(!temp.exists());
 }
@@ -636,7 +633,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_the_next_run_completes_it() {
 #[test]
 fn only_and_roles_select_nodes() {
     let mut w = World::new(&["node-1", "node-2", "node-3"]);
-    w.node_mut("node-3")["roles"] = json!(["lb"]);
+    w.node_mut("node-3").roles = vec![Role::Lb];
     let sshd = w.sshd();
     for n in ["node-1", "node-2", "node-3"] {
         w.file(
@@ -654,7 +651,8 @@ fn only_and_roles_select_nodes() {
     only.extend(["--only".into(), "node-2".into()]);
     let (out, report) = w.run_report(&only);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(report["nodes"].as_array().unwrap().len(), 1);
+    let pushed: Vec<&str> = report.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(pushed, ["node-2"]);
     assert!(w.dest("node-2", "etc/motd").exists());
     assert!(!w.dest("node-1", "etc/motd").exists());
 
@@ -662,7 +660,8 @@ fn only_and_roles_select_nodes() {
     roles.extend(["--roles".into(), "lb".into()]);
     let (out, report) = w.run_report(&roles);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(report["nodes"][0]["node"], "node-3");
+    let pushed: Vec<&str> = report.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(pushed, ["node-3"]);
     assert!(!w.dest("node-1", "etc/motd").exists());
 
     // Three nodes behind one sshd, pushed at once to an empty known_hosts: its key is
@@ -691,8 +690,8 @@ fn only_and_roles_select_nodes() {
     to_fifo.extend(["--report".into(), fifo.display().to_string()]);
     let out = w.run(&to_fifo);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
-    assert_eq!(report["nodes"].as_array().unwrap().len(), 3);
+    let report = parse_report(&reader.join().unwrap());
+    assert_eq!(report.nodes.len(), 3);
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
 
     // `--report -` puts the report on stdout instead of the document.
@@ -700,8 +699,8 @@ fn only_and_roles_select_nodes() {
     to_stdout.extend(["--report".into(), "-".into()]);
     let out = w.run(&to_stdout);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["nodes"].as_array().unwrap().len(), 3);
+    let report = parse_report(std::str::from_utf8(&out.stdout).unwrap());
+    assert_eq!(report.nodes.len(), 3);
 }
 
 /// Bad input exits 2 with one line on stderr, nothing on stdout, and contacts no host.
@@ -728,7 +727,7 @@ fn bad_input_exits_2_before_any_connection() {
         ),
         (
             vec![],
-            Box::new(|w| w.node_mut("node-1")["files"][0]["dest"] = json!("relative/path")),
+            Box::new(|w| w.node_mut("node-1").files[0].dest = "relative/path".into()),
             "nodes[0].files[0].dest",
         ),
         (
@@ -766,7 +765,7 @@ fn bad_input_exits_2_before_any_connection() {
 fn logs_in_with_the_agent_at_the_first_ip_on_port() {
     let mut w = World::new(&["node-1"]);
     let sshd = w.sshd();
-    w.node_mut("node-1")["ips"] = json!(["127.0.0.1"]);
+    w.node_mut("node-1").ips = vec!["127.0.0.1".parse().unwrap()];
     w.file("node-1", "a.txt", "etc/a.txt", "0600", "root:root", b"A\n");
     let home = w.path("home");
     fs::create_dir_all(&home).unwrap();
@@ -922,11 +921,11 @@ fn workers_restart_in_batches_after_the_control_plane_one_node_at_a_time() {
     let write_units = |w: &mut World, version: &str| {
         for name in names {
             let role = if name.starts_with("cp") {
-                "controller"
+                Role::Controller
             } else {
-                "worker"
+                Role::Worker
             };
-            w.node_mut(name)["roles"] = json!([role]);
+            w.node_mut(name).roles = vec![role];
             let unit = format!("[Service]\nExecStart=/bin/true {version}\n");
             w.file(
                 name,
@@ -955,11 +954,9 @@ fn workers_restart_in_batches_after_the_control_plane_one_node_at_a_time() {
 
     let (out, report) = w.run_report(&gated);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is the document");
-    assert_eq!(printed, w.doc);
+    assert_eq!(printed_document(&out), w.doc);
     assert!(stderr(&out).contains("GATE-STDOUT"), "{}", stderr(&out));
-    let report: node_push::report::Report = serde_json::from_value(report).unwrap();
-    let waves = |report: &node_push::report::Report| -> Vec<(String, usize, Verdict)> {
+    let waves = |report: &Report| -> Vec<(String, usize, Verdict)> {
         report
             .nodes
             .iter()
@@ -1007,7 +1004,6 @@ fn workers_restart_in_batches_after_the_control_plane_one_node_at_a_time() {
     dry.push("--dry-run".into());
     let (out, report) = w.run_report(&dry);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: node_push::report::Report = serde_json::from_value(report).unwrap();
     assert_eq!(waves(&report), expect(Verdict::NotRun));
     assert_eq!(fs::read_to_string(&gate_log).unwrap().lines().count(), 5);
     let restarts_now = changes(&sshd)
@@ -1019,7 +1015,6 @@ fn workers_restart_in_batches_after_the_control_plane_one_node_at_a_time() {
     // No --between: the same order, the verdict says no gate was given.
     let (out, report) = w.run_report(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: node_push::report::Report = serde_json::from_value(report).unwrap();
     assert_eq!(waves(&report), expect(Verdict::NotGiven));
     assert_eq!(fs::read_to_string(&gate_log).unwrap().lines().count(), 5);
 }

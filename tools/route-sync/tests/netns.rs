@@ -9,31 +9,134 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::net::IpAddr;
+
+use hardway::{Document, Node};
+use ipnet::IpNet;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use testkit::netns::{Lab, Netns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_route-sync");
 
-/// The report route-sync prints, parsed strictly so a renamed key fails the test.
+/// The report route-sync prints (`route_sync::plan::Plan`, which serializes only: it holds
+/// kernel state and `&'static str`s), parsed strictly so a renamed, added or dropped key fails
+/// the test. serde cannot deny unknown fields through `flatten`, so the flattened entries spell
+/// their fields out.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Report {
-    added: Vec<Value>,
-    replaced: Vec<Value>,
-    removed: Vec<Value>,
+    added: Vec<RouteEntry>,
+    replaced: Vec<ReplacedEntry>,
+    removed: Vec<RemovedEntry>,
     unchanged: usize,
-    conflicts: Vec<Value>,
+    conflicts: Vec<ConflictEntry>,
     nexthops: NexthopReport,
+}
+
+/// A route route-sync adds; `nexthop` is the id of the node's nexthop object it names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // every field is read by the shape check; not every one by an assert
+struct RouteEntry {
+    dst: IpNet,
+    gateway: IpAddr,
+    dev: String,
+    node: String,
+    nexthop: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ReplacedEntry {
+    dst: IpNet,
+    gateway: IpAddr,
+    dev: String,
+    node: String,
+    nexthop: Option<u32>,
+    was: HopEntry,
+}
+
+/// Where a kernel route or nexthop pointed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct HopEntry {
+    gateway: Option<IpAddr>,
+    dev: Option<String>,
+    nexthop: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RemovedEntry {
+    dst: IpNet,
+    gateway: Option<IpAddr>,
+    dev: Option<String>,
+    nexthop: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ConflictEntry {
+    dst: IpNet,
+    node: String,
+    gateway: IpAddr,
+    foreign: ForeignEntry,
+}
+
+/// The other protocol's route that holds a prefix.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ForeignEntry {
+    proto: u8,
+    proto_name: Option<String>,
+    gateway: Option<IpAddr>,
+    dev: Option<String>,
+    nexthop: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NexthopReport {
-    added: Vec<Value>,
-    replaced: Vec<Value>,
-    removed: Vec<Value>,
+    added: Vec<NexthopEntry>,
+    replaced: Vec<NexthopReplacedEntry>,
+    removed: Vec<NexthopRemovedEntry>,
     unchanged: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct NexthopEntry {
+    id: u32,
+    gateway: IpAddr,
+    dev: String,
+    node: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct NexthopReplacedEntry {
+    id: u32,
+    gateway: IpAddr,
+    dev: String,
+    node: String,
+    was: HopEntry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct NexthopRemovedEntry {
+    id: u32,
+    gateway: Option<IpAddr>,
+    dev: Option<String>,
+    nexthop: Option<u32>,
 }
 
 impl Report {
@@ -59,29 +162,34 @@ const FIRST_ID: u32 = 0xC800_0000;
 struct N<'a>(&'a str, &'a [&'a str], &'a [&'a str]);
 
 /// A cluster document in the shape of tests/fixtures/lab.json with these nodes.
-fn document(nodes: &[N]) -> Value {
-    let text =
-        std::fs::read_to_string(testkit::workspace_root().join("tests/fixtures/lab.json")).unwrap();
-    let mut doc: Value = serde_json::from_str(&text).unwrap();
-    let template = doc["nodes"][0].clone();
-    doc["cluster"]["networks"]["pod"] = json!(["10.200.0.0/16", "fd00:10:200::/56"]);
-    doc["cluster"]["networks"]["pod_prefix"] = json!([24, 64]);
-    doc["nodes"] = nodes
+fn document(nodes: &[N]) -> Document {
+    let mut doc = testkit::fixture_document("lab.json");
+    let template = doc.nodes[0].clone();
+    doc.cluster.networks.pod = nets(&["10.200.0.0/16", "fd00:10:200::/56"]);
+    doc.cluster.networks.pod_prefix = vec![24, 64];
+    doc.nodes = nodes
         .iter()
-        .map(|N(name, ips, cidrs)| {
-            let mut node = template.clone();
-            node["name"] = json!(name);
-            node["fqdn"] = json!(format!("{name}.example.com"));
-            node["ips"] = json!(ips);
-            node["pod_cidrs"] = json!(cidrs);
-            node
+        .map(|N(name, ips, cidrs)| Node {
+            name: name.to_string(),
+            fqdn: Some(format!("{name}.example.com")),
+            ips: addrs(ips),
+            pod_cidrs: nets(cidrs),
+            ..template.clone()
         })
         .collect();
     doc
 }
 
+fn addrs(text: &[&str]) -> Vec<IpAddr> {
+    text.iter().map(|t| t.parse().unwrap()).collect()
+}
+
+fn nets(text: &[&str]) -> Vec<IpNet> {
+    text.iter().map(|t| t.parse().unwrap()).collect()
+}
+
 /// Writes a document into `dir` and returns its path.
-fn write_doc(dir: &Path, name: &str, doc: &Value) -> String {
+fn write_doc(dir: &Path, name: &str, doc: &Document) -> String {
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_string_pretty(doc).unwrap()).unwrap();
     path.to_string_lossy().into_owned()
@@ -285,7 +393,7 @@ impl Drop for Monitor {
 
 /// The three-node lab of the issue: a host bridge, three nodes with an IPv4 and an IPv6
 /// address, each with a pod bridge holding the first address of its pod CIDRs.
-fn three_node_lab() -> (Lab, Value) {
+fn three_node_lab() -> (Lab, Document) {
     let lab = Lab::builder("rs")
         .host_bridge(&["10.240.0.1/24", "fd00:240::1/64"])
         .node("n1", &["10.240.0.11/24", "fd00:240::11/64"])
@@ -409,7 +517,7 @@ fn pods_reach_each_other_and_the_host_reaches_all_both_families() {
 /// per family, and every route of n2's follows without a request of its own. The host runs with
 /// net.ipv4.nexthop_compat_mode=0 (it covers IPv6 too), so the kernel does not re-announce the
 /// routes that follow a replaced nexthop and `ip monitor` shows exactly what route-sync wrote.
-fn move_n2_and_watch_its_routes_follow(lab: &Lab, doc: &Value, dir: &Path) {
+fn move_n2_and_watch_its_routes_follow(lab: &Lab, doc: &Document, dir: &Path) {
     let n2 = lab.node("n2");
     // Old first: deleting a primary IPv4 address takes its secondaries with it.
     n2.ip(&["addr", "del", "10.240.0.12/24", "dev", Lab::NODE_DEV]);
@@ -417,7 +525,7 @@ fn move_n2_and_watch_its_routes_follow(lab: &Lab, doc: &Value, dir: &Path) {
     n2.add_addr(Lab::NODE_DEV, "10.240.0.22/24");
     n2.add_addr(Lab::NODE_DEV, "fd00:240::22/64");
     let mut moved = doc.clone();
-    moved["nodes"][1]["ips"] = json!(["10.240.0.22", "fd00:240::22"]);
+    moved.nodes[1].ips = addrs(&["10.240.0.22", "fd00:240::22"]);
     let file = write_doc(dir, "moved.json", &moved);
     let before = named_routes(&lab.host);
 
@@ -427,7 +535,10 @@ fn move_n2_and_watch_its_routes_follow(lab: &Lab, doc: &Value, dir: &Path) {
     let seen = monitor.stop();
     assert_eq!(r.route_changes(), 0, "{r:?}");
     assert_eq!(r.nexthops.replaced.len(), 2, "{r:?}");
-    assert_eq!(r.nexthops.replaced[0]["was"]["gateway"], "10.240.0.12");
+    assert_eq!(
+        r.nexthops.replaced[0].was.gateway,
+        Some("10.240.0.12".parse().unwrap())
+    );
     let nexthop_events = seen.iter().filter(|l| l.starts_with("id ")).count();
     let route_events: Vec<&String> = seen.iter().filter(|l| !l.starts_with("id ")).collect();
     assert_eq!(nexthop_events, 2, "one replace per family: {seen:?}");
@@ -605,14 +716,10 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(r.added.len(), 4, "{r:?}");
-    let conflicts: BTreeSet<&str> = r
-        .conflicts
-        .iter()
-        .map(|c| c["dst"].as_str().unwrap())
-        .collect();
+    let conflicts: BTreeSet<IpNet> = r.conflicts.iter().map(|c| c.dst).collect();
     assert_eq!(
         conflicts,
-        BTreeSet::from(["10.200.3.0/24", "fd00:10:200:2::/64"])
+        BTreeSet::from_iter(nets(&["10.200.3.0/24", "fd00:10:200:2::/64"]))
     );
     assert!(
         stderr(&out).contains("conflict: 10.200.3.0/24"),
@@ -646,34 +753,26 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
     ]);
     let file = write_doc(dir.path(), "b.json", &doc);
     let r = sync_expect(&ns, &["--host", "-f", &file], 1);
-    let removed: BTreeSet<&str> = r
-        .removed
-        .iter()
-        .map(|c| c["dst"].as_str().unwrap())
-        .collect();
+    let removed: BTreeSet<IpNet> = r.removed.iter().map(|c| c.dst).collect();
     assert_eq!(
         removed,
-        BTreeSet::from(["10.200.1.0/24", "fd00:10:200:1::/64"]),
+        BTreeSet::from_iter(nets(&["10.200.1.0/24", "fd00:10:200:1::/64"])),
         "{r:?}"
     );
     // A moved node is its nexthop replaced: the routes stay as they are and follow it.
     assert_eq!((r.added.len(), r.replaced.len()), (0, 0), "{r:?}");
-    let moved: Vec<(&str, &str)> = r
+    let moved: Vec<(IpAddr, Option<IpAddr>)> = r
         .nexthops
         .replaced
         .iter()
-        .map(|n| {
-            (
-                n["gateway"].as_str().unwrap(),
-                n["was"]["gateway"].as_str().unwrap(),
-            )
-        })
+        .map(|n| (n.gateway, n.was.gateway))
         .collect();
+    let ip = |text: &str| text.parse::<IpAddr>().unwrap();
     assert_eq!(
         moved,
         [
-            ("10.240.0.22", "10.240.0.12"),
-            ("fd00:240::23", "fd00:240::13")
+            (ip("10.240.0.22"), Some(ip("10.240.0.12"))),
+            (ip("fd00:240::23"), Some(ip("fd00:240::13")))
         ]
     );
     // n1's two nexthops go with its routes. (None was made for the prefixes the foreign routes
@@ -702,9 +801,9 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
     ns.ip(&["route", "del", "10.200.3.0/24", "proto", "static"]);
     let r = sync_expect(&ns, &["--host", "-f", &file], 1);
     assert_eq!(r.added.len(), 1);
-    assert_eq!(r.added[0]["dst"], "10.200.3.0/24");
+    assert_eq!(r.added[0].dst, nets(&["10.200.3.0/24"])[0]);
     assert_eq!(r.nexthops.added.len(), 1, "{r:?}");
-    assert_eq!(r.added[0]["nexthop"], r.nexthops.added[0]["id"]);
+    assert_eq!(r.added[0].nexthop, Some(r.nexthops.added[0].id));
     assert_eq!(r.conflicts.len(), 1);
     assert_eq!(foreign_nexthops(&ns), foreign_nexthops_before);
 }
@@ -775,7 +874,7 @@ fn stdin_document_and_own_table() {
         .stdin
         .take()
         .unwrap()
-        .write_all(doc.to_string().as_bytes())
+        .write_all(serde_json::to_string(&doc).unwrap().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -873,7 +972,7 @@ fn input_errors_exit_2_before_touching_the_kernel() {
 }
 
 /// A document of `n` nodes on 10.240.0.0/16, pod CIDRs 10.(100+i/256).(i%256).0/24.
-fn big_document(n: usize) -> (Value, BTreeSet<String>) {
+fn big_document(n: usize) -> (Document, BTreeSet<String>) {
     let mut nodes = Vec::new();
     let mut expected = BTreeSet::new();
     for i in 0..n {
@@ -1179,7 +1278,7 @@ impl Drop for Watcher {
 }
 
 /// Renames `name.new` over `name` in `dir`, as an editor or a pipeline's `mv` replaces a file.
-fn rename_over(dir: &Path, name: &str, doc: &Value) -> String {
+fn rename_over(dir: &Path, name: &str, doc: &Document) -> String {
     let new = format!("{name}.new");
     write_doc(dir, &new, doc);
     std::fs::rename(dir.join(&new), dir.join(name)).unwrap();

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use serde_json::Value;
+use hardway::doc::Cluster;
+use hardway::{Document, Node};
 
 pub fn fixture(name: &str) -> PathBuf {
     testkit::workspace_root().join("tests/fixtures").join(name)
@@ -22,7 +23,7 @@ pub fn bin_dir() -> tempfile::TempDir {
 /// One run of mkunits on a document file.
 pub struct Run {
     pub out: Output,
-    pub doc: Value,
+    pub doc: Document,
 }
 
 pub fn mkunits(doc: &Path, out_dir: &Path, bin: &Path, extra: &[&str]) -> Run {
@@ -42,12 +43,13 @@ pub fn mkunits(doc: &Path, out_dir: &Path, bin: &Path, extra: &[&str]) -> Run {
         "mkunits failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc = serde_json::from_slice(&out.stdout).expect("stdout is a JSON document");
+    let text = std::str::from_utf8(&out.stdout).expect("stdout is UTF-8");
+    let doc = hardway::doc::parse(text, "mkunits' stdout").unwrap_or_else(|e| panic!("{e}"));
     Run { out, doc }
 }
 
 /// Renders `fixture` into a fresh directory; returns (dir guard, out dir, document).
-pub fn render(fixture_name: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf, Value) {
+pub fn render(fixture_name: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf, Document) {
     let tmp = tempfile::tempdir().unwrap();
     let bin = bin_dir();
     let out = tmp.path().join("out");
@@ -55,46 +57,32 @@ pub fn render(fixture_name: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf
     (tmp, out, run.doc)
 }
 
-pub fn node<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("no node {name}"))
+pub fn node<'a>(doc: &'a Document, name: &str) -> &'a Node {
+    doc.node(name).unwrap_or_else(|| panic!("no node {name}"))
 }
 
 /// `(dest, src)` of each of a node's files.
-pub fn files(node: &Value) -> Vec<(String, String)> {
-    node["files"]
-        .as_array()
-        .unwrap()
+pub fn files(node: &Node) -> Vec<(String, String)> {
+    node.files
         .iter()
-        .map(|f| {
-            (
-                f["dest"].as_str().unwrap().to_string(),
-                f["src"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|f| (f.dest.clone(), f.src.clone()))
         .collect()
 }
 
 /// The text of the node's file installed at `dest`.
-pub fn read_dest(out: &Path, node: &Value, dest: &str) -> String {
-    let (_, src) = files(node)
-        .into_iter()
-        .find(|(d, _)| d == dest)
-        .unwrap_or_else(|| panic!("node {} has no file at {dest}", node["name"]));
-    std::fs::read_to_string(out.join(src)).unwrap()
+pub fn read_dest(out: &Path, node: &Node, dest: &str) -> String {
+    std::fs::read_to_string(testkit::node_file(out, node, dest)).unwrap()
 }
 
-pub fn services(node: &Value) -> Vec<String> {
-    node["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
+pub fn services(node: &Node) -> Vec<String> {
+    node.services.clone()
+}
+
+/// Writes `doc` to `dir/name` as a tool would read it; returns the path.
+pub fn write_document(dir: &Path, name: &str, doc: &Document) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string(doc).unwrap()).unwrap();
+    path
 }
 
 /// Every program a unit's ExecStart/ExecStartPre lines run (the `-` prefix removed).
@@ -124,27 +112,26 @@ pub fn exec_start(unit: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_string).collect()
 }
 
-/// A fixture with some `cluster` fields set as mkcluster would have written them, in a file of
-/// its own; returns (dir guard, path).
-pub fn variant(fixture_name: &str, cluster: &[(&str, Value)]) -> (tempfile::TempDir, PathBuf) {
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture(fixture_name)).unwrap()).unwrap();
-    for (key, value) in cluster {
-        doc["cluster"][*key] = value.clone();
-    }
+/// A fixture with its `cluster` changed by `edit` (fields set as mkcluster would have written
+/// them), in a file of its own; returns (dir guard, path).
+pub fn variant(
+    fixture_name: &str,
+    edit: impl FnOnce(&mut Cluster),
+) -> (tempfile::TempDir, PathBuf) {
+    let mut doc = testkit::fixture_document(fixture_name);
+    edit(&mut doc.cluster);
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join(fixture_name);
-    std::fs::write(&path, doc.to_string()).unwrap();
+    let path = write_document(tmp.path(), fixture_name, &doc);
     (tmp, path)
 }
 
 /// Renders a [`variant`] into a fresh directory; returns (dir guard, out dir, document).
 pub fn render_variant(
     fixture_name: &str,
-    cluster: &[(&str, Value)],
+    edit: impl FnOnce(&mut Cluster),
     extra: &[&str],
-) -> (tempfile::TempDir, PathBuf, Value) {
-    let (tmp, input) = variant(fixture_name, cluster);
+) -> (tempfile::TempDir, PathBuf, Document) {
+    let (tmp, input) = variant(fixture_name, edit);
     let bin = bin_dir();
     let out = tmp.path().join("out");
     let run = mkunits(&input, &out, bin.path(), extra);
@@ -152,7 +139,7 @@ pub fn render_variant(
 }
 
 /// The TOML file at `dest` on the node, parsed by the `toml` crate.
-pub fn read_toml(out: &Path, node: &Value, dest: &str) -> toml::Table {
+pub fn read_toml(out: &Path, node: &Node, dest: &str) -> toml::Table {
     let text = read_dest(out, node, dest);
     text.parse::<toml::Table>()
         .unwrap_or_else(|e| panic!("{dest} is not TOML: {e}\n{text}"))
