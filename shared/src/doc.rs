@@ -494,9 +494,7 @@ fn strip_position(message: &str) -> String {
 
 /// The document as the tools print it: pretty JSON, two-space indent, a final newline.
 pub fn to_string(document: &Document) -> String {
-    let mut text = serde_json::to_string_pretty(document).expect("a document always serializes");
-    text.push('\n');
-    text
+    crate::json::to_string_pretty(document)
 }
 
 /// Writes the document to `out` (stdout in the tools) exactly as [`to_string`] renders it, but
@@ -504,7 +502,7 @@ pub fn to_string(document: &Document) -> String {
 /// tens of megabytes.
 pub fn write(document: &Document, out: impl Write) -> Result<(), Error> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-    serde_json::to_writer_pretty(&mut out, document)
+    crate::json::to_writer_pretty(&mut out, document)
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())

@@ -5,8 +5,9 @@
 //! every free-text field for control characters ([`validate::plain_text`]).
 //!
 //! `extra` maps (fields no tool knows: a user's annotations, a newer tool's sections) are not
-//! checked: no tool writes them anywhere but back into the JSON document, where serde escapes
-//! every character, and the one extra field a tool reads (`cluster.controller_vip`) is parsed as
+//! checked: no tool writes them anywhere but back into the JSON document, where
+//! [`crate::json`] escapes every hostile character (serde_json alone leaves DEL, C1 controls and
+//! U+2028/U+2029 raw: the mkunits_render fuzzer found one in a node's copy), and the one extra field a tool reads (`cluster.controller_vip`) is parsed as
 //! an IP address by that tool. Refusing a newline in a user's note would break annotations for
 //! no gain; a newer tool that renders its own section checks it itself.
 

@@ -35,7 +35,5 @@ pub fn print(text: &str) -> Result<(), Error> {
 
 /// Prints a value as pretty JSON with a final newline.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
-    let mut text = serde_json::to_string_pretty(value).expect("reports always serialize");
-    text.push('\n');
-    print(&text)
+    print(&crate::json::to_string_pretty(value))
 }

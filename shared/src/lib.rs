@@ -8,6 +8,7 @@ pub mod duration;
 pub mod error;
 pub mod fsutil;
 pub mod io;
+pub mod json;
 pub mod k8s;
 pub mod paths;
 pub mod table;

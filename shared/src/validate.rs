@@ -71,7 +71,7 @@ pub fn dns_name(name: &str) -> Result<(), String> {
 /// True for a character that ends a line or hides text where people and parsers read it: every
 /// Unicode control (C0 with NUL, CR and LF; DEL; C1 with NEL), the line and paragraph
 /// separators U+2028/U+2029, and the bidirectional embedding, override and isolate controls.
-fn is_hostile_char(c: char) -> bool {
+pub(crate) fn is_hostile_char(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

@@ -6,16 +6,12 @@ use std::collections::BTreeMap;
 use crate::report::{MemberReport, MemberState, Report};
 
 pub fn json(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(report).expect("reports always serialize");
-    text.push('\n');
-    text
+    hardway::json::to_string_pretty(report)
 }
 
 /// One line of JSON, for `--watch` (one object per line).
 pub fn json_line(value: &impl serde::Serialize) -> String {
-    let mut text = serde_json::to_string(value).expect("reports always serialize");
-    text.push('\n');
-    text
+    hardway::json::to_line(value)
 }
 
 fn state_name(state: MemberState) -> &'static str {

@@ -91,9 +91,7 @@ impl Report {
     }
 
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("reports always serialize");
-        text.push('\n');
-        text
+        hardway::json::to_string_pretty(self)
     }
 
     pub fn to_table(&self) -> String {

@@ -272,9 +272,7 @@ pub fn toml(value: &Value, about: &str) -> Vec<u8> {
 
 /// Pretty JSON with a final newline.
 pub fn json(value: &Value) -> Vec<u8> {
-    let mut text = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
-    text.push('\n');
-    text.into_bytes()
+    hardway::json::to_string_pretty(value).into_bytes()
 }
 
 /// Collects one node's files and services as the roles add them.
@@ -592,4 +590,31 @@ pub fn node_document(doc: &Document) -> Vec<u8> {
         extra: Default::default(),
     };
     hardway::doc::to_string(&trimmed).into_bytes()
+}
+
+#[cfg(test)]
+mod node_document_tests {
+    use super::*;
+
+    /// Found by the mkunits_render fuzzer: an unknown key under `cluster` (kept in `extra`, which
+    /// the read-time checks leave alone) holding DEL reached the node's /etc/hardway/cluster.json
+    /// raw. The copy escapes it and still reads back as the same document.
+    #[test]
+    fn a_hostile_character_in_an_extra_key_is_escaped_in_the_node_copy() {
+        let mut doc = testkit::fixture_document("lab.json");
+        doc.cluster
+            .extra
+            .insert("kube_proxy\u{7f}mode".into(), "iptables\u{2028}".into());
+        let copy = String::from_utf8(node_document(&doc)).unwrap();
+        assert!(
+            !copy.chars().any(|c| c == '\u{7f}' || c == '\u{2028}'),
+            "{copy}"
+        );
+        assert!(
+            copy.contains(r#""kube_proxy\u007fmode": "iptables\u2028""#),
+            "{copy}"
+        );
+        let back = hardway::doc::parse(&copy, "copy").unwrap();
+        assert_eq!(back.cluster.extra, doc.cluster.extra);
+    }
 }
