@@ -10,4 +10,5 @@ mod mkcerts_etcd;
 mod mkunits_etcd;
 mod pictures;
 mod pod_network;
+mod rolling_restart;
 mod scripts_lint;

@@ -25,7 +25,6 @@ use sha2::{Digest, Sha256};
 use testkit::etcd_lab::Lab;
 use testkit::sshd::{Sshd, SshdOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_node-push");
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 const UNIT: &str = "etc/systemd/system/etcd.service";
 
@@ -223,7 +222,7 @@ impl World {
     fn push(&self, gate_timeout: u64) -> (Output, Report) {
         let report = self.path("report.json");
         let _ = fs::remove_file(&report);
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(testkit::bin("node-push"));
         command
             .arg("--dir")
             .arg(self.path("out"))
