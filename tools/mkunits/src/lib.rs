@@ -201,7 +201,7 @@ fn checked_previous(matches: &ArgMatches, doc: &Document) -> Result<Option<Docum
     let Some(path) = matches.get_one::<PathBuf>(cli::PREVIOUS) else {
         return Ok(None);
     };
-    let previous = upgrade::read_previous(path)?;
+    let previous = hardway::doc::read_previous(path)?;
     if let Some(previous) = &previous {
         upgrade::check(previous, path, doc)?;
     }

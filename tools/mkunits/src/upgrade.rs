@@ -23,20 +23,6 @@ use hardway::{Document, Error};
 /// The JSON path both versions live at.
 const AT: &str = "cluster.kubernetes_version";
 
-/// The document the running cluster was built from, or `None` when FILE does not exist yet (the
-/// first build), as cidr-alloc's `--previous` treats it, so one command line serves both.
-pub fn read_previous(path: &Path) -> Result<Option<Document>, Error> {
-    let name = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::input(format!("--previous {name}"), e)),
-    };
-    let document = hardway::doc::from_str(&text, &name)?;
-    document.validate()?;
-    Ok(Some(document))
-}
-
 /// Refuses a move from `previous` (the running cluster's document, read from `source`) to
 /// `next` that skips a minor or goes back one: exit 2, one line naming both versions.
 pub fn check(previous: &Document, source: &Path, next: &Document) -> Result<(), Error> {
