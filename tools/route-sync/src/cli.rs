@@ -38,7 +38,7 @@ pub fn command() -> Command {
              CIDRs. Each node gets one nexthop object per family (ip nexthop), and each pod \
              CIDR's route names it (nhid), so a node's new address is one nexthop replace; \
              --no-nexthops, or a kernel without nexthop objects, gives plain routes. It reads \
-             the kernel's routes, nexthops, addresses and links, one dump each on one socket, \
+             the kernel's routes, nexthops, addresses and links, one dump each (the routes on one socket, the rest on another at the same time), \
              diffs them against the document, \
              and adds, replaces (wrong nexthop, gateway or device) and deletes (stale) routes \
              and nexthops, up to 256 requests to a datagram. It owns only the routes that carry its protocol number \
