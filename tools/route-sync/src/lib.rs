@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod document;
+mod edit;
 pub mod error;
 pub mod netlink;
 pub mod nexthops;
@@ -431,13 +432,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-/// The routes the document (from `path`, or stdin) asks for in `scope`; `known` as in
-/// [`document::Document::parse_knowing`].
-pub(crate) fn read_wants(
-    path: Option<&Path>,
-    scope: &Scope,
-    known: &mut document::PodRanges,
-) -> Result<Vec<Want>, Error> {
+/// The routes the document (from `path`, or stdin) asks for in `scope`.
+fn read_wants(path: Option<&Path>, scope: &Scope) -> Result<Vec<Want>, Error> {
     let _span = timing::span("document");
     let (source, text) = {
         let _span = timing::span("read");
@@ -445,7 +441,7 @@ pub(crate) fn read_wants(
     };
     let document = {
         let _span = timing::span("parse");
-        document::Document::parse_knowing(&text, &source, known)?
+        document::Document::parse(&text, &source)?
     };
     plan::wanted(&document, scope)
 }
@@ -460,27 +456,19 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
     }
     let options = Options::from_matches(matches)?;
     if let Some(interval) = options.watch {
-        let wants = read_wants(
-            options.file.as_deref(),
-            &options.scope,
-            &mut Default::default(),
-        )?;
+        let (source, text) = hardway::io::read_input(options.file.as_deref())?;
+        let mut pod_ranges = document::PodRanges::default();
+        let kept = edit::Kept::read(text, &source, &options.scope, &mut pod_ranges)?;
         return runtime()?.block_on(async {
             let mut netlink = Kernel::open()?;
-            watch::watch(&mut netlink, wants, &options, interval).await
+            watch::watch(&mut netlink, (kept, pod_ranges), &options, interval).await
         });
     }
     // The document is read and parsed on a second thread while the kernel's tables are dumped
     // (both take about as long with 10,000 nodes). The dump only reads; a bad document still
     // ends the run (exit 2) before anything is written.
     std::thread::scope(|scope| {
-        let reader = scope.spawn(|| {
-            read_wants(
-                options.file.as_deref(),
-                &options.scope,
-                &mut Default::default(),
-            )
-        });
+        let reader = scope.spawn(|| read_wants(options.file.as_deref(), &options.scope));
         let dumped = Kernel::open().and_then(|mut netlink| {
             let _span = timing::span("dump");
             let kernel = netlink.snapshot(options.owner.table)?;

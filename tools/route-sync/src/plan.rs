@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::document::Document;
+use crate::document::{Document, Node};
 use crate::error::Error;
 use crate::nexthops::{self, KernelNexthop, NexthopChanges, NexthopMode};
 
@@ -256,37 +256,10 @@ pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
         }
     }
     let mut all: Vec<(IpNet, usize, usize)> = Vec::with_capacity(doc.nodes.len() * 2);
-    let mut wants = Vec::new();
+    let mut wants = Vec::with_capacity(doc.nodes.len());
     for (i, node) in doc.nodes.iter().enumerate() {
-        for (j, cidr) in node.pod_cidrs.iter().enumerate() {
-            let at = || format!("nodes[{i}].pod_cidrs[{j}]");
-            if cidr.trunc() != *cidr {
-                return Err(Error::invalid(
-                    at(),
-                    format!("{cidr} has host bits set; the network is {}", cidr.trunc()),
-                ));
-            }
-            all.push((*cidr, i, j));
-            if matches!(scope, Scope::Node(me) if *me == node.name) {
-                continue;
-            }
-            let v6 = cidr.addr().is_ipv6();
-            let gateway = node.ip_of_family(v6).ok_or_else(|| {
-                Error::invalid(
-                    format!("nodes[{i}].ips"),
-                    format!(
-                        "node {:?} has no {} address to route its pod CIDR {cidr} via",
-                        node.name,
-                        hardway::validate::family(v6)
-                    ),
-                )
-            })?;
-            wants.push(Want {
-                dst: *cidr,
-                gateway,
-                node: node.name.to_string(),
-            });
-        }
+        all.extend(node.pod_cidrs.iter().enumerate().map(|(j, c)| (*c, i, j)));
+        node_wants(i, node, scope, &mut wants)?;
     }
     // Each pod CIDR once; sorting finds duplicates without hashing 10,000 keys.
     all.sort_unstable();
@@ -302,6 +275,47 @@ pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
     }
     wants.sort_by_key(|w| w.dst);
     Ok(wants)
+}
+
+/// The routes to node `i`'s pod CIDRs that `scope` asks for, pushed onto `wants`: the checks
+/// and the gateways of one node, the part of [`wanted`] that needs no other node (a `--watch`
+/// pass that finds one node edited calls it for that node only, see edit.rs). Checks that
+/// each pod CIDR is a network address with a node address of its family to route via.
+pub fn node_wants(
+    i: usize,
+    node: &Node,
+    scope: &Scope,
+    wants: &mut Vec<Want>,
+) -> Result<(), Error> {
+    for (j, cidr) in node.pod_cidrs.iter().enumerate() {
+        let at = || format!("nodes[{i}].pod_cidrs[{j}]");
+        if cidr.trunc() != *cidr {
+            return Err(Error::invalid(
+                at(),
+                format!("{cidr} has host bits set; the network is {}", cidr.trunc()),
+            ));
+        }
+        if matches!(scope, Scope::Node(me) if *me == node.name) {
+            continue;
+        }
+        let v6 = cidr.addr().is_ipv6();
+        let gateway = node.ip_of_family(v6).ok_or_else(|| {
+            Error::invalid(
+                format!("nodes[{i}].ips"),
+                format!(
+                    "node {:?} has no {} address to route its pod CIDR {cidr} via",
+                    node.name,
+                    hardway::validate::family(v6)
+                ),
+            )
+        })?;
+        wants.push(Want {
+            dst: *cidr,
+            gateway,
+            node: node.name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The interface whose connected subnet holds `gateway`: the longest matching prefix, then the

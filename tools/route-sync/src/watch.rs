@@ -28,8 +28,9 @@ use rustix::fs::inotify;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::document::PodRanges;
+use crate::edit::Kept;
 use crate::netlink::Kernel;
-use crate::plan::{Plan, Snapshot, Want};
+use crate::plan::{Plan, Scope, Snapshot};
 use crate::{log_pass, print_report, timing, Error, Options, TOOL};
 use hardway::Exit;
 
@@ -69,20 +70,22 @@ impl Refresh {
 
 /// What the loop keeps between passes.
 struct State {
-    wants: Vec<Want>,
+    /// The last good document and the routes it asks for.
+    document: Kept,
     /// The kernel's tables as route-sync last saw or left them; `None`: dump before planning.
     kernel: Option<Snapshot>,
-    /// The last good document's pod CIDRs, checked.
+    /// The pod CIDRs of the last document read in full, checked.
     pod_ranges: PodRanges,
     last_printed: Option<Plan>,
 }
 
 /// Runs until SIGINT or SIGTERM: a pass now, then one per event and every `interval`. Errors
 /// are logged and retried on the next pass: a link that is down now may be up in a minute.
-/// Prints a report for each pass that changed something or found conflicts.
+/// Prints a report for each pass that changed something or found conflicts. `document` and
+/// `pod_ranges` are from the document's first read.
 pub async fn watch(
     netlink: &mut Kernel,
-    wants: Vec<Want>,
+    (document, pod_ranges): (Kept, PodRanges),
     options: &Options,
     interval: Duration,
 ) -> Result<Exit, Error> {
@@ -101,12 +104,12 @@ pub async fn watch(
             source,
         })?;
     let mut state = State {
-        wants,
+        document,
         kernel: None,
-        pod_ranges: PodRanges::default(),
+        pod_ranges,
         last_printed: None,
     };
-    // The first pass reads the document again, to know its checked pod CIDRs.
+    // The first pass reads the document again: it may have changed since.
     let mut refresh = Refresh::ALL;
     loop {
         state.pass(netlink, options, file, refresh)?;
@@ -147,9 +150,8 @@ impl State {
     ) -> Result<(), Error> {
         let _span = timing::span("pass");
         if let (true, Some(path)) = (refresh.read, file) {
-            match crate::read_wants(Some(path), &options.scope, &mut self.pod_ranges) {
-                Ok(wants) => self.wants = wants,
-                Err(e) => log_error("keeping the last good document", &e),
+            if let Err(e) = self.read(path, &options.scope) {
+                log_error("keeping the last good document", &e);
             }
         }
         if refresh.dump {
@@ -171,6 +173,23 @@ impl State {
         Ok(())
     }
 
+    /// Reads the document at `path`: as an edit of one node of the last good one if it is one
+    /// (edit.rs), else in full.
+    fn read(&mut self, path: &Path, scope: &Scope) -> Result<(), Error> {
+        let _span = timing::span("document");
+        let (source, text) = {
+            let _span = timing::span("read");
+            hardway::io::read_input(Some(path))?
+        };
+        let edit = timing::span("edit");
+        let Err(text) = self.document.apply_edit(text, scope) else {
+            return Ok(());
+        };
+        drop(edit);
+        self.document = Kept::read(text, &source, scope, &mut self.pod_ranges)?;
+        Ok(())
+    }
+
     /// Plans against the kept tables (dumping them first if there are none) and applies.
     fn sync(&mut self, netlink: &mut Kernel, options: &Options) -> Result<Plan, Error> {
         let mut kernel = match self.kernel.take() {
@@ -181,7 +200,7 @@ impl State {
             }
         };
         // On an error the tables are unknown (a request may have failed half way): dump again.
-        let plan = crate::reconcile(&self.wants, &kernel, options, netlink)?;
+        let plan = crate::reconcile(&self.document.wants, &kernel, options, netlink)?;
         if !options.dry_run {
             kernel.record(&plan, options.owner);
         }
