@@ -14,8 +14,9 @@
 //! routes already name, then (after a run was killed between making nexthops and routes) an
 //! unclaimed one of ours with the same gateway and device, and only then a fresh id.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::net::IpAddr;
+use std::ops::Range;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -110,37 +111,93 @@ impl NexthopChanges {
     }
 }
 
+/// route-sync's nexthops (its protocol, ids in its range), sorted by id and found by binary
+/// search in a list of their ids alone. With 10,000 nodes, hash tables built afresh on every
+/// run cost more than searching (each probe a cache miss into new memory), and a no-op run is
+/// mostly such lookups.
+struct Ours<'k> {
+    nexthops: Vec<&'k KernelNexthop>,
+    ids: Vec<u32>,
+}
+
+impl<'k> Ours<'k> {
+    fn new(all: &'k [KernelNexthop], owner: Owner, ids: NexthopIds) -> Ours<'k> {
+        let mut nexthops: Vec<&KernelNexthop> = all
+            .iter()
+            .filter(|n| n.proto == owner.proto && ids.contains(n.id))
+            .collect();
+        nexthops.sort_unstable_by_key(|n| n.id);
+        let ids = nexthops.iter().map(|n| n.id).collect();
+        Ours { nexthops, ids }
+    }
+
+    /// Where nexthop `id` is in the list, if it is ours.
+    fn position(&self, id: u32) -> Option<usize> {
+        self.ids.binary_search(&id).ok()
+    }
+}
+
 /// The wanted routes of one node and family: they share a gateway and so a nexthop.
 struct Group<'a> {
     node: &'a str,
     gateway: IpAddr,
     ifindex: u32,
+    /// Where its wants' indexes are in [`Groups::members`].
+    members: Range<usize>,
+}
+
+/// The groups, and every group's wants' indexes in one list, a group's together.
+struct Groups<'a> {
+    groups: Vec<Group<'a>>,
     members: Vec<usize>,
+}
+
+impl Groups<'_> {
+    /// The indexes of the wants of `group`, in order.
+    fn of(&self, group: &Group) -> &[usize] {
+        &self.members[group.members.clone()]
+    }
 }
 
 /// Groups the wants that route-sync will install (not those on a prefix another protocol holds)
 /// by node and family, in the order of their first want.
-fn groups<'a>(wants: &'a [Want], ifindexes: &[u32], held: &HashSet<IpNet>) -> Vec<Group<'a>> {
+fn groups<'a>(wants: &'a [Want], ifindexes: &[u32], held: &HashSet<IpNet>) -> Groups<'a> {
     let mut index: HashMap<(&str, bool), usize> = HashMap::with_capacity(wants.len());
-    let mut out: Vec<Group> = Vec::new();
+    let mut groups: Vec<Group> = Vec::with_capacity(wants.len());
+    // Each want's group, NONE if held; the groups' `members` count them for now.
+    const NONE: u32 = u32::MAX;
+    let mut group_of: Vec<u32> = vec![NONE; wants.len()];
     for (i, w) in wants.iter().enumerate() {
-        if held.contains(&w.dst) {
+        if !held.is_empty() && held.contains(&w.dst) {
             continue;
         }
         let g = *index
             .entry((w.node.as_str(), w.gateway.is_ipv6()))
             .or_insert_with(|| {
-                out.push(Group {
+                groups.push(Group {
                     node: &w.node,
                     gateway: w.gateway,
                     ifindex: ifindexes[i],
-                    members: Vec::new(),
+                    members: 0..0,
                 });
-                out.len() - 1
+                groups.len() - 1
             });
-        out[g].members.push(i);
+        groups[g].members.end += 1;
+        group_of[i] = g as u32;
     }
-    out
+    let mut start = 0;
+    for g in &mut groups {
+        let count = g.members.end;
+        g.members = start..start;
+        start += count;
+    }
+    let mut members = vec![0; start];
+    for (i, g) in group_of.into_iter().enumerate().filter(|(_, g)| *g != NONE) {
+        let range = &mut groups[g as usize].members;
+        members[range.end] = i;
+        range.end += 1;
+    }
+    Groups { groups, members }
 }
 
 /// Picks each node's nexthop and plans the nexthop changes. Returns, for each want, the id its
@@ -156,22 +213,20 @@ pub fn assign(
     mode: NexthopMode,
 ) -> Result<(Vec<Option<u32>>, NexthopChanges), Error> {
     let all = kernel.nexthops.as_deref().unwrap_or_default();
-    let mut ours_by_id: Vec<&KernelNexthop> = all
-        .iter()
-        .filter(|n| n.proto == owner.proto && mode.ids.contains(n.id))
-        .collect();
-    ours_by_id.sort_unstable_by_key(|n| n.id);
-    let ours: HashMap<u32, &KernelNexthop> = ours_by_id.iter().map(|n| (n.id, *n)).collect();
+    let ours = Ours::new(all, owner, mode.ids);
     let mut via = vec![None; wants.len()];
     let mut changes = NexthopChanges::default();
-    let mut claimed: HashSet<u32> = HashSet::new();
+    // Which of ours a group claimed.
+    let mut claimed = vec![false; ours.nexthops.len()];
     if mode.enabled && kernel.nexthops.is_some() {
         let groups = groups(wants, ifindexes, held);
-        let ids = claim(&groups, wants, table, &ours, &ours_by_id, mode.ids, all)?;
-        claimed.reserve(groups.len());
-        for (g, id) in groups.iter().zip(ids) {
-            claimed.insert(id);
-            for &m in &g.members {
+        let ids = claim(&groups, wants, table, &ours, mode.ids, all)?;
+        for (g, id) in groups.groups.iter().zip(ids) {
+            let position = ours.position(id);
+            if let Some(p) = position {
+                claimed[p] = true;
+            }
+            for &m in groups.of(g) {
                 via[m] = Some(id);
             }
             // Built only for a change: a no-op run over 10,000 nodes makes no strings.
@@ -182,7 +237,7 @@ pub fn assign(
                 ifindex: g.ifindex,
                 node: g.node.to_string(),
             };
-            match ours.get(&id) {
+            match position.map(|p| ours.nexthops[p]) {
                 None => changes.added.push(nexthop()),
                 Some(k) if k.gateway == Some(g.gateway) && k.oif == Some(g.ifindex) => {
                     changes.unchanged += 1
@@ -203,8 +258,13 @@ pub fn assign(
         .filter_map(|r| r.nhid)
         .chain(kernel.nexthops_used_elsewhere.iter().copied())
         .collect();
-    for k in ours_by_id {
-        if !claimed.contains(&k.id) && !named_by_others.contains(&k.id) {
+    for (k, _) in ours
+        .nexthops
+        .iter()
+        .zip(claimed)
+        .filter(|(_, claimed)| !claimed)
+    {
+        if !named_by_others.contains(&k.id) {
             changes.removed.push(NexthopRemoved {
                 id: k.id,
                 hop: hop(k, kernel),
@@ -222,83 +282,109 @@ fn hop(k: &KernelNexthop, kernel: &Snapshot) -> Hop {
     }
 }
 
+/// For each want, which of ours the route to its prefix in `table` (sorted by destination)
+/// names, if one does (of several, the last): both walked in destination order.
+fn named_by_routes(wants: &[Want], table: &[&KernelRoute], ours: &Ours) -> Vec<Option<usize>> {
+    let mut order: Vec<usize> = (0..wants.len()).collect();
+    order.sort_by_key(|&i| wants[i].dst);
+    let mut named = vec![None; wants.len()];
+    let mut rest = table;
+    for i in order {
+        let dst = wants[i].dst;
+        rest = &rest[rest.iter().take_while(|r| r.dst < dst).count()..];
+        let same = rest.iter().take_while(|r| r.dst == dst);
+        named[i] = same.filter_map(|r| ours.position(r.nhid?)).last();
+    }
+    named
+}
+
 /// The id of each group's nexthop: the one its routes name, else an unclaimed one of ours with
 /// the same gateway and device, else the lowest id of the range nobody uses.
 fn claim(
-    groups: &[Group],
+    groups: &Groups,
     wants: &[Want],
     table: &[&KernelRoute],
-    ours: &HashMap<u32, &KernelNexthop>,
-    ours_by_id: &[&KernelNexthop],
+    ours: &Ours,
     range: NexthopIds,
     all: &[KernelNexthop],
 ) -> Result<Vec<u32>, Error> {
-    let usable = |id: u32, v6: bool| {
-        ours.get(&id).is_some_and(|n| {
-            !n.special && n.gateway.is_some_and(|g| g.is_ipv6() == v6) && n.oif.is_some()
-        })
+    let usable = |p: usize, v6: bool| {
+        let n = ours.nexthops[p];
+        !n.special && n.gateway.is_some_and(|g| g.is_ipv6() == v6) && n.oif.is_some()
     };
-    let route_names: HashMap<IpNet, u32> = table
-        .iter()
-        .filter(|r| ours.contains_key(&r.nhid.unwrap_or(0)))
-        .filter_map(|r| r.nhid.map(|id| (r.dst, id)))
-        .collect();
-    let mut taken: HashSet<u32> = HashSet::with_capacity(all.len() + groups.len());
-    let mut ids: Vec<Option<u32>> = groups
+    let named = named_by_routes(wants, table, ours);
+    let mut taken = vec![false; ours.nexthops.len()];
+    let mut claimed: Vec<Option<usize>> = groups
+        .groups
         .iter()
         .map(|g| {
             let v6 = g.gateway.is_ipv6();
-            let id = g
-                .members
+            let p = groups
+                .of(g)
                 .iter()
-                .filter_map(|&m| route_names.get(&wants[m].dst).copied())
-                .find(|&id| usable(id, v6) && !taken.contains(&id))?;
-            taken.insert(id);
-            Some(id)
+                .filter_map(|&m| named[m])
+                .find(|&p| usable(p, v6) && !taken[p])?;
+            taken[p] = true;
+            Some(p)
         })
         .collect();
-    // Left by a killed run before its routes were made: same gateway and device.
-    let mut by_hop: HashMap<(IpAddr, u32), Vec<u32>> = HashMap::new();
-    for n in ours_by_id.iter().rev() {
-        if let (Some(g), Some(o), false) = (n.gateway, n.oif, n.special || taken.contains(&n.id)) {
-            by_hop.entry((g, o)).or_default().push(n.id);
+    if claimed.iter().any(Option::is_none) {
+        // Left by a killed run before its routes were made: same gateway and device.
+        let mut by_hop: HashMap<(IpAddr, u32), Vec<usize>> = HashMap::new();
+        for (p, n) in ours.nexthops.iter().enumerate().rev() {
+            if let (Some(g), Some(o), false) = (n.gateway, n.oif, n.special || taken[p]) {
+                by_hop.entry((g, o)).or_default().push(p);
+            }
+        }
+        let unclaimed = groups.groups.iter().zip(claimed.iter_mut());
+        for (g, p) in unclaimed.filter(|(_, p)| p.is_none()) {
+            *p = by_hop.get_mut(&(g.gateway, g.ifindex)).and_then(Vec::pop);
         }
     }
-    for (g, id) in groups
-        .iter()
-        .zip(ids.iter_mut())
-        .filter(|(_, id)| id.is_none())
-    {
-        *id = by_hop.get_mut(&(g.gateway, g.ifindex)).and_then(Vec::pop);
-        taken.extend(*id);
-    }
-    // Fresh ids, skipping every id in use, whoever made it.
-    taken.extend(all.iter().map(|n| n.id));
-    let mut next = range.first;
-    let mut fresh = || {
-        while taken.contains(&next) && next < range.last {
-            next += 1;
-        }
-        let id = (!taken.contains(&next)).then_some(next)?;
-        taken.insert(id);
-        Some(id)
-    };
-    ids.into_iter()
-        .map(|id| {
-            id.or_else(&mut fresh).ok_or_else(|| {
-                Error::invalid(
-                    "--nexthop-ids",
-                    format!(
-                        "{}-{} has no free id left for {} nexthops (one per node and family); \
+    let mut fresh = fresh_ids(range, all);
+    claimed
+        .into_iter()
+        .map(|p| {
+            p.map(|p| ours.nexthops[p].id)
+                .or_else(&mut fresh)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "--nexthop-ids",
+                        format!(
+                            "{}-{} has no free id left for {} nexthops (one per node and family); \
                          give a larger range",
-                        range.first,
-                        range.last,
-                        groups.len()
-                    ),
-                )
-            })
+                            range.first,
+                            range.last,
+                            groups.groups.len()
+                        ),
+                    )
+                })
         })
         .collect()
+}
+
+/// The ids of `range` no nexthop in `all` has (whoever made it), lowest first, one per call;
+/// `None` once there are no more. Sorts the ids in use at the first call only.
+fn fresh_ids(range: NexthopIds, all: &[KernelNexthop]) -> impl FnMut() -> Option<u32> + '_ {
+    let mut used: Option<Vec<u32>> = None;
+    let mut next = Some(range.first);
+    move || {
+        let used = used.get_or_insert_with(|| {
+            let mut ids: Vec<u32> = all.iter().map(|n| n.id).collect();
+            ids.sort_unstable();
+            ids
+        });
+        let mut id = next?;
+        while used.binary_search(&id).is_ok() {
+            if id == range.last {
+                next = None;
+                return None;
+            }
+            id += 1;
+        }
+        next = (id < range.last).then(|| id + 1);
+        Some(id)
+    }
 }
 
 #[cfg(test)]

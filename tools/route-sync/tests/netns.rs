@@ -1317,6 +1317,11 @@ fn watch_moves_a_node_on_a_rename_in_one_nexthop_replace_and_an_unchanged_pass_w
         !pass.iter().any(|l| l.contains("timing: dump ")),
         "the move dumped the tables again: {pass:?}"
     );
+    // One node's object changed: read as an edit of it, not parsed in full (edit.rs).
+    assert!(
+        !pass.iter().any(|l| l.contains("timing: parse ")),
+        "the move was parsed in full: {pass:?}"
+    );
     assert_eq!(seen.len(), 1, "one write: {seen:?}");
     assert!(seen[0].starts_with("id "), "a nexthop change: {seen:?}");
     let after = nexthops(&ns, "200");
@@ -1354,6 +1359,36 @@ fn watch_moves_a_node_on_a_rename_in_one_nexthop_replace_and_an_unchanged_pass_w
     assert!(
         !pass.iter().any(|l| l.contains("timing: apply ")),
         "a pass with nothing to do sent requests: {pass:?}"
+    );
+
+    // n2 takes n1's pod CIDR: one node's object changed, but the edit must be refused, with the
+    // full read's error at its JSON path, and the last good document kept: nothing is written.
+    let monitor = Monitor::start(&ns);
+    let mut clash = lab("10.240.0.22");
+    clash.nodes[1].pod_cidrs = nets(&["10.200.1.0/24", "10.200.3.0/24"]);
+    rename_over(dir.path(), "w.json", &clash);
+    let pass = watcher.next_pass("a duplicate pod CIDR");
+    let seen = monitor.stop();
+    assert!(seen.is_empty(), "a refused document wrote {seen:?}");
+    assert!(
+        pass.iter().any(|l| l.contains(
+            "keeping the last good document: nodes[1].pod_cidrs[0]: 10.200.1.0/24 is also node"
+        )),
+        "{pass:?}"
+    );
+    // The next edit is read against the last good document: n2 moves back, one write.
+    let monitor = Monitor::start(&ns);
+    rename_over(dir.path(), "w.json", &lab("10.240.0.12"));
+    watcher.next_pass("the move back");
+    let seen = monitor.stop();
+    assert_eq!(seen.len(), 1, "one write: {seen:?}");
+    let gateways: Vec<Option<String>> = nexthops(&ns, "200")
+        .into_iter()
+        .map(|n| n.gateway)
+        .collect();
+    assert!(
+        gateways.contains(&Some("10.240.0.12".into())),
+        "{gateways:?}"
     );
 }
 
