@@ -115,18 +115,26 @@ impl Kernel {
     }
 
     /// The routes in `table`, and the nexthop ids that routes of other tables name.
+    ///
+    /// One dump per family, not one of AF_UNSPEC: the kernel answers AF_UNSPEC through
+    /// rtnl_dump_all, holding the RTNL lock (the one lock of all network configuration) for each
+    /// datagram, which the nexthop dump on the second socket then waits for, spinning. Since
+    /// Linux 6.9 IPv4's and IPv6's own route dumps run under RCU, without that lock
+    /// (net/ipv4/fib_frontend.c and net/ipv6/ip6_fib.c register them RTNL_FLAG_DUMP_UNLOCKED).
     fn dump_routes(&mut self, table: u32) -> Result<(Vec<KernelRoute>, BTreeSet<u32>), Error> {
         let mut routes = Vec::new();
         let mut nexthops_used_elsewhere = BTreeSet::new();
         let _span = crate::timing::span("dump routes");
-        let mut request = RouteMessage::default();
-        request.header.address_family = AddressFamily::Unspec;
-        let request = RouteNetlinkMessage::GetRoute(request);
-        self.dump_all("routes", request, |DumpedRoute(route)| match route {
-            Some(r) if r.table == table => routes.push(r),
-            Some(r) => nexthops_used_elsewhere.extend(r.nhid),
-            None => {}
-        })?;
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut request = RouteMessage::default();
+            request.header.address_family = family;
+            let request = RouteNetlinkMessage::GetRoute(request);
+            self.dump_all("routes", request, |DumpedRoute(route)| match route {
+                Some(r) if r.table == table => routes.push(r),
+                Some(r) => nexthops_used_elsewhere.extend(r.nhid),
+                None => {}
+            })?;
+        }
         Ok((routes, nexthops_used_elsewhere))
     }
 
