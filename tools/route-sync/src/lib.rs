@@ -480,7 +480,11 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         let plan = reconcile(&wants, &kernel, &options, &mut netlink)?;
         log_pass(&plan, &options);
         print_report(&plan, options.format)?;
-        Ok(exit_of(&plan, &options))
+        let exit = exit_of(&plan, &options);
+        // The process ends with this pass: its exit frees the tables at once, where dropping
+        // 10,000 wants, routes and nexthops one by one took 0.35 ms of a 25 ms no-op.
+        std::mem::forget((wants, kernel, plan));
+        Ok(exit)
     })
 }
 
