@@ -127,8 +127,10 @@ pub fn command() -> Command {
                     "Keep running: a pass as soon as -f FILE is written or renamed over \
                      (inotify), 200 ms after another process changes links, addresses, routes \
                      or nexthops, and every SECONDS. The kernel's tables are kept between passes \
-                     and dumped again only after such a change or every SECONDS, so a node's new \
-                     address is one parse and one nexthop replace. Reports print when a pass \
+                     and dumped again only after such a change or every SECONDS, and a FILE \
+                     that differs from the last good one inside one node is read as an edit of \
+                     that node alone, so a node's new address is a parse of one node and one \
+                     nexthop replace. Reports print when a pass \
                      changed something; errors are logged and retried; a FILE that does not \
                      parse keeps the last good one. Stops on SIGINT or SIGTERM",
                 ),

@@ -15,9 +15,10 @@
 //!   dumped again. Those come in bursts (a link going down takes its routes with it), so the
 //!   pass waits [`SETTLE`] for the burst to end.
 //!
-//! A document change with no foreign change is then one parse, one plan against the kept
-//! tables, and the plan's requests: a node's new address is one nexthop replace, and a pass
-//! with nothing to change sends nothing. The timer's pass re-reads and re-dumps everything, as
+//! A document change with no foreign change is then one read (of one node only when only one
+//! node's object changed: [`Kept::apply_edit`]), one plan against the kept tables, and the
+//! plan's requests: a node's new address is one nexthop replace, and a pass with nothing to
+//! change sends nothing. The timer's pass re-reads and re-dumps everything, as
 //! a safety net.
 
 use std::path::{Path, PathBuf};
