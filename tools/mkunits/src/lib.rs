@@ -31,6 +31,9 @@ pub use render::{EtcdTuning, NodeFile, NodePlan};
 pub const NODES_PREFIX: &str = "nodes/";
 /// Prefix of the binaries mkunits copies for nodes.
 pub const BIN_PREFIX: &str = "bin/";
+/// Prefix of each hypervisor's files (render/egress.rs), on a cluster across several: for the
+/// user to load on that machine, not listed in the document (no node gets them).
+pub const HYPERVISORS_PREFIX: &str = "hypervisors/";
 
 /// Where the binaries nodes need come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,13 +238,19 @@ pub fn apply(
 ) -> Result<Report, MkunitsError> {
     let plans = render::render(doc, opts)?;
     let binaries = read_binaries(&plans, sources)?;
-    let (set, entries) = file_set(&plans, binaries);
+    let (mut set, entries) = file_set(&plans, binaries);
+    let egress = render::egress::files(doc);
     let listed: BTreeSet<&str> = entries
         .iter()
         .flat_map(|e| e.files.iter().chain(&e.binaries))
         .map(|f| f.src.as_str())
+        .chain(egress.iter().map(|(path, _)| path.as_str()))
         .collect();
-    let stale = stale_files(doc, previous, &listed, out)?;
+    let mut stale = stale_files(doc, previous, &listed, out)?;
+    stale.extend(stale_egress(doc, previous, &listed, out)?);
+    for (path, text) in egress {
+        set.add(path, text.into_bytes(), 0o644, DIR_MODE);
+    }
     let report = write_files(set, stale, out, dry_run)?;
     for (node, entry) in doc.nodes.iter_mut().zip(entries) {
         node.replace_files(NODES_PREFIX, entry.files);
@@ -378,6 +387,28 @@ fn stale_files(
         }
     }
     stale.sort();
+    Ok(stale)
+}
+
+/// The egress files of hypervisors `doc` or `previous` lists that this run does not write (a
+/// hypervisor gone, or the cluster back on one machine) and that are still there. Their paths
+/// come from hypervisor names, DNS labels checked at read time, never from a document's path.
+fn stale_egress(
+    doc: &Document,
+    previous: Option<&Document>,
+    listed: &BTreeSet<&str>,
+    out: &OutDir,
+) -> Result<Vec<String>, Error> {
+    let mut stale = Vec::new();
+    let hosts = doc
+        .hypervisors
+        .iter()
+        .chain(previous.into_iter().flat_map(|p| &p.hypervisors));
+    for path in hosts.map(|h| render::egress::path(&h.name)) {
+        if !listed.contains(path.as_str()) && !stale.contains(&path) && out.exists(&path)? {
+            stale.push(path);
+        }
+    }
     Ok(stale)
 }
 

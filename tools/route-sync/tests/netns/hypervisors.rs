@@ -1,65 +1,21 @@
-//! A cluster across two hypervisors, in network namespaces: each hypervisor a [`Lab`] (its
-//! bridge on its node slice, its nodes plugged in), the two hypervisors joined by a veth pair on
-//! 192.168.50.0/24 standing for the network between the machines. The document is
+//! A cluster across two hypervisors, in network namespaces (`testkit::netns::TwoHypervisorLabs`:
+//! each hypervisor a bridge on its node slice with its nodes plugged in, the two joined by a
+//! veth pair standing for the network between the machines). The document is
 //! tests/fixtures/hypervisors/two.json, a real `mkcluster --hypervisor … | cidr-alloc` output:
 //! node-a1 and node-a2 on hv-a (10.240.0.0/25), node-b1 and node-b2 on hv-b (10.240.0.128/25).
 //!
 //! What it runs: route-sync `--host --hypervisor` in each hypervisor's namespace and `--node` in
 //! each node's, and ping between them. What it does not: no libvirt, no VM (tests/hypervisors
-//! boots those), and no masquerade (nothing here leaves the cluster).
+//! boots those), no masquerade (tests/e2e hypervisor_egress loads mkunits' egress table).
 
 use super::*;
-use testkit::netns::LabNode;
-
-/// The two hypervisors of the fixture, each with its two nodes, and every node's pod gateway on
-/// a stand-in cni0 bridge (the address a CNI bridge would hold).
-struct TwoMachines {
-    a: Lab,
-    b: Lab,
-}
-
-impl TwoMachines {
-    fn build(doc: &Document) -> TwoMachines {
-        let lab = |prefix: &str, gateway: &str, nodes: [&str; 2]| {
-            let mut builder = Lab::builder(prefix).host_bridge(&[gateway]);
-            for name in nodes {
-                let ip = doc.nodes.iter().find(|n| n.name == name).unwrap().ips[0];
-                builder = builder.node(name, &[&format!("{ip}/25")]);
-            }
-            builder.build()
-        };
-        let a = lab("rs-hva", "10.240.0.1/25", ["node-a1", "node-a2"]);
-        let b = lab("rs-hvb", "10.240.0.129/25", ["node-b1", "node-b2"]);
-        a.host.veth_to("hv0", &b.host, "hv0");
-        a.host.add_addr("hv0", "192.168.50.1/24");
-        b.host.add_addr("hv0", "192.168.50.2/24");
-        for (lab, gateway) in [(&a, "10.240.0.1"), (&b, "10.240.0.129")] {
-            for node in &lab.nodes {
-                // mkvm's seed gives each node this default route.
-                node.ip(&["route", "add", "default", "via", gateway]);
-                let pod = doc.nodes.iter().find(|n| n.name == node.name).unwrap();
-                let cidr = pod.pod_cidrs[0];
-                let pod_gateway = format!("{}/{}", pod_gateway(&cidr), cidr.prefix_len());
-                node.add_bridge("cni0", &[&pod_gateway]);
-            }
-        }
-        TwoMachines { a, b }
-    }
-
-    fn nodes(&self) -> impl Iterator<Item = &LabNode> {
-        self.a.nodes.iter().chain(&self.b.nodes)
-    }
-}
-
-fn pod_gateway(cidr: &IpNet) -> IpAddr {
-    cidr.hosts().next().unwrap()
-}
+use testkit::netns::TwoHypervisorLabs;
 
 #[test]
 fn two_hypervisors_route_between_their_slices_and_pod_cidrs_with_addresses_kept() {
     testkit::require_root();
     let doc = testkit::fixture_document("hypervisors/two.json");
-    let machines = TwoMachines::build(&doc);
+    let machines = TwoHypervisorLabs::build(&doc);
     let dir = tempfile::tempdir().unwrap();
     let file = write_doc(dir.path(), "two.json", &doc);
 
@@ -82,17 +38,14 @@ fn two_hypervisors_route_between_their_slices_and_pod_cidrs_with_addresses_kept(
             .filter(|e| e.gateway.to_string() == other)
             .collect();
         assert_eq!(through.len(), 3, "{r:?}");
+        let join = TwoHypervisorLabs::JOIN_DEV;
         assert!(
             through
                 .iter()
-                .all(|e| e.dev == "hv0" && e.hypervisor.is_some()),
+                .all(|e| e.dev == join && e.hypervisor.is_some()),
             "{r:?}"
         );
-        assert_eq!(
-            through.iter().filter(|e| e.node.is_none()).count(),
-            1,
-            "{r:?}"
-        );
+        assert_eq!(through.iter().filter(|e| e.node.is_none()).count(), 1);
         // One nexthop per local node, one for the other hypervisor, named by all three.
         assert_eq!(r.nexthops.added.len(), 3, "{r:?}");
         let ids: BTreeSet<Option<u32>> = through.iter().map(|e| e.nexthop).collect();
@@ -122,36 +75,30 @@ fn two_hypervisors_route_between_their_slices_and_pod_cidrs_with_addresses_kept(
 }
 
 fn assert_nothing_changed(r: &Report, routes: usize, nexthops: usize) {
+    let untouched = r.added.is_empty() && r.replaced.is_empty() && r.removed.is_empty();
+    assert!(untouched && r.conflicts.is_empty(), "{r:?}");
+    let n = &r.nexthops;
     assert!(
-        r.added.is_empty() && r.replaced.is_empty() && r.removed.is_empty(),
+        n.added.is_empty() && n.replaced.is_empty() && n.removed.is_empty(),
         "{r:?}"
     );
-    assert!(
-        r.nexthops.added.is_empty() && r.nexthops.replaced.is_empty(),
-        "{r:?}"
-    );
-    assert!(
-        r.nexthops.removed.is_empty() && r.conflicts.is_empty(),
-        "{r:?}"
-    );
-    assert_eq!(
-        (r.unchanged, r.nexthops.unchanged),
-        (routes, nexthops),
-        "{r:?}"
-    );
+    assert_eq!((r.unchanged, n.unchanged), (routes, nexthops), "{r:?}");
 }
 
 /// From each node's pod gateway to every other node's pod gateway and node address: the reply
 /// finds its way back to the sender's pod CIDR only if every hop routes it, with the pod
 /// address kept (no hop here rewrites a source).
-fn every_node_reaches_every_pod_gateway_from_its_own_pod_address(m: &TwoMachines, doc: &Document) {
-    let node_of = |name: &str| doc.nodes.iter().find(|n| n.name == name).unwrap();
+fn every_node_reaches_every_pod_gateway_from_its_own_pod_address(
+    m: &TwoHypervisorLabs,
+    doc: &Document,
+) {
+    let pod_gateway = |name: &str| doc.node(name).unwrap().pod_cidrs[0].hosts().next().unwrap();
     for from in m.nodes() {
-        let source = pod_gateway(&node_of(&from.name).pod_cidrs[0]).to_string();
+        let source = pod_gateway(&from.name).to_string();
         for to in m.nodes().filter(|n| n.name != from.name) {
-            let target = node_of(&to.name);
-            for address in [pod_gateway(&target.pod_cidrs[0]), target.ips[0]] {
-                let out = from.exec("ping", &["-c1", "-W3", "-I", &source, &address.to_string()]);
+            for address in [pod_gateway(&to.name), doc.node(&to.name).unwrap().ips[0]] {
+                let target = address.to_string();
+                let out = from.exec("ping", &["-c1", "-W3", "-I", &source, &target]);
                 assert!(
                     out.status.success(),
                     "{} ({source}) -> {} {address}: {}",
