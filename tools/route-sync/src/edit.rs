@@ -11,8 +11,9 @@
 //! the same networks, a network address no other node has, with a node address of its family
 //! ([`plan::node_wants`]) — and its routes replace its old ones.
 //!
-//! Anything else (a change outside the nodes, in two of them, a node added or removed) and any
-//! check that fails is left to the full read, which gives the same routes or the error the tool
+//! Anything else (a change outside the nodes, in two of them, a node added or removed, a
+//! document that lists hypervisors: `hardway::doc` checks those over the whole document) and
+//! any check that fails is left to the full read, which gives the same routes or the error the tool
 //! always gave, at its JSON path: the quick read only ever says "same as a full read" or "ask a
 //! full read".
 
@@ -23,7 +24,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::document::{Document, Networks, Node, PodRanges};
+use crate::document::{Cluster, Document, Node, PodRanges};
 use crate::error::Error;
 use crate::plan::{self, Scope, Want};
 
@@ -31,13 +32,15 @@ use crate::plan::{self, Scope, Want};
 #[derive(Debug)]
 pub struct Kept {
     text: String,
-    /// Each node's JSON object in `text`, `{` to `}`; empty when they could not be found.
+    /// Each node's JSON object in `text`, `{` to `}`; empty when they could not be found, or
+    /// the document lists hypervisors (then every read is a full one).
     spans: Vec<Range<usize>>,
     /// Node name → index.
     names: HashMap<String, usize>,
     /// Pod CIDR → index of the node that has it.
     cidrs: HashMap<IpNet, usize>,
-    networks: Networks,
+    /// The document's version and networks, with no nodes (and no hypervisors).
+    frame: Document<'static>,
     /// The routes the document asks for, sorted by destination, as [`plan::wanted`] gives them.
     pub wants: Vec<Want>,
 }
@@ -69,14 +72,24 @@ impl Kept {
         for (i, node) in document.nodes.iter().enumerate() {
             cidrs.extend(node.pod_cidrs.iter().map(|c| (*c, i)));
         }
-        let networks = document.cluster.networks.clone();
-        let spans = node_spans(&text, document.nodes.len());
+        let frame = Document {
+            version: document.version,
+            cluster: Cluster {
+                networks: document.cluster.networks.clone(),
+            },
+            nodes: Vec::new(),
+            hypervisors: Vec::new(),
+        };
+        let spans = match document.hypervisors.is_empty() {
+            true => node_spans(&text, document.nodes.len()),
+            false => Vec::new(),
+        };
         Ok(Kept {
             text,
             spans,
             names,
             cidrs,
-            networks,
+            frame,
             wants,
         })
     }
@@ -103,7 +116,7 @@ impl Kept {
         };
         let (old_name, old_cidrs) = (old.name.into_owned(), old.pod_cidrs);
         let name = node.name.to_string();
-        self.wants.retain(|w| w.node != old_name);
+        self.wants.retain(|w| w.node.as_deref() != Some(&old_name));
         for want in wants {
             let at = self.wants.partition_point(|w| w.dst < want.dst);
             self.wants.insert(at, want);
@@ -157,7 +170,7 @@ impl Kept {
                 return None;
             }
         }
-        let n = &self.networks;
+        let n = &self.frame.cluster.networks;
         for (j, cidr) in node.pod_cidrs.iter().enumerate() {
             hardway::validate::pod_range(cidr, &n.node, &n.service).ok()?;
             let elsewhere = self.cidrs.get(cidr).is_some_and(|&i| i != k);
@@ -166,7 +179,7 @@ impl Kept {
             }
         }
         let mut wants = Vec::with_capacity(node.pod_cidrs.len());
-        plan::node_wants(k, node, scope, &mut wants).ok()?;
+        plan::one_machine_node_wants(&self.frame, scope, k, node, &mut wants).ok()?;
         Some(wants)
     }
 }

@@ -197,9 +197,13 @@ fn each_edit_is_read_quickly_or_left_to_the_full_read() {
         let mut v = base();
         edit(&mut v);
         let new = text(&v);
-        assert_eq!(full(&new, &Scope::Host).is_ok(), passes, "{what}");
-        let mut kept = full(&before, &Scope::Host).unwrap();
-        assert_eq!(read_both(&mut kept, &new, &Scope::Host), quick, "{what}");
+        assert_eq!(full(&new, &Scope::Host(None)).is_ok(), passes, "{what}");
+        let mut kept = full(&before, &Scope::Host(None)).unwrap();
+        assert_eq!(
+            read_both(&mut kept, &new, &Scope::Host(None)),
+            quick,
+            "{what}"
+        );
     }
 }
 
@@ -233,8 +237,12 @@ fn raw_edits_of_the_text() {
         ("the same text", before.clone(), true),
     ];
     for (what, new, quick) in cases {
-        let mut kept = full(&before, &Scope::Host).unwrap();
-        assert_eq!(read_both(&mut kept, &new, &Scope::Host), quick, "{what}");
+        let mut kept = full(&before, &Scope::Host(None)).unwrap();
+        assert_eq!(
+            read_both(&mut kept, &new, &Scope::Host(None)),
+            quick,
+            "{what}"
+        );
     }
 }
 
@@ -254,7 +262,7 @@ fn the_node_route_sync_runs_on() {
 #[test]
 fn edits_one_after_another_keep_the_spans_right() {
     let mut v = base();
-    let mut kept = full(&text(&v), &Scope::Host).unwrap();
+    let mut kept = full(&text(&v), &Scope::Host(None)).unwrap();
     let steps: [Edit; 4] = [
         |v| node(v, "worker1")["ips"][0] = "10.240.0.199".into(),
         |v| node(v, "worker2")["pod_cidrs"][0] = "10.200.11.0/24".into(),
@@ -263,7 +271,10 @@ fn edits_one_after_another_keep_the_spans_right() {
     ];
     for (i, step) in steps.into_iter().enumerate() {
         step(&mut v);
-        assert!(read_both(&mut kept, &text(&v), &Scope::Host), "step {i}");
+        assert!(
+            read_both(&mut kept, &text(&v), &Scope::Host(None)),
+            "step {i}"
+        );
     }
 }
 
@@ -351,7 +362,7 @@ proptest! {
         changes in prop::collection::vec(change(), 1..6),
         on_a_node in any::<bool>(),
     ) {
-        let scope = if on_a_node { Scope::Node("worker1".into()) } else { Scope::Host };
+        let scope = if on_a_node { Scope::Node("worker1".into()) } else { Scope::Host(None) };
         let mut v = base();
         let mut kept = full(&text(&v), &scope).unwrap();
         for change in &changes {
@@ -364,4 +375,26 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_cluster_across_hypervisors_is_always_read_in_full() {
+    let mut v = serde_json::to_value(testkit::fixture_document("hypervisors/two.json")).unwrap();
+    let hv_a = Scope::Host(Some("hv-a".into()));
+    let mut kept = full(&text(&v), &hv_a).unwrap();
+    assert!(kept.spans.is_empty());
+    // hardway::doc checks each node against its hypervisor's slice (10.240.0.128/25 for hv-b's),
+    // over the whole document: the quick read leaves every edit to the full read.
+    node(&mut v, "node-b1")["ips"][0] = "10.240.0.140".into();
+    assert!(full(&text(&v), &hv_a).is_ok());
+    assert!(
+        !read_both(&mut kept, &text(&v), &hv_a),
+        "a move inside the slice"
+    );
+    node(&mut v, "node-b1")["ips"][0] = "10.240.0.99".into();
+    assert!(full(&text(&v), &hv_a).is_err());
+    assert!(
+        !read_both(&mut kept, &text(&v), &hv_a),
+        "a move out of the slice"
+    );
 }
