@@ -216,13 +216,15 @@ echo "walk one hash bucket holding every such route (fib_create_info), about 2 s
 echo "a route naming a nexthop skips that."
 echo
 printf 'The no-op is a whole process: start, read and parse the %s-node document (on a second thread) while\n' "$routes"
-echo "the kernel's routes, nexthops, addresses and links are dumped on one socket, plan, exit. Its CPU time"
+echo "the kernel's routes are dumped on one socket (IPv4, then IPv6) and its nexthops, addresses and links on a"
+echo "second, each on a thread of its own, plan, exit. Its CPU time"
 printf '(user + system) was %.1f ms; its steps (ROUTE_SYNC_TIMING=1, medians of %s runs, ms): %s.\n' \
   "$(cpu_ms rs_noop)" "$quick_runs" "$(steps "$tmp/noop-steps.txt")"
 echo "The one-run move is the same plus one nexthop replace. The --watch move is timed by"
 echo "scripts/bench/route-sync-move.py from the rename of a new document over the watched file to the kernel's"
 printf 'netlink notification that the node'"'"'s nexthop changed (median of %s, alternating there and back). It\n' "$quick_runs"
-echo "includes the inotify wake-up, reading and parsing all $routes nodes, the plan against the tables the watcher"
+echo "includes the inotify wake-up, reading the file and comparing it with the last one (only one node's object"
+echo "changed, so only that node is parsed and checked: src/edit.rs), the plan against the tables the watcher"
 echo "kept (no dump: only another process's change makes it dump again), the one nexthop replace and the"
 echo "notification's delivery; it does not include writing the new file. Its steps (medians, ms):"
 printf '%s.\n' "$(steps "$tmp/watch-steps.txt")"
