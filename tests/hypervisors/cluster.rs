@@ -67,6 +67,20 @@ struct Cluster {
     doc: PathBuf,
 }
 
+/// A directory holding the workspace's route-sync without its debug information (63 MB → a
+/// few): mkunits' `--bin-dir`, so node-push has far less to send to a TCG guest.
+fn stripped_route_sync(work: &Path) -> PathBuf {
+    let bin = work.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    testkit::run_ok(
+        Command::new("strip")
+            .arg("-o")
+            .arg(bin.join("route-sync"))
+            .arg(testkit::bin("route-sync")),
+    );
+    bin
+}
+
 impl Cluster {
     /// mkcluster | cidr-alloc | mkcerts --dir OUT | mkunits --dir OUT --bin-dir (the workspace's
     /// own route-sync), into `planned`; an SSH key for root on the nodes.
@@ -79,7 +93,7 @@ impl Cluster {
         let flags = [version, runtime].concat();
         let inventory = crate::two_host_inventory(hv, crate::ONE_NODE_ON_EACH, &flags);
         let dir = out.to_str().unwrap();
-        let bin = testkit::target_dir();
+        let bin = stripped_route_sync(work.path());
         let steps: [(&str, Vec<&str>); 3] = [
             ("cidr-alloc", vec![]),
             ("mkcerts", vec!["--dir", dir]),
@@ -193,6 +207,10 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 /// Everything between `up` and `down`, in the order a user on the two hosts runs it.
 fn check_cluster(hv: &TwoHypervisors, cluster: &Cluster, doc: &Document, problems: &mut Problems) {
+    // Where the time goes, for CI's log (nothing asserts it).
+    let clock = Instant::now();
+    let done =
+        |phase: &str| eprintln!("two-hypervisor cluster: {phase} at {:.0?}", clock.elapsed());
     for one in [&hv.a, &hv.b] {
         problems.extend(routes::route_hypervisor(one, &cluster.doc, doc));
         problems.extend(routes::check_kernel_routes(doc, one));
@@ -200,6 +218,7 @@ fn check_cluster(hv: &TwoHypervisors, cluster: &Cluster, doc: &Document, problem
             load_egress_masquerade(one, &cluster.out(), problems);
         }
     }
+    done("routes");
     let guests = Guests {
         netns: hv.a.netns(),
         key: cluster.key(),
@@ -210,16 +229,20 @@ fn check_cluster(hv: &TwoHypervisors, cluster: &Cluster, doc: &Document, problem
             return;
         }
     }
+    done("both nodes ready");
     if let Err(why) = push(hv, cluster, doc) {
         problems.push(why);
         return;
     }
+    done("node-push");
     let known = cluster.known_hosts();
     let keys = HostKeys::Known(&known);
     stand_in_bridges(&guests, keys, doc);
     check_services(&guests, keys, &pushed(doc), problems);
     check_reachability(&guests, keys, doc, problems);
+    done("reachability");
     check_etcd(hv, cluster, problems);
+    done("etcd-check");
 }
 
 /// `nft -f OUT/hypervisors/NAME/hardway-egress.nft` in `one`'s namespace: what the hypervisor's
