@@ -301,6 +301,16 @@ pub fn one_per_family(nets: &[IpNet]) -> Result<(), String> {
     Ok(())
 }
 
+/// The first address of `net` (`IpNet::hosts`' first): what mkvm gives a libvirt network on
+/// `net` as its gateway, so what route-sync routes a node's traffic to another hypervisor's
+/// nodes through. One function, so the two can never disagree. ipnet begins an IPv6 range's
+/// hosts at the network address itself; a single address has none.
+pub fn first_host(net: &IpNet) -> Option<IpAddr> {
+    net.hosts()
+        .next()
+        .filter(|_| net.prefix_len() < net.max_prefix_len())
+}
+
 /// True when two ranges share an address.
 pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())

@@ -297,6 +297,72 @@ impl LabBuilder {
     }
 }
 
+/// A cluster across two hypervisors in namespaces, from a two-hypervisor document (e.g.
+/// tests/fixtures/hypervisors/two.json): each hypervisor a [`Lab`] whose bridge holds its slice's
+/// first address (the gateway mkvm gives it) with its nodes plugged in, each node's default
+/// route via that gateway (as mkvm's seed gives it) and its pod gateway on a stand-in `cni0`
+/// bridge, and the two hypervisors joined by a veth pair `hv0` holding their `address`es: the
+/// network between the machines.
+#[derive(Debug)]
+pub struct TwoHypervisorLabs {
+    pub a: Lab,
+    pub b: Lab,
+}
+
+impl TwoHypervisorLabs {
+    /// The device on each hypervisor that joins it to the other.
+    pub const JOIN_DEV: &'static str = "hv0";
+
+    pub fn build(doc: &hardway::Document) -> TwoHypervisorLabs {
+        assert_eq!(doc.hypervisors.len(), 2, "a document of two hypervisors");
+        let lab = |host: &hardway::doc::HypervisorHost| {
+            let slice = host.node_slice[0];
+            let gateway = hardway::validate::first_host(&slice).expect("a slice has hosts");
+            let prefix = format!("tl{}", &host.name[host.name.len().saturating_sub(2)..]);
+            let mut builder =
+                Lab::builder(&prefix).host_bridge(&[&format!("{gateway}/{}", slice.prefix_len())]);
+            for node in doc
+                .nodes
+                .iter()
+                .filter(|n| n.host.as_deref() == Some(&host.uri))
+            {
+                builder = builder.node(
+                    &node.name,
+                    &[&format!("{}/{}", node.ips[0], slice.prefix_len())],
+                );
+            }
+            let lab = builder.build();
+            for node in &lab.nodes {
+                node.ip(&["route", "add", "default", "via", &gateway.to_string()]);
+                let cidr = doc.node(&node.name).unwrap().pod_cidrs[0];
+                let pod_gateway = cidr.hosts().next().unwrap();
+                node.add_bridge("cni0", &[&format!("{pod_gateway}/{}", cidr.prefix_len())]);
+            }
+            lab
+        };
+        let (ha, hb) = (&doc.hypervisors[0], &doc.hypervisors[1]);
+        let (a, b) = (lab(ha), lab(hb));
+        a.host.veth_to(Self::JOIN_DEV, &b.host, Self::JOIN_DEV);
+        a.host
+            .add_addr(Self::JOIN_DEV, &format!("{}/24", ha.address));
+        b.host
+            .add_addr(Self::JOIN_DEV, &format!("{}/24", hb.address));
+        TwoHypervisorLabs { a, b }
+    }
+
+    /// Every node of both, a's first.
+    pub fn nodes(&self) -> impl Iterator<Item = &LabNode> {
+        self.a.nodes.iter().chain(&self.b.nodes)
+    }
+
+    /// The node called `name`, on either.
+    pub fn node(&self, name: &str) -> &LabNode {
+        self.nodes()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name:?}"))
+    }
+}
+
 fn set_forwarding(ns: &Netns) {
     ns.sysctl("net.ipv4.ip_forward", "1");
     ns.sysctl("net.ipv6.conf.all.forwarding", "1");

@@ -3,6 +3,7 @@
 mod day_two_costs;
 mod etcd_snapshot;
 mod etcd_sync;
+mod hypervisor_egress;
 mod inventory_to_addresses;
 mod k8s_versions;
 mod lab_live;

@@ -95,7 +95,7 @@ fn make_pod(node: &Netns, out: &Path, doc: &Document, name: &str, data: &Path) -
 
 /// Sends one datagram from a socket bound in `from` to `to`, and returns the source address
 /// the receiver (a socket bound in `at`) saw.
-fn source_seen(from: &Netns, at: &Netns, to: IpAddr) -> IpAddr {
+pub(crate) fn source_seen(from: &Netns, at: &Netns, to: IpAddr) -> IpAddr {
     let any: IpAddr = if to.is_ipv6() {
         "::".parse().unwrap()
     } else {

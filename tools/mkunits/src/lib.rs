@@ -31,6 +31,9 @@ pub use render::{EtcdTuning, NodeFile, NodePlan};
 pub const NODES_PREFIX: &str = "nodes/";
 /// Prefix of the binaries mkunits copies for nodes.
 pub const BIN_PREFIX: &str = "bin/";
+/// Prefix of each hypervisor's files (render/egress.rs), on a cluster across several: for the
+/// user to load on that machine, not listed in the document (no node gets them).
+pub const HYPERVISORS_PREFIX: &str = "hypervisors/";
 
 /// Where the binaries nodes need come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,13 +238,18 @@ pub fn apply(
 ) -> Result<Report, MkunitsError> {
     let plans = render::render(doc, opts)?;
     let binaries = read_binaries(&plans, sources)?;
-    let (set, entries) = file_set(&plans, binaries);
+    let (mut set, entries) = file_set(&plans, binaries);
+    let egress = render::egress::files(doc);
     let listed: BTreeSet<&str> = entries
         .iter()
         .flat_map(|e| e.files.iter().chain(&e.binaries))
         .map(|f| f.src.as_str())
+        .chain(egress.iter().map(|(path, _)| path.as_str()))
         .collect();
     let stale = stale_files(doc, previous, &listed, out)?;
+    for (path, text) in egress {
+        set.add(path, text.into_bytes(), 0o644, DIR_MODE);
+    }
     let report = write_files(set, stale, out, dry_run)?;
     for (node, entry) in doc.nodes.iter_mut().zip(entries) {
         node.replace_files(NODES_PREFIX, entry.files);
@@ -354,10 +362,12 @@ fn record_restarts(entry: &mut FileEntry, services: &[String]) {
     }
 }
 
-/// Files an earlier run wrote (the document's `files`, and the previous document's: in the
-/// pipeline mkunits' input is rebuilt from the inventory and lists none of them, and a removed
-/// node is in no document but the previous one) that this run does not, and that are still
-/// there, sorted. Looked up relative to OUT's directory fds before anything is written: a
+/// Files an earlier run wrote that this run does not, and that are still there, sorted: those
+/// the document's and the previous document's `files` list (in the pipeline mkunits' input is
+/// rebuilt from the inventory and lists none of them, and a removed node is in no document but
+/// the previous one), and the egress files of the hypervisors either lists (a hypervisor gone, or
+/// the cluster back on one machine; their paths come from hypervisor names, DNS labels checked at
+/// read time). Looked up relative to OUT's directory fds before anything is written: a
 /// symlinked directory on the way is refused here, so a stale entry never deletes outside OUT
 /// and a refusal leaves OUT as it was. A link at the name itself is removed, not what it names.
 fn stale_files(
@@ -366,15 +376,19 @@ fn stale_files(
     listed: &BTreeSet<&str>,
     out: &OutDir,
 ) -> Result<Vec<String>, Error> {
+    let docs = || std::iter::once(doc).chain(previous);
+    let node_files = docs()
+        .flat_map(|d| &d.nodes)
+        .flat_map(|n| &n.files)
+        .map(|f| f.src.clone())
+        .filter(|src| is_ours(src));
+    let egress = docs()
+        .flat_map(|d| &d.hypervisors)
+        .map(|h| render::egress::path(&h.name));
     let mut stale = Vec::new();
-    let nodes = doc
-        .nodes
-        .iter()
-        .chain(previous.into_iter().flat_map(|p| &p.nodes));
-    for src in nodes.flat_map(|n| &n.files).map(|f| &f.src) {
-        let new = is_ours(src) && !listed.contains(src.as_str()) && !stale.contains(src);
-        if new && out.exists(src)? {
-            stale.push(src.clone());
+    for src in node_files.chain(egress) {
+        if !listed.contains(src.as_str()) && !stale.contains(&src) && out.exists(&src)? {
+            stale.push(src);
         }
     }
     stale.sort();

@@ -137,10 +137,6 @@ pub fn seed_name(cluster: &str, node: &str) -> String {
 }
 
 /// The first host address of a range: the gateway libvirt's bridge takes.
-fn first_host(net: &IpNet) -> Option<IpAddr> {
-    net.hosts().next()
-}
-
 /// Builds the plan from the document; checks every field it needs and names the JSON path.
 pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, MkvmError> {
     let cluster = doc.cluster.name.clone();
@@ -260,7 +256,7 @@ impl Site {
             ranges
                 .iter()
                 .find(|r| r.addr().is_ipv6() == v6)
-                .and_then(first_host)
+                .and_then(hardway::validate::first_host)
         };
         let v4 = first(false);
         let all = v4.into_iter().chain(first(true)).collect();
@@ -285,12 +281,12 @@ impl Gateways {
             None => ranges
                 .iter()
                 .find(|r| r.addr().is_ipv4())
-                .and_then(first_host),
+                .and_then(hardway::validate::first_host),
         };
         let v6 = ranges
             .iter()
             .find(|r| r.addr().is_ipv6())
-            .and_then(first_host);
+            .and_then(hardway::validate::first_host);
         let all: Vec<IpAddr> = v4.into_iter().chain(v6).collect();
         if let Some(gateway) = all.iter().find(|g| !ranges.iter().any(|r| r.contains(*g))) {
             return Err(MkvmError::preflight(

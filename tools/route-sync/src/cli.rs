@@ -17,6 +17,7 @@ pub mod options {
     pub const FILE: &str = "file";
     pub const NODE: &str = "node";
     pub const HOST: &str = "host";
+    pub const HYPERVISOR: &str = "hypervisor";
     pub const PROTO: &str = "proto";
     pub const TABLE: &str = "table";
     pub const OUTPUT: &str = "output";
@@ -70,6 +71,26 @@ pub fn command() -> Command {
                 .long("host")
                 .action(ArgAction::SetTrue)
                 .help("Run on the hypervisor: route every node's pod CIDRs via the node"),
+        )
+        .arg(
+            Arg::new(options::HYPERVISOR)
+                .long("hypervisor")
+                .value_name("NAME")
+                .requires(options::HOST)
+                .help(
+                    "With --host, on a cluster across several hypervisors: this machine is \
+                     hypervisor NAME (its `hypervisors[].name`)",
+                )
+                .long_help(
+                    "With --host, on a cluster across several hypervisors (the document's \
+                     `hypervisors`): this machine is hypervisor NAME. Its own nodes' pod CIDRs \
+                     are routed via each node, as on one machine; every other hypervisor's node \
+                     slice and its nodes' pod CIDRs via that hypervisor's `address`, through one \
+                     nexthop per hypervisor and family. Required when the document lists \
+                     hypervisors; refused when it lists none. On a node (--node) nothing more is \
+                     needed: a node on another hypervisor is routed via the node's own \
+                     gateway, the first address of its hypervisor's slice.",
+                ),
         )
         .group(
             ArgGroup::new("scope")

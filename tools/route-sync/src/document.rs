@@ -8,6 +8,11 @@
 //! paths: the version, each node name (a DNS label, once), each pod CIDR (a pod range:
 //! `hardway::validate::pod_range`). Fields route-sync never reads (files, fqdn, pki…) are the
 //! business of the tools that use them.
+//!
+//! A document that lists `hypervisors` (a cluster across several machines) is also read whole
+//! through `hardway::doc::parse`, once per pass: its hypervisor checks (names, addresses apart
+//! from the cluster's ranges, slices that do not overlap, every node inside its hypervisor's
+//! slice) then live in one place, and the fast view stays the one-machine case's.
 
 use foldhash::{HashSet, HashSetExt};
 use std::borrow::Cow;
@@ -23,6 +28,33 @@ pub struct Document<'a> {
     pub cluster: Cluster,
     #[serde(default, borrow)]
     pub nodes: Vec<Node<'a>>,
+    /// The machines the cluster spans; empty for a cluster on one hypervisor.
+    #[serde(default, borrow)]
+    pub hypervisors: Vec<Hypervisor<'a>>,
+}
+
+/// One hypervisor of several (`hardway::doc::HypervisorHost`): what routing between them needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hypervisor<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// Its libvirt URI: the `host` of every node on it.
+    #[serde(borrow)]
+    pub uri: Cow<'a, str>,
+    /// Its address on the network that joins the hypervisors.
+    pub address: IpAddr,
+    /// Its part of the node network, one range per family.
+    #[serde(default)]
+    pub node_slice: Vec<IpNet>,
+}
+
+impl Hypervisor<'_> {
+    /// The gateway its nodes route through: the first address of its slice of that family, as
+    /// mkvm gives its libvirt network (`hardway::validate::first_host`).
+    pub fn gateway(&self, v6: bool) -> Option<IpAddr> {
+        let slice = self.node_slice.iter().find(|s| s.addr().is_ipv6() == v6)?;
+        hardway::validate::first_host(slice)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +76,9 @@ pub struct Node<'a> {
     pub ips: Vec<IpAddr>,
     #[serde(default)]
     pub pod_cidrs: Vec<IpNet>,
+    /// The libvirt URI of the hypervisor it runs on.
+    #[serde(default, borrow)]
+    pub host: Option<Cow<'a, str>>,
 }
 
 impl Node<'_> {
@@ -68,11 +103,25 @@ impl<'a> Document<'a> {
     ) -> Result<Document<'a>, hardway::Error> {
         let document = parse_only(text, source)?;
         document.validate(known)?;
+        if !document.hypervisors.is_empty() {
+            hardway::doc::parse(text, source)?;
+        }
         Ok(document)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node<'a>> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The hypervisor `node` runs on; `None` when the document lists none (validation makes
+    /// sure every node has one otherwise).
+    pub fn hypervisor_of(&self, node: &Node) -> Option<&Hypervisor<'a>> {
+        let host = node.host.as_deref()?;
+        self.hypervisors.iter().find(|h| h.uri == host)
+    }
+
+    pub fn hypervisor(&self, name: &str) -> Option<&Hypervisor<'a>> {
+        self.hypervisors.iter().find(|h| h.name == name)
     }
 
     fn validate(&self, known: &mut PodRanges) -> Result<(), hardway::Error> {

@@ -11,14 +11,15 @@ pub enum Error {
 
     /// A desired route's gateway is on none of this machine's connected subnets.
     #[error(
-        "route {dst} via {gateway} (node {node}): the gateway is on no directly connected subnet \
-         here (connected: {connected}); check the node's address in the document or this \
-         machine's interfaces"
+        "route {dst} via {gateway} ({target}): the gateway is on no directly connected subnet \
+         here (connected: {connected}); check the address in the document or this machine's \
+         interfaces"
     )]
     Unreachable {
         dst: String,
         gateway: String,
-        node: String,
+        /// `node "NAME"`, or `hypervisor "NAME"'s node slice`.
+        target: String,
         connected: String,
     },
 

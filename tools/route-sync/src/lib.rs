@@ -46,10 +46,7 @@ pub struct Options {
 impl Options {
     pub fn from_matches(m: &ArgMatches) -> Result<Options, Error> {
         use cli::options as o;
-        let scope = match m.get_one::<String>(o::NODE) {
-            Some(name) => Scope::Node(name.clone()),
-            None => Scope::Host,
-        };
+        let scope = scope_of(m);
         let proto = m.get_one::<String>(o::PROTO).expect("has a default");
         let table = m.get_one::<String>(o::TABLE).expect("has a default");
         let format = m.get_one::<String>(o::OUTPUT).expect("has a default");
@@ -75,6 +72,14 @@ impl Options {
             check: m.get_flag(o::CHECK),
             watch: m.get_one::<u64>(o::WATCH).map(|s| Duration::from_secs(*s)),
         })
+    }
+}
+
+/// `--node NAME`, or `--host` with the `--hypervisor` it names, if any.
+fn scope_of(m: &ArgMatches) -> Scope {
+    match m.get_one::<String>(cli::options::NODE) {
+        Some(name) => Scope::Node(name.clone()),
+        None => Scope::Host(m.get_one::<String>(cli::options::HYPERVISOR).cloned()),
     }
 }
 
@@ -247,6 +252,16 @@ fn dash<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// The table's node column: the node, and the hypervisor the route goes through if any.
+fn lead(node: Option<&str>, hypervisor: Option<&str>) -> String {
+    match (node, hypervisor) {
+        (Some(node), Some(h)) => format!("{node} (via {h})"),
+        (Some(node), None) => node.to_string(),
+        (None, Some(h)) => format!("{h}'s nodes"),
+        (None, None) => "-".into(),
+    }
+}
+
 /// Where a replaced route or nexthop pointed.
 fn was(h: &plan::Hop) -> String {
     let named = h.nexthop.map(|i| format!("nhid {i} ")).unwrap_or_default();
@@ -261,7 +276,8 @@ fn was(h: &plan::Hop) -> String {
 fn nexthop_rows(nh: &nexthops::NexthopChanges) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
     let made = |action: &str, n: &nexthops::Nexthop, note: &str| {
         let (gateway, id) = (n.gateway.to_string(), n.id.to_string());
-        row([action, "-", &gateway, &n.dev, &id, &n.node, note])
+        let to = lead(n.node.as_deref(), n.hypervisor.as_deref());
+        row([action, "-", &gateway, &n.dev, &id, &to, note])
     };
     let mut rows: Vec<Vec<String>> = nh
         .added
@@ -282,7 +298,8 @@ fn nexthop_rows(nh: &nexthops::NexthopChanges) -> (Vec<Vec<String>>, Vec<Vec<Str
 fn route_rows(plan: &Plan) -> Vec<Vec<String>> {
     let routed = |action: &str, r: &plan::Route, note: &str| {
         let (dst, gateway, nexthop) = (r.dst.to_string(), r.gateway.to_string(), dash(r.nexthop));
-        row([action, &dst, &gateway, &r.dev, &nexthop, &r.node, note])
+        let to = lead(r.node.as_deref(), r.hypervisor.as_deref());
+        row([action, &dst, &gateway, &r.dev, &nexthop, &to, note])
     };
     let mut rows: Vec<Vec<String>> = plan.added.iter().map(|r| routed("add", r, "")).collect();
     for r in &plan.replaced {
@@ -325,7 +342,7 @@ fn route_rows(plan: &Plan) -> Vec<Vec<String>> {
             &gateway,
             &dev,
             &dash(hop.nexthop),
-            &c.node,
+            &lead(c.node.as_deref(), c.hypervisor.as_deref()),
             &note,
         ]));
     }
@@ -349,25 +366,25 @@ fn print_picture(matches: &ArgMatches) -> Result<Exit, Error> {
             "draws the routes of a plan: add --dry-run",
         ));
     }
-    let scope = match matches.get_one::<String>(cli::options::NODE) {
-        Some(name) => Scope::Node(name.clone()),
-        None => Scope::Host,
-    };
+    let scope = scope_of(matches);
     let file = matches.get_one::<PathBuf>(cli::options::FILE);
     let (source, text) = hardway::io::read_input(file.map(PathBuf::as_path))?;
     let document = hardway::doc::from_str(&text, &source)?;
     document.validate()?;
+    // The picture draws routes to nodes; another hypervisor's node slice is not one.
     let routes = plan::wanted(&document::Document::parse(&text, &source)?, &scope)?
         .into_iter()
-        .map(|w| hardway::dot::Route {
-            dst: w.dst,
-            gateway: w.gateway,
-            node: w.node,
+        .filter_map(|w| {
+            Some(hardway::dot::Route {
+                dst: w.dst,
+                gateway: w.gateway,
+                node: w.node?,
+            })
         })
         .collect();
     let from = match scope {
         Scope::Node(name) => hardway::dot::Viewpoint::Node(name),
-        Scope::Host => hardway::dot::Viewpoint::Host,
+        Scope::Host(_) => hardway::dot::Viewpoint::Host,
     };
     let picture = hardway::dot::routes(&document, &[hardway::dot::Routes { from, routes }]);
     hardway::io::print(&picture)?;
@@ -404,10 +421,10 @@ pub(crate) fn log_pass(plan: &Plan, options: &Options) {
         hardway::tool::log(
             TOOL,
             format!(
-                "conflict: {} (node {}) is held by a route of proto {}{}; left alone — remove it \
+                "conflict: {} ({}) is held by a route of proto {}{}; left alone — remove it \
                  (`ip route del {} proto {}`) for route-sync to take over",
                 c.dst,
-                c.node,
+                lead(c.node.as_deref(), c.hypervisor.as_deref()),
                 c.foreign.proto,
                 c.foreign
                     .hop

@@ -68,7 +68,8 @@ pub struct NexthopMode {
     pub enabled: bool,
 }
 
-/// A nexthop route-sync makes or keeps: one node's address of one family.
+/// A nexthop route-sync makes or keeps: one node's address of one family, or (on a cluster
+/// across several machines) one hypervisor's, which every route through it names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Nexthop {
     pub id: u32,
@@ -76,7 +77,11 @@ pub struct Nexthop {
     pub dev: String,
     #[serde(skip)]
     pub ifindex: u32,
-    pub node: String,
+    /// The node it leads to; `null` for a hypervisor's.
+    pub node: Option<String>,
+    /// The hypervisor it leads through; absent for a node's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<String>,
 }
 
 /// A nexthop of route-sync's repointed in place (the node's address moved): its routes follow.
@@ -110,28 +115,46 @@ impl NexthopChanges {
     }
 }
 
-/// The wanted routes of one node and family: they share a gateway and so a nexthop.
+/// The wanted routes of one node and family, or of one hypervisor and family: they share a
+/// gateway and so a nexthop.
 struct Group<'a> {
-    node: &'a str,
+    /// The node or hypervisor the routes lead to (the hypervisor's name when there is one).
+    via: Via<'a>,
     gateway: IpAddr,
     ifindex: u32,
     members: Vec<usize>,
 }
 
+/// What a group of routes leads through: a node straight, or a hypervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Via<'a> {
+    Node(&'a str),
+    Hypervisor(&'a str),
+}
+
+impl<'a> Via<'a> {
+    fn of(want: &'a Want) -> Via<'a> {
+        match (&want.hypervisor, &want.node) {
+            (Some(h), _) => Via::Hypervisor(h),
+            (None, node) => Via::Node(node.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
 /// Groups the wants that route-sync will install (not those on a prefix another protocol holds)
-/// by node and family, in the order of their first want.
+/// by node or hypervisor and by family, in the order of their first want.
 fn groups<'a>(wants: &'a [Want], ifindexes: &[u32], held: &HashSet<IpNet>) -> Vec<Group<'a>> {
-    let mut index: HashMap<(&str, bool), usize> = HashMap::with_capacity(wants.len());
+    let mut index: HashMap<(Via, bool), usize> = HashMap::with_capacity(wants.len());
     let mut out: Vec<Group> = Vec::new();
     for (i, w) in wants.iter().enumerate() {
         if held.contains(&w.dst) {
             continue;
         }
         let g = *index
-            .entry((w.node.as_str(), w.gateway.is_ipv6()))
+            .entry((Via::of(w), w.gateway.is_ipv6()))
             .or_insert_with(|| {
                 out.push(Group {
-                    node: &w.node,
+                    via: Via::of(w),
                     gateway: w.gateway,
                     ifindex: ifindexes[i],
                     members: Vec::new(),
@@ -180,7 +203,14 @@ pub fn assign(
                 gateway: g.gateway,
                 dev: kernel.dev(Some(g.ifindex)).unwrap_or_default(),
                 ifindex: g.ifindex,
-                node: g.node.to_string(),
+                node: match g.via {
+                    Via::Node(n) => Some(n.to_string()),
+                    Via::Hypervisor(_) => None,
+                },
+                hypervisor: match g.via {
+                    Via::Hypervisor(h) => Some(h.to_string()),
+                    Via::Node(_) => None,
+                },
             };
             match ours.get(&id) {
                 None => changes.added.push(nexthop()),
@@ -289,7 +319,7 @@ fn claim(
                 Error::invalid(
                     "--nexthop-ids",
                     format!(
-                        "{}-{} has no free id left for {} nexthops (one per node and family); \
+                        "{}-{} has no free id left for {} nexthops (one per node or hypervisor and family); \
                          give a larger range",
                         range.first,
                         range.last,
@@ -317,11 +347,7 @@ mod tests {
     const FIRST: u32 = NexthopIds::DEFAULT.first;
 
     fn want(dst: &str, gw: &str, node: &str) -> Want {
-        Want {
-            dst: dst.parse().unwrap(),
-            gateway: gw.parse().unwrap(),
-            node: node.into(),
-        }
+        Want::to_node(dst.parse().unwrap(), gw.parse().unwrap(), node)
     }
 
     fn nexthop(id: u32, gw: &str, proto: u8) -> KernelNexthop {
@@ -381,7 +407,7 @@ mod tests {
         let p = plan(&wants, &k, OWNER, ON).unwrap();
         let ids: Vec<u32> = p.nexthops.added.iter().map(|n| n.id).collect();
         assert_eq!(ids, [FIRST + 1, FIRST + 2, FIRST + 3]);
-        assert_eq!(p.nexthops.added[0].node, "a");
+        assert_eq!(p.nexthops.added[0].node.as_deref(), Some("a"));
         let named: Vec<Option<u32>> = p.added.iter().map(|r| r.nexthop).collect();
         assert_eq!(
             named,

@@ -11,17 +11,18 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::document::Document;
+use crate::document::{Document, Hypervisor, Node};
 use crate::error::Error;
 use crate::nexthops::{self, KernelNexthop, NexthopChanges, NexthopMode};
 
-/// Where route-sync runs: on one node, or on the hypervisor.
+/// Where route-sync runs: on one node, or on a hypervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// On this node: every other node's pod CIDRs.
     Node(String),
-    /// On the hypervisor: every node's pod CIDRs.
-    Host,
+    /// On the hypervisor: every node's pod CIDRs. On a cluster across several hypervisors,
+    /// the one named (`--hypervisor`): also the other hypervisors' node slices.
+    Host(Option<String>),
 }
 
 /// The routes route-sync owns: those with this protocol number in this table.
@@ -36,8 +37,32 @@ pub struct Owner {
 pub struct Want {
     pub dst: IpNet,
     pub gateway: IpAddr,
-    /// The node whose pod CIDR this is.
-    pub node: String,
+    /// The node whose pod CIDR this is; `None` for another hypervisor's node slice.
+    pub node: Option<String>,
+    /// The hypervisor the route goes through (on a hypervisor: that one's address; on a node:
+    /// its own hypervisor's gateway); `None` when it goes straight to the node.
+    pub hypervisor: Option<String>,
+}
+
+impl Want {
+    /// A route to `node`'s pod CIDR `dst` straight via the node's address `gateway`.
+    pub fn to_node(dst: IpNet, gateway: IpAddr, node: &str) -> Want {
+        Want {
+            dst,
+            gateway,
+            node: Some(node.to_string()),
+            hypervisor: None,
+        }
+    }
+
+    /// What the route reaches, for messages: `node NAME` or `hypervisor NAME`.
+    pub fn target(&self) -> String {
+        match (&self.node, &self.hypervisor) {
+            (Some(node), _) => format!("node {node:?}"),
+            (None, Some(h)) => format!("hypervisor {h:?}'s node slice"),
+            (None, None) => "nothing".into(),
+        }
+    }
 }
 
 /// A route as the kernel's dump shows it.
@@ -166,7 +191,11 @@ pub struct Route {
     pub dev: String,
     #[serde(skip)]
     pub ifindex: u32,
-    pub node: String,
+    /// The node whose pod CIDR it is; `null` for another hypervisor's node slice.
+    pub node: Option<String>,
+    /// The hypervisor the route goes through; absent when it goes straight to the node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<String>,
     /// The id of the node's nexthop object the route names (`nhid`); `null` for a plain route
     /// via the gateway (`--no-nexthops`, or a kernel without nexthop objects).
     pub nexthop: Option<u32>,
@@ -204,7 +233,10 @@ pub struct Removed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {
     pub dst: IpNet,
-    pub node: String,
+    pub node: Option<String>,
+    /// The hypervisor route-sync would route it through, if not straight to the node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<String>,
     /// The gateway route-sync would use.
     pub gateway: IpAddr,
     pub foreign: Foreign,
@@ -240,52 +272,25 @@ impl Plan {
 }
 
 /// The routes the document asks for in `scope`, sorted by destination. Checks that every pod
-/// CIDR is a network address, appears once, and has a node address of its family to route via.
+/// CIDR is a network address, appears once, and has an address of its family to route via: its
+/// node's, or on a cluster across several machines, a hypervisor's (see [`Here`]).
 pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
-    if let Scope::Node(name) = scope {
-        if doc.node(name).is_none() {
-            let names: Vec<&str> = doc.nodes.iter().map(|n| n.name.as_ref()).collect();
-            return Err(Error::invalid(
-                "--node",
-                format!(
-                    "no node {name:?} in the document (nodes: {}); pass one of them, or --host \
-                     on the hypervisor",
-                    names.join(", ")
-                ),
-            ));
-        }
-    }
+    let here = Here::of(doc, scope)?;
     let mut all: Vec<(IpNet, usize, usize)> = Vec::with_capacity(doc.nodes.len() * 2);
     let mut wants = Vec::new();
     for (i, node) in doc.nodes.iter().enumerate() {
         for (j, cidr) in node.pod_cidrs.iter().enumerate() {
-            let at = || format!("nodes[{i}].pod_cidrs[{j}]");
             if cidr.trunc() != *cidr {
                 return Err(Error::invalid(
-                    at(),
+                    format!("nodes[{i}].pod_cidrs[{j}]"),
                     format!("{cidr} has host bits set; the network is {}", cidr.trunc()),
                 ));
             }
             all.push((*cidr, i, j));
-            if matches!(scope, Scope::Node(me) if *me == node.name) {
+            if here.is(node) {
                 continue;
             }
-            let v6 = cidr.addr().is_ipv6();
-            let gateway = node.ip_of_family(v6).ok_or_else(|| {
-                Error::invalid(
-                    format!("nodes[{i}].ips"),
-                    format!(
-                        "node {:?} has no {} address to route its pod CIDR {cidr} via",
-                        node.name,
-                        hardway::validate::family(v6)
-                    ),
-                )
-            })?;
-            wants.push(Want {
-                dst: *cidr,
-                gateway,
-                node: node.name.to_string(),
-            });
+            wants.push(here.pod_route(doc, i, node, *cidr)?);
         }
     }
     // Each pod CIDR once; sorting finds duplicates without hashing 10,000 keys.
@@ -300,8 +305,204 @@ pub fn wanted(doc: &Document, scope: &Scope) -> Result<Vec<Want>, Error> {
             ),
         ));
     }
+    here.slice_routes(doc, &mut wants)?;
     wants.sort_by_key(|w| w.dst);
     Ok(wants)
+}
+
+/// Where route-sync runs, resolved against the document.
+///
+/// On a cluster across several hypervisors a node's address is on-link only on its own
+/// hypervisor's network. So a node reaches a node on another hypervisor through its own
+/// hypervisor's gateway (the first address of its slice, mkvm's bridge address), and a
+/// hypervisor reaches another's nodes, their pod CIDRs and its whole node slice through that
+/// hypervisor's `address` on the network that joins them: routed, so node and pod source
+/// addresses are kept end to end.
+enum Here<'d, 'a> {
+    Node {
+        name: &'d str,
+        hypervisor: Option<&'d Hypervisor<'a>>,
+    },
+    Host {
+        hypervisor: Option<&'d Hypervisor<'a>>,
+    },
+}
+
+impl<'d, 'a> Here<'d, 'a> {
+    fn of(doc: &'d Document<'a>, scope: &'d Scope) -> Result<Here<'d, 'a>, Error> {
+        let names = |list: Vec<&str>| list.join(", ");
+        match scope {
+            Scope::Node(name) => {
+                let node = doc.node(name).ok_or_else(|| {
+                    let nodes = doc.nodes.iter().map(|n| n.name.as_ref()).collect();
+                    Error::invalid(
+                        "--node",
+                        format!(
+                            "no node {name:?} in the document (nodes: {}); pass one of them, or \
+                             --host on the hypervisor",
+                            names(nodes)
+                        ),
+                    )
+                })?;
+                let hypervisor = doc.hypervisor_of(node);
+                Ok(Here::Node { name, hypervisor })
+            }
+            Scope::Host(chosen) => {
+                let listed = || names(doc.hypervisors.iter().map(|h| h.name.as_ref()).collect());
+                let hypervisor = match chosen {
+                    None if doc.hypervisors.is_empty() => None,
+                    None => {
+                        return Err(Error::invalid(
+                            "--hypervisor",
+                            format!(
+                                "the document lists several hypervisors ({}): name the one \
+                                 this is, --hypervisor NAME",
+                                listed()
+                            ),
+                        ))
+                    }
+                    Some(name) if doc.hypervisors.is_empty() => {
+                        return Err(Error::invalid(
+                            "--hypervisor",
+                            format!(
+                                "{name:?}: the document lists no hypervisors (the cluster is \
+                                 on one machine): leave --hypervisor out"
+                            ),
+                        ))
+                    }
+                    Some(name) => Some(doc.hypervisor(name).ok_or_else(|| {
+                        Error::invalid(
+                            "--hypervisor",
+                            format!("no hypervisor {name:?} in the document ({})", listed()),
+                        )
+                    })?),
+                };
+                Ok(Here::Host { hypervisor })
+            }
+        }
+    }
+
+    /// Whether `node` is where route-sync runs: its own pod CIDRs are its bridge's.
+    fn is(&self, node: &Node) -> bool {
+        matches!(self, Here::Node { name, .. } if *name == node.name)
+    }
+
+    fn mine(&self) -> Option<&'d Hypervisor<'a>> {
+        match self {
+            Here::Node { hypervisor, .. } | Here::Host { hypervisor } => *hypervisor,
+        }
+    }
+
+    /// The route to `cidr`, node `i`'s pod CIDR.
+    fn pod_route(&self, doc: &Document, i: usize, node: &Node, cidr: IpNet) -> Result<Want, Error> {
+        let v6 = cidr.addr().is_ipv6();
+        let family = hardway::validate::family(v6);
+        let theirs = doc.hypervisor_of(node);
+        let remote = match (self.mine(), theirs) {
+            (Some(mine), Some(theirs)) if mine.name != theirs.name => Some(theirs),
+            _ => None,
+        };
+        let Some(remote) = remote else {
+            let gateway = node.ip_of_family(v6).ok_or_else(|| {
+                Error::invalid(
+                    format!("nodes[{i}].ips"),
+                    format!(
+                        "node {:?} has no {family} address to route its pod CIDR {cidr} via",
+                        node.name
+                    ),
+                )
+            })?;
+            return Ok(Want::to_node(cidr, gateway, &node.name));
+        };
+        let via = match self {
+            // On a node: out through its own hypervisor, which routes on.
+            Here::Node { .. } => self.mine().expect("remote implies mine"),
+            Here::Host { .. } => remote,
+        };
+        let gateway = hop_to(doc, self, via, v6).map_err(|(at, why)| {
+            Error::invalid(
+                at,
+                format!(
+                    "node {:?}'s pod CIDR {cidr} cannot be routed: {why}",
+                    node.name
+                ),
+            )
+        })?;
+        Ok(Want {
+            dst: cidr,
+            gateway,
+            node: Some(node.name.to_string()),
+            hypervisor: Some(via.name.to_string()),
+        })
+    }
+
+    /// On a hypervisor of several: every other hypervisor's node slice, via its address.
+    fn slice_routes(&self, doc: &Document, wants: &mut Vec<Want>) -> Result<(), Error> {
+        let Here::Host {
+            hypervisor: Some(mine),
+        } = self
+        else {
+            return Ok(());
+        };
+        for other in doc.hypervisors.iter().filter(|h| h.name != mine.name) {
+            for slice in &other.node_slice {
+                let v6 = slice.addr().is_ipv6();
+                let gateway = hop_to(doc, self, other, v6).map_err(|(at, why)| {
+                    Error::invalid(
+                        at,
+                        format!(
+                            "hypervisor {:?}'s node slice {slice} cannot be routed: {why}",
+                            other.name
+                        ),
+                    )
+                })?;
+                wants.push(Want {
+                    dst: *slice,
+                    gateway,
+                    node: None,
+                    hypervisor: Some(other.name.to_string()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The gateway of family `v6` through hypervisor `via`: on a node its own gateway, on a
+/// hypervisor `via`'s address. The error is (JSON path, why).
+fn hop_to(
+    doc: &Document,
+    here: &Here,
+    via: &Hypervisor,
+    v6: bool,
+) -> Result<IpAddr, (String, String)> {
+    let k = doc
+        .hypervisors
+        .iter()
+        .position(|h| h.name == via.name)
+        .unwrap_or_default();
+    let family = hardway::validate::family(v6);
+    match here {
+        Here::Node { .. } => via.gateway(v6).ok_or_else(|| {
+            (
+                format!("hypervisors[{k}].node_slice"),
+                format!(
+                    "its nodes' hypervisor {:?} has no {family} node slice to be their gateway",
+                    via.name
+                ),
+            )
+        }),
+        Here::Host { .. } if via.address.is_ipv6() == v6 => Ok(via.address),
+        Here::Host { .. } => Err((
+            format!("hypervisors[{k}].address"),
+            format!(
+                "hypervisor {:?}'s address {} is not {family}, and Linux routes no {family} \
+                 packet via a gateway of the other family; give the hypervisors {family} \
+                 addresses, or leave {family} out of the cluster",
+                via.name, via.address
+            ),
+        )),
+    }
 }
 
 /// The interface whose connected subnet holds `gateway`: the longest matching prefix, then the
@@ -327,17 +528,23 @@ fn resolve(want: &Want, kernel: &Snapshot) -> Result<u32, Error> {
         Some(ifindex) => Error::invalid(
             format!("route {} via {}", want.dst, want.gateway),
             format!(
-                "the gateway, node {:?}'s address, is this machine's own (on {}); run with \
-                 --node {} here, or fix the node's address in the document",
-                want.node,
+                "the gateway, for {}, is this machine's own address (on {}); {}",
+                want.target(),
                 kernel.dev(Some(ifindex)).unwrap_or_default(),
-                want.node
+                match (&want.hypervisor, &want.node) {
+                    (None, Some(node)) => format!(
+                        "run with --node {node} here, or fix the node's address in the document"
+                    ),
+                    (Some(h), _) =>
+                        format!("this machine is hypervisor {h:?}: run with --hypervisor {h} here"),
+                    (None, None) => String::new(),
+                }
             ),
         ),
         None => Error::Unreachable {
             dst: want.dst.to_string(),
             gateway: want.gateway.to_string(),
-            node: want.node.clone(),
+            target: want.target(),
             connected: connected(kernel),
         },
     })
@@ -429,6 +636,7 @@ impl Diff<'_> {
             self.plan.conflicts.push(Conflict {
                 dst: want.dst,
                 node: want.node.clone(),
+                hypervisor: want.hypervisor.clone(),
                 gateway: want.gateway,
                 foreign,
             });
@@ -458,6 +666,7 @@ impl Diff<'_> {
             dev: self.kernel.dev(Some(ifindex)).unwrap_or_default(),
             ifindex,
             node: want.node.clone(),
+            hypervisor: want.hypervisor.clone(),
             nexthop: nhid,
         };
         match keep {
@@ -602,14 +811,160 @@ mod tests {
     fn node_skips_its_own_range_and_host_takes_all() {
         let text = lab_text();
         let doc = Document::parse(&text, "lab").unwrap();
-        let host = wanted(&doc, &Scope::Host).unwrap();
+        let host = wanted(&doc, &Scope::Host(None)).unwrap();
         assert_eq!(host.len(), doc.nodes.len());
         let node = wanted(&doc, &Scope::Node("node-1".into())).unwrap();
         assert_eq!(node.len(), doc.nodes.len() - 1);
-        assert!(node.iter().all(|w| w.node != "node-1"));
+        assert!(node.iter().all(|w| w.node.as_deref() != Some("node-1")));
         let n2 = doc.node("node-2").unwrap();
-        let w = node.iter().find(|w| w.node == "node-2").unwrap();
+        let w = node
+            .iter()
+            .find(|w| w.node.as_deref() == Some("node-2"))
+            .unwrap();
         assert_eq!((w.dst, w.gateway), (n2.pod_cidrs[0], n2.ips[0]));
+    }
+
+    fn fixture_text(name: &str) -> String {
+        serde_json::to_string(&testkit::fixture_document(name)).unwrap()
+    }
+
+    /// (destination, gateway, node, hypervisor) of each want, in order.
+    fn routes(wants: &[Want]) -> Vec<(String, String, Option<&str>, Option<&str>)> {
+        wants
+            .iter()
+            .map(|w| {
+                let (node, via) = (w.node.as_deref(), w.hypervisor.as_deref());
+                (w.dst.to_string(), w.gateway.to_string(), node, via)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_hypervisor_routes_its_own_nodes_direct_and_the_others_through_their_hypervisor() {
+        let text = fixture_text("hypervisors/two.json");
+        let doc = Document::parse(&text, "two").unwrap();
+        let on_a = wanted(&doc, &Scope::Host(Some("hv-a".into()))).unwrap();
+        let (a, b) = (Some("hv-a"), Some("hv-b"));
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            routes(&on_a),
+            [
+                (s("10.200.0.0/24"), s("10.240.0.2"), Some("node-a1"), None),
+                (s("10.200.1.0/24"), s("10.240.0.3"), Some("node-a2"), None),
+                (s("10.200.2.0/24"), s("192.168.50.2"), Some("node-b1"), b),
+                (s("10.200.3.0/24"), s("192.168.50.2"), Some("node-b2"), b),
+                (s("10.240.0.128/25"), s("192.168.50.2"), None, b),
+            ]
+        );
+        let on_b = wanted(&doc, &Scope::Host(Some("hv-b".into()))).unwrap();
+        assert_eq!(
+            routes(&on_b),
+            [
+                (s("10.200.0.0/24"), s("192.168.50.1"), Some("node-a1"), a),
+                (s("10.200.1.0/24"), s("192.168.50.1"), Some("node-a2"), a),
+                (s("10.200.2.0/24"), s("10.240.0.130"), Some("node-b1"), None),
+                (s("10.200.3.0/24"), s("10.240.0.131"), Some("node-b2"), None),
+                (s("10.240.0.0/25"), s("192.168.50.1"), None, a),
+            ]
+        );
+        // A node: its neighbours straight, the other hypervisor's nodes through its own
+        // gateway (hv-a's slice's first address, mkvm's bridge), no slice routes.
+        let on_a1 = wanted(&doc, &Scope::Node("node-a1".into())).unwrap();
+        assert_eq!(
+            routes(&on_a1),
+            [
+                (s("10.200.1.0/24"), s("10.240.0.3"), Some("node-a2"), None),
+                (s("10.200.2.0/24"), s("10.240.0.1"), Some("node-b1"), a),
+                (s("10.200.3.0/24"), s("10.240.0.1"), Some("node-b2"), a),
+            ]
+        );
+        let on_b2 = wanted(&doc, &Scope::Node("node-b2".into())).unwrap();
+        assert_eq!(on_b2[0].gateway, ip("10.240.0.129"));
+    }
+
+    #[test]
+    fn routes_through_one_hypervisor_share_one_nexthop() {
+        let text = fixture_text("hypervisors/two.json");
+        let doc = Document::parse(&text, "two").unwrap();
+        let wants = wanted(&doc, &Scope::Host(Some("hv-a".into()))).unwrap();
+        let mut kernel = snapshot(vec![]);
+        kernel.nexthops = Some(vec![]);
+        kernel.addresses = vec![
+            Address {
+                ifindex: 2,
+                net: net("10.240.0.1/25"),
+            },
+            Address {
+                ifindex: 3,
+                net: net("192.168.50.1/24"),
+            },
+        ];
+        kernel.links.insert(3, "eth0".into());
+        let on = NexthopMode {
+            enabled: true,
+            ..PLAIN
+        };
+        let p = plan(&wants, &kernel, OWNER, on).unwrap();
+        // node-a1, node-a2, and hv-b for its two nodes and its slice.
+        let made: Vec<(Option<&str>, Option<&str>, &str)> = p
+            .nexthops
+            .added
+            .iter()
+            .map(|n| (n.node.as_deref(), n.hypervisor.as_deref(), n.dev.as_str()))
+            .collect();
+        assert_eq!(
+            made,
+            [
+                (Some("node-a1"), None, "br0"),
+                (Some("node-a2"), None, "br0"),
+                (None, Some("hv-b"), "eth0"),
+            ]
+        );
+        let hv_b = p.nexthops.added[2].id;
+        let through_b = p.added.iter().filter(|r| r.nexthop == Some(hv_b)).count();
+        assert_eq!(through_b, 3);
+    }
+
+    #[test]
+    fn which_hypervisor_is_asked_for_when_there_are_several_and_refused_when_none() {
+        let two = fixture_text("hypervisors/two.json");
+        let doc = Document::parse(&two, "two").unwrap();
+        let e = wanted(&doc, &Scope::Host(None)).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--hypervisor: the document lists several hypervisors (hv-a, hv-b)"),
+            "{e}"
+        );
+        let e = wanted(&doc, &Scope::Host(Some("hv-c".into()))).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--hypervisor: no hypervisor \"hv-c\""),
+            "{e}"
+        );
+        let lab = lab_text();
+        let one = Document::parse(&lab, "lab").unwrap();
+        let e = wanted(&one, &Scope::Host(Some("hv-a".into()))).unwrap_err();
+        assert!(e.to_string().contains("lists no hypervisors"), "{e}");
+        assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
+    }
+
+    #[test]
+    fn ipv6_through_an_ipv4_hypervisor_address_is_refused_at_its_address() {
+        let text = fixture_text("hypervisors/two-dualstack.json");
+        let doc = Document::parse(&text, "two").unwrap();
+        // On a node both families work: each goes through its own gateway of that family.
+        let on_a1 = wanted(&doc, &Scope::Node("node-a1".into())).unwrap();
+        let to_b1: Vec<String> = on_a1
+            .iter()
+            .filter(|w| w.node.as_deref() == Some("node-b1"))
+            .map(|w| w.gateway.to_string())
+            .collect();
+        assert_eq!(to_b1, ["10.240.0.1", "fd00:240::"]);
+        // On a hypervisor, node-b1's IPv6 pod CIDR would need an IPv6 address for hv-b.
+        let e = wanted(&doc, &Scope::Host(Some("hv-a".into()))).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("hypervisors[1].address: node \"node-b1\"'s pod CIDR fd00:200:0:2::/64 cannot be routed"), "{text}");
+        assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
     }
 
     #[test]
@@ -619,12 +974,12 @@ mod tests {
         let e = wanted(&doc, &Scope::Node("nope".into())).unwrap_err();
         assert!(e.to_string().contains("no node \"nope\""), "{e}");
         doc.nodes[1].pod_cidrs = vec![net("10.200.1.7/24")];
-        let e = wanted(&doc, &Scope::Host).unwrap_err();
+        let e = wanted(&doc, &Scope::Host(None)).unwrap_err();
         assert!(e.to_string().starts_with("nodes[1].pod_cidrs[0]"), "{e}");
         doc.nodes[1].pod_cidrs = doc.nodes[0].pod_cidrs.clone();
-        assert!(wanted(&doc, &Scope::Host).is_err());
+        assert!(wanted(&doc, &Scope::Host(None)).is_err());
         doc.nodes[1].pod_cidrs = vec![net("fd00:200:1::/64")];
-        let e = wanted(&doc, &Scope::Host).unwrap_err();
+        let e = wanted(&doc, &Scope::Host(None)).unwrap_err();
         assert!(e.to_string().contains("no IPv6 address"), "{e}");
         assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
     }
@@ -632,26 +987,10 @@ mod tests {
     #[test]
     fn diff_adds_replaces_removes_keeps_and_reports_conflicts() {
         let wants = vec![
-            Want {
-                dst: net("10.200.0.0/24"),
-                gateway: ip("10.240.0.11"),
-                node: "a".into(),
-            },
-            Want {
-                dst: net("10.200.1.0/24"),
-                gateway: ip("10.240.0.12"),
-                node: "b".into(),
-            },
-            Want {
-                dst: net("10.200.2.0/24"),
-                gateway: ip("10.240.0.13"),
-                node: "c".into(),
-            },
-            Want {
-                dst: net("10.200.3.0/24"),
-                gateway: ip("10.240.0.14"),
-                node: "d".into(),
-            },
+            Want::to_node(net("10.200.0.0/24"), ip("10.240.0.11"), "a"),
+            Want::to_node(net("10.200.1.0/24"), ip("10.240.0.12"), "b"),
+            Want::to_node(net("10.200.2.0/24"), ip("10.240.0.13"), "c"),
+            Want::to_node(net("10.200.3.0/24"), ip("10.240.0.14"), "d"),
         ];
         let kernel = snapshot(vec![
             kroute("10.200.0.0/24", "10.240.0.11", 200), // right: unchanged
@@ -683,11 +1022,7 @@ mod tests {
 
     #[test]
     fn unreachable_gateway_fails_before_any_change() {
-        let wants = vec![Want {
-            dst: net("10.200.1.0/24"),
-            gateway: ip("192.0.2.7"),
-            node: "b".into(),
-        }];
+        let wants = vec![Want::to_node(net("10.200.1.0/24"), ip("192.0.2.7"), "b")];
         let e = plan(&wants, &snapshot(vec![]), OWNER, PLAIN).unwrap_err();
         assert_eq!(hardway::Failure::exit(&e), hardway::Exit::External);
         let text = e.to_string();
@@ -697,22 +1032,14 @@ mod tests {
 
     #[test]
     fn own_address_as_gateway_is_an_input_error() {
-        let wants = vec![Want {
-            dst: net("10.200.1.0/24"),
-            gateway: ip("10.240.0.1"),
-            node: "b".into(),
-        }];
+        let wants = vec![Want::to_node(net("10.200.1.0/24"), ip("10.240.0.1"), "b")];
         let e = plan(&wants, &snapshot(vec![]), OWNER, PLAIN).unwrap_err();
         assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
     }
 
     #[test]
     fn duplicate_and_odd_routes_of_ours_are_cleaned() {
-        let wants = vec![Want {
-            dst: net("10.200.1.0/24"),
-            gateway: ip("10.240.0.12"),
-            node: "b".into(),
-        }];
+        let wants = vec![Want::to_node(net("10.200.1.0/24"), ip("10.240.0.12"), "b")];
         let mut metric = kroute("10.200.1.0/24", "10.240.0.12", 200);
         metric.priority = Some(50);
         let kernel = snapshot(vec![metric, kroute("10.200.1.0/24", "10.240.0.12", 200)]);

@@ -18,6 +18,9 @@ use testkit::netns::{Lab, Netns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_route-sync");
 
+#[path = "netns/hypervisors.rs"]
+mod hypervisors;
+
 /// The report route-sync prints (`route_sync::plan::Plan`, which serializes only: it holds
 /// kernel state and `&'static str`s), parsed strictly so a renamed, added or dropped key fails
 /// the test. serde cannot deny unknown fields through `flatten`, so the flattened entries spell
@@ -41,7 +44,11 @@ struct RouteEntry {
     dst: IpNet,
     gateway: IpAddr,
     dev: String,
-    node: String,
+    /// `null` for a route to another hypervisor's node slice.
+    node: Option<String>,
+    /// The hypervisor the route goes through; absent when straight to the node.
+    #[serde(default)]
+    hypervisor: Option<String>,
     nexthop: Option<u32>,
 }
 
@@ -82,7 +89,9 @@ struct RemovedEntry {
 #[allow(dead_code)]
 struct ConflictEntry {
     dst: IpNet,
-    node: String,
+    node: Option<String>,
+    #[serde(default)]
+    hypervisor: Option<String>,
     gateway: IpAddr,
     foreign: ForeignEntry,
 }
@@ -115,7 +124,9 @@ struct NexthopEntry {
     id: u32,
     gateway: IpAddr,
     dev: String,
-    node: String,
+    node: Option<String>,
+    #[serde(default)]
+    hypervisor: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +136,9 @@ struct NexthopReplacedEntry {
     id: u32,
     gateway: IpAddr,
     dev: String,
-    node: String,
+    node: Option<String>,
+    #[serde(default)]
+    hypervisor: Option<String>,
     was: HopEntry,
 }
 
@@ -903,7 +916,7 @@ fn unreachable_gateway_exits_3_naming_the_route_and_changes_nothing() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("route-sync: error: route 10.200.2.0/24 via 192.0.2.7 (node n2)"),
+        err.starts_with("route-sync: error: route 10.200.2.0/24 via 192.0.2.7 (node \"n2\")"),
         "{err}"
     );
     assert!(err.contains("br0 10.240.0.0/24"), "{err}");

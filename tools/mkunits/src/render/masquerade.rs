@@ -94,7 +94,7 @@ pub fn rules(ctx: &Ctx) -> String {
     text
 }
 
-fn set(name: &str, kind: &str, elements: &[String]) -> String {
+pub(crate) fn set(name: &str, kind: &str, elements: &[String]) -> String {
     let elements = if elements.is_empty() {
         String::new()
     } else {

@@ -7,6 +7,7 @@
 
 pub(crate) mod addons;
 pub(crate) mod control;
+pub mod egress;
 pub(crate) mod etcd;
 pub(crate) mod flannel;
 pub(crate) mod lb;
