@@ -211,34 +211,47 @@ fn check_cluster(hv: &TwoHypervisors, cluster: &Cluster, doc: &Document, problem
     let clock = Instant::now();
     let done =
         |phase: &str| eprintln!("two-hypervisor cluster: {phase} at {:.0?}", clock.elapsed());
+    // Each node waited for from its own hypervisor, where it is on-link: route-sync runs once
+    // the nodes are up, as a user runs it after `mkvm up` (right after `--wait running` the
+    // bridge may have no carrier yet, and a nexthop on it is refused: "Network is down").
+    let key = cluster.key();
     for one in [&hv.a, &hv.b] {
-        problems.extend(routes::route_hypervisor(one, &cluster.doc, doc));
-        problems.extend(routes::check_kernel_routes(doc, one));
-        if routes::ROUTE_SYNC_HAS_HYPERVISOR {
-            load_egress_masquerade(one, &cluster.out(), problems);
-        }
-    }
-    done("routes");
-    let guests = Guests {
-        netns: hv.a.netns(),
-        key: cluster.key(),
-    };
-    for node in &doc.nodes {
-        if let Err(why) = guests.wait_until_ready(&node_ip(doc, &node.name)) {
-            problems.push(why);
-            return;
+        let here = Guests {
+            netns: one.netns(),
+            key: key.clone(),
+        };
+        let on_it = doc
+            .nodes
+            .iter()
+            .filter(|n| n.host.as_deref() == Some(&one.uri()));
+        for node in on_it {
+            if let Err(why) = here.wait_until_ready(&node_ip(doc, &node.name)) {
+                return problems.push(why);
+            }
         }
     }
     done("both nodes ready");
+    for one in [&hv.a, &hv.b] {
+        problems.extend(routes::route_hypervisor(one, &cluster.doc, doc));
+        problems.extend(routes::check_kernel_routes(doc, one));
+        load_egress_masquerade(one, &cluster.out(), problems);
+    }
+    done("routes");
     if let Err(why) = push(hv, cluster, doc) {
         problems.push(why);
         return;
     }
     done("node-push");
+    // From here every ssh goes from hv-a's namespace, to node-b1 through the routes.
+    let guests = Guests {
+        netns: hv.a.netns(),
+        key,
+    };
     let known = cluster.known_hosts();
     let keys = HostKeys::Known(&known);
     stand_in_bridges(&guests, keys, doc);
     check_services(&guests, keys, &pushed(doc), problems);
+    check_node_routes(&guests, keys, doc, problems);
     check_reachability(&guests, keys, doc, problems);
     done("reachability");
     check_etcd(hv, cluster, problems);
@@ -286,10 +299,6 @@ fn pushed(doc: &Document) -> Document {
     let mut pushed = doc.clone();
     for node in &mut pushed.nodes {
         node.services.retain(|s| !kubernetes.contains(s));
-        // TEMPORARY: route-sync --node cannot route across hypervisors before the lead's change.
-        if !routes::ROUTE_SYNC_HAS_HYPERVISOR {
-            node.services.retain(|s| s != "route-sync.service");
-        }
     }
     pushed
 }
@@ -341,11 +350,7 @@ fn stand_in_bridges(guests: &Guests, keys: HostKeys, doc: &Document) {
 fn check_services(guests: &Guests, keys: HostKeys, pushed: &Document, problems: &mut Problems) {
     for node in &pushed.nodes {
         let services = &node.services;
-        let needed = ["etcd.service", "route-sync.service", "containerd.service"];
-        let needed = needed
-            .into_iter()
-            .filter(|n| routes::ROUTE_SYNC_HAS_HYPERVISOR || *n != "route-sync.service");
-        for needed in needed {
+        for needed in ["etcd.service", "route-sync.service", "containerd.service"] {
             if !services.iter().any(|s| s == needed) {
                 problems.push(format!("{}: {needed} is not among {services:?}", node.name));
             }
@@ -358,6 +363,43 @@ fn check_services(guests: &Guests, keys: HostKeys, pushed: &Document, problems: 
         let states: Vec<&str> = states.lines().collect();
         if states.len() != services.len() || states.iter().any(|s| *s != "active") {
             problems.push(format!("{}: {services:?} are {states:?}", node.name));
+        }
+    }
+}
+
+/// One route of `ip -j route show`.
+#[derive(Debug, Deserialize)]
+struct NodeRoute {
+    dst: String,
+}
+
+/// Each node's own route-sync.service routed the other node's pod CIDRs (protocol 200, route-
+/// sync's) and the kernel sends them via the node's own gateway, the first address of its
+/// hypervisor's slice: the other node is not on-link.
+fn check_node_routes(guests: &Guests, keys: HostKeys, doc: &Document, problems: &mut Problems) {
+    for node in &doc.nodes {
+        let ip = node_ip(doc, &node.name);
+        let slice = doc.hypervisor_of(node).unwrap().node_slice[0];
+        let gateway = routes::first_host(&slice);
+        let listed = guests.run(keys, &ip, "ip -j route show proto 200").unwrap();
+        let listed: Vec<NodeRoute> = serde_json::from_str(&listed).expect("ip -j route show");
+        let others = doc.nodes.iter().filter(|n| n.name != node.name);
+        for cidr in others.flat_map(|n| n.pod_cidrs.iter().filter(|c| c.addr().is_ipv4())) {
+            if !listed.iter().any(|r| r.dst == cidr.to_string()) {
+                problems.push(format!(
+                    "{}: no route-sync route to {cidr}: {listed:?}",
+                    node.name
+                ));
+            }
+            let probe = format!("ip -j route get {}", routes::first_host(cidr));
+            let got: Vec<routes::RouteGet> =
+                serde_json::from_str(&guests.run(keys, &ip, &probe).unwrap()).expect("ip -j");
+            if got.first().and_then(|r| r.gateway) != Some(gateway) {
+                problems.push(format!(
+                    "{}: {cidr} goes {got:?}, not via {gateway}",
+                    node.name
+                ));
+            }
         }
     }
 }

@@ -66,23 +66,6 @@ pub fn route_sync(one: &Hypervisor, doc: &Path) -> Result<RouteReport, String> {
     serde_json::from_slice(&out.stdout).map_err(|e| format!("route-sync report: {e}"))
 }
 
-/// Until route-sync has `--hypervisor` (the lead's change, not merged yet): the routes it will
-/// make, by hand with `ip route replace`. TEMPORARY: removed when route-sync takes them over.
-pub const ROUTE_SYNC_HAS_HYPERVISOR: bool = false;
-
-fn route_by_hand(one: &Hypervisor, doc: &Document) {
-    one.netns().sysctl("net.ipv4.ip_forward", "1");
-    for (dst, via) in wanted_routes(doc, one) {
-        one.netns().ip(&[
-            "route",
-            "replace",
-            &dst.to_string(),
-            "via",
-            &via.to_string(),
-        ]);
-    }
-}
-
 /// Forwarding on, then route-sync twice: the first run installs the routes, the second must
 /// find every one in place and change nothing. Returns what was wrong.
 pub fn route_hypervisor(one: &Hypervisor, doc: &Path, typed: &Document) -> Vec<String> {
@@ -91,10 +74,6 @@ pub fn route_hypervisor(one: &Hypervisor, doc: &Path, typed: &Document) -> Vec<S
         .map(|(dst, _)| *dst)
         .collect();
     wanted.sort();
-    if !ROUTE_SYNC_HAS_HYPERVISOR {
-        route_by_hand(one, typed);
-        return Vec::new();
-    }
     one.netns().sysctl("net.ipv4.ip_forward", "1");
     let (first, again) = match (route_sync(one, doc), route_sync(one, doc)) {
         (Ok(first), Ok(again)) => (first, again),
@@ -142,10 +121,10 @@ pub fn wanted_routes(doc: &Document, one: &Hypervisor) -> Vec<(IpNet, IpAddr)> {
     wanted
 }
 
-/// One kernel answer of `ip -j route get`.
+/// One kernel answer of `ip -j route get` (on a hypervisor or a node).
 #[derive(Debug, Deserialize)]
-struct RouteGet {
-    gateway: Option<IpAddr>,
+pub struct RouteGet {
+    pub gateway: Option<IpAddr>,
 }
 
 /// Each wanted route, as the kernel in `one`'s namespace resolves the destination's first host
@@ -154,24 +133,22 @@ pub fn check_kernel_routes(doc: &Document, one: &Hypervisor) -> Vec<String> {
     let mut problems = Vec::new();
     for (dst, via) in wanted_routes(doc, one) {
         let probe = first_host(&dst).to_string();
-        let answer = one.netns().ip(&["-j", "route", "get", &probe]);
-        let got: Vec<RouteGet> = serde_json::from_str(&answer).expect("ip -j route get");
+        let answer = one.netns().exec("ip", &["-j", "route", "get", &probe]);
+        let got: Vec<RouteGet> = serde_json::from_slice(&answer.stdout).unwrap_or_default();
         let gateway = got.first().and_then(|r| r.gateway);
         if gateway != Some(via) {
             problems.push(format!(
-                "{}: {dst} goes via {gateway:?}, not {via}",
-                one.name()
+                "{}: {dst} goes via {gateway:?}, not {via} ({})",
+                one.name(),
+                said(&answer)
             ));
         }
     }
     problems
 }
 
-/// The first host of a range: a pod CIDR's gateway (the stand-in cni0 holds it), a slice's
-/// libvirt gateway.
+/// The first host of a range (hardway::validate::first_host, the one mkvm and route-sync use):
+/// a pod CIDR's gateway (the stand-in cni0 holds it), a slice's libvirt gateway.
 pub fn first_host(range: &IpNet) -> IpAddr {
-    match range {
-        IpNet::V4(v4) => IpAddr::V4((u32::from(v4.network()) + 1).into()),
-        IpNet::V6(v6) => IpAddr::V6((u128::from(v6.network()) + 1).into()),
-    }
+    hardway::validate::first_host(range).expect("a range with hosts")
 }
