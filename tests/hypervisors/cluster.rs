@@ -363,6 +363,15 @@ fn check_services(guests: &Guests, keys: HostKeys, pushed: &Document, problems: 
         let states: Vec<&str> = states.lines().collect();
         if states.len() != services.len() || states.iter().any(|s| *s != "active") {
             problems.push(format!("{}: {services:?} are {states:?}", node.name));
+            let not_active = services
+                .iter()
+                .zip(&states)
+                .filter(|(_, s)| **s != "active");
+            for (unit, _) in not_active {
+                let log = format!("journalctl -u {unit} -n 5 --no-pager -o cat");
+                let said = guests.run(keys, &node_ip(pushed, &node.name), &log);
+                problems.push(format!("{}: {unit}'s last lines: {said:?}", node.name));
+            }
         }
     }
 }
