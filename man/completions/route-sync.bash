@@ -23,7 +23,7 @@ _route__sync() {
 
     case "${cmd}" in
         route__sync)
-            opts="-f -o -h -V --file --node --host --proto --table --output --dry-run --check --watch --nexthop-ids --no-nexthops --help --version"
+            opts="-f -o -h -V --file --node --host --hypervisor --proto --table --output --dry-run --check --watch --nexthop-ids --no-nexthops --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -38,6 +38,10 @@ _route__sync() {
                     return 0
                     ;;
                 --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hypervisor)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,5 +1,6 @@
 complete -c route-sync -s f -l file -d 'Read the cluster document from FILE instead of stdin (\'-\' is stdin)' -r -F
 complete -c route-sync -l node -d 'Run on node NAME: route the other nodes\' pod CIDRs, never its own' -r
+complete -c route-sync -l hypervisor -d 'With --host, on a cluster across several hypervisors: this machine is hypervisor NAME (its `hypervisors[].name`)' -r
 complete -c route-sync -l proto -d 'Protocol number that marks the routes route-sync owns: 5-255, or a name from /etc/iproute2/rt_protos{,.d/*.conf}; \'hardway\' is 200 (0xc8), used by no common routing daemon. Add \'200 hardway\' to /etc/iproute2/rt_protos.d/hardway.conf for `ip route` to show the name' -r
 complete -c route-sync -l table -d 'Routing table of the routes: 1-4294967295, \'main\' (254) or \'default\' (253). A table other than main needs an `ip rule` to be used' -r
 complete -c route-sync -s o -l output -d 'Report format: json, or table for people; with --dry-run also dot: the routes of this viewpoint as a Graphviz picture (`| dot -Tsvg`), drawn from the document alone (the kernel is not read)' -r -f -a "json\t''

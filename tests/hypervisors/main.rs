@@ -6,11 +6,14 @@
 //!
 //! What it runs: libvirtd and virtlogd (Debian's), virsh, ping across the veth pair, and the
 //! workspace's mkcluster, cidr-alloc and mkvm binaries. What it does not: no VM is booted and no
-//! domain started (domains are only defined), and mkvm up/down across hosts is not run: that is
-//! issue 19's next step, on top of this harness.
+//! domain started (domains are only defined). The other modules build on the harness: mkvm_up
+//! (up, down and rollback across the two, nothing booted) and cluster (a whole cluster, one TCG
+//! VM on each hypervisor).
 
-mod boot;
+mod cluster;
+mod guests;
 mod mkvm_up;
+mod routes;
 
 use std::path::Path;
 use std::process::Command;
@@ -145,26 +148,43 @@ fn define_domain(one: &Hypervisor, name: &str) {
     one.virsh_ok(&["define", xml.to_str().unwrap()]);
 }
 
-/// `mkcluster --hypervisor` for both, one node on each, then cidr-alloc.
-pub fn two_host_document(hv: &TwoHypervisors) -> Document {
+/// One node on each hypervisor; both run etcd, so the two form one cluster across the hosts.
+/// One vCPU and 768 MiB each: two TCG guests share the machine's two cores with the test.
+pub const ONE_NODE_ON_EACH: &str = "name,roles,host,vcpus,memory\n\
+    node-a1,controller+etcd+worker,hv-a,1,768\n\
+    node-b1,etcd+worker,hv-b,1,768\n";
+
+/// `mkcluster --hypervisor` for both (each one's URI and address) over `csv`, with `flags`:
+/// the inventory, before cidr-alloc.
+pub fn two_host_inventory(hv: &TwoHypervisors, csv: &str, flags: &[&str]) -> Vec<u8> {
     let flag = |one: &Hypervisor| format!("{}={},{}", one.name(), one.uri(), one.address());
     let (flag_a, flag_b) = (flag(&hv.a), flag(&hv.b));
-    let csv = "name,roles,host\nnode-a1,controller+etcd+worker,hv-a\nnode-b1,worker,hv-b\n";
-    let inventory = testkit::run_piped(
-        &testkit::bin("mkcluster"),
-        &[
-            "--name",
-            "two",
-            "--hypervisor",
-            &flag_a,
-            "--hypervisor",
-            &flag_b,
-        ],
-        csv.as_bytes(),
-    );
+    let mut args = vec![
+        "--name",
+        "two",
+        "--hypervisor",
+        &flag_a,
+        "--hypervisor",
+        &flag_b,
+    ];
+    args.extend(flags);
+    testkit::run_piped(&testkit::bin("mkcluster"), &args, csv.as_bytes())
+}
+
+/// [`ONE_NODE_ON_EACH`] through mkcluster and cidr-alloc; checks each hypervisor got its half
+/// of the node network and each node an address in its own hypervisor's half.
+pub fn two_host_document(hv: &TwoHypervisors) -> Document {
+    let inventory = two_host_inventory(hv, ONE_NODE_ON_EACH, &[]);
     let text = testkit::run_piped(&testkit::bin("cidr-alloc"), &[], &inventory);
     let doc = hardway::doc::from_str(&String::from_utf8(text).unwrap(), "cidr-alloc").unwrap();
     doc.validate().unwrap();
+    assert_each_hypervisor_has_its_half(&doc);
+    doc
+}
+
+/// cidr-alloc gave hv-a and hv-b one half each of the node network, and each node an address in
+/// its own hypervisor's half.
+pub fn assert_each_hypervisor_has_its_half(doc: &Document) {
     let slices: Vec<String> = doc
         .hypervisors
         .iter()
@@ -175,7 +195,6 @@ pub fn two_host_document(hv: &TwoHypervisors) -> Document {
         let host = doc.hypervisor_of(node).unwrap();
         assert!(host.node_slice[0].contains(&node.ips[0]), "{node:?}");
     }
-    doc
 }
 
 fn mkvm_status(doc_path: &Path) -> Vec<StatusRow> {

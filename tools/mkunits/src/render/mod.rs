@@ -558,8 +558,23 @@ fn sysctl(ctx: &Ctx, node: &Node) -> String {
 /// The node's copy of the document: the cluster section and each node's name, roles, addresses
 /// and pod CIDRs — what `route-sync --node` reads. No files, services, PKI or VM state, so it does
 /// not change when they do (and cannot contain its own checksum).
+///
+/// On a cluster across several hypervisors it also keeps `hypervisors` and each node's `host`:
+/// route-sync reaches a node on another hypervisor via this node's own gateway, which it finds
+/// from them (without them it routes via the other node's address, on-link only on that node's
+/// hypervisor, and route-sync.service fails: found by tests/hypervisors cluster). On one machine
+/// the copy is what it was, byte for byte.
 pub fn node_document(doc: &Document) -> Vec<u8> {
     let cluster = doc.cluster.clone();
+    let several = !doc.hypervisors.is_empty();
+    let hypervisors = doc
+        .hypervisors
+        .iter()
+        .map(|h| hardway::doc::HypervisorHost {
+            extra: Default::default(),
+            ..h.clone()
+        })
+        .collect();
     let nodes = doc
         .nodes
         .iter()
@@ -573,7 +588,7 @@ pub fn node_document(doc: &Document) -> Vec<u8> {
             vcpus: n.vcpus,
             memory_mib: n.memory_mib,
             disk_gib: n.disk_gib,
-            host: None,
+            host: if several { n.host.clone() } else { None },
             files: Vec::new(),
             services: Vec::new(),
             vm: None,
@@ -585,7 +600,7 @@ pub fn node_document(doc: &Document) -> Vec<u8> {
         version: doc.version,
         cluster,
         hypervisor: None,
-        hypervisors: Vec::new(),
+        hypervisors,
         nodes,
         pki: None,
         extra: Default::default(),
@@ -617,5 +632,33 @@ mod node_document_tests {
         );
         let back = hardway::doc::parse(&copy, "copy").unwrap();
         assert_eq!(back.cluster.extra, doc.cluster.extra);
+    }
+
+    fn copy_of(doc: &Document) -> Document {
+        let copy = String::from_utf8(node_document(doc)).unwrap();
+        hardway::doc::parse(&copy, "copy").unwrap()
+    }
+
+    /// route-sync --node finds a node's hypervisor, and so its gateway, from the copy alone.
+    #[test]
+    fn the_copy_keeps_each_nodes_hypervisor_on_a_cluster_across_several() {
+        let doc = testkit::fixture_document("hypervisors/two.json");
+        let copy = copy_of(&doc);
+        assert_eq!(copy.hypervisors.len(), 2);
+        for (node, original) in copy.nodes.iter().zip(&doc.nodes) {
+            let name = |d: &Document, n| d.hypervisor_of(n).map(|h| h.name.clone());
+            assert!(name(&copy, node).is_some(), "{node:?}");
+            assert_eq!(name(&copy, node), name(&doc, original));
+        }
+    }
+
+    /// On one machine the copy names no host, as before, even where the document does.
+    #[test]
+    fn the_copy_on_one_machine_names_no_host() {
+        let mut doc = testkit::fixture_document("lab.json");
+        doc.nodes[0].host = Some("qemu:///system".into());
+        let copy = copy_of(&doc);
+        assert!(copy.hypervisors.is_empty());
+        assert!(copy.nodes.iter().all(|n| n.host.is_none()));
     }
 }
