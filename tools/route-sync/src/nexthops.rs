@@ -185,26 +185,38 @@ impl<'a> Via<'a> {
 /// Groups the wants that route-sync will install (not those on a prefix another protocol holds)
 /// by node or hypervisor and by family, in the order of their first want.
 fn groups<'a>(wants: &'a [Want], ifindexes: &[u32], held: &HashSet<IpNet>) -> Groups<'a> {
-    let mut index: HashMap<(Via, bool), usize> = HashMap::with_capacity(wants.len());
+    // Each (group, family)'s index in `groups`, NONE until its first want.
+    const NONE: u32 = u32::MAX;
+    let slots = wants
+        .iter()
+        .map(|w| w.group as usize + 1)
+        .max()
+        .unwrap_or(0)
+        * 2;
+    let mut index: Vec<u32> = vec![NONE; slots];
     let mut groups: Vec<Group> = Vec::with_capacity(wants.len());
     // Each want's group, NONE if held; the groups' `members` count them for now.
-    const NONE: u32 = u32::MAX;
     let mut group_of: Vec<u32> = vec![NONE; wants.len()];
     for (i, w) in wants.iter().enumerate() {
         if !held.is_empty() && held.contains(&w.dst) {
             continue;
         }
-        let g = *index
-            .entry((Via::of(w), w.gateway.is_ipv6()))
-            .or_insert_with(|| {
-                groups.push(Group {
-                    via: Via::of(w),
-                    gateway: w.gateway,
-                    ifindex: ifindexes[i],
-                    members: 0..0,
-                });
-                groups.len() - 1
+        let slot = &mut index[w.group as usize * 2 + usize::from(w.gateway.is_ipv6())];
+        if *slot == NONE {
+            groups.push(Group {
+                via: Via::of(w),
+                gateway: w.gateway,
+                ifindex: ifindexes[i],
+                members: 0..0,
             });
+            *slot = (groups.len() - 1) as u32;
+        }
+        let g = *slot as usize;
+        debug_assert_eq!(
+            groups[g].via,
+            Via::of(w),
+            "one group, one node or hypervisor"
+        );
         groups[g].members.end += 1;
         group_of[i] = g as u32;
     }
@@ -433,7 +445,9 @@ mod tests {
     const FIRST: u32 = NexthopIds::DEFAULT.first;
 
     fn want(dst: &str, gw: &str, node: &str) -> Want {
-        Want::to_node(dst.parse().unwrap(), gw.parse().unwrap(), node)
+        // The tests' nodes are named by one letter: its place in the alphabet is its index.
+        let index = usize::from(node.as_bytes()[0] - b'a');
+        Want::to_node(dst.parse().unwrap(), gw.parse().unwrap(), node, index)
     }
 
     fn nexthop(id: u32, gw: &str, proto: u8) -> KernelNexthop {
