@@ -66,10 +66,15 @@ pub fn down(
 
 /// What `down` removes from one host: its owned domains (with their volumes), then its network.
 fn remove_from(host: &Host, doc: &Document, dry_run: bool) -> Result<Vec<String>, MkvmError> {
-    let mut removed = Vec::new();
-    remove_domains(host, doc, dry_run, &mut removed)?;
-    remove_network(host, doc, dry_run, &mut removed)?;
-    Ok(removed)
+    let mut emptying = Emptying {
+        host,
+        doc,
+        dry_run,
+        removed: Vec::new(),
+    };
+    emptying.domains()?;
+    emptying.network()?;
+    Ok(emptying.removed)
 }
 
 /// The hypervisors the document's nodes live on, in their order; the default one if none.
@@ -81,79 +86,84 @@ fn hypervisors(doc: &Document, connect: Option<&str>) -> Vec<String> {
     uris
 }
 
-/// Every domain on the host with this cluster's mark, with its volumes; says which of the
-/// document's names are someone else's domain.
-fn remove_domains(
-    host: &Host,
-    doc: &Document,
+/// One host being emptied of this cluster's objects, and what was removed from it (or, with
+/// `dry_run`, would be), each as `URI: what`.
+struct Emptying<'a> {
+    host: &'a Host,
+    doc: &'a Document,
     dry_run: bool,
-    removed: &mut Vec<String>,
-) -> Result<(), MkvmError> {
-    let cluster = &doc.cluster.name;
-    let uri = &host.uri;
-    for (domain, mark) in host.owned_domains(cluster)? {
-        let name = domain.name().unwrap_or_default();
-        if dry_run {
-            removed.push(format!("{uri}: domain {name}"));
-            for volume in [&mark.overlay, &mark.seed] {
-                removed.push(format!("{uri}: volume {}/{volume}", mark.pool));
-            }
-            continue;
-        }
-        for item in remove_owned_node(host, cluster, &name)? {
-            log(format!("removed {item}"));
-            removed.push(format!("{uri}: {item}"));
-        }
-    }
-    for node in &doc.nodes {
-        if let Some(domain) = host.domain(&node.name)? {
-            if mark::vm_mark(&host.domain_xml(&domain)?).is_none_or(|m| m.cluster != *cluster) {
-                log(format!(
-                    "left domain {} alone: it is not mkvm's for cluster {cluster}",
-                    node.name
-                ));
-            }
-        }
-    }
-    Ok(())
+    removed: Vec<String>,
 }
 
-/// The owned network, and before it the pool its mark says mkvm made (if empty by now).
-fn remove_network(
-    host: &Host,
-    doc: &Document,
-    dry_run: bool,
-    removed: &mut Vec<String>,
-) -> Result<(), MkvmError> {
-    let cluster = &doc.cluster.name;
-    let uri = &host.uri;
-    let name = plan::network_name(doc);
-    let Some(network) = host.network(&name)? else {
-        return Ok(());
-    };
-    let mark = match mark::network_mark(&host.network_xml(&network)?) {
-        Some(mark) if mark.cluster == *cluster => mark,
-        _ => {
-            log(format!(
-                "left network {name} alone: it is not mkvm's for cluster {cluster}"
-            ));
+impl Emptying<'_> {
+    fn record(&mut self, what: String) {
+        self.removed.push(format!("{}: {what}", self.host.uri));
+    }
+
+    fn left_alone(&self, what: &str) {
+        let cluster = &self.doc.cluster.name;
+        log(format!(
+            "left {what} alone: it is not mkvm's for cluster {cluster}"
+        ));
+    }
+
+    /// Every domain on the host with this cluster's mark, with its volumes; says which of the
+    /// document's names are someone else's domain.
+    fn domains(&mut self) -> Result<(), MkvmError> {
+        let (host, cluster) = (self.host, &self.doc.cluster.name);
+        for (domain, mark) in host.owned_domains(cluster)? {
+            let name = domain.name().unwrap_or_default();
+            if self.dry_run {
+                self.record(format!("domain {name}"));
+                for volume in [&mark.overlay, &mark.seed] {
+                    self.record(format!("volume {}/{volume}", mark.pool));
+                }
+                continue;
+            }
+            for item in remove_owned_node(host, cluster, &name)? {
+                log(format!("removed {item}"));
+                self.record(item);
+            }
+        }
+        for node in &self.doc.nodes {
+            if let Some(domain) = host.domain(&node.name)? {
+                if mark::vm_mark(&host.domain_xml(&domain)?).is_none_or(|m| m.cluster != *cluster) {
+                    self.left_alone(&format!("domain {}", node.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The owned network, and before it the pool its mark says mkvm made (if empty by now).
+    fn network(&mut self) -> Result<(), MkvmError> {
+        let host = self.host;
+        let name = plan::network_name(self.doc);
+        let Some(network) = host.network(&name)? else {
             return Ok(());
+        };
+        let mark = match mark::network_mark(&host.network_xml(&network)?) {
+            Some(mark) if mark.cluster == self.doc.cluster.name => mark,
+            _ => {
+                self.left_alone(&format!("network {name}"));
+                return Ok(());
+            }
+        };
+        // The pool before the network: the network's mark is the only record that mkvm made
+        // the pool, so it must outlive a failed pool removal.
+        if let Some(pool) = mark.pool_created {
+            if self.dry_run {
+                self.record(format!("pool {pool} (if empty)"));
+            } else if host.remove_pool_if_empty(&pool)? {
+                log(format!("removed pool {pool}"));
+                self.record(format!("pool {pool}"));
+            }
         }
-    };
-    // The pool before the network: the network's mark is the only record that mkvm made the
-    // pool, so it must outlive a failed pool removal.
-    if let Some(pool) = mark.pool_created {
-        if dry_run {
-            removed.push(format!("{uri}: pool {pool} (if empty)"));
-        } else if host.remove_pool_if_empty(&pool)? {
-            log(format!("removed pool {pool}"));
-            removed.push(format!("{uri}: pool {pool}"));
+        self.record(format!("network {name}"));
+        if !self.dry_run {
+            host.remove_network(&network)?;
+            log(format!("removed network {name}"));
         }
+        Ok(())
     }
-    removed.push(format!("{uri}: network {name}"));
-    if !dry_run {
-        host.remove_network(&network)?;
-        log(format!("removed network {name}"));
-    }
-    Ok(())
 }
