@@ -333,10 +333,15 @@ fn group(index: usize) -> u32 {
     u32::try_from(index).expect("fewer than 2^32 nodes and hypervisors")
 }
 
+/// Where `via`, one of the document's hypervisors, is in its list.
+fn hypervisor_index(doc: &Document, via: &Hypervisor) -> usize {
+    let k = doc.hypervisors.iter().position(|h| h.name == via.name);
+    k.expect("a hypervisor of the document")
+}
+
 /// The [`Want::group`] of the routes through hypervisor `via`.
 fn hypervisor_group(doc: &Document, via: &Hypervisor) -> u32 {
-    let k = doc.hypervisors.iter().position(|h| h.name == via.name);
-    group(doc.nodes.len() + k.expect("a hypervisor of the document"))
+    group(doc.nodes.len() + hypervisor_index(doc, via))
 }
 
 /// Where route-sync runs, resolved against the document.
@@ -531,16 +536,13 @@ fn hop_to(
     via: &Hypervisor,
     v6: bool,
 ) -> Result<IpAddr, (String, String)> {
-    let k = doc
-        .hypervisors
-        .iter()
-        .position(|h| h.name == via.name)
-        .unwrap_or_default();
+    // Its index, for the error's JSON path only.
+    let k = || hypervisor_index(doc, via);
     let family = hardway::validate::family(v6);
     match here {
         Here::Node { .. } => via.gateway(v6).ok_or_else(|| {
             (
-                format!("hypervisors[{k}].node_slice"),
+                format!("hypervisors[{}].node_slice", k()),
                 format!(
                     "its nodes' hypervisor {:?} has no {family} node slice to be their gateway",
                     via.name
@@ -549,7 +551,7 @@ fn hop_to(
         }),
         Here::Host { .. } if via.address.is_ipv6() == v6 => Ok(via.address),
         Here::Host { .. } => Err((
-            format!("hypervisors[{k}].address"),
+            format!("hypervisors[{}].address", k()),
             format!(
                 "hypervisor {:?}'s address {} is not {family}, and Linux routes no {family} \
                  packet via a gateway of the other family; give the hypervisors {family} \
