@@ -332,18 +332,31 @@ fn change() -> impl Strategy<Value = Change> {
 
 /// The new text: `change` applied to `v` (kept as the last document written), or to its text.
 fn apply(v: &mut Value, change: &Change) -> String {
-    // A byte edit may have left no nodes to change, or `nodes` no array.
+    // A byte edit may have left no nodes to change, `nodes` no array, or the service network
+    // no array: a change with nothing to change is skipped, never a panic.
+    if let Change::Service(s) = change {
+        if let Some(first) = v.pointer_mut("/cluster/networks/service/0") {
+            *first = (*s).into();
+        }
+    }
     let mut none = Vec::new();
-    let nodes = v["nodes"].as_array_mut().unwrap_or(&mut none);
+    let nodes = v
+        .get_mut("nodes")
+        .and_then(Value::as_array_mut)
+        .unwrap_or(&mut none);
     let len = nodes.len();
+    let mut set = |i: usize, key: &str, value: Value| {
+        if let Some(node) = nodes[i % len].as_object_mut() {
+            node.insert(key.into(), value);
+        }
+    };
     match change {
         _ if len == 0 => {}
-        Change::Name(i, n) => nodes[i % len]["name"] = (*n).into(),
-        Change::Ips(i, ips) => nodes[i % len]["ips"] = serde_json::json!(ips),
-        Change::PodCidrs(i, c) => nodes[i % len]["pod_cidrs"] = serde_json::json!(c),
-        Change::Skipped(i, m) => nodes[i % len]["memory_mib"] = (*m).into(),
-        Change::Service(s) => v["cluster"]["networks"]["service"][0] = (*s).into(),
-        Change::Remove(i) if nodes.len() > 1 => drop(nodes.remove(i % len)),
+        Change::Name(i, n) => set(*i, "name", (*n).into()),
+        Change::Ips(i, ips) => set(*i, "ips", serde_json::json!(ips)),
+        Change::PodCidrs(i, c) => set(*i, "pod_cidrs", serde_json::json!(c)),
+        Change::Skipped(i, m) => set(*i, "memory_mib", (*m).into()),
+        Change::Remove(i) if len > 1 => drop(nodes.remove(i % len)),
         _ => {}
     }
     let mut new = text(v);
