@@ -191,22 +191,32 @@ pub fn reconcile(
     options: &Options,
     netlink: &mut Kernel,
 ) -> Result<Plan, Error> {
-    let plan = {
-        let _span = timing::span("plan");
-        plan::plan(wants, kernel, options.owner, options.nexthops)?
-    };
+    let plan = plan_pass(wants, kernel, options)?;
+    apply_plan(&plan, options, netlink)?;
+    Ok(plan)
+}
+
+/// The plan that brings `kernel` to `wants`.
+fn plan_pass(wants: &[Want], kernel: &Snapshot, options: &Options) -> Result<Plan, Error> {
+    let _span = timing::span("plan");
+    plan::plan(wants, kernel, options.owner, options.nexthops)
+}
+
+/// Sends `plan` to the kernel, unless a dry run, a check, or nothing to change; the first
+/// failed request, and how many others failed, is the error.
+fn apply_plan(plan: &Plan, options: &Options, netlink: &mut Kernel) -> Result<(), Error> {
     if options.dry_run || options.check || plan.changes() == 0 {
-        return Ok(plan);
+        return Ok(());
     }
     let _span = timing::span("apply");
-    let failed = netlink.apply(&plan, options.owner)?;
-    if let Some(first) = failed.first() {
-        return Err(Error::Apply {
+    let failed = netlink.apply(plan, options.owner)?;
+    match failed.first() {
+        Some(first) => Err(Error::Apply {
             first: format!("{}: {}", first.what, first.error),
             others: failed.len() - 1,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(plan)
 }
 
 /// The exit status a pass ends with: 1 for conflicts, or for `--check` when out of sync.
@@ -350,12 +360,17 @@ fn route_rows(plan: &Plan) -> Vec<Vec<String>> {
     rows
 }
 
-pub(crate) fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
+/// The report of `plan` as printed: pretty JSON, or the table for people.
+pub(crate) fn render_report(plan: &Plan, format: Format) -> String {
+    let _span = timing::span("report");
     match format {
-        Format::Json => hardway::io::print_json(plan)?,
-        Format::Table => hardway::io::print(&render_table(plan))?,
+        Format::Json => hardway::json::to_string_pretty(plan),
+        Format::Table => render_table(plan),
     }
-    Ok(())
+}
+
+pub(crate) fn print_report(plan: &Plan, format: Format) -> Result<(), Error> {
+    Ok(hardway::io::print(&render_report(plan, format))?)
 }
 
 /// `--dry-run -o dot`: the routes this viewpoint keeps, as `hardway::dot` draws them, from the
@@ -494,9 +509,17 @@ pub fn run(matches: &ArgMatches) -> Result<Exit, Error> {
         // The document's error first: bad input is exit 2 whatever the kernel said.
         let wants = reader.join().expect("the document reader does not panic")?;
         let (mut netlink, kernel) = dumped?;
-        let plan = reconcile(&wants, &kernel, &options, &mut netlink)?;
+        let plan = plan_pass(&wants, &kernel, &options)?;
+        // The report is rendered on this second core while the kernel applies the plan (with
+        // 10,000 nodes removed, 12 ms of JSON beside 80 ms of the kernel's work), and printed
+        // only once every request succeeded.
+        let report = std::thread::scope(|scope| {
+            let report = scope.spawn(|| render_report(&plan, options.format));
+            apply_plan(&plan, &options, &mut netlink)?;
+            Ok::<_, Error>(report.join().expect("rendering the report does not panic"))
+        })?;
         log_pass(&plan, &options);
-        print_report(&plan, options.format)?;
+        hardway::io::print(&report)?;
         let exit = exit_of(&plan, &options);
         // The process ends with this pass: its exit frees the tables at once, where dropping
         // 10,000 wants, routes and nexthops one by one took 0.35 ms of a 25 ms no-op.
