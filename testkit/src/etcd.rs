@@ -108,9 +108,13 @@ impl MemberSpec {
 
 /// Returns `count` distinct TCP ports free on 127.0.0.1, picked below the kernel's ephemeral
 /// range (so no outgoing connection of a parallel test takes them) and spread by a per-process
-/// counter and the clock (so tests running at the same time rarely pick the same ones).
+/// counter and the clock (so tests running at the same time rarely pick the same ones). A port
+/// is never handed out twice in one process: each member calls this for its own two, and once
+/// gave two members the same peer port (etcd: "initial cluster ... has duplicate url").
 pub fn free_ports(count: usize) -> Vec<u16> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let mut held = Vec::new();
     let mut ports = Vec::new();
     let seed = SystemTime::now()
@@ -122,11 +126,15 @@ pub fn free_ports(count: usize) -> Vec<u16> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         // A multiplicative hash spreads consecutive attempts over 20000..32000.
         let port = 20000 + ((seed.wrapping_add(n).wrapping_mul(2654435761)) % 12000) as u16;
+        if given.contains(&port) {
+            continue;
+        }
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         if let Ok(listener) = TcpListener::bind(addr) {
             // Held until every port is chosen, so the list has no duplicates.
             held.push(listener);
             ports.push(port);
+            given.push(port);
         }
     }
     ports
