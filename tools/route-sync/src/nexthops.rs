@@ -300,6 +300,9 @@ pub fn assign(
         .filter_map(|r| r.nhid)
         .chain(kernel.nexthops_used_elsewhere.iter().copied())
         .collect();
+    changes
+        .removed
+        .reserve(claimed.iter().filter(|claimed| !**claimed).count());
     for (k, _) in ours
         .nexthops
         .iter()

@@ -234,6 +234,10 @@ pub struct Removed {
     pub hop: Hop,
     #[serde(skip)]
     pub route: KernelRoute,
+    /// Whether it is the only route of ours to its prefix in the table, and nothing is planned
+    /// there: a delete by prefix and protocol can then only hit it (see `netlink::deletion`).
+    #[serde(skip)]
+    pub alone: bool,
 }
 
 /// A prefix the document wants that a route of another protocol already holds.
@@ -628,11 +632,15 @@ pub fn plan(
     order.sort_by_key(|&i| wants[i].dst);
     let (table, held) = table_and_held(kernel, owner);
     let (via, nexthops) = nexthops::assign(wants, &ifindexes, &table, &held, kernel, owner, mode)?;
+    // At least this many of the table's routes go when they are all ours: reserved up front,
+    // a 10,000-route removal's growing list was most of its plan's page faults and copies.
+    let removed = Vec::with_capacity(table.len().saturating_sub(wants.len()));
     let mut diff = Diff {
         kernel,
         owner,
         plan: Plan {
             nexthops,
+            removed,
             ..Plan::default()
         },
     };
@@ -643,7 +651,7 @@ pub fn plan(
         // Counted one by one, not searched: a step is one comparison, a binary search's each a
         // cache miss through the references.
         let before = rest.iter().take_while(|r| r.dst < want.dst).count();
-        diff.remove_ours(&rest[..before]);
+        diff.remove_ours(&rest[..before], true);
         let same = rest[before..]
             .iter()
             .take_while(|r| r.dst == want.dst)
@@ -652,7 +660,7 @@ pub fn plan(
         rest = after;
         diff.want(want, ifindexes[i], via[i], same);
     }
-    diff.remove_ours(rest);
+    diff.remove_ours(rest, true);
     Ok(diff.plan)
 }
 
@@ -672,15 +680,22 @@ impl Diff<'_> {
         }
     }
 
-    /// Plans the removal of the routes among `routes` that are route-sync's.
-    fn remove_ours(&mut self, routes: &[&KernelRoute]) {
-        for r in routes.iter().filter(|r| r.proto == self.owner.proto) {
-            let removed = Removed {
-                dst: r.dst,
-                hop: self.hop(r),
-                route: (*r).clone(),
-            };
-            self.plan.removed.push(removed);
+    /// Plans the removal of the routes among `routes` (sorted by prefix) that are route-sync's.
+    /// `whole` says that `routes` holds every route of the table to each of its prefixes and
+    /// that nothing is added there, so a route of ours alone on its prefix is known to be.
+    fn remove_ours(&mut self, routes: &[&KernelRoute], whole: bool) {
+        let proto = self.owner.proto;
+        for same in routes.chunk_by(|a, b| a.dst == b.dst) {
+            let alone = whole && same.iter().filter(|r| r.proto == proto).count() == 1;
+            for r in same.iter().filter(|r| r.proto == proto) {
+                let removed = Removed {
+                    dst: r.dst,
+                    hop: self.hop(r),
+                    route: (*r).clone(),
+                    alone,
+                };
+                self.plan.removed.push(removed);
+            }
         }
     }
 
@@ -715,7 +730,7 @@ impl Diff<'_> {
         let keep = exact.or_else(|| same.iter().position(|r| r.has_default_priority()));
         for (k, r) in same.iter().enumerate() {
             if Some(k) != keep {
-                self.remove_ours(std::slice::from_ref(r));
+                self.remove_ours(std::slice::from_ref(r), false);
             }
         }
         if exact.is_some() {
@@ -1119,5 +1134,43 @@ mod tests {
         assert_eq!(plan.unchanged, 1);
         assert_eq!(plan.removed.len(), 1);
         assert_eq!(plan.removed[0].route.priority, Some(50));
+        // The wanted route stays on that prefix: the stale one must be deleted by its hop.
+        assert!(!plan.removed[0].alone);
+    }
+
+    #[test]
+    fn a_stale_route_is_alone_only_as_the_one_route_of_ours_to_its_prefix() {
+        let wants = vec![Want::to_node(
+            net("10.200.1.0/24"),
+            ip("10.240.0.12"),
+            "b",
+            1,
+        )];
+        let mut second = kroute("10.200.7.0/24", "10.240.0.17", 200);
+        second.priority = Some(50);
+        let kernel = snapshot(vec![
+            kroute("10.200.1.0/24", "10.240.0.12", 200), // wanted: kept
+            kroute("10.200.5.0/24", "10.240.0.15", 200), // stale, alone
+            kroute("10.200.6.0/24", "10.240.0.50", 4),   // static first on the prefix
+            kroute("10.200.6.0/24", "10.240.0.16", 200), // stale, alone among ours
+            kroute("10.200.7.0/24", "10.240.0.17", 200), // stale, two of ours
+            second,
+        ]);
+        let plan = plan(&wants, &kernel, OWNER, PLAIN).unwrap();
+        let alone: Vec<(String, Option<u32>, bool)> = plan
+            .removed
+            .iter()
+            .map(|r| (r.dst.to_string(), r.route.priority, r.alone))
+            .collect();
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            alone,
+            [
+                (s("10.200.5.0/24"), None, true),
+                (s("10.200.6.0/24"), None, true),
+                (s("10.200.7.0/24"), None, false),
+                (s("10.200.7.0/24"), Some(50), false),
+            ]
+        );
     }
 }
