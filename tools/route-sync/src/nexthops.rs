@@ -292,11 +292,17 @@ pub fn assign(
         }
     }
     // Ids that routes route-sync leaves alone name — another protocol's, another table's, or
-    // its own on a prefix another protocol holds: deleting those nexthops would take the routes
-    // with them.
+    // its own on a wanted prefix another protocol holds (a conflict): deleting those nexthops
+    // would take the routes with them. Its own on a prefix nothing wants go, foreign route
+    // beside them or not, and so may their nexthops: kept, a second run would delete them.
+    let conflicts: HashSet<IpNet> = wants
+        .iter()
+        .map(|w| w.dst)
+        .filter(|dst| held.contains(dst))
+        .collect();
     let named_by_others: HashSet<u32> = table
         .iter()
-        .filter(|r| r.proto != owner.proto || held.contains(&r.dst))
+        .filter(|r| r.proto != owner.proto || conflicts.contains(&r.dst))
         .filter_map(|r| r.nhid)
         .chain(kernel.nexthops_used_elsewhere.iter().copied())
         .collect();
@@ -610,6 +616,22 @@ mod tests {
         assert_eq!(p.nexthops.unchanged, 1);
         let removed: Vec<u32> = p.nexthops.removed.iter().map(|n| n.id).collect();
         assert_eq!(removed, [FIRST + 8]);
+    }
+
+    #[test]
+    fn a_stale_route_beside_a_foreign_one_goes_with_its_nexthop_in_one_run() {
+        let k = kernel(
+            vec![
+                route("10.200.4.0/24", None, "10.240.0.44", 4),
+                route("10.200.4.0/24", Some(FIRST + 4), "10.240.0.14", 200),
+            ],
+            vec![nexthop(FIRST + 4, "10.240.0.14", 200)],
+        );
+        let p = plan(&[], &k, OWNER, ON).unwrap();
+        assert_eq!(p.removed.len(), 1, "{p:?}");
+        assert!(p.removed[0].alone);
+        let removed: Vec<u32> = p.nexthops.removed.iter().map(|n| n.id).collect();
+        assert_eq!(removed, [FIRST + 4]);
     }
 
     #[test]

@@ -821,6 +821,80 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
     assert_eq!(foreign_nexthops(&ns), foreign_nexthops_before);
 }
 
+/// Nodes leave: their routes go in one run with their nexthops, and the second run writes
+/// nothing. A route alone among route-sync's on its prefix is deleted by prefix and protocol
+/// (src/netlink.rs, `deletion`), and a static route the administrator prepended to the same
+/// prefix, ahead of it in the kernel's list, survives; a prefix holding two routes of
+/// route-sync's loses both, each deleted by its hop.
+#[test]
+fn stale_routes_go_by_prefix_beside_foreign_ones_and_by_hop_beside_their_own() {
+    let ns = Netns::new("rs");
+    ns.add_bridge("br0", &["10.240.0.1/24", "fd00:240::1/64"]);
+    let dir = tempfile::tempdir().unwrap();
+    let n3 = N(
+        "n3",
+        &["10.240.0.13", "fd00:240::13"],
+        &["10.200.3.0/24", "fd00:10:200:3::/64"],
+    );
+    let doc = document(&[
+        N(
+            "n1",
+            &["10.240.0.11", "fd00:240::11"],
+            &["10.200.1.0/24", "fd00:10:200:1::/64"],
+        ),
+        N(
+            "n2",
+            &["10.240.0.12", "fd00:240::12"],
+            &["10.200.2.0/24", "fd00:10:200:2::/64"],
+        ),
+        N(n3.0, n3.1, n3.2),
+    ]);
+    let file = write_doc(dir.path(), "a.json", &doc);
+    sync_expect(&ns, &["--host", "-f", &file], 0);
+    let prepended = ["10.200.1.0/24", "via", "10.240.0.50", "proto", "static"];
+    ns.ip(&[&["route", "prepend"][..], &prepended[..]].concat());
+    let v6 = [
+        "fd00:10:200:1::/64",
+        "via",
+        "fd00:240::50",
+        "proto",
+        "static",
+    ];
+    ns.ip(&[&["-6", "route", "add"][..], &v6[..], &["metric", "50"][..]].concat());
+    let second = [
+        "10.200.2.0/24",
+        "via",
+        "10.240.0.52",
+        "proto",
+        "200",
+        "metric",
+        "7",
+    ];
+    ns.ip(&[&["route", "add"][..], &second[..]].concat());
+    let second_v6 = ["fd00:10:200:2::/64", "via", "fd00:240::52", "proto", "200"];
+    ns.ip(&[
+        &["-6", "route", "add"][..],
+        &second_v6[..],
+        &["metric", "7"][..],
+    ]
+    .concat());
+    let statics = routes(&ns, "static", "main");
+    assert_eq!(statics.len(), 2, "{statics:?}");
+    let first = named_routes(&ns);
+    assert_eq!(first.iter().filter(|r| r.nhid.is_some()).count(), 6);
+
+    let file = write_doc(dir.path(), "b.json", &document(&[n3]));
+    let r = sync_expect(&ns, &["--host", "-f", &file], 0);
+    assert_eq!((r.removed.len(), r.nexthops.removed.len()), (6, 4), "{r:?}");
+    assert_eq!(routes(&ns, "static", "main"), statics);
+    let left: Vec<String> = named_routes(&ns).into_iter().map(|r| r.dst).collect();
+    assert_eq!(left, ["10.200.3.0/24", "fd00:10:200:3::/64"]);
+    assert_eq!(nexthops(&ns, "200").len(), 2);
+    assert_routes_name_their_nexthops(&ns);
+    let again = sync_expect(&ns, &["--host", "-f", &file], 0);
+    assert_eq!((again.changes(), again.unchanged), (0, 2), "{again:?}");
+}
+
 #[test]
 fn dry_run_and_check_change_nothing() {
     let ns = Netns::new("rs");
