@@ -16,7 +16,11 @@ bin=${HARDWAY_BIN:-target/release}
 route_sync=$(realpath "$bin/route-sync")
 routes=${ROUTES:-10000}
 loop_routes=${LOOP_ROUTES:-1000}
-runs=${RUNS:-5}
+# Runs per case. A 10,000-route removal took 78-123 ms from one run to the next on a 2-core VM
+# (the kernel's own work varies so), and the median of 5 moved by a fifth between bench runs;
+# 15 holds it. The shell loops take seconds a run and are no target: 5.
+runs=${RUNS:-15}
+loop_runs=${LOOP_RUNS:-5}
 ns=hwbench-rs-$$
 tmp=$(mktemp -d)
 watcher=
@@ -113,11 +117,11 @@ median_ms() {
 rs_add=$(median_ms rs_add "$flush" "$route_sync --host -f $tmp/full.json")
 batch_add=$(median_ms batch_add "$flush" "ip -batch $tmp/add.batch")
 nh_batch_add=$(median_ms nh_batch_add "$flush" "ip -batch $tmp/nh-add.batch")
-loop_add=$(median_ms loop_add "$below" "sh $tmp/add-loop.sh")
+loop_add=$(runs=$loop_runs median_ms loop_add "$below" "sh $tmp/add-loop.sh")
 rs_del=$(median_ms rs_del "$flush; $fill_nh" "$route_sync --host -f $tmp/empty.json")
 batch_del=$(median_ms batch_del "$flush; $fill" "ip -batch $tmp/del.batch")
 nh_batch_del=$(median_ms nh_batch_del "$flush; $fill_nh" "ip -batch $tmp/nh-del.batch")
-loop_del=$(median_ms loop_del "$through" "sh $tmp/del-loop.sh")
+loop_del=$(runs=$loop_runs median_ms loop_del "$through" "sh $tmp/del-loop.sh")
 # The no-ops change nothing: fill once; the quick ones get more runs.
 in_ns sh -c "$flush; $fill_nh"
 change_runs=$runs
@@ -209,7 +213,7 @@ row "no-op resync, $routes present" "$rs_noop" "$nh_batch_noop" "ip -batch nexth
 row "one node's move, $routes present, one run" "$rs_move" "$ip_move" "one ip nexthop replace"
 row "one node's move, $routes present, --watch" "$watch_move" "$ip_move" "one ip nexthop replace"
 echo
-echo "Medians of $runs runs ($((runs * 4)) for route-sync's no-op and the one-run move) with hyperfine, in one network"
+echo "Medians of $runs runs ($loop_runs for the shell loops, $((runs * 4)) for route-sync's no-op and the one-run move) with hyperfine, in one network"
 echo "namespace; times in ms; ratio = hardway / alternative. route-sync makes one nexthop object per node and"
 echo "routes naming it (nhid); each node has its own address. A plain route via its own gateway makes the kernel"
 echo "walk one hash bucket holding every such route (fib_create_info), about 2 s for 10,000 whoever sends them;"
