@@ -404,6 +404,26 @@ impl Drop for Monitor {
     }
 }
 
+/// The lab's three nodes: each an IPv4 and an IPv6 address on the host bridge's subnets, and a
+/// pod CIDR of each family.
+const LAB_NODES: [N<'static>; 3] = [
+    N(
+        "n1",
+        &["10.240.0.11", "fd00:240::11"],
+        &["10.200.1.0/24", "fd00:10:200:1::/64"],
+    ),
+    N(
+        "n2",
+        &["10.240.0.12", "fd00:240::12"],
+        &["10.200.2.0/24", "fd00:10:200:2::/64"],
+    ),
+    N(
+        "n3",
+        &["10.240.0.13", "fd00:240::13"],
+        &["10.200.3.0/24", "fd00:10:200:3::/64"],
+    ),
+];
+
 /// The three-node lab of the issue: a host bridge, three nodes with an IPv4 and an IPv6
 /// address, each with a pod bridge holding the first address of its pod CIDRs.
 fn three_node_lab() -> (Lab, Document) {
@@ -422,23 +442,7 @@ fn three_node_lab() -> (Lab, Document) {
             ],
         );
     }
-    let doc = document(&[
-        N(
-            "n1",
-            &["10.240.0.11", "fd00:240::11"],
-            &["10.200.1.0/24", "fd00:10:200:1::/64"],
-        ),
-        N(
-            "n2",
-            &["10.240.0.12", "fd00:240::12"],
-            &["10.200.2.0/24", "fd00:10:200:2::/64"],
-        ),
-        N(
-            "n3",
-            &["10.240.0.13", "fd00:240::13"],
-            &["10.200.3.0/24", "fd00:10:200:3::/64"],
-        ),
-    ]);
+    let doc = document(&LAB_NODES);
     (lab, doc)
 }
 
@@ -707,23 +711,7 @@ fn foreign_routes_survive_conflicts_exit_1_removed_and_moved_nodes_follow() {
     assert_eq!(before.len(), 5, "{before:?}");
 
     let dir = tempfile::tempdir().unwrap();
-    let doc = document(&[
-        N(
-            "n1",
-            &["10.240.0.11", "fd00:240::11"],
-            &["10.200.1.0/24", "fd00:10:200:1::/64"],
-        ),
-        N(
-            "n2",
-            &["10.240.0.12", "fd00:240::12"],
-            &["10.200.2.0/24", "fd00:10:200:2::/64"],
-        ),
-        N(
-            "n3",
-            &["10.240.0.13", "fd00:240::13"],
-            &["10.200.3.0/24", "fd00:10:200:3::/64"],
-        ),
-    ]);
+    let doc = document(&LAB_NODES);
     let file = write_doc(dir.path(), "a.json", &doc);
     let out = route_sync(&ns, &["--host", "-f", &file]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
@@ -831,24 +819,7 @@ fn stale_routes_go_by_prefix_beside_foreign_ones_and_by_hop_beside_their_own() {
     let ns = Netns::new("rs");
     ns.add_bridge("br0", &["10.240.0.1/24", "fd00:240::1/64"]);
     let dir = tempfile::tempdir().unwrap();
-    let n3 = N(
-        "n3",
-        &["10.240.0.13", "fd00:240::13"],
-        &["10.200.3.0/24", "fd00:10:200:3::/64"],
-    );
-    let doc = document(&[
-        N(
-            "n1",
-            &["10.240.0.11", "fd00:240::11"],
-            &["10.200.1.0/24", "fd00:10:200:1::/64"],
-        ),
-        N(
-            "n2",
-            &["10.240.0.12", "fd00:240::12"],
-            &["10.200.2.0/24", "fd00:10:200:2::/64"],
-        ),
-        N(n3.0, n3.1, n3.2),
-    ]);
+    let doc = document(&LAB_NODES);
     let file = write_doc(dir.path(), "a.json", &doc);
     sync_expect(&ns, &["--host", "-f", &file], 0);
     let prepended = ["10.200.1.0/24", "via", "10.240.0.50", "proto", "static"];
@@ -883,7 +854,7 @@ fn stale_routes_go_by_prefix_beside_foreign_ones_and_by_hop_beside_their_own() {
     let first = named_routes(&ns);
     assert_eq!(first.iter().filter(|r| r.nhid.is_some()).count(), 6);
 
-    let file = write_doc(dir.path(), "b.json", &document(&[n3]));
+    let file = write_doc(dir.path(), "b.json", &document(&LAB_NODES[2..]));
     let r = sync_expect(&ns, &["--host", "-f", &file], 0);
     assert_eq!((r.removed.len(), r.nexthops.removed.len()), (6, 4), "{r:?}");
     assert_eq!(routes(&ns, "static", "main"), statics);
