@@ -1119,14 +1119,19 @@ mod tests {
         assert_eq!(hardway::Failure::exit(&e), hardway::Exit::Usage);
     }
 
-    #[test]
-    fn duplicate_and_odd_routes_of_ours_are_cleaned() {
-        let wants = vec![Want::to_node(
+    /// Node b's one route: 10.200.1.0/24 via 10.240.0.12.
+    fn b_wanted() -> Vec<Want> {
+        vec![Want::to_node(
             net("10.200.1.0/24"),
             ip("10.240.0.12"),
             "b",
             1,
-        )];
+        )]
+    }
+
+    #[test]
+    fn duplicate_and_odd_routes_of_ours_are_cleaned() {
+        let wants = b_wanted();
         let mut metric = kroute("10.200.1.0/24", "10.240.0.12", 200);
         metric.priority = Some(50);
         let kernel = snapshot(vec![metric, kroute("10.200.1.0/24", "10.240.0.12", 200)]);
@@ -1140,12 +1145,7 @@ mod tests {
 
     #[test]
     fn a_stale_route_is_alone_only_as_the_one_route_of_ours_to_its_prefix() {
-        let wants = vec![Want::to_node(
-            net("10.200.1.0/24"),
-            ip("10.240.0.12"),
-            "b",
-            1,
-        )];
+        let wants = b_wanted();
         let mut second = kroute("10.200.7.0/24", "10.240.0.17", 200);
         second.priority = Some(50);
         let kernel = snapshot(vec![
