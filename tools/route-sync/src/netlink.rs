@@ -515,7 +515,9 @@ fn writes_and_route_deletes(plan: &Plan, owner: Owner) -> impl Iterator<Item = R
     let routes_replaced = plan.replaced.iter();
     let routes_replaced =
         routes_replaced.map(move |r| route_write("replace", &r.route, replace, owner));
-    let route_deletes = spread(&plan.removed).map(|r| route_delete(r, r.alone));
+    // Only a route naming a nexthop has an id lookup to spare; a plain one is named by its hop.
+    let by_prefix = |r: &Removed| r.alone && r.route.nhid.is_some();
+    let route_deletes = spread(&plan.removed).map(move |r| route_delete(r, by_prefix(r)));
     nexthops_added
         .chain(nexthops_replaced)
         .chain(routes_added)
