@@ -107,9 +107,19 @@ packages=$(IFS=,; echo "${base[*]},${roles[*]}")
 
 log "mmdebstrap $suite ($packages)"
 # The essential hook runs before the kernel is installed, so its initramfs is built small: only the
-# virtio and ext4 modules a mkvm domain boots from (faster to load under TCG than MODULES=most).
+# virtio and ext4 modules a mkvm domain boots from (faster to load under TCG than MODULES=most),
+# and the IDE CD-ROM's (ata_piix, sr_mod) that the NoCloud seed is on, so /dev/sr0 exists before
+# cloud-init looks for it. Loaded from the root file system instead, sr0 came up under TCG
+# seconds after cloud-init's local stage had searched for the seed: cloud-init fell back to
+# DataSourceNone, root's key was never installed, and every SSH login was refused.
+# The drop-in makes the local stage wait (up to 2 minutes) for that CD-ROM all the same (mkvm's
+# domains carry the seed on hdc, the first CD-ROM): cloud-init's main process runs each stage only
+# when that stage's unit starts, so this orders the search after udev has the device, whatever
+# the kernel's timing. The "-" keeps a boot without a seed going once the wait gives up.
+seed_wait='[Service]\nExecStartPre=-/usr/bin/udevadm wait --timeout=120 /dev/sr0\n'
 mmdebstrap --variant=minbase --include="$packages" \
-  --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; echo MODULES=list > "$1/etc/initramfs-tools/conf.d/hardway"; printf "%s\n" virtio_pci virtio_blk virtio_scsi virtio_net ext4 > "$1/etc/initramfs-tools/modules"' \
+  --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; echo MODULES=list > "$1/etc/initramfs-tools/conf.d/hardway"; printf "%s\n" virtio_pci virtio_blk virtio_scsi virtio_net ext4 ata_piix sr_mod > "$1/etc/initramfs-tools/modules"' \
+  --customize-hook="mkdir -p \"\$1/etc/systemd/system/cloud-init-local.service.d\"; printf '$seed_wait' > \"\$1/etc/systemd/system/cloud-init-local.service.d/hardway-seed.conf\"" \
   --customize-hook='echo "/dev/vda2 / ext4 errors=remount-ro 0 1" > "$1/etc/fstab"' \
   --customize-hook='printf "datasource_list: [ NoCloud, None ]\n" > "$1/etc/cloud/cloud.cfg.d/90-hardway-nocloud.cfg"' \
   --customize-hook=': > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id" "$1"/etc/ssh/ssh_host_*' \
