@@ -416,17 +416,24 @@ fn cloud_init_done(target: &Target, identity: &Path, deadline: Instant) -> Resul
         .max(Duration::from_secs(5));
     // sshd may answer before cloud-init has installed the key, and cloud-init's set-passwords
     // module restarts sshd (ssh_pwauth) after its banner first shows, which can cut a connection
-    // mid-handshake (seen on Debian 13 guests): retry those until the deadline.
+    // mid-handshake (seen on Debian 13 guests): retry those until the deadline. The last refusal
+    // goes into the timeout's message: a key that is refused to the end (a guest whose
+    // cloud-init never read the seed) reads differently from an sshd that never answered.
+    let mut last_refusal = None;
     let outcome = poll_until(
         deadline,
         target.name,
         "an SSH login for cloud-init",
         || match ssh_run(target.ip, identity, "cloud-init status --wait --long", left) {
             Ok(result) => Ok(Some(Ok(result))),
-            Err(e) if e.not_ready_yet() => Ok(None),
+            Err(e) if e.not_ready_yet() => {
+                last_refusal = Some(e);
+                Ok(None)
+            }
             Err(e) => Ok(Some(Err(e))),
         },
-    )?;
+    )
+    .map_err(|timeout| naming_last_refusal(timeout, last_refusal.as_ref()))?;
     match outcome {
         Ok((0 | 2, _)) => Ok(()),
         Ok((status, out)) => Err(MkvmError::Wait {
@@ -443,8 +450,42 @@ fn cloud_init_done(target: &Target, identity: &Path, deadline: Instant) -> Resul
     }
 }
 
+/// A wait's timeout with the last refusal that kept it waiting, if there was one.
+fn naming_last_refusal(timeout: MkvmError, refusal: Option<&SshError>) -> MkvmError {
+    match (timeout, refusal) {
+        (MkvmError::Wait { node, message }, Some(refusal)) => MkvmError::Wait {
+            node,
+            message: format!("{message}; the last attempt: {refusal}"),
+        },
+        (timeout, _) => timeout,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_login_timeout_names_the_last_refusal() {
+        let timeout = || super::MkvmError::Wait {
+            node: "node-1".into(),
+            message: "timed out waiting for an SSH login for cloud-init".into(),
+        };
+        let refusal = super::SshError::Connect {
+            ip: "10.240.0.11".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let named = super::naming_last_refusal(timeout(), Some(&refusal)).to_string();
+        assert!(
+            named.ends_with(
+                "cloud-init; the last attempt: connect 10.240.0.11:22: connection refused"
+            ),
+            "{named}"
+        );
+        assert_eq!(
+            super::naming_last_refusal(timeout(), None).to_string(),
+            timeout().to_string()
+        );
+    }
+
     #[test]
     fn finds_complete_neighbour_entries_only() {
         let table = "IP address       HW type     Flags       HW address            Mask     Device
