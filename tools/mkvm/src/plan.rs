@@ -721,7 +721,10 @@ impl NodePlan {
         )
     }
 
-    /// The domain, marked as this cluster's, with the volumes it owns.
+    /// The domain, marked as this cluster's, with the volumes it owns. The seed is the first
+    /// IDE CD-ROM (`hdc`, the guest's `/dev/sr0`): scripts/image.sh's initramfs carries its
+    /// drivers and its cloud-init waits for `/dev/sr0` before looking for the seed, so moving
+    /// the seed to another bus or device means changing the image too.
     pub fn domain_xml(
         &self,
         cluster: &str,
